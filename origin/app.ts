@@ -1,0 +1,37 @@
+/**
+ * Builds the origin's Hono app from its settings and dependencies. The only
+ * place that lists the routes; each route lives in routes/<name>.ts.
+ */
+import { Hono } from 'hono';
+import type { AppSettings, OriginDeps, OriginEnv } from './types.ts';
+import { edgeAuth } from './middleware/edge-auth/index.ts';
+import { noStore } from './middleware/no-store/index.ts';
+import { onError } from './errors.ts';
+import { getCacheInfo } from './routes/nix-cache-info.ts';
+import { getNarInfo } from './routes/narinfo.ts';
+import { getNar } from './routes/nar.ts';
+import { getPublicKey } from './routes/public-key.ts';
+import { getVersion } from './routes/version.ts';
+import { getHealth } from './routes/health.ts';
+
+export function createApp(settings: AppSettings, deps: OriginDeps) {
+  const app = new Hono<OriginEnv>();
+  app.use(async (c, next) => {
+    c.set('deps', deps);
+    c.set('settings', settings);
+    await next();
+  });
+  app.use(noStore());
+  app.use(edgeAuth(settings.edgeSecret));
+
+  app.get('/nix-cache-info', getCacheInfo);
+  app.get('/v1/public-key', getPublicKey);
+  app.get('/v1/version', getVersion);
+  app.get('/health', getHealth);
+  app.get('/:file{[^/]+\\.narinfo}', getNarInfo);
+  app.get('/nar/:file', getNar);
+
+  app.notFound((c) => c.body('not found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8' }));
+  app.onError(onError);
+  return app;
+}

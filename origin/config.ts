@@ -1,0 +1,157 @@
+/**
+ * Origin configuration: a TOML (or JSON) file whose string values may read
+ * environment variables as `${NAME}` (write `$$` for a literal `$`), overridden
+ * by command-line flags. Parsed and validated once, at start-up; every problem
+ * is one line naming the key.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+
+export interface OriginConfig {
+  /** Address and port to listen on; loopback by default (cloudflared connects locally). */
+  host: string;
+  port: number;
+  /** File-system root of the store: `/` for the machine's own store. */
+  storeRoot: string;
+  /** Logical store directory, as written in store paths. */
+  storeDir: string;
+  /** Secret key files in Nix's format; every narinfo is signed with each. */
+  signKeyPaths: string[];
+  /** Shared secret the Worker sends in `x-eris-edge-secret`. */
+  edgeSecret: string;
+  /** Advertised in nix-cache-info; lower is preferred by Nix. */
+  priority: number;
+  /** How long a query waits for a write lock held by Nix before answering 503. */
+  dbBusyTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8788,
+  storeRoot: '/',
+  storeDir: '/nix/store',
+  priority: 30,
+  dbBusyTimeoutMs: 2000,
+} as const;
+
+/** Keys a config file may hold, with the field each fills. */
+const FILE_KEYS = {
+  bind: 'bind',
+  store_root: 'storeRoot',
+  store_dir: 'storeDir',
+  sign_key_paths: 'signKeyPaths',
+  edge_secret: 'edgeSecret',
+  edge_secret_file: 'edgeSecretFile',
+  priority: 'priority',
+  db_busy_timeout_ms: 'dbBusyTimeoutMs',
+} as const;
+
+type Raw = Partial<Record<(typeof FILE_KEYS)[keyof typeof FILE_KEYS], unknown>>;
+
+/** Replace `${NAME}` with the environment's value; `$$` is a literal `$`. */
+export function interpolate(value: string, env: Record<string, string | undefined>, key: string): string {
+  return value.replace(/\$\$|\$\{([^}]*)\}|\$/g, (m, name: string | undefined) => {
+    if (m === '$$') return '$';
+    if (m === '$') return '$';
+    if (!name || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(`${key}: bad variable reference ${m}`);
+    const v = env[name];
+    if (v === undefined) throw new ConfigError(`${key}: environment variable ${name} is not set`);
+    return v;
+  });
+}
+
+function interpolateAll(value: unknown, env: Record<string, string | undefined>, key: string): unknown {
+  if (typeof value === 'string') return interpolate(value, env, key);
+  if (Array.isArray(value)) return value.map((v, i) => interpolateAll(v, env, `${key}[${i}]`));
+  return value;
+}
+
+/** Parse a config file's text (TOML, or JSON when the name ends in .json). */
+export function parseConfigFile(text: string, fileName: string, env: Record<string, string | undefined>): Raw {
+  let data: Record<string, unknown>;
+  try {
+    data = fileName.endsWith('.json') ? JSON.parse(text) : (parseToml(text) as Record<string, unknown>);
+  } catch (e) {
+    throw new ConfigError(`${fileName}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`${fileName}: not a table`);
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(data)) {
+    if (!(k in FILE_KEYS)) throw new ConfigError(`${fileName}: unknown key "${k}" (known: ${Object.keys(FILE_KEYS).join(', ')})`);
+    raw[FILE_KEYS[k as keyof typeof FILE_KEYS]] = interpolateAll(v, env, k);
+  }
+  return raw as Raw;
+}
+
+const str = (key: string, v: unknown): string => {
+  if (typeof v !== 'string' || v === '') throw new ConfigError(`${key}: expected a non-empty string`);
+  return v;
+};
+
+const int = (key: string, v: unknown, min: number, max: number): number => {
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${key}: expected a whole number from ${min} to ${max}`);
+  }
+  return n;
+};
+
+export function parseBind(key: string, v: unknown): { host: string; port: number } {
+  const s = str(key, v);
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\[\]]+)):(\d+)$/.exec(s);
+  if (!m) throw new ConfigError(`${key}: expected HOST:PORT, e.g. 127.0.0.1:8788`);
+  return { host: m[1] ?? m[2]!, port: int(key, m[3], 0, 65535) };
+}
+
+export interface ConfigSources {
+  /** Values from the config file, already interpolated. */
+  file?: Raw;
+  /** Values from flags; they win over the file. */
+  flags?: Raw;
+  env: Record<string, string | undefined>;
+  readFile?: (path: string) => string;
+}
+
+/** Merge file, flags and environment into one validated config. */
+export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => readFileSync(p, 'utf8') }: ConfigSources): OriginConfig {
+  const raw: Raw = { ...file };
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) (raw as Record<string, unknown>)[k] = v;
+
+  const bind = raw.bind === undefined ? { host: DEFAULTS.host, port: DEFAULTS.port } : parseBind('bind', raw.bind);
+  const storeRoot = raw.storeRoot === undefined ? DEFAULTS.storeRoot : str('store_root', raw.storeRoot);
+  const storeDir = raw.storeDir === undefined ? DEFAULTS.storeDir : str('store_dir', raw.storeDir);
+  if (!storeDir.startsWith('/') || storeDir.endsWith('/')) throw new ConfigError('store_dir: expected an absolute path without a trailing slash');
+
+  const keys = raw.signKeyPaths ?? [];
+  if (!Array.isArray(keys) || keys.length === 0) throw new ConfigError('sign_key_paths: at least one secret key file is required (make one with `eris keygen NAME`)');
+  const signKeyPaths = keys.map((k, i) => str(`sign_key_paths[${i}]`, k));
+
+  let edgeSecret: string | undefined;
+  if (raw.edgeSecret !== undefined && raw.edgeSecretFile !== undefined) throw new ConfigError('edge_secret and edge_secret_file: set only one');
+  if (raw.edgeSecret !== undefined) edgeSecret = str('edge_secret', raw.edgeSecret);
+  else if (raw.edgeSecretFile !== undefined) {
+    const path = str('edge_secret_file', raw.edgeSecretFile);
+    try {
+      edgeSecret = readFile(path).trim();
+    } catch (e) {
+      throw new ConfigError(`edge_secret_file: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+  } else if (env.ERIS_EDGE_SECRET) edgeSecret = env.ERIS_EDGE_SECRET;
+  if (!edgeSecret) throw new ConfigError('edge_secret: required (edge_secret, edge_secret_file or $ERIS_EDGE_SECRET)');
+  if (edgeSecret.length < 16) throw new ConfigError('edge_secret: must be at least 16 characters');
+
+  return {
+    host: bind.host,
+    port: bind.port,
+    storeRoot,
+    storeDir,
+    signKeyPaths,
+    edgeSecret,
+    priority: raw.priority === undefined ? DEFAULTS.priority : int('priority', raw.priority, 0, 1_000_000),
+    dbBusyTimeoutMs: raw.dbBusyTimeoutMs === undefined ? DEFAULTS.dbBusyTimeoutMs : int('db_busy_timeout_ms', raw.dbBusyTimeoutMs, 0, 60_000),
+  };
+}

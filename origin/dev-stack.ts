@@ -1,0 +1,168 @@
+/**
+ * `npm start` (`eris dev`): the origin on this machine's store plus the Worker
+ * under `wrangler dev --local`, wired together, offline. Environment contract:
+ * ERIS_STORE_ROOT (/), ERIS_EDGE_PORT (8787), ERIS_ORIGIN_PORT (8788),
+ * ERIS_DEV_DIR (.eris-dev) holding signing-key.sec/.pub, netrc, edge-secret.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { ConfigError } from './config.ts';
+import { checkStoreRoot, storeDbPath } from './store/store.ts';
+import { createSigner } from '../shared/signing.ts';
+import { writeKeyPair } from './keygen.ts';
+import { addToken, newToken, PROJECT_DIR, WRANGLER, wranglerEnv } from './tokens.ts';
+import { DatabaseSync } from 'node:sqlite';
+
+export interface DevSettings {
+  storeRoot: string;
+  edgePort: number;
+  originPort: number;
+  devDir: string;
+}
+
+function port(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`${name} must be a port number (1-65535), got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function devSettings(env: NodeJS.ProcessEnv): DevSettings {
+  return {
+    storeRoot: resolve(env.ERIS_STORE_ROOT || '/'),
+    edgePort: port('ERIS_EDGE_PORT', env.ERIS_EDGE_PORT, 8787),
+    originPort: port('ERIS_ORIGIN_PORT', env.ERIS_ORIGIN_PORT, 8788),
+    devDir: resolve(env.ERIS_DEV_DIR || '.eris-dev'),
+  };
+}
+
+/** Signing key pair in devDir: an existing signing-key.sec (e.g. from nix-store --generate-binary-cache-key) is used as is. */
+export function ensureDevKey(devDir: string): string {
+  const sec = join(devDir, 'signing-key.sec');
+  const pub = join(devDir, 'signing-key.pub');
+  if (!existsSync(sec)) return writeKeyPair('eris-dev-1', sec, pub);
+  const signer = createSigner(readFileSync(sec, 'utf8'));
+  if (!existsSync(pub)) writeFileSync(pub, signer.publicKey, { mode: 0o644 });
+  else if (readFileSync(pub, 'utf8').trim() !== signer.publicKey) {
+    throw new ConfigError(`${pub} does not belong to ${sec}; remove one of them`);
+  }
+  return signer.publicKey;
+}
+
+function ensureSecretFile(path: string, make: () => string): string {
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const v = make();
+  writeFileSync(path, v + '\n', { mode: 0o600 });
+  return v;
+}
+
+/** The dev token: reused from an existing netrc, else new. */
+export function ensureNetrc(devDir: string): string {
+  const netrc = join(devDir, 'netrc');
+  let token = existsSync(netrc) ? /password\s+(\S+)/.exec(readFileSync(netrc, 'utf8'))?.[1] : undefined;
+  token ??= newToken();
+  writeFileSync(netrc, `machine 127.0.0.1 login dev password ${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+function samplePath(root: string): string | undefined {
+  try {
+    const db = new DatabaseSync(storeDbPath(root), { readOnly: true });
+    try {
+      const row = db.prepare("SELECT path FROM ValidPaths WHERE path NOT LIKE '%.drv' ORDER BY registrationTime DESC LIMIT 1").get() as { path: string } | undefined;
+      return row?.path;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+function pipeLines(child: ChildProcess, tag: string) {
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue;
+    createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[${tag}] ${line}\n`));
+  }
+}
+
+async function waitReady(url: string, children: ChildProcess[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const ch of children) if (ch.exitCode !== null) throw new Error(`a process of the stack exited early (code ${ch.exitCode})`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the stack did not answer ${url} within ${timeoutMs / 1000} s`);
+}
+
+export async function runDevStack(env: NodeJS.ProcessEnv): Promise<void> {
+  const s = devSettings(env);
+  const problem = checkStoreRoot(s.storeRoot, '/nix/store');
+  if (problem) throw new ConfigError(`${problem} (set ERIS_STORE_ROOT to a directory holding nix/store and nix/var/nix/db)`);
+  mkdirSync(s.devDir, { recursive: true, mode: 0o700 });
+
+  const publicKey = ensureDevKey(s.devDir);
+  const edgeSecret = ensureSecretFile(join(s.devDir, 'edge-secret'), () => randomBytes(32).toString('base64url'));
+  const token = ensureNetrc(s.devDir);
+  const state = join(s.devDir, 'wrangler-state');
+  addToken({ mode: 'local', persistTo: state }, 'dev', { scopes: ['read', 'write'], token });
+  const workerEnv = join(s.devDir, 'worker.env');
+  writeFileSync(workerEnv, `ORIGIN_URL=http://127.0.0.1:${s.originPort}\nEDGE_SECRET=${edgeSecret}\n`, { mode: 0o600 });
+
+  const origin = spawn(process.execPath, [
+    '--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'serve',
+    '--bind', `127.0.0.1:${s.originPort}`, '--store-root', s.storeRoot, '--sign-key', join(s.devDir, 'signing-key.sec'),
+  ], { env: { ...process.env, ERIS_EDGE_SECRET: edgeSecret }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const edge = spawn(WRANGLER, [
+    'dev', '--local', '--ip', '127.0.0.1', '--port', String(s.edgePort), '--show-interactive-dev-session=false',
+    '--config', join(PROJECT_DIR, 'wrangler.toml'), '--persist-to', state, '--env-file', workerEnv,
+    '--inspector-port', '0',
+  ], { env: wranglerEnv(), stdio: ['ignore', 'pipe', 'pipe'], cwd: s.devDir });
+  pipeLines(origin, 'origin');
+  pipeLines(edge, 'edge');
+
+  const children = [origin, edge];
+  let stopping = false;
+  const stop = (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
+    setTimeout(() => process.exit(code), 3000).unref();
+    Promise.all(children.map((ch) => (ch.exitCode !== null ? null : new Promise((r) => ch.once('exit', r))))).then(() => process.exit(code));
+  };
+  process.once('SIGINT', () => stop(0));
+  process.once('SIGTERM', () => stop(0));
+  for (const ch of children) ch.once('exit', (code) => {
+    if (!stopping) {
+      process.stderr.write(`eris: ${ch === origin ? 'origin' : 'wrangler dev'} exited (code ${code}); stopping\n`);
+      stop(1);
+    }
+  });
+
+  const edgeUrl = `http://127.0.0.1:${s.edgePort}`;
+  try {
+    await waitReady(`${edgeUrl}/v1/public-key`, children, 120_000);
+  } catch (e) {
+    stop(1);
+    throw e;
+  }
+  const netrc = join(s.devDir, 'netrc');
+  const example = samplePath(s.storeRoot) ?? '/nix/store/<hash>-<name>';
+  process.stdout.write(
+    `eris is serving ${join(s.storeRoot, 'nix/store')} at ${edgeUrl} (origin on 127.0.0.1:${s.originPort})\n` +
+      `public key: ${publicKey}\n` +
+      `netrc:      ${netrc}\n\n` +
+      `try it:\n  nix copy --extra-experimental-features nix-command --from ${edgeUrl} --to /tmp/eris-copy ${example} \\\n` +
+      `    --option trusted-public-keys '${publicKey}' --option netrc-file ${netrc} --option substituters ''\n\n` +
+      `Ctrl-C stops both.\n`,
+  );
+}

@@ -1,0 +1,80 @@
+/**
+ * The only code that reads Nix's store database. Opened read-only (not
+ * immutable), so paths registered after start — `nix copy --to ssh://…` — are
+ * visible at once. Queries are prepared once.
+ */
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { existsSync } from 'node:fs';
+
+export interface PathRow {
+  id: number;
+  path: string;
+  /** `sha256:<hex>` as Nix stores it. */
+  hash: string;
+  deriver: string | null;
+  narSize: number | null;
+  sigs: string | null;
+  ca: string | null;
+}
+
+export interface StoreDb {
+  /** The valid path whose hash part is `hashPart`, if any. */
+  byHashPart(hashPart: string): PathRow | undefined;
+  /** Full paths of the references of path `id`, sorted as Nix sorts them. */
+  references(id: number): string[];
+  /** True while `path` is still registered as valid. */
+  isValid(path: string): boolean;
+  close(): void;
+}
+
+export class StoreBusyError extends Error {
+  override name = 'StoreBusyError';
+}
+
+export interface OpenStoreDbOptions {
+  /** Milliseconds to wait for a write lock held by Nix before giving up. */
+  busyTimeoutMs?: number;
+}
+
+export function openStoreDb(dbPath: string, storeDir: string, options: OpenStoreDbOptions = {}): StoreDb {
+  if (!existsSync(dbPath)) throw new Error(`no Nix store database at ${dbPath}`);
+  const db = new DatabaseSync(dbPath, { readOnly: true });
+  db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 2000))}`);
+  // Fails fast on a file that is not a Nix database.
+  db.prepare('SELECT id, path, hash, deriver, narSize, sigs, ca FROM ValidPaths LIMIT 0').all();
+
+  const byPrefix: StatementSync = db.prepare(
+    'SELECT id, path, hash, deriver, narSize, sigs, ca FROM ValidPaths WHERE path >= ? ORDER BY path LIMIT 1',
+  );
+  const refs: StatementSync = db.prepare(
+    'SELECT v.path AS path FROM Refs r JOIN ValidPaths v ON r.reference = v.id WHERE r.referrer = ? ORDER BY v.path',
+  );
+  const valid: StatementSync = db.prepare('SELECT 1 AS ok FROM ValidPaths WHERE path = ?');
+
+  const run = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (/database is locked|SQLITE_BUSY|database table is locked/i.test(msg)) throw new StoreBusyError(msg);
+      throw e;
+    }
+  };
+
+  return {
+    byHashPart(hashPart) {
+      const prefix = `${storeDir}/${hashPart}`;
+      const row = run(() => byPrefix.get(prefix)) as PathRow | undefined;
+      return row && row.path.startsWith(prefix + '-') ? row : undefined;
+    },
+    references(id) {
+      return (run(() => refs.all(id)) as { path: string }[]).map((r) => r.path);
+    },
+    isValid(path) {
+      return run(() => valid.get(path)) !== undefined;
+    },
+    close() {
+      db.close();
+    },
+  };
+}

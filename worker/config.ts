@@ -1,0 +1,43 @@
+import type { Env } from './env.ts';
+
+export interface EdgeConfig {
+  originUrl: string;
+  edgeSecret: string;
+  allowAnonymous: boolean;
+  metadataTimeoutMs: number;
+  narTimeoutMs: number;
+  realm: string;
+}
+
+export class EdgeConfigError extends Error {
+  override name = 'EdgeConfigError';
+}
+
+function ms(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 100 || n > 600_000) throw new EdgeConfigError(`${name} must be a whole number of milliseconds (100..600000)`);
+  return n;
+}
+
+/** Validates the Worker's environment once per isolate. */
+export function parseEdgeConfig(env: Env): EdgeConfig {
+  let origin: URL;
+  try {
+    origin = new URL(env.ORIGIN_URL ?? '');
+  } catch {
+    throw new EdgeConfigError('ORIGIN_URL is not set to an http(s) URL');
+  }
+  if (origin.protocol !== 'http:' && origin.protocol !== 'https:') throw new EdgeConfigError('ORIGIN_URL must be http(s)');
+  if (!env.EDGE_SECRET || env.EDGE_SECRET.length < 16) throw new EdgeConfigError('EDGE_SECRET is missing or shorter than 16 characters (wrangler secret put EDGE_SECRET)');
+  const anon = (env.ALLOW_ANONYMOUS ?? 'false').toLowerCase();
+  if (anon !== 'true' && anon !== 'false') throw new EdgeConfigError('ALLOW_ANONYMOUS must be "true" or "false"');
+  return {
+    originUrl: origin.origin + origin.pathname.replace(/\/+$/, ''),
+    edgeSecret: env.EDGE_SECRET,
+    allowAnonymous: anon === 'true',
+    metadataTimeoutMs: ms('ORIGIN_TIMEOUT_MS', env.ORIGIN_TIMEOUT_MS, 10_000),
+    narTimeoutMs: ms('NAR_TIMEOUT_MS', env.NAR_TIMEOUT_MS, 30_000),
+    realm: env.REALM || 'eris',
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * Authenticates users: HTTP Basic as Nix sends it from a netrc file (login =
+ * user, password = token) or `Authorization: Bearer <token>`. A failure is a
+ * 401 with `WWW-Authenticate` and no hint which part was wrong.
+ */
+import type { MiddlewareHandler } from 'hono';
+import { sha256Hex, type TokenRecord, type TokenStore } from '../../tokens.ts';
+import type { EdgeEnv } from '../../types.ts';
+
+export interface AuthOptions {
+  tokens: TokenStore;
+  realm: string;
+  allowAnonymous: boolean;
+  /** Paths anyone may read (the public key, the landing page). */
+  publicPaths: ReadonlySet<string>;
+  /** Scope a request needs. */
+  scopeFor?: (method: string) => string;
+  now?: () => number;
+}
+
+interface Credentials {
+  user?: string;
+  token: string;
+}
+
+export function parseAuthorization(header: string | undefined): Credentials | null {
+  if (!header) return null;
+  const sp = header.indexOf(' ');
+  if (sp < 0) return null;
+  const scheme = header.slice(0, sp).toLowerCase();
+  const value = header.slice(sp + 1).trim();
+  if (scheme === 'bearer') return value ? { token: value } : null;
+  if (scheme !== 'basic') return null;
+  let decoded: string;
+  try {
+    decoded = atob(value);
+  } catch {
+    return null;
+  }
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  const token = decoded.slice(colon + 1);
+  return token ? { user: decoded.slice(0, colon), token } : null;
+}
+
+export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
+  const scopeFor = options.scopeFor ?? ((m: string) => (m === 'GET' || m === 'HEAD' ? 'read' : 'write'));
+  const now = options.now ?? Date.now;
+  const deny = (realm: string) =>
+    new Response('authentication required\n', {
+      status: 401,
+      headers: { 'WWW-Authenticate': `Basic realm="${realm}", charset="UTF-8"`, 'Content-Type': 'text/plain; charset=utf-8' },
+    });
+
+  return async function authMiddleware(c, next) {
+    if (options.publicPaths.has(c.req.path)) return next();
+    const creds = parseAuthorization(c.req.header('Authorization'));
+    if (!creds) {
+      if (options.allowAnonymous && scopeFor(c.req.method) === 'read') {
+        c.set('user', 'anonymous');
+        return next();
+      }
+      c.set('authFailure', 'missing credentials');
+      return deny(options.realm);
+    }
+    if (creds.token.length > 512) {
+      c.set('authFailure', 'oversized token');
+      return deny(options.realm);
+    }
+    const record: TokenRecord | null = await options.tokens.get(await sha256Hex(creds.token));
+    const scope = scopeFor(c.req.method);
+    const ok = record !== null &&
+      (creds.user === undefined || creds.user === record.user) &&
+      (!record.expires || Date.parse(record.expires) > now()) &&
+      (record.scopes.includes(scope) || (scope === 'read' && record.scopes.includes('write')));
+    if (!ok) {
+      c.set('authFailure', record ? 'token not valid for this user, scope or time' : 'unknown token');
+      return deny(options.realm);
+    }
+    c.set('user', record.user);
+    return next();
+  };
+}

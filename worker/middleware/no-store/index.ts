@@ -1,0 +1,17 @@
+/** Every edge response — errors included — says `Cache-Control: private, no-store`. */
+import type { MiddlewareHandler } from 'hono';
+import type { EdgeEnv } from '../../types.ts';
+
+export const NO_STORE = 'private, no-store';
+
+export function noStore(): MiddlewareHandler<EdgeEnv> {
+  return async function noStoreMiddleware(c, next) {
+    await next();
+    // Responses from fetch() have immutable headers: rebuild around the same body stream.
+    const res = new Response(c.res.body, c.res);
+    res.headers.set('Cache-Control', NO_STORE);
+    res.headers.delete('Set-Cookie');
+    c.res = undefined as unknown as Response;
+    c.res = res;
+  };
+}

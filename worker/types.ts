@@ -1,0 +1,3 @@
+export type EdgeEnv = {
+  Variables: { user?: string; authFailure?: string };
+};
