@@ -6,6 +6,7 @@ import { Hono } from 'hono';
 import type { AppSettings, OriginDeps, OriginEnv } from './types.ts';
 import { edgeAuth } from './middleware/edge-auth/index.ts';
 import { noStore } from './middleware/no-store/index.ts';
+import { contentLength } from './middleware/content-length/index.ts';
 import { onError } from './errors.ts';
 import { getCacheInfo } from './routes/nix-cache-info.ts';
 import { getNarInfo } from './routes/narinfo.ts';
@@ -22,6 +23,7 @@ export function createApp(settings: AppSettings, deps: OriginDeps) {
     await next();
   });
   app.use(noStore());
+  app.use(contentLength());
   app.use(edgeAuth(settings.edgeSecret));
 
   app.get('/nix-cache-info', getCacheInfo);

@@ -49,17 +49,15 @@ export async function getNar(c: Context<OriginEnv>) {
     'Content-Length': String(info.narSize),
     'Cache-Control': NO_STORE,
   };
-  const isHead = c.req.method === 'HEAD';
   const out = c.env?.outgoing;
-  if (!out) {
-    // Without a Node response (app.request in tests) fall back to a web stream.
-    return new Response(isHead ? null : (Readable.toWeb(store.nar(info)) as ReadableStream), { status: 200, headers });
+  if (c.req.method === 'HEAD' || !out) {
+    // HEAD, or no Node response to write to (app.request in tests): a plain Response.
+    const body = c.req.method === 'HEAD' ? null : (Readable.toWeb(store.nar(info)) as ReadableStream);
+    return new Response(body, { status: 200, headers });
   }
   out.writeHead(200, headers);
-  if (isHead) {
-    out.end();
-    return RESPONSE_ALREADY_SENT;
-  }
+  // Headers leave at once: a proxy (Cloudflare closes reads idle for 120 s) sees the response start immediately.
+  out.flushHeaders();
   const started = performance.now();
   pipeline(store.nar(info), out).then(
     () => log.info({ msg: 'nar sent', path: info.storePath, bytes: info.narSize, ms: Math.round(performance.now() - started) }),

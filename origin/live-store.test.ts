@@ -1,0 +1,72 @@
+/**
+ * The origin serves the live store: paths registered after it started are
+ * served at once, and a path whose files no longer match its registered NAR
+ * size ends in a broken connection, never a clean short or long body.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseNarInfo } from '../shared/narinfo.ts';
+import { storePathBaseName } from '../shared/store-path.ts';
+import { startTestOrigin, type TestOrigin } from '../test/helpers/origin.ts';
+import { nixEnv, NIX_FLAGS } from '../test/helpers/nix.ts';
+
+const fixture = inject('fixture');
+const hashOf = (p: string) => storePathBaseName(p).slice(0, 32);
+
+function copyInto(root: string, path: string) {
+  execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--from', fixture!.root, '--to', root, path], { env: nixEnv(), stdio: 'pipe' });
+}
+
+describe.skipIf(!fixture)('origin on a changing store', () => {
+  let dir: string;
+  let root: string;
+  let origin: TestOrigin;
+  const [leaf, dep, top] = [...(fixture?.closure ?? [])].sort((a, b) => rank(a) - rank(b));
+  function rank(p: string) {
+    return p.endsWith('-eris-leaf') ? 0 : p.endsWith('-eris-dep') ? 1 : 2;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'eris-live-'));
+    root = join(dir, 'root');
+    copyInto(root, leaf!);
+    origin = await startTestOrigin(root);
+  });
+  afterAll(async () => {
+    await origin?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves a path copied into the store after start, at once', async () => {
+    expect((await origin.get(`/${hashOf(dep!)}.narinfo`)).status).toBe(404);
+    copyInto(root, top!); // brings dep along
+    const res = await origin.get(`/${hashOf(dep!)}.narinfo`);
+    expect(res.status).toBe(200);
+    expect(parseNarInfo(await res.text()).storePath).toBe(dep);
+  });
+
+  /** Downloads the NAR of `path`; resolves only if the whole body arrived cleanly. */
+  async function downloadNar(path: string) {
+    const info = parseNarInfo(await (await origin.get(`/${hashOf(path)}.narinfo`)).text());
+    const res = await origin.get('/' + info.url);
+    expect(res.headers.get('content-length')).toBe(String(info.narSize));
+    return res.arrayBuffer();
+  }
+
+  it('breaks the connection when a file grew after registration', async () => {
+    const file = join(root, dep!, 'share/a');
+    appendFileSync(file, 'grown'.repeat(20)); // past the 8-byte padding, so the NAR size changes
+    await expect(downloadNar(dep!)).rejects.toThrow();
+    truncateSync(file, 1);
+    // Still serving others.
+    expect((await origin.get(`/${hashOf(leaf!)}.narinfo`)).status).toBe(200);
+  });
+
+  it('breaks the connection when a file shrank after registration', async () => {
+    truncateSync(join(root, top!, 'dep-ref'), 3);
+    await expect(downloadNar(top!)).rejects.toThrow();
+  });
+});

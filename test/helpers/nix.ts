@@ -1,0 +1,73 @@
+/** Running the real Nix client in tests. */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const NIX_FLAGS = ['--extra-experimental-features', 'nix-command'];
+
+export function hasNix(): boolean {
+  try {
+    execFileSync('nix', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Single-user Nix as root; no substituters that would reach the network. */
+export function nixEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, NIX_REMOTE: '', NIX_CONFIG: 'substituters =\nsandbox = false', ...extra };
+}
+
+/** Nix needed here: skip when absent on a laptop, fail under CI. */
+export const nixMissing = !hasNix() && process.env.CI !== 'true';
+
+export interface NixResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runNix(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<NixResult> {
+  // A fresh cache dir: Nix remembers nix-cache-info and misses per substituter URL.
+  const cache = mkdtempSync(join(tmpdir(), 'eris-nix-cache-'));
+  return new Promise((resolve, reject) => {
+    const child = spawn('nix', [...NIX_FLAGS, ...args], { env: nixEnv({ XDG_CACHE_HOME: cache, ...options.env }) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`nix ${args.join(' ')} timed out\n${stderr}`));
+    }, options.timeoutMs ?? 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      rmSync(cache, { recursive: true, force: true });
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface CopyOptions {
+  from: string;
+  paths: string[];
+  to: string;
+  trustedKeys: string;
+  netrc?: string;
+}
+
+/** `nix copy --from <cache>` into a fresh store root, checking signatures against `trustedKeys`. */
+export function nixCopy(o: CopyOptions): Promise<NixResult> {
+  const args = ['copy', '--from', o.from, '--to', o.to, ...o.paths,
+    '--option', 'trusted-public-keys', o.trustedKeys, '--option', 'substituters', '',
+    '--option', 'connect-timeout', '5', '--option', 'download-attempts', '1'];
+  if (o.netrc) args.push('--option', 'netrc-file', o.netrc);
+  return runNix(args);
+}
+
+export function narDump(path: string, root?: string): Buffer {
+  const args = root ? ['--store', root, 'store', 'dump-path', path] : ['store', 'dump-path', path];
+  return execFileSync('nix', [...NIX_FLAGS, ...args], { env: nixEnv(), maxBuffer: 1 << 30 });
+}

@@ -1,0 +1,105 @@
+/** Starting the real parts (origin CLI, wrangler dev) on free loopback ports, with bounded waits. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { PROJECT_DIR, WRANGLER, wranglerEnv } from '../../origin/tokens.ts';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+export function startProcess(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
+  const child = spawn(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return {
+    child,
+    output: () => out,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const t = setTimeout(() => {
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {}
+        }, 5000);
+        child.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        try {
+          process.kill(-child.pid!, 'SIGTERM'); // the whole group: wrangler starts workerd
+        } catch {
+          resolve();
+        }
+      }),
+  };
+}
+
+export async function waitFor(url: string, proc: Proc, timeoutMs = 90_000, init?: RequestInit): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`process exited early:\n${proc.output()}`);
+    try {
+      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(2000) });
+      await res.body?.cancel();
+      if (res.status < 500) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms:\n${proc.output()}`);
+}
+
+export interface OriginProc extends Proc {
+  url: string;
+  port: number;
+}
+
+/** The origin as users run it: `eris serve` in its own process. */
+export async function startOriginCli(o: { root: string; keyFiles: string[]; edgeSecret: string; port?: number }): Promise<OriginProc> {
+  const port = o.port ?? (await freePort());
+  const args = ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'serve', '--bind', `127.0.0.1:${port}`, '--store-root', o.root];
+  for (const k of o.keyFiles) args.push('--sign-key', k);
+  const proc = startProcess(process.execPath, args, { env: { ...process.env, ERIS_EDGE_SECRET: o.edgeSecret } });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/health`, proc, 20_000);
+  return { ...proc, url, port };
+}
+
+export interface EdgeProc extends Proc {
+  url: string;
+  port: number;
+  persistTo: string;
+}
+
+/** The Worker in workerd via `wrangler dev --local`, offline. */
+export async function startEdge(o: { originUrl: string; edgeSecret: string; vars?: Record<string, string>; persistTo?: string }): Promise<EdgeProc> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'eris-edge-'));
+  const persistTo = o.persistTo ?? join(dir, 'state');
+  const envFile = join(dir, 'worker.env');
+  writeFileSync(envFile, `ORIGIN_URL=${o.originUrl}\nEDGE_SECRET=${o.edgeSecret}\n`);
+  const args = ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', '0',
+    '--show-interactive-dev-session=false', '--config', join(PROJECT_DIR, 'wrangler.toml'), '--persist-to', persistTo, '--env-file', envFile];
+  for (const [k, v] of Object.entries(o.vars ?? {})) args.push('--var', `${k}:${v}`);
+  const proc = startProcess(WRANGLER, args, { env: wranglerEnv(), cwd: dir });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${url}/nix-cache-info`, proc, 120_000);
+  return { ...proc, url, port, persistTo };
+}
