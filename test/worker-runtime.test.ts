@@ -64,7 +64,7 @@ describe('edge Worker in workerd', () => {
 
   it('refuses missing and wrong credentials with 401, no-store, and never reaches the origin', async () => {
     const before = seen.length;
-    for (const headers of [{}, { Authorization: 'Basic ' + btoa('alice:nope') }, { Authorization: 'Basic ' + btoa(`bob:${token}`) }, { Authorization: 'Bearer nope' }]) {
+    for (const headers of [{} as Record<string, string>, { Authorization: 'Basic ' + btoa('alice:nope') }, { Authorization: 'Basic ' + btoa(`bob:${token}`) }, { Authorization: 'Bearer nope' }]) {
       const res = await get('/abc.narinfo', { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toContain('Basic realm="eris"');

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, interpolate, parseConfigFile, resolveConfig } from './config.ts';
+
+const env = { ERIS_EDGE_SECRET: 'from-env-secret-0123456789', HOME_DIR: '/var/lib/eris' };
+
+describe('origin config', () => {
+  it('reads TOML with ${VAR} interpolation and fills defaults', () => {
+    const file = parseConfigFile(
+      'bind = "127.0.0.1:9000"\nsign_key_paths = ["${HOME_DIR}/key.sec"]\nedge_secret = "${ERIS_EDGE_SECRET}"\npriority = 40\n',
+      'eris.toml',
+      env,
+    );
+    expect(resolveConfig({ file, env: {} })).toEqual({
+      host: '127.0.0.1',
+      port: 9000,
+      storeRoot: '/',
+      storeDir: '/nix/store',
+      signKeyPaths: ['/var/lib/eris/key.sec'],
+      edgeSecret: env.ERIS_EDGE_SECRET,
+      priority: 40,
+      dbBusyTimeoutMs: 2000,
+    });
+  });
+
+  it('lets flags win over the file and takes the edge secret from $ERIS_EDGE_SECRET', () => {
+    const file = parseConfigFile('bind = "127.0.0.1:9000"\nsign_key_paths = ["/k"]\n', 'eris.toml', env);
+    const c = resolveConfig({ file, flags: { bind: '[::1]:9001' }, env });
+    expect([c.host, c.port, c.edgeSecret]).toEqual(['::1', 9001, env.ERIS_EDGE_SECRET]);
+  });
+
+  it('keeps $$ as a literal dollar and leaves a lone $ alone', () => {
+    expect(interpolate('a$$b$c', {}, 'k')).toBe('a$b$c');
+  });
+
+  it('fails with one line naming the key', () => {
+    const cases: [() => unknown, RegExp][] = [
+      [() => parseConfigFile('edge_secret = "${NOPE}"', 'e.toml', {}), /^edge_secret: environment variable NOPE is not set$/],
+      [() => parseConfigFile('colour = "blue"', 'e.toml', {}), /unknown key "colour"/],
+      [() => parseConfigFile('bind = ', 'e.toml', {}), /^e\.toml: /],
+      [() => resolveConfig({ file: { bind: 'localhost', signKeyPaths: ['/k'] }, env }), /^bind: expected HOST:PORT/],
+      [() => resolveConfig({ file: { signKeyPaths: ['/k'], priority: 'high' }, env }), /^priority: expected a whole number/],
+      [() => resolveConfig({ file: { signKeyPaths: [] }, env }), /^sign_key_paths: at least one/],
+      [() => resolveConfig({ file: { signKeyPaths: ['/k'] }, env: {} }), /^edge_secret: required/],
+      [() => resolveConfig({ file: { signKeyPaths: ['/k'], edgeSecret: 'short' }, env: {} }), /at least 16/],
+      [() => resolveConfig({ file: { signKeyPaths: ['/k'], edgeSecretFile: '/nonexistent/secret' }, env: {} }), /^edge_secret_file: cannot read \/nonexistent\/secret: ENOENT$/],
+    ];
+    for (const [fn, re] of cases) {
+      let err: unknown;
+      try {
+        fn();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(re);
+      expect((err as Error).message).not.toContain('\n');
+    }
+  });
+});
