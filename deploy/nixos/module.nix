@@ -1,0 +1,404 @@
+# NixOS module for the eris origin, and optionally the Cloudflare tunnel in front of it.
+#
+#   imports = [ /path/to/eris/deploy/nixos/module.nix ];
+#   services.eris = {
+#     enable = true;
+#     package = pkgs.writeShellScriptBin "eris" ''
+#       exec ${pkgs.nodejs_22}/bin/node --disable-warning=ExperimentalWarning /opt/eris/origin/cli.ts "$@"
+#     '';
+#     signKeyPaths = [ "/etc/eris/signing-key.sec" ];   # root:adm 0640
+#     environmentFile = "/etc/eris/eris.env";           # ERIS_EDGE_SECRET=...
+#   };
+#
+# See deploy/README.md for the whole deployment (keys, Worker, tokens, clients).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption mkEnableOption mkIf types;
+
+  cfg = config.services.eris;
+  tunnel = cfg.cloudflared;
+
+  tomlFormat = pkgs.formats.toml { };
+  yamlFormat = pkgs.formats.yaml { };
+
+  # `bind` as origin/config.ts reads it: HOST:PORT or [IPV6]:PORT.
+  bindMatch = builtins.match "([[]([0-9a-fA-F:]+)[]]|([^:]+)):([0-9]+)" cfg.bind;
+  bindV6 = if bindMatch == null then null else builtins.elemAt bindMatch 1;
+  bindHost = if bindMatch == null then "" else if bindV6 != null then bindV6 else builtins.elemAt bindMatch 2;
+  bindPort = if bindMatch == null then 0 else lib.toInt (builtins.elemAt bindMatch 3);
+  # Where a client on this host (cloudflared) reaches the origin.
+  localOriginUrl =
+    let
+      host =
+        if bindHost == "0.0.0.0" then "127.0.0.1"
+        else if bindHost == "::" then "[::1]"
+        else if bindV6 != null then "[${bindV6}]"
+        else bindHost;
+    in
+    "http://${host}:${toString bindPort}";
+  bindIsLoopback = bindHost == "localhost" || bindHost == "::1" || lib.hasPrefix "127." bindHost;
+
+  # The store the origin reads; storeRoot "/" is this machine's own store.
+  rootPrefix = lib.removeSuffix "/" (toString cfg.storeRoot);
+  storeDb = "${rootPrefix}/nix/var/nix/db/db.sqlite";
+
+  # toString, not interpolation: a path literal must not be copied into the world-readable store.
+  keyPaths = map toString cfg.signKeyPaths;
+
+  settings = {
+    bind = cfg.bind;
+    store_root = toString cfg.storeRoot;
+    sign_key_paths = keyPaths;
+    priority = cfg.priority;
+  } // cfg.extraConfig;
+  configFile = tomlFormat.generate "eris.toml" settings;
+
+  # CIDR lines of deploy/cloudflare-ips.txt; comment and blank lines are dropped.
+  parseRanges =
+    text:
+    lib.filter (r: r != "") (
+      map (
+        line:
+        let
+          m = builtins.match "[[:space:]]*([^#[:space:]]*).*" line;
+        in
+        if m == null then "" else builtins.head m
+      ) (lib.splitString "\n" text)
+    );
+  isCidr = r: builtins.match "[0-9.]+/[0-9]+|[0-9a-fA-F:]+/[0-9]+" r != null;
+  rangesV4 = lib.filter (r: !lib.hasInfix ":" r) cfg.cloudflareRanges;
+  rangesV6 = lib.filter (r: lib.hasInfix ":" r) cfg.cloudflareRanges;
+
+  tunnelCredentials = "/run/credentials/eris-cloudflared.service/credentials.json";
+  tunnelConfig = {
+    tunnel = tunnel.tunnelId;
+    credentials-file = tunnelCredentials;
+    # QUIC (cloudflared's default) has corrupted large streamed bodies for other Nix
+    # caches: attic users saw "Bad NAR Hash or Size" until they forced HTTP/2
+    # (zhaofengli/attic#281). HTTP/2 runs over TCP 443.
+    protocol = "http2";
+    no-autoupdate = true;
+    ingress = [
+      {
+        hostname = tunnel.hostname;
+        service = localOriginUrl;
+        originRequest = {
+          connectTimeout = "10s";
+        }
+        // lib.optionalAttrs tunnel.access.required {
+          access = {
+            required = true;
+            teamName = tunnel.access.teamName;
+            audTag = tunnel.access.audTag;
+          };
+        };
+      }
+      { service = "http_status:404"; }
+    ];
+  };
+  tunnelConfigFile = yamlFormat.generate "eris-cloudflared.yml" tunnelConfig;
+
+  # Shared by both services: systemd sandboxing for a network daemon that only reads files.
+  hardening = {
+    DynamicUser = true;
+    NoNewPrivileges = true;
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    PrivateMounts = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    CapabilityBoundingSet = "";
+    AmbientCapabilities = "";
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+    ];
+    SystemCallErrorNumber = "EPERM";
+    UMask = "0077";
+  };
+in
+{
+  options.services.eris = {
+    enable = mkEnableOption "the eris origin (a private Nix binary cache served from the live /nix/store)";
+
+    package = mkOption {
+      type = types.package;
+      example = lib.literalExpression ''
+        pkgs.writeShellScriptBin "eris" '''
+          exec ''${pkgs.nodejs_22}/bin/node --disable-warning=ExperimentalWarning /opt/eris/origin/cli.ts "$@"
+        '''
+      '';
+      description = ''
+        A package providing `bin/eris`, which runs `origin/cli.ts` with Node.js 22.18 or newer
+        (a checkout with `npm ci --omit=dev` done). Node refuses to strip types from files
+        under a `node_modules` directory, so the eris sources must not live in one.
+      '';
+    };
+
+    bind = mkOption {
+      type = types.str;
+      default = "127.0.0.1:8788";
+      description = "HOST:PORT (or [IPV6]:PORT) the origin listens on. Loopback is right when cloudflared runs on this host.";
+    };
+
+    storeRoot = mkOption {
+      type = types.path;
+      default = "/";
+      description = "File-system root holding nix/store and nix/var/nix/db; `/` is this machine's store.";
+    };
+
+    signKeyPaths = mkOption {
+      type = types.listOf types.path;
+      example = [ "/etc/eris/signing-key.sec" ];
+      description = ''
+        Secret key files in Nix's format (`nix-store --generate-binary-cache-key` or `eris keygen`);
+        every narinfo is signed with each. Keep them out of the Nix store, readable by
+        `keyGroup` (root:adm 0640).
+      '';
+    };
+
+    keyGroup = mkOption {
+      type = types.str;
+      default = "adm";
+      description = "Supplementary group of the (dynamic) service user, for reading the signing keys.";
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/etc/eris/eris.env";
+      description = ''
+        systemd EnvironmentFile (read by systemd as root, so it may be root:root 0600) that sets
+        `ERIS_EDGE_SECRET`, the secret the Worker sends (`wrangler secret put EDGE_SECRET`).
+        The origin uses it when the config has neither `edge_secret` nor `edge_secret_file`.
+      '';
+    };
+
+    priority = mkOption {
+      type = types.ints.between 0 1000000;
+      default = 30;
+      description = "Priority advertised in nix-cache-info; Nix prefers lower values.";
+    };
+
+    extraConfig = mkOption {
+      type = tomlFormat.type;
+      default = { };
+      example = {
+        db_busy_timeout_ms = 5000;
+      };
+      description = ''
+        More keys for eris.toml (see origin/config.ts; unknown keys are rejected at start).
+        String values may read the service's environment as `''${NAME}`; `$$` is a literal `$`.
+      '';
+    };
+
+    openFirewallForCloudflare = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Open the origin's port to Cloudflare's address ranges only (`cloudflareRanges`), for an
+        origin reached directly instead of through a tunnel. Needs the iptables firewall backend
+        and a non-loopback `bind`. Every Cloudflare customer's traffic comes from these ranges:
+        the edge secret, not the firewall, is what authenticates the Worker.
+      '';
+    };
+
+    cloudflareRanges = mkOption {
+      type = types.listOf types.str;
+      default = parseRanges (builtins.readFile ../cloudflare-ips.txt);
+      defaultText = lib.literalMD "the CIDRs in `deploy/cloudflare-ips.txt` (refresh with `deploy/refresh-cloudflare-ips.sh`)";
+      description = "Source ranges allowed by `openFirewallForCloudflare`.";
+    };
+
+    cloudflared = {
+      enable = mkEnableOption "a Cloudflare named tunnel (cloudflared) to the origin";
+
+      package = mkOption {
+        type = types.package;
+        default = pkgs.cloudflared;
+        defaultText = lib.literalExpression "pkgs.cloudflared";
+        description = "The cloudflared package.";
+      };
+
+      tunnelId = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "6ff42ae2-765d-4adf-8112-31c55c1551ef";
+        description = "UUID of the tunnel (`cloudflared tunnel create eris`).";
+      };
+
+      credentialsFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = "/etc/eris/tunnel.json";
+        description = "The tunnel's credentials JSON; handed to the service with LoadCredential, so it may be root-only.";
+      };
+
+      hostname = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "eris-origin.example.com";
+        description = "Public hostname routed to the tunnel (`cloudflared tunnel route dns`); the Worker's ORIGIN_URL is https://<hostname>.";
+      };
+
+      access = {
+        required = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            Make cloudflared reject requests without a valid Cloudflare Access token for this
+            application (Access Service Auth). The Worker would then have to send a service token,
+            which eris does not do yet: leave this off unless you add that.
+          '';
+        };
+        teamName = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          description = "Zero Trust team name (the <team> of <team>.cloudflareaccess.com).";
+        };
+        audTag = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          description = "Application Audience (AUD) tags of the Access application.";
+        };
+      };
+    };
+  };
+
+  config = mkIf cfg.enable (lib.mkMerge [
+    {
+      assertions = [
+        {
+          assertion = bindMatch != null;
+          message = "services.eris.bind must be HOST:PORT or [IPV6]:PORT, got \"${cfg.bind}\".";
+        }
+        {
+          assertion = cfg.signKeyPaths != [ ];
+          message = "services.eris.signKeyPaths needs at least one secret key file.";
+        }
+        {
+          assertion = lib.all (p: !lib.hasPrefix builtins.storeDir p) keyPaths;
+          message = "services.eris.signKeyPaths: a secret key in the Nix store is world-readable; give a path outside it as a string.";
+        }
+        {
+          assertion =
+            cfg.environmentFile != null || cfg.extraConfig ? edge_secret || cfg.extraConfig ? edge_secret_file;
+          message = "services.eris: set environmentFile (with ERIS_EDGE_SECRET=...) or extraConfig.edge_secret_file.";
+        }
+      ];
+
+      users.groups.${cfg.keyGroup} = { };
+
+      systemd.services.eris = {
+        description = "eris Nix binary cache origin";
+        wantedBy = [ "multi-user.target" ];
+        after = [ "network.target" ];
+        serviceConfig = hardening // {
+          Type = "simple";
+          # Nix's DB is in WAL mode: a reader needs db.sqlite-wal and -shm, which only root may
+          # create in /nix/var/nix/db, and the last Nix process to close the DB deletes them. A
+          # read-only open by root ("+": outside the sandbox) leaves them in place; the origin,
+          # once open, keeps them from being deleted. Without this the service user fails on an
+          # idle host with "attempt to write a readonly database". If Nix removes them in between,
+          # the start fails and Restart= tries again.
+          ExecStartPre = "+${lib.getBin pkgs.sqlite}/bin/sqlite3 -readonly ${storeDb} 'SELECT 1 FROM ValidPaths LIMIT 0'";
+          ExecStart = "${cfg.package}/bin/eris serve --config ${configFile}";
+          EnvironmentFile = lib.optional (cfg.environmentFile != null) (toString cfg.environmentFile);
+          Restart = "on-failure";
+          RestartSec = 2;
+          SupplementaryGroups = [ cfg.keyGroup ];
+          # ProtectSystem=strict already makes everything read-only; say so explicitly for the store.
+          ReadOnlyPaths = [
+            "-${rootPrefix}/nix/store"
+            "-${rootPrefix}/nix/var/nix/db"
+          ];
+          RestrictAddressFamilies = [
+            "AF_INET"
+            "AF_INET6"
+            "AF_UNIX"
+          ];
+          # Node's JIT needs writable+executable memory.
+          MemoryDenyWriteExecute = false;
+          LimitNOFILE = 65536;
+        };
+      };
+    }
+
+    (mkIf cfg.openFirewallForCloudflare {
+      assertions = [
+        {
+          assertion = !config.networking.nftables.enable;
+          message = "services.eris.openFirewallForCloudflare uses iptables rules (networking.firewall.extraCommands); it does not work with networking.nftables.enable.";
+        }
+        {
+          assertion = lib.all isCidr cfg.cloudflareRanges && rangesV4 != [ ];
+          message = "services.eris.cloudflareRanges must be CIDRs (check deploy/cloudflare-ips.txt).";
+        }
+      ];
+      warnings = lib.optional bindIsLoopback "services.eris.openFirewallForCloudflare is set but the origin binds to loopback (${cfg.bind}); nothing outside this host can reach it.";
+      networking.firewall.extraCommands =
+        lib.concatMapStrings (
+          r: "iptables -w -A nixos-fw -p tcp -s ${r} --dport ${toString bindPort} -j nixos-fw-accept\n"
+        ) rangesV4
+        + lib.optionalString config.networking.enableIPv6 (
+          lib.concatMapStrings (
+            r: "ip6tables -w -A nixos-fw -p tcp -s ${r} --dport ${toString bindPort} -j nixos-fw-accept\n"
+          ) rangesV6
+        );
+    })
+
+    (mkIf tunnel.enable {
+      assertions = [
+        {
+          assertion = tunnel.tunnelId != null && tunnel.credentialsFile != null && tunnel.hostname != null;
+          message = "services.eris.cloudflared needs tunnelId, credentialsFile and hostname.";
+        }
+        {
+          assertion = tunnel.access.required -> (tunnel.access.teamName != null && tunnel.access.audTag != [ ]);
+          message = "services.eris.cloudflared.access.required needs teamName and audTag.";
+        }
+      ];
+
+      systemd.services.eris-cloudflared = {
+        description = "Cloudflare tunnel to the eris origin";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [
+          "network-online.target"
+          "eris.service"
+        ];
+        serviceConfig = hardening // {
+          Type = "simple";
+          ExecStart = "${tunnel.package}/bin/cloudflared tunnel --no-autoupdate --config ${tunnelConfigFile} run";
+          LoadCredential = [ "credentials.json:${toString tunnel.credentialsFile}" ];
+          Restart = "on-failure";
+          RestartSec = 5;
+          RestrictAddressFamilies = [
+            "AF_INET"
+            "AF_INET6"
+            "AF_UNIX"
+            "AF_NETLINK"
+          ];
+          MemoryDenyWriteExecute = true;
+        };
+      };
+    })
+  ]);
+}
