@@ -9,7 +9,9 @@ import { noStore } from './middleware/no-store/index.ts';
 import { contentLength } from './middleware/content-length/index.ts';
 import { onError } from './errors.ts';
 import { getCacheInfo } from './routes/nix-cache-info.ts';
-import { getNarInfo } from './routes/narinfo.ts';
+import { getListing, getNarInfo } from './routes/narinfo.ts';
+import { getBuildLog } from './routes/log.ts';
+import { getMetrics } from './routes/metrics.ts';
 import { getNar } from './routes/nar.ts';
 import { getPublicKey } from './routes/public-key.ts';
 import { getVersion } from './routes/version.ts';
@@ -22,6 +24,14 @@ export function createApp(settings: AppSettings, deps: OriginDeps) {
     c.set('settings', settings);
     await next();
   });
+  app.use(async function countRequests(c, next) {
+    await next();
+    // NAR streams record themselves when they finish.
+    if (c.res.headers.get('x-hono-already-sent')) return;
+    deps.metrics.request(c.req.routePath, c.res.status);
+    const len = c.res.headers.get('content-length');
+    if (len && c.req.method !== 'HEAD') deps.metrics.sent(c.req.routePath, Number(len));
+  });
   app.use(noStore());
   app.use(contentLength());
   app.use(edgeAuth(settings.edgeSecret));
@@ -30,8 +40,11 @@ export function createApp(settings: AppSettings, deps: OriginDeps) {
   app.get('/v1/public-key', getPublicKey);
   app.get('/v1/version', getVersion);
   app.get('/health', getHealth);
+  app.get('/metrics', getMetrics);
   app.get('/:file{[^/]+\\.narinfo}', getNarInfo);
+  app.get('/:file{[^/]+\\.ls}', getListing);
   app.get('/nar/:file', getNar);
+  app.get('/log/:drv', getBuildLog);
 
   app.notFound((c) => c.body('not found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8' }));
   app.onError(onError);

@@ -19,6 +19,10 @@ describe('origin config', () => {
       edgeSecret: env.ERIS_EDGE_SECRET,
       priority: 40,
       dbBusyTimeoutMs: 2000,
+      compression: 'none',
+      compressionLevel: 3,
+      narCacheDir: undefined,
+      narCacheMaxBytes: 10 * 1024 ** 3,
     });
   });
 
@@ -43,6 +47,8 @@ describe('origin config', () => {
       [() => resolveConfig({ file: { signKeyPaths: ['/k'] }, env: {} }), /^edge_secret: required/],
       [() => resolveConfig({ file: { signKeyPaths: ['/k'], edgeSecret: 'short' }, env: {} }), /at least 16/],
       [() => resolveConfig({ file: { signKeyPaths: ['/k'], edgeSecretFile: '/nonexistent/secret' }, env: {} }), /^edge_secret_file: cannot read \/nonexistent\/secret: ENOENT$/],
+      [() => resolveConfig({ file: { signKeyPaths: ['/k'], compression: 'bzip2' }, env }), /^compression: expected "none", "zstd" or "xz"$/],
+      [() => resolveConfig({ file: { signKeyPaths: ['/k'], compression: 'zstd', compressionLevel: 30 }, env }), /^compression_level: expected a whole number from 1 to 19$/],
     ];
     for (const [fn, re] of cases) {
       let err: unknown;

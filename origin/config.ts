@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
+import { defaultLevel, type Compression } from './store/compress.ts';
 
 export interface OriginConfig {
   /** Address and port to listen on; loopback by default (cloudflared connects locally). */
@@ -23,6 +24,12 @@ export interface OriginConfig {
   priority: number;
   /** How long a query waits for a write lock held by Nix before answering 503. */
   dbBusyTimeoutMs: number;
+  /** How NARs are served: `none` (default), `zstd` (on the fly) or `xz` (needs the xz program). */
+  compression: Compression;
+  compressionLevel: number;
+  /** Directory for the on-disk cache of compressed NARs; none when undefined. */
+  narCacheDir?: string;
+  narCacheMaxBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -36,6 +43,7 @@ export const DEFAULTS = {
   storeDir: '/nix/store',
   priority: 30,
   dbBusyTimeoutMs: 2000,
+  narCacheMaxBytes: 10 * 1024 ** 3,
 } as const;
 
 /** Keys a config file may hold, with the field each fills. */
@@ -48,6 +56,10 @@ const FILE_KEYS = {
   edge_secret_file: 'edgeSecretFile',
   priority: 'priority',
   db_busy_timeout_ms: 'dbBusyTimeoutMs',
+  compression: 'compression',
+  compression_level: 'compressionLevel',
+  nar_cache_dir: 'narCacheDir',
+  nar_cache_max_bytes: 'narCacheMaxBytes',
 } as const;
 
 type Raw = Partial<Record<(typeof FILE_KEYS)[keyof typeof FILE_KEYS], unknown>>;
@@ -144,6 +156,10 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
   if (!edgeSecret) throw new ConfigError('edge_secret: required (edge_secret, edge_secret_file or $ERIS_EDGE_SECRET)');
   if (edgeSecret.length < 16) throw new ConfigError('edge_secret: must be at least 16 characters');
 
+  const compression = raw.compression === undefined ? 'none' : str('compression', raw.compression);
+  if (compression !== 'none' && compression !== 'zstd' && compression !== 'xz') throw new ConfigError('compression: expected "none", "zstd" or "xz"');
+  const [minLevel, maxLevel] = compression === 'xz' ? [0, 9] : [1, 19];
+
   return {
     host: bind.host,
     port: bind.port,
@@ -153,5 +169,9 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     edgeSecret,
     priority: raw.priority === undefined ? DEFAULTS.priority : int('priority', raw.priority, 0, 1_000_000),
     dbBusyTimeoutMs: raw.dbBusyTimeoutMs === undefined ? DEFAULTS.dbBusyTimeoutMs : int('db_busy_timeout_ms', raw.dbBusyTimeoutMs, 0, 60_000),
+    compression,
+    compressionLevel: raw.compressionLevel === undefined ? defaultLevel(compression) : int('compression_level', raw.compressionLevel, minLevel, maxLevel),
+    narCacheDir: raw.narCacheDir === undefined ? undefined : str('nar_cache_dir', raw.narCacheDir),
+    narCacheMaxBytes: raw.narCacheMaxBytes === undefined ? DEFAULTS.narCacheMaxBytes : int('nar_cache_max_bytes', raw.narCacheMaxBytes, 0, Number.MAX_SAFE_INTEGER),
   };
 }

@@ -11,6 +11,9 @@ import { createStore } from './store/store.ts';
 import { createSigner, type Signer } from '../shared/signing.ts';
 import { ConfigError, type OriginConfig } from './config.ts';
 import { createLogger, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { createSignatureCache } from './signature-cache.ts';
+import { createNarCache, type NarCache } from './store/nar-cache.ts';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -44,9 +47,27 @@ export async function startOrigin(config: OriginConfig, log: Logger = createLogg
   } catch (e) {
     throw new ConfigError(`store_root: ${(e as Error).message}`);
   }
+  const metrics = new Metrics();
+  let narCache: NarCache | undefined;
+  if (config.narCacheDir) {
+    try {
+      narCache = createNarCache(config.narCacheDir, config.narCacheMaxBytes);
+    } catch (e) {
+      throw new ConfigError(`nar_cache_dir: ${(e as Error).message}`);
+    }
+    const cache = narCache;
+    metrics.gauges.eris_nar_cache_bytes = () => cache.totalBytes;
+  }
   const app = createApp(
-    { storeDir: config.storeDir, priority: config.priority, edgeSecret: config.edgeSecret, version: VERSION },
-    { store, signers, log },
+    {
+      storeDir: config.storeDir,
+      priority: config.priority,
+      edgeSecret: config.edgeSecret,
+      version: VERSION,
+      compression: config.compression,
+      compressionLevel: config.compressionLevel,
+    },
+    { store, signers, log, metrics, signatures: createSignatureCache(signers, 50_000, metrics), narCache },
   );
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   // Slow or abandoned clients must not pile up: bounded time to send headers.

@@ -2,12 +2,19 @@ import type { HttpBindings } from '@hono/node-server';
 import type { Store } from './store/store.ts';
 import type { Signer } from '../shared/signing.ts';
 import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { SignatureCache } from './signature-cache.ts';
+import type { NarCache } from './store/nar-cache.ts';
+import type { Compression } from './store/compress.ts';
 
 /** What the routes need; built once in main.ts (or by a test). */
 export interface OriginDeps {
   store: Store;
   signers: Signer[];
   log: Logger;
+  metrics: Metrics;
+  signatures: SignatureCache;
+  narCache?: NarCache;
 }
 
 export interface AppSettings {
@@ -15,6 +22,8 @@ export interface AppSettings {
   priority: number;
   edgeSecret: string;
   version: string;
+  compression: Compression;
+  compressionLevel: number;
 }
 
 /** Hono environment of the origin app. Bindings are absent under app.request() in tests. */

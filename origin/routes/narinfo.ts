@@ -3,39 +3,62 @@ import { renderNarInfo } from '../../shared/narinfo.ts';
 import { fingerprint } from '../../shared/fingerprint.ts';
 import { isHashPart, storePathBaseName } from '../../shared/store-path.ts';
 import type { PathInfo } from '../store/store.ts';
-import type { Signer } from '../../shared/signing.ts';
-import type { OriginEnv } from '../types.ts';
+import type { OriginEnv, OriginDeps, AppSettings } from '../types.ts';
 import { badRequest, notFound } from '../errors.ts';
+import { URL_SUFFIX } from '../store/compress.ts';
 
-/** The URL we advertise: the store hash part and the NAR hash, nix-serve style. */
-export function narUrl(info: PathInfo): string {
-  return `nar/${info.hashPart}-${info.narHash.slice('sha256:'.length)}.nar`;
+/** The NAR URL we advertise: store hash part and NAR hash, nix-serve style, plus the compression suffix. */
+export function narUrl(info: PathInfo, suffix = '.nar'): string {
+  return `nar/${info.hashPart}-${info.narHash.slice('sha256:'.length)}${suffix}`;
 }
 
-export function narInfoText(info: PathInfo, signers: readonly Signer[]): string {
+export function narInfoText(info: PathInfo, deps: Pick<OriginDeps, 'signers' | 'signatures' | 'narCache'>, settings: Pick<AppSettings, 'compression'>): string {
   const fp = fingerprint(info.storePath, info.narHash, info.narSize, info.references);
-  const ours = new Set(signers.map((s) => s.name));
+  const ours = new Set(deps.signers.map((s) => s.name));
   // Keep signatures already in the DB (e.g. from another cache) unless one of our keys replaces them.
   const kept = info.sigs.filter((s) => !ours.has(s.slice(0, s.indexOf(':'))));
+  let url = narUrl(info);
+  let fileHash: string | undefined;
+  let fileSize: number | undefined;
+  if (settings.compression !== 'none') {
+    const suffix = URL_SUFFIX[settings.compression];
+    url = narUrl(info, suffix);
+    // Exact FileHash/FileSize once the compressed NAR is in the on-disk cache; until then Nix does without.
+    const cached = deps.narCache?.get(info.narHash.slice(7) + suffix);
+    if (cached) [fileHash, fileSize] = [cached.fileHash, cached.fileSize];
+  }
   return renderNarInfo({
     storePath: info.storePath,
-    url: narUrl(info),
-    compression: 'none',
+    url,
+    compression: settings.compression,
+    fileHash,
+    fileSize,
     narHash: info.narHash,
     narSize: info.narSize,
     references: info.references.map(storePathBaseName),
     deriver: info.deriver ? storePathBaseName(info.deriver) : undefined,
-    sigs: [...kept, ...signers.map((s) => s.sign(fp))],
+    sigs: [...kept, ...deps.signatures.sign(fp)],
     ca: info.ca,
   });
 }
 
-export function getNarInfo(c: Context<OriginEnv>) {
+function lookupOr404(c: Context<OriginEnv>, ext: string): PathInfo {
   const file = c.req.param('file') ?? '';
-  const hashPart = file.slice(0, -'.narinfo'.length);
-  if (!isHashPart(hashPart)) throw badRequest('malformed narinfo name: expected <32-character nix32 hash>.narinfo');
-  const { store, signers } = c.get('deps');
-  const info = store.lookup(hashPart);
+  const hashPart = file.slice(0, -ext.length);
+  if (!isHashPart(hashPart)) throw badRequest(`malformed name: expected <32-character nix32 hash>${ext}`);
+  const info = c.get('deps').store.lookup(hashPart);
   if (!info) throw notFound('no such path');
-  return c.body(narInfoText(info, signers), 200, { 'Content-Type': 'text/x-nix-narinfo' });
+  return info;
+}
+
+export function getNarInfo(c: Context<OriginEnv>) {
+  const info = lookupOr404(c, '.narinfo');
+  return c.body(narInfoText(info, c.get('deps'), c.get('settings')), 200, { 'Content-Type': 'text/x-nix-narinfo' });
+}
+
+/** `<hash>.ls`: the file listing `nix store ls --store https://…` reads instead of downloading the NAR. */
+export async function getListing(c: Context<OriginEnv>) {
+  const info = lookupOr404(c, '.ls');
+  const listing = await c.get('deps').store.listing(info);
+  return c.body(JSON.stringify(listing), 200, { 'Content-Type': 'application/json' });
 }

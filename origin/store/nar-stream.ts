@@ -3,6 +3,9 @@
  * bounded by the chunk size, whatever the NAR size. Strings are u64-LE length +
  * bytes + zero padding to 8; directory entries are sorted by name bytes; a
  * regular file is executable when its owner x bit is set.
+ *
+ * The same walk serves byte ranges (file contents wholly before the range are
+ * never read) and listings (no contents read at all, NAR offsets recorded).
  */
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -11,10 +14,15 @@ const CHUNK = 256 * 1024;
 const FLUSH_AT = 64 * 1024;
 const PAD = Buffer.alloc(8);
 
-/** Buffers small metadata writes so they leave as few large chunks. */
+/** A piece of NAR: bytes, or a count of bytes skipped without being produced. */
+type Piece = Buffer | number;
+
+/** Buffers small metadata writes so they leave as few large chunks; tracks the NAR offset. */
 class Writer {
   private parts: Buffer[] = [];
   private size = 0;
+  /** Offset in the NAR of the next byte written. */
+  pos = 0;
 
   str(s: string | Buffer): void {
     const b = typeof s === 'string' ? Buffer.from(s) : s;
@@ -37,6 +45,7 @@ class Writer {
   raw(b: Buffer): void {
     this.parts.push(b);
     this.size += b.length;
+    this.pos += b.length;
   }
 
   get pending(): number {
@@ -55,29 +64,47 @@ export class NarSourceChangedError extends Error {
   override name = 'NarSourceChangedError';
 }
 
-async function* dumpFile(path: Buffer, size: number, w: Writer): AsyncGenerator<Buffer> {
+/** What a listing learns about each node. */
+export type ListingNode =
+  | { type: 'directory'; entries: Record<string, ListingNode> }
+  | { type: 'regular'; size: number; executable?: true; narOffset: number }
+  | { type: 'symlink'; target: string };
+
+interface Walk {
+  /** File contents ending at or before this offset are skipped, not read. */
+  skipBefore: number;
+  /** Called for every node with its listing entry. */
+  onNode?: (node: ListingNode, parent: ListingNode | null, name: string | null) => void;
+}
+
+async function* dumpFile(path: Buffer, size: number, w: Writer, walk: Walk): AsyncGenerator<Piece> {
   w.u64(size);
   if (size === 0) return;
+  if (w.pos + size <= walk.skipBefore) {
+    if (w.pending) yield w.take();
+    w.pos += size;
+    yield size;
+    w.pad(size);
+    return;
+  }
   const fh = await open(path, 'r');
   try {
-    let left = size;
-    // Small files ride along with the metadata in one chunk.
     if (size <= FLUSH_AT) {
+      // Small files ride along with the metadata in one chunk.
       const buf = Buffer.allocUnsafe(size);
       const { bytesRead } = await fh.read(buf, 0, size, 0);
       if (bytesRead !== size) throw new NarSourceChangedError(`file shrank while reading: ${path.toString()}`);
       w.raw(buf);
-      left = 0;
     } else {
       if (w.pending) yield w.take();
       let pos = 0;
-      while (left > 0) {
-        const n = Math.min(CHUNK, left);
+      while (pos < size) {
+        const n = Math.min(CHUNK, size - pos);
         const buf = Buffer.allocUnsafe(n);
         const { bytesRead } = await fh.read(buf, 0, n, pos);
         if (bytesRead === 0) throw new NarSourceChangedError(`file shrank while reading: ${path.toString()}`);
         pos += bytesRead;
-        left -= bytesRead;
+        w.pos += bytesRead;
         yield bytesRead === n ? buf : buf.subarray(0, bytesRead);
       }
     }
@@ -87,33 +114,43 @@ async function* dumpFile(path: Buffer, size: number, w: Writer): AsyncGenerator<
   w.pad(size);
 }
 
-async function* dumpNode(path: Buffer, w: Writer): AsyncGenerator<Buffer> {
+async function* dumpNode(path: Buffer, w: Writer, walk: Walk, parent: ListingNode | null, name: string | null): AsyncGenerator<Piece> {
   const st = await lstat(path);
   w.str('(');
   w.str('type');
   if (st.isSymbolicLink()) {
+    const target = await readlink(path, { encoding: 'buffer' });
+    walk.onNode?.({ type: 'symlink', target: target.toString() }, parent, name);
     w.str('symlink');
     w.str('target');
-    w.str(await readlink(path, { encoding: 'buffer' }));
+    w.str(target);
   } else if (st.isFile()) {
     w.str('regular');
-    if (st.mode & 0o100) {
+    const executable = (st.mode & 0o100) !== 0;
+    if (executable) {
       w.str('executable');
       w.str('');
     }
     w.str('contents');
-    yield* dumpFile(path, st.size, w);
+    if (walk.onNode) {
+      const node: ListingNode = { type: 'regular', size: st.size, narOffset: w.pos + 8 };
+      if (executable) node.executable = true;
+      walk.onNode(node, parent, name);
+    }
+    yield* dumpFile(path, st.size, w, walk);
   } else if (st.isDirectory()) {
     w.str('directory');
+    const node: ListingNode = { type: 'directory', entries: {} };
+    walk.onNode?.(node, parent, name);
     const names = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare);
     const slash = Buffer.from('/');
-    for (const name of names) {
+    for (const child of names) {
       w.str('entry');
       w.str('(');
       w.str('name');
-      w.str(name);
+      w.str(child);
       w.str('node');
-      yield* dumpNode(Buffer.concat([path, slash, name]), w);
+      yield* dumpNode(Buffer.concat([path, slash, child]), w, walk, node, child.toString());
       w.str(')');
       if (w.pending >= FLUSH_AT) yield w.take();
     }
@@ -123,29 +160,69 @@ async function* dumpNode(path: Buffer, w: Writer): AsyncGenerator<Buffer> {
   w.str(')');
 }
 
-/** The NAR of `path`, as chunks. */
-export async function* narChunks(path: string): AsyncGenerator<Buffer> {
+async function* walkNar(path: string, walk: Walk): AsyncGenerator<Piece> {
   const w = new Writer();
   w.str('nix-archive-1');
-  yield* dumpNode(Buffer.from(path), w);
+  yield* dumpNode(Buffer.from(path), w, walk, null, null);
   if (w.pending) yield w.take();
 }
 
+/** The whole NAR of `path`, as chunks. */
+export async function* narChunks(path: string): AsyncGenerator<Buffer> {
+  for await (const p of walkNar(path, { skipBefore: 0 })) if (typeof p !== 'number') yield p;
+}
+
+/** Bytes [start, end) of the NAR of `path`; errors if the NAR is shorter than `end`. */
+export async function* narRange(path: string, start: number, end: number): AsyncGenerator<Buffer> {
+  let pos = 0;
+  for await (const p of walkNar(path, { skipBefore: start })) {
+    if (typeof p === 'number') {
+      pos += p;
+      continue;
+    }
+    const s = pos;
+    pos += p.length;
+    if (pos <= start) continue;
+    yield p.subarray(Math.max(0, start - s), Math.min(p.length, end - s));
+    if (pos >= end) return;
+  }
+  if (pos < end) throw new NarSourceChangedError(`NAR of ${path} ended at ${pos}, before ${end}`);
+}
+
+/** The listing `nix store ls` reads from `<hash>.ls`: the tree with sizes and NAR offsets. */
+export async function narListing(path: string): Promise<{ version: 1; root: ListingNode }> {
+  let root: ListingNode | undefined;
+  const walk: Walk = {
+    skipBefore: Number.POSITIVE_INFINITY,
+    onNode(node, parent, name) {
+      if (parent === null) root = node;
+      else if (parent.type === 'directory') parent.entries[name!] = node;
+    },
+  };
+  for await (const _ of walkNar(path, walk)) {
+    // Only metadata is produced; contents are skipped.
+  }
+  return { version: 1, root: root! };
+}
+
 /**
- * A readable NAR stream that fails (instead of ending cleanly) when the bytes
- * produced differ from `expectedSize`, e.g. because the path changed on disk.
+ * A readable stream of NAR bytes [start, end) that fails (instead of ending
+ * cleanly) when the bytes produced differ from what the DB registered.
  */
-export function narStream(path: string, expectedSize?: number): Readable {
+export function narStream(path: string, expectedSize?: number, range?: { start: number; end: number }): Readable {
   async function* checked(): AsyncGenerator<Buffer> {
-    let sent = 0;
-    for await (const chunk of narChunks(path)) {
+    const start = range?.start ?? 0;
+    const end = range?.end ?? expectedSize ?? Number.POSITIVE_INFINITY;
+    const source = range ? narRange(path, start, end) : narChunks(path);
+    let sent = start;
+    for await (const chunk of source) {
       sent += chunk.length;
       if (expectedSize !== undefined && sent > expectedSize) {
         throw new NarSourceChangedError(`NAR of ${path} grew beyond its registered size ${expectedSize}`);
       }
       yield chunk;
     }
-    if (expectedSize !== undefined && sent !== expectedSize) {
+    if (expectedSize !== undefined && !range && sent !== expectedSize) {
       throw new NarSourceChangedError(`NAR of ${path} is ${sent} bytes, registered as ${expectedSize}`);
     }
   }

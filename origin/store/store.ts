@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
-import { isHashPart } from '../../shared/store-path.ts';
+import { isHashPart, isStorePathBaseName } from '../../shared/store-path.ts';
 import { openStoreDb, type StoreDb } from './db.ts';
-import { narStream } from './nar-stream.ts';
+import { narListing, narStream, type ListingNode } from './nar-stream.ts';
 
 export interface PathInfo {
   /** Full store path, e.g. `/nix/store/<hash>-<name>`. */
@@ -32,6 +32,12 @@ export interface Store {
   lookup(hashPart: string): PathInfo | undefined;
   /** The NAR of a path returned by lookup. The stream errors if the path changes under it. */
   nar(info: PathInfo): Readable;
+  /** Bytes [start, end) of the NAR. */
+  narRange(info: PathInfo, start: number, end: number): Readable;
+  /** The `.ls` listing of a path. */
+  listing(info: PathInfo): Promise<{ version: 1; root: ListingNode }>;
+  /** The build log file of a derivation (by base name), plain or .bz2, if the log directory has one. */
+  buildLog(drvBaseName: string): { path: string; bzip2: boolean } | undefined;
   /** True while the path is still valid in the DB. */
   isValid(storePath: string): boolean;
   close(): void;
@@ -85,6 +91,20 @@ export function createStore(options: StoreOptions): Store {
     nar(info) {
       // storePath came from the DB and starts with storeDir + '/<hash>-'; join keeps it under root.
       return narStream(join(root, info.storePath), info.narSize);
+    },
+    narRange(info, start, end) {
+      return narStream(join(root, info.storePath), info.narSize, { start, end });
+    },
+    listing(info) {
+      return narListing(join(root, info.storePath));
+    },
+    buildLog(drvBaseName) {
+      // The name shape is checked, so the path cannot leave the log directory.
+      if (!drvBaseName.endsWith('.drv') || !isStorePathBaseName(drvBaseName)) throw new Error('invalid derivation name');
+      const plain = join(root, 'nix/var/log/nix/drvs', drvBaseName.slice(0, 2), drvBaseName.slice(2));
+      if (existsSync(plain)) return { path: plain, bzip2: false };
+      if (existsSync(plain + '.bz2')) return { path: plain + '.bz2', bzip2: true };
+      return undefined;
     },
     isValid(storePath) {
       return db.isValid(storePath);

@@ -1,0 +1,55 @@
+/**
+ * Prometheus text-format metrics for the origin: requests by route and
+ * status, bytes sent, NAR stream durations, signature cache hits. Plain
+ * counters in memory: cheap enough for the hot path.
+ */
+const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300];
+
+export class Metrics {
+  private requests = new Map<string, number>();
+  private bytes = new Map<string, number>();
+  private narBuckets = new Array<number>(DURATION_BUCKETS.length).fill(0);
+  private narCount = 0;
+  private narSum = 0;
+  private narFailures = 0;
+  sigCacheHits = 0;
+  sigCacheMisses = 0;
+  private readonly started = Date.now();
+  gauges: Record<string, () => number> = {};
+
+  request(route: string, status: number): void {
+    const k = `route="${route}",status="${status}"`;
+    this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
+  }
+
+  sent(route: string, n: number): void {
+    const k = `route="${route}"`;
+    this.bytes.set(k, (this.bytes.get(k) ?? 0) + n);
+  }
+
+  narStream(seconds: number, ok: boolean): void {
+    if (!ok) this.narFailures++;
+    this.narCount++;
+    this.narSum += seconds;
+    for (let i = 0; i < DURATION_BUCKETS.length; i++) if (seconds <= DURATION_BUCKETS[i]!) this.narBuckets[i]!++;
+  }
+
+  render(): string {
+    const out: string[] = [];
+    const counter = (name: string, help: string, m: Map<string, number>) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
+      for (const [k, v] of m) out.push(`${name}{${k}} ${v}`);
+    };
+    counter('eris_requests_total', 'HTTP requests by route and status.', this.requests);
+    counter('eris_sent_bytes_total', 'Response body bytes sent, by route.', this.bytes);
+    out.push('# HELP eris_nar_stream_seconds Time to stream a NAR to the client.', '# TYPE eris_nar_stream_seconds histogram');
+    DURATION_BUCKETS.forEach((b, i) => out.push(`eris_nar_stream_seconds_bucket{le="${b}"} ${this.narBuckets[i]}`));
+    out.push(`eris_nar_stream_seconds_bucket{le="+Inf"} ${this.narCount}`, `eris_nar_stream_seconds_sum ${this.narSum}`, `eris_nar_stream_seconds_count ${this.narCount}`);
+    out.push('# HELP eris_nar_stream_failures_total NAR streams that ended in an error or an abort.', '# TYPE eris_nar_stream_failures_total counter', `eris_nar_stream_failures_total ${this.narFailures}`);
+    out.push('# HELP eris_signature_cache_hits_total narinfo signatures served from the cache.', '# TYPE eris_signature_cache_hits_total counter', `eris_signature_cache_hits_total ${this.sigCacheHits}`);
+    out.push('# HELP eris_signature_cache_misses_total narinfo signatures computed.', '# TYPE eris_signature_cache_misses_total counter', `eris_signature_cache_misses_total ${this.sigCacheMisses}`);
+    for (const [name, fn] of Object.entries(this.gauges)) out.push(`# TYPE ${name} gauge`, `${name} ${fn()}`);
+    out.push('# TYPE eris_uptime_seconds gauge', `eris_uptime_seconds ${(Date.now() - this.started) / 1000}`);
+    return out.join('\n') + '\n';
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * narinfo signatures keyed by fingerprint (which holds the path, NAR hash,
+ * size and references, so a changed path gets a new key). Bounded LRU.
+ */
+import type { Signer } from '../shared/signing.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface SignatureCache {
+  sign(fingerprint: string): string[];
+}
+
+export function createSignatureCache(signers: readonly Signer[], maxEntries: number, metrics?: Metrics): SignatureCache {
+  const cache = new Map<string, string[]>();
+  return {
+    sign(fp) {
+      const hit = cache.get(fp);
+      if (hit) {
+        cache.delete(fp);
+        cache.set(fp, hit);
+        if (metrics) metrics.sigCacheHits++;
+        return hit;
+      }
+      if (metrics) metrics.sigCacheMisses++;
+      const sigs = signers.map((s) => s.sign(fp));
+      cache.set(fp, sigs);
+      if (cache.size > maxEntries) cache.delete(cache.keys().next().value!);
+      return sigs;
+    },
+  };
+}

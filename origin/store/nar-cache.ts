@@ -1,0 +1,150 @@
+/**
+ * A bounded on-disk cache of compressed NARs, so narinfo can advertise exact
+ * FileHash/FileSize and repeated downloads skip compression.
+ *
+ * Layout: `<dir>/<key>` (data) + `<dir>/<key>.json` ({fileHash, fileSize});
+ * writes go to `<dir>/tmp/` and are renamed into place (meta first, data last)
+ * only when complete, so a crash never leaves a partial file that is served.
+ * Entries are evicted least-recently-used once the total exceeds maxBytes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { encodeNix32 } from '../../shared/nix32.ts';
+
+export interface CacheEntry {
+  path: string;
+  /** `sha256:<nix32>` of the compressed file. */
+  fileHash: string;
+  fileSize: number;
+}
+
+export interface NarCache {
+  get(key: string): CacheEntry | undefined;
+  /**
+   * A pass-through stream that also writes what flows through it into the
+   * cache under `key`; the entry appears only if the stream ends cleanly.
+   * Returns undefined when that key is already being written.
+   */
+  tee(key: string): Transform | undefined;
+  readonly totalBytes: number;
+}
+
+const KEY_RE = /^[0-9a-z]{52}\.nar\.(zstd|xz)$/;
+
+export function createNarCache(dir: string, maxBytes: number, onEvict?: (key: string) => void): NarCache {
+  const tmp = join(dir, 'tmp');
+  rmSync(tmp, { recursive: true, force: true }); // leftovers of a crash are never served
+  mkdirSync(tmp, { recursive: true });
+  const index = new Map<string, CacheEntry>(); // insertion order = least recently used first
+  let total = 0;
+  const writing = new Set<string>();
+
+  const drop = (key: string) => {
+    for (const f of [join(dir, key), join(dir, key + '.json')]) if (existsSync(f)) unlinkSync(f);
+  };
+
+  // Rebuild the index; anything incomplete or inconsistent is removed.
+  const found = readdirSync(dir).filter((f) => KEY_RE.test(f));
+  const withTime = found.map((key) => {
+    try {
+      const meta = JSON.parse(readFileSync(join(dir, key + '.json'), 'utf8')) as { fileHash: string; fileSize: number };
+      const st = statSync(join(dir, key));
+      if (st.size !== meta.fileSize || typeof meta.fileHash !== 'string') throw new Error('size mismatch');
+      return { key, entry: { path: join(dir, key), fileHash: meta.fileHash, fileSize: meta.fileSize }, t: st.atimeMs };
+    } catch {
+      drop(key);
+      return undefined;
+    }
+  });
+  for (const e of withTime.filter((x) => x !== undefined).sort((a, b) => a.t - b.t)) {
+    index.set(e.key, e.entry);
+    total += e.entry.fileSize;
+  }
+  for (const f of readdirSync(dir)) if (f.endsWith('.json') && !index.has(f.slice(0, -5))) unlinkSync(join(dir, f));
+
+  const evict = () => {
+    for (const [key, e] of index) {
+      if (total <= maxBytes) break;
+      index.delete(key);
+      total -= e.fileSize;
+      drop(key);
+      onEvict?.(key);
+    }
+  };
+  evict();
+
+  return {
+    get totalBytes() {
+      return total;
+    },
+    get(key) {
+      const e = index.get(key);
+      if (!e) return undefined;
+      if (!existsSync(e.path)) {
+        index.delete(key);
+        total -= e.fileSize;
+        return undefined;
+      }
+      index.delete(key);
+      index.set(key, e); // most recently used
+      return e;
+    },
+    tee(key) {
+      if (!KEY_RE.test(key)) throw new Error(`bad cache key ${key}`);
+      if (writing.has(key) || index.has(key)) return undefined;
+      writing.add(key);
+      const tmpPath = join(tmp, `${key}.${randomBytes(6).toString('hex')}`);
+      const file = createWriteStream(tmpPath, { flags: 'wx' });
+      const hash = createHash('sha256');
+      let size = 0;
+      let failed = false;
+      const cleanup = () => {
+        writing.delete(key);
+        rmSync(tmpPath, { force: true });
+      };
+      file.on('error', () => {
+        failed = true;
+      });
+      return new Transform({
+        transform(chunk: Buffer, _enc, cb: TransformCallback) {
+          hash.update(chunk);
+          size += chunk.length;
+          if (failed) return cb(null, chunk); // a full disk must not break the download
+          file.write(chunk, (err) => {
+            if (err) failed = true;
+            cb(null, chunk);
+          });
+        },
+        flush(cb) {
+          file.end(() => {
+            try {
+              if (failed) throw new Error('cache write failed');
+              const fd = openSync(tmpPath, 'r');
+              fsyncSync(fd);
+              closeSync(fd);
+              const entry: CacheEntry = { path: join(dir, key), fileHash: `sha256:${encodeNix32(hash.digest())}`, fileSize: size };
+              const metaTmp = tmpPath + '.json';
+              writeFileSync(metaTmp, JSON.stringify({ fileHash: entry.fileHash, fileSize: entry.fileSize }));
+              renameSync(metaTmp, join(dir, key + '.json'));
+              renameSync(tmpPath, entry.path);
+              index.set(key, entry);
+              total += size;
+              writing.delete(key);
+              evict();
+            } catch {
+              cleanup();
+            }
+            cb();
+          });
+        },
+        destroy(err, cb) {
+          file.destroy();
+          if (writing.has(key) && !index.has(key)) cleanup();
+          cb(err);
+        },
+      });
+    },
+  };
+}
