@@ -71,6 +71,7 @@ let
       ) (lib.splitString "\n" text)
     );
   isCidr = r: builtins.match "[0-9.]+/[0-9]+|[0-9a-fA-F:]+/[0-9]+" r != null;
+  firewallPorts = if cfg.cloudflarePorts == null then [ bindPort ] else cfg.cloudflarePorts;
   rangesV4 = lib.filter (r: !lib.hasInfix ":" r) cfg.cloudflareRanges;
   rangesV6 = lib.filter (r: lib.hasInfix ":" r) cfg.cloudflareRanges;
 
@@ -201,7 +202,8 @@ in
       type = tomlFormat.type;
       default = { };
       example = {
-        db_busy_timeout_ms = 5000;
+        compression = "zstd";
+        nar_cache_dir = "/var/cache/eris";
       };
       description = ''
         More keys for eris.toml (see origin/config.ts; unknown keys are rejected at start).
@@ -213,10 +215,21 @@ in
       type = types.bool;
       default = false;
       description = ''
-        Open the origin's port to Cloudflare's address ranges only (`cloudflareRanges`), for an
-        origin reached directly instead of through a tunnel. Needs the iptables firewall backend
-        and a non-loopback `bind`. Every Cloudflare customer's traffic comes from these ranges:
+        Open the origin's port (or `cloudflarePorts`) to Cloudflare's address ranges only
+        (`cloudflareRanges`), for an origin reached directly instead of through a tunnel. Needs the
+        iptables firewall backend. Every Cloudflare customer's traffic comes from these ranges:
         the edge secret, not the firewall, is what authenticates the Worker.
+      '';
+    };
+
+    cloudflarePorts = mkOption {
+      type = types.nullOr (types.listOf types.port);
+      default = null;
+      example = [ 443 ];
+      description = ''
+        TCP ports `openFirewallForCloudflare` opens; null means the origin's own port (from `bind`).
+        Use [ 443 ] when a TLS-terminating proxy (Full (strict) TLS, Authenticated Origin Pulls)
+        sits in front of a loopback origin.
       '';
     };
 
@@ -310,6 +323,8 @@ in
         description = "eris Nix binary cache origin";
         wantedBy = [ "multi-user.target" ];
         after = [ "network.target" ];
+        # `compression = "xz"` runs the xz program.
+        path = [ pkgs.xz ];
         serviceConfig = hardening // {
           Type = "simple";
           # Nix's DB is in WAL mode: a reader needs db.sqlite-wal and -shm, which only root may
@@ -324,6 +339,8 @@ in
           Restart = "on-failure";
           RestartSec = 2;
           SupplementaryGroups = [ cfg.keyGroup ];
+          # The one writable place: /var/cache/eris, for `nar_cache_dir` (compressed NARs).
+          CacheDirectory = "eris";
           # ProtectSystem=strict already makes everything read-only; say so explicitly for the store.
           ReadOnlyPaths = [
             "-${rootPrefix}/nix/store"
@@ -352,16 +369,19 @@ in
           message = "services.eris.cloudflareRanges must be CIDRs (check deploy/cloudflare-ips.txt).";
         }
       ];
-      warnings = lib.optional bindIsLoopback "services.eris.openFirewallForCloudflare is set but the origin binds to loopback (${cfg.bind}); nothing outside this host can reach it.";
+      warnings = lib.optional (cfg.cloudflarePorts == null && bindIsLoopback) "services.eris.openFirewallForCloudflare is set but the origin binds to loopback (${cfg.bind}); nothing outside this host can reach it.";
       networking.firewall.extraCommands =
-        lib.concatMapStrings (
-          r: "iptables -w -A nixos-fw -p tcp -s ${r} --dport ${toString bindPort} -j nixos-fw-accept\n"
-        ) rangesV4
-        + lib.optionalString config.networking.enableIPv6 (
-          lib.concatMapStrings (
-            r: "ip6tables -w -A nixos-fw -p tcp -s ${r} --dport ${toString bindPort} -j nixos-fw-accept\n"
-          ) rangesV6
-        );
+        let
+          rules =
+            cmd: ranges:
+            lib.concatMapStrings (
+              port:
+              lib.concatMapStrings (
+                r: "${cmd} -w -A nixos-fw -p tcp -s ${r} --dport ${toString port} -j nixos-fw-accept\n"
+              ) ranges
+            ) firewallPorts;
+        in
+        rules "iptables" rangesV4 + lib.optionalString config.networking.enableIPv6 (rules "ip6tables" rangesV6);
     })
 
     (mkIf tunnel.enable {
