@@ -72,10 +72,11 @@ export interface OriginProc extends Proc {
 }
 
 /** The origin as users run it: `eris serve` in its own process. */
-export async function startOriginCli(o: { root: string; keyFiles: string[]; edgeSecret: string; port?: number }): Promise<OriginProc> {
+export async function startOriginCli(o: { root: string; keyFiles: string[]; edgeSecret: string; port?: number; extraArgs?: string[] }): Promise<OriginProc> {
   const port = o.port ?? (await freePort());
   const args = ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'serve', '--bind', `127.0.0.1:${port}`, '--store-root', o.root];
   for (const k of o.keyFiles) args.push('--sign-key', k);
+  args.push(...(o.extraArgs ?? []));
   const proc = startProcess(process.execPath, args, { env: { ...process.env, ERIS_EDGE_SECRET: o.edgeSecret } });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/health`, proc, 20_000);
