@@ -9,6 +9,7 @@ import { auth } from './middleware/auth/index.ts';
 import { createProxy, type FetchOrigin } from './proxy.ts';
 import type { EdgeConfig } from './config.ts';
 import type { TokenStore } from './tokens.ts';
+import { landingPage } from './routes/landing.ts';
 
 export interface WorkerDeps {
   config: EdgeConfig;
@@ -17,7 +18,7 @@ export interface WorkerDeps {
   log?: (line: Record<string, unknown>) => void;
 }
 
-export const PUBLIC_PATHS = new Set(['/v1/public-key']);
+export const PUBLIC_PATHS = new Set(['/', '/v1/public-key']);
 
 /** Paths whose raw form hides separators or dots: the auth check and the origin must see the same path. */
 function suspiciousPath(rawUrl: string): string | null {
@@ -63,6 +64,8 @@ export function createWorkerApp(deps: WorkerDeps) {
     fetchOrigin: deps.fetchOrigin,
     timeoutFor: (path) => (path.startsWith('/nar/') ? config.narTimeoutMs : config.metadataTimeoutMs),
   });
+  app.get('/', landingPage({ originUrl: config.originUrl, edgeSecret: config.edgeSecret, fetchOrigin: deps.fetchOrigin,
+    timeoutMs: config.metadataTimeoutMs, allowAnonymous: config.allowAnonymous }));
   app.on(['GET', 'HEAD'], '*', proxy);
   app.all('*', (c) => c.text('method not allowed\n', 405, { Allow: 'GET, HEAD' }));
   app.onError((err, c) => {
