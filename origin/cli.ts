@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --disable-warning=ExperimentalWarning
 /**
- * The `eris` command: serve | keygen | token add | dev.
+ * The `eris` command: serve | keygen | token add|list|revoke | dev.
  * Every failure is one line on stderr and a non-zero exit.
  */
 import { parseArgs } from 'node:util';
@@ -8,13 +8,15 @@ import { readFileSync } from 'node:fs';
 import { resolveConfig, parseConfigFile, ConfigError } from './config.ts';
 import { startOrigin } from './main.ts';
 import { writeKeyPair } from './keygen.ts';
-import { addToken } from './tokens.ts';
+import { addToken, formatTokenTable, listTokens, revokeTokens, type KvTarget } from './tokens.ts';
 import { runDevStack } from './dev-stack.ts';
 
 const USAGE = `usage:
   eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N]
   eris keygen NAME [SECRET_FILE PUBLIC_FILE]
-  eris token add USER [--scope read|write]... [--expires-days N] [--remote] [--persist-to DIR] [--wrangler-config FILE]
+  eris token add USER [--scope read|write]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
+  eris token list [--json] [--remote | --persist-to DIR]
+  eris token revoke ID | --user USER [--remote | --persist-to DIR]
   eris dev            (what npm start runs: origin + wrangler dev on this machine's store)`;
 
 async function serve(argv: string[]) {
@@ -64,30 +66,68 @@ function keygen(argv: string[]) {
   process.stdout.write(`wrote ${sec ?? `${name}.sec`} and ${pub ?? `${name}.pub`}\npublic key: ${publicKey}\n`);
 }
 
+const TOKEN_USAGE = `usage:
+  eris token add USER [--scope read|write]... [--expires-days N]   prints the new token once
+  eris token list [--json]                                         user, scopes, dates, id; never the token
+  eris token revoke ID | --user USER                               ID: a prefix of an id from list
+where to: [--persist-to DIR] (local wrangler dev state, the default) | --remote (the deployed namespace) [--wrangler-config FILE]`;
+
 function token(argv: string[]) {
   const [sub, ...rest] = argv;
-  if (sub !== 'add') throw new ConfigError('usage: eris token add USER [--scope read|write] [--expires-days N] [--remote]');
+  if (sub !== 'add' && sub !== 'list' && sub !== 'revoke') throw new ConfigError(TOKEN_USAGE);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
+    strict: true,
     options: {
       scope: { type: 'string', multiple: true },
       'expires-days': { type: 'string' },
+      user: { type: 'string' },
+      json: { type: 'boolean' },
       remote: { type: 'boolean' },
       'persist-to': { type: 'string' },
       'wrangler-config': { type: 'string' },
     },
   });
-  if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER');
-  const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
-  if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days: expected a positive whole number');
-  const t = addToken(
-    { mode: values.remote ? 'remote' : 'local', persistTo: values['persist-to'], config: values['wrangler-config'] },
-    positionals[0]!,
-    { scopes: values.scope, expiresDays: days },
-  );
-  process.stderr.write(`token for ${positionals[0]} (shown once; only its SHA-256 is stored):\n`);
-  process.stdout.write(t + '\n');
+  const only = (allowed: string[]) => {
+    const extra = Object.keys(values).filter((k) => !['remote', 'persist-to', 'wrangler-config', ...allowed].includes(k));
+    if (extra.length) throw new ConfigError(`eris token ${sub}: --${extra[0]} does not apply\n${TOKEN_USAGE}`);
+  };
+  if (values.remote && values['persist-to']) throw new ConfigError('--remote and --persist-to: choose one');
+  const target: KvTarget = { mode: values.remote ? 'remote' : 'local', persistTo: values['persist-to'], config: values['wrangler-config'] };
+
+  if (sub === 'add') {
+    only(['scope', 'expires-days']);
+    if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER [--scope read|write]... [--expires-days N]');
+    const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
+    if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days: expected a positive whole number');
+    const t = addToken(target, positionals[0]!, { scopes: values.scope, expiresDays: days });
+    process.stderr.write(`token for ${positionals[0]} (shown once; only its SHA-256 is stored):\n`);
+    process.stdout.write(t + '\n');
+    return;
+  }
+  if (sub === 'list') {
+    only(['json']);
+    if (positionals.length) throw new ConfigError('usage: eris token list [--json]');
+    const tokens = listTokens(target);
+    if (values.json) {
+      process.stdout.write(JSON.stringify(tokens.map(({ key: _key, ...t }) => t), null, 2) + '\n');
+      return;
+    }
+    if (!tokens.length) {
+      process.stderr.write('no tokens\n');
+      return;
+    }
+    process.stdout.write(formatTokenTable(tokens));
+    return;
+  }
+  only(['user']);
+  if (positionals.length > 1 || (positionals.length === 1) === (values.user !== undefined)) {
+    throw new ConfigError('usage: eris token revoke ID | --user USER');
+  }
+  for (const t of revokeTokens(target, { id: positionals[0], user: values.user })) {
+    process.stdout.write(`revoked ${t.id} (${t.user}, ${t.scopes.join(',') || 'no scopes'})\n`);
+  }
 }
 
 async function main() {

@@ -1,7 +1,12 @@
 /**
- * `eris token …`: tokens are random, shown once, and stored at the edge only as
- * the SHA-256 of the token, in the Worker's TOKENS KV namespace — written
- * through wrangler (local state for `wrangler dev`, or `--remote`).
+ * `eris token add|list|revoke`: tokens are random, shown once, and stored at the
+ * edge only as the SHA-256 of the token, in the Worker's TOKENS KV namespace —
+ * written through wrangler (local state for `wrangler dev`, or `--remote`).
+ * Each key `token:<digest>` holds the record as its value (what the Worker
+ * reads on every request) and again as KV metadata, so `list` is one call.
+ * Revoking deletes the key; the Worker does not cache records, so the next
+ * request sees it (on Cloudflare, KV itself may serve a deleted key for up to
+ * about a minute at locations that read it recently).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -49,7 +54,8 @@ export function wranglerKv(target: KvTarget, args: string[]): string {
     full.push('--local');
     if (target.persistTo) full.push('--persist-to', target.persistTo);
   }
-  const r = spawnSync(WRANGLER, full, { encoding: 'utf8', env: wranglerEnv() });
+  // Run wrangler's script with this Node (>= 22), whatever `node` is first on PATH.
+  const r = spawnSync(process.execPath, [WRANGLER, ...full], { encoding: 'utf8', env: wranglerEnv(), maxBuffer: 64 << 20 });
   if (r.status !== 0) {
     const why = (r.stderr || r.stdout || String(r.error)).trim().split('\n').filter(Boolean).slice(-3).join(' ');
     throw new Error(`wrangler kv ${args[0]} ${args[1]} failed: ${why}`);
@@ -59,17 +65,122 @@ export function wranglerKv(target: KvTarget, args: string[]): string {
 
 const USER_RE = /^[A-Za-z0-9._@-]{1,64}$/;
 
-export function addToken(target: KvTarget, user: string, opts: { scopes?: string[]; expiresDays?: number; token?: string } = {}): string {
+export interface AddTokenOptions {
+  scopes?: string[];
+  expiresDays?: number;
+  /** An exact expiry (ISO date), e.g. one in the past for tests; wins over expiresDays. */
+  expires?: string;
+  /** Store this token instead of a new one (npm start reuses the dev token). */
+  token?: string;
+}
+
+export function addToken(target: KvTarget, user: string, opts: AddTokenOptions = {}): string {
   if (!USER_RE.test(user)) throw new Error('user names are 1-64 characters of letters, digits, . _ @ -');
-  const scopes = opts.scopes ?? ['read'];
+  const scopes = [...new Set(opts.scopes ?? ['read'])];
   for (const s of scopes) if (s !== 'read' && s !== 'write') throw new Error(`unknown scope ${JSON.stringify(s)} (read, write)`);
+  if (opts.expires !== undefined && Number.isNaN(Date.parse(opts.expires))) throw new Error(`expires: not a date: ${JSON.stringify(opts.expires)}`);
   const token = opts.token ?? newToken();
   const record: TokenRecord = {
     user,
     scopes,
     created: new Date().toISOString(),
-    expires: opts.expiresDays ? new Date(Date.now() + opts.expiresDays * 86_400_000).toISOString() : null,
+    expires: opts.expires !== undefined
+      ? new Date(opts.expires).toISOString()
+      : opts.expiresDays ? new Date(Date.now() + opts.expiresDays * 86_400_000).toISOString() : null,
   };
-  wranglerKv(target, ['key', 'put', TOKEN_PREFIX + tokenDigest(token), JSON.stringify(record)]);
+  const json = JSON.stringify(record);
+  wranglerKv(target, ['key', 'put', TOKEN_PREFIX + tokenDigest(token), json, '--metadata', json]);
   return token;
+}
+
+/** A stored token as `list` shows it: never the token, only the first characters of its digest. */
+export interface ListedToken extends TokenRecord {
+  /** First 12 hex characters of the digest: what `revoke` takes. */
+  id: string;
+  /** The KV key, `token:<sha256 hex>`. */
+  key: string;
+  expired: boolean;
+}
+
+export const ID_LENGTH = 12;
+
+/** A record from JSON text or KV metadata; null when it is not one. */
+export function parseRecord(value: unknown): TokenRecord | null {
+  let r = value;
+  if (typeof r === 'string') {
+    try {
+      r = JSON.parse(r);
+    } catch {
+      return null;
+    }
+  }
+  if (typeof r !== 'object' || r === null) return null;
+  const o = r as Record<string, unknown>;
+  if (typeof o.user !== 'string' || !Array.isArray(o.scopes)) return null;
+  return {
+    user: o.user,
+    scopes: o.scopes.filter((s): s is string => typeof s === 'string'),
+    created: typeof o.created === 'string' ? o.created : '',
+    expires: typeof o.expires === 'string' ? o.expires : null,
+  };
+}
+
+/** wrangler prints a JSON array, possibly after a banner. */
+function parseKeyList(out: string): { name: string; metadata?: unknown }[] {
+  const start = out.search(/^\[/m);
+  if (start < 0) throw new Error(`wrangler kv key list: unexpected output: ${out.trim().split('\n')[0] ?? ''}`);
+  const list = JSON.parse(out.slice(start)) as unknown;
+  if (!Array.isArray(list)) throw new Error('wrangler kv key list: expected a JSON array');
+  return list.filter((e): e is { name: string; metadata?: unknown } => typeof e === 'object' && e !== null && typeof e.name === 'string');
+}
+
+/**
+ * Every token in the namespace, oldest first. One `wrangler kv key list`;
+ * keys written without metadata (older versions of eris) cost one `kv key get` each.
+ */
+export function listTokens(target: KvTarget, now = Date.now()): ListedToken[] {
+  const out: ListedToken[] = [];
+  for (const { name, metadata } of parseKeyList(wranglerKv(target, ['key', 'list', '--prefix', TOKEN_PREFIX]))) {
+    const digest = name.slice(TOKEN_PREFIX.length);
+    const record = parseRecord(metadata) ?? parseRecord(wranglerKv(target, ['key', 'get', name]).trim()) ??
+      { user: '?', scopes: [], created: '', expires: null };
+    const expires = record.expires ? Date.parse(record.expires) : NaN;
+    out.push({ ...record, id: digest.slice(0, ID_LENGTH), key: name, expired: !Number.isNaN(expires) && expires <= now });
+  }
+  return out.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
+}
+
+/** Which tokens `revoke` removes: by id prefix (exactly one must match) or every token of a user. */
+export function selectForRevoke(tokens: ListedToken[], by: { id?: string; user?: string }): ListedToken[] {
+  if ((by.id === undefined) === (by.user === undefined)) throw new Error('revoke takes a token id or --user USER (one of them)');
+  if (by.user !== undefined) {
+    const mine = tokens.filter((t) => t.user === by.user);
+    if (!mine.length) throw new Error(`no tokens for user ${JSON.stringify(by.user)}`);
+    return mine;
+  }
+  const id = by.id!.toLowerCase();
+  if (!/^[0-9a-f]{4,64}$/.test(id)) throw new Error('a token id is 4 to 64 hex characters (as `eris token list` shows them)');
+  const hits = tokens.filter((t) => t.key.slice(TOKEN_PREFIX.length).startsWith(id));
+  if (!hits.length) throw new Error(`no token with id ${id}`);
+  if (hits.length > 1) throw new Error(`id ${id} is ambiguous: it matches ${hits.map((t) => `${t.id} (${t.user})`).join(', ')}; give more characters`);
+  return hits;
+}
+
+/** Deletes the selected tokens from KV; returns what was revoked. */
+export function revokeTokens(target: KvTarget, by: { id?: string; user?: string }): ListedToken[] {
+  const chosen = selectForRevoke(listTokens(target), by);
+  for (const t of chosen) wranglerKv(target, ['key', 'delete', t.key]);
+  return chosen;
+}
+
+const isoSeconds = (iso: string | null) => (iso ? iso.replace(/\.\d+Z$/, 'Z') : '');
+
+/** The table `eris token list` prints. */
+export function formatTokenTable(tokens: ListedToken[]): string {
+  const rows = [['ID', 'USER', 'SCOPES', 'CREATED', 'EXPIRES']];
+  for (const t of tokens) {
+    rows.push([t.id, t.user, t.scopes.join(',') || '-', isoSeconds(t.created) || '?', t.expires ? isoSeconds(t.expires) + (t.expired ? ' (expired)' : '') : 'never']);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }

@@ -1,0 +1,91 @@
+/**
+ * Token bookkeeping without wrangler: records, revoke selection, the list
+ * table, and the CLI's usage errors. The round trip through real wrangler
+ * and `wrangler dev` is test/tokens-edge.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { formatTokenTable, parseRecord, PROJECT_DIR, selectForRevoke, tokenDigest, TOKEN_PREFIX, type ListedToken } from './tokens.ts';
+
+const eris = (args: string[]) =>
+  spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), ...args], { encoding: 'utf8', timeout: 30_000 });
+
+function listed(user: string, digest: string, extra: Partial<ListedToken> = {}): ListedToken {
+  return { user, scopes: ['read'], created: '2026-01-02T03:04:05.678Z', expires: null, id: digest.slice(0, 12), key: TOKEN_PREFIX + digest, expired: false, ...extra };
+}
+
+const A = 'aaaa1111' + '0'.repeat(56);
+const A2 = 'aaaa2222' + '0'.repeat(56);
+const B = 'bbbb1111' + '0'.repeat(56);
+const tokens = [listed('alice', A), listed('alice', A2), listed('bob', B)];
+
+describe('token records', () => {
+  it('digests tokens with SHA-256 as the edge does', () => {
+    expect(tokenDigest('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+
+  it('reads a record from JSON text or KV metadata and rejects anything else', () => {
+    const r = { user: 'alice', scopes: ['read', 7], created: '2026-01-01T00:00:00Z', expires: null };
+    expect(parseRecord(r)).toEqual({ user: 'alice', scopes: ['read'], created: '2026-01-01T00:00:00Z', expires: null });
+    expect(parseRecord(JSON.stringify(r))?.user).toBe('alice');
+    for (const bad of [undefined, null, 'Value not found', '{"scopes":[]}', { user: 'x' }, 42]) expect(parseRecord(bad)).toBeNull();
+  });
+});
+
+describe('revoke selection', () => {
+  it('takes an id prefix that matches exactly one token', () => {
+    expect(selectForRevoke(tokens, { id: 'aaaa1' })).toEqual([tokens[0]]);
+    expect(selectForRevoke(tokens, { id: 'BBBB' })).toEqual([tokens[2]]);
+    expect(selectForRevoke(tokens, { id: A2 })).toEqual([tokens[1]]);
+  });
+
+  it('refuses an ambiguous, unknown, short or non-hex id', () => {
+    expect(() => selectForRevoke(tokens, { id: 'aaaa' })).toThrow(/ambiguous: it matches aaaa11110000 \(alice\), aaaa22220000 \(alice\)/);
+    expect(() => selectForRevoke(tokens, { id: 'cccc' })).toThrow(/no token with id cccc/);
+    expect(() => selectForRevoke(tokens, { id: 'aaa' })).toThrow(/4 to 64 hex/);
+    expect(() => selectForRevoke(tokens, { id: 'alice' })).toThrow(/4 to 64 hex/);
+  });
+
+  it('takes every token of a user, and refuses a user with none', () => {
+    expect(selectForRevoke(tokens, { user: 'alice' })).toEqual(tokens.slice(0, 2));
+    expect(() => selectForRevoke(tokens, { user: 'carol' })).toThrow(/no tokens for user "carol"/);
+  });
+
+  it('wants exactly one of id and user', () => {
+    expect(() => selectForRevoke(tokens, {})).toThrow(/one of them/);
+    expect(() => selectForRevoke(tokens, { id: 'bbbb', user: 'bob' })).toThrow(/one of them/);
+  });
+});
+
+describe('eris token list table', () => {
+  it('shows id, user, scopes and dates, marking expired tokens', () => {
+    const table = formatTokenTable([
+      listed('alice', A),
+      listed('bob', B, { scopes: ['read', 'write'], expires: '2000-01-01T00:00:00.000Z', expired: true }),
+    ]);
+    expect(table).toBe(
+      'ID            USER   SCOPES      CREATED               EXPIRES\n' +
+        'aaaa11110000  alice  read        2026-01-02T03:04:05Z  never\n' +
+        'bbbb11110000  bob    read,write  2026-01-02T03:04:05Z  2000-01-01T00:00:00Z (expired)\n',
+    );
+  });
+});
+
+describe('eris token usage errors (exit 2, before wrangler runs)', () => {
+  it.each([
+    [['token'], /usage:\n  eris token add USER/],
+    [['token', 'frob'], /usage:/],
+    [['token', 'add'], /usage: eris token add USER/],
+    [['token', 'add', 'alice', '--expires-days', '0'], /--expires-days: expected a positive whole number/],
+    [['token', 'list', 'extra'], /usage: eris token list/],
+    [['token', 'list', '--scope', 'read'], /--scope does not apply/],
+    [['token', 'revoke'], /usage: eris token revoke ID \| --user USER/],
+    [['token', 'revoke', 'abcd', '--user', 'alice'], /usage: eris token revoke/],
+    [['token', 'add', 'alice', '--remote', '--persist-to', '/tmp/x'], /--remote and --persist-to: choose one/],
+  ])('%j', (args, re) => {
+    const r = eris(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(re);
+  });
+});
