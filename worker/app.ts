@@ -1,12 +1,14 @@
 /**
  * Builds the edge app. Order: no-store on everything, request log, path
- * sanity, authentication, then the proxy to the origin.
+ * sanity, failed-auth rate limit, authentication, then the proxy to the
+ * origin (behind its circuit breaker).
  */
 import { Hono } from 'hono';
 import type { EdgeEnv } from './types.ts';
 import { noStore } from './middleware/no-store/index.ts';
 import { auth } from './middleware/auth/index.ts';
 import { createProxy, type FetchOrigin } from './proxy.ts';
+import { authRateLimit, type RateLimiter } from './middleware/rate-limit/index.ts';
 import type { EdgeConfig } from './config.ts';
 import type { TokenStore } from './tokens.ts';
 import { landingPage } from './routes/landing.ts';
@@ -16,6 +18,10 @@ export interface WorkerDeps {
   tokens: TokenStore;
   fetchOrigin: FetchOrigin;
   log?: (line: Record<string, unknown>) => void;
+  /** Failed-auth limiter; by default the AUTH_RATE_LIMITER binding from the request's env. */
+  authLimiter?: RateLimiter;
+  /** Clock for the rate limiter and the circuit breaker (tests). */
+  now?: () => number;
 }
 
 export const PUBLIC_PATHS = new Set(['/', '/v1/public-key']);
@@ -56,6 +62,7 @@ export function createWorkerApp(deps: WorkerDeps) {
     if (problem) return c.text(problem + '\n', 400);
     await next();
   });
+  app.use(authRateLimit({ publicPaths: PUBLIC_PATHS, limiter: deps.authLimiter, now: deps.now, log }));
   app.use(auth({ tokens: deps.tokens, realm: config.realm, allowAnonymous: config.allowAnonymous, publicPaths: PUBLIC_PATHS }));
 
   const proxy = createProxy({
@@ -63,6 +70,8 @@ export function createWorkerApp(deps: WorkerDeps) {
     edgeSecret: config.edgeSecret,
     fetchOrigin: deps.fetchOrigin,
     timeoutFor: (path) => (path.startsWith('/nar/') ? config.narTimeoutMs : config.metadataTimeoutMs),
+    breaker: config.breaker,
+    now: deps.now,
   });
   app.get('/', landingPage({ originUrl: config.originUrl, edgeSecret: config.edgeSecret, fetchOrigin: deps.fetchOrigin,
     timeoutMs: config.metadataTimeoutMs, allowAnonymous: config.allowAnonymous }));

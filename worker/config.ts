@@ -7,6 +7,8 @@ export interface EdgeConfig {
   metadataTimeoutMs: number;
   narTimeoutMs: number;
   realm: string;
+  /** Circuit breaker: consecutive origin failures that open it, and how long it stays open. */
+  breaker: { threshold: number; cooldownMs: number };
 }
 
 export class EdgeConfigError extends Error {
@@ -17,6 +19,13 @@ function ms(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 100 || n > 600_000) throw new EdgeConfigError(`${name} must be a whole number of milliseconds (100..600000)`);
+  return n;
+}
+
+function count(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new EdgeConfigError(`${name} must be a whole number from 1 to 1000`);
   return n;
 }
 
@@ -39,5 +48,9 @@ export function parseEdgeConfig(env: Env): EdgeConfig {
     metadataTimeoutMs: ms('ORIGIN_TIMEOUT_MS', env.ORIGIN_TIMEOUT_MS, 10_000),
     narTimeoutMs: ms('NAR_TIMEOUT_MS', env.NAR_TIMEOUT_MS, 30_000),
     realm: env.REALM || 'eris',
+    breaker: {
+      threshold: count('BREAKER_THRESHOLD', env.BREAKER_THRESHOLD, 5),
+      cooldownMs: ms('BREAKER_COOLDOWN_MS', env.BREAKER_COOLDOWN_MS, 5_000),
+    },
   };
 }

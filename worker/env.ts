@@ -3,6 +3,8 @@ export interface Env {
   // Bindings
   /** Token records, keyed `token:<sha256 hex of the token>`; written by `eris token add`. */
   TOKENS: KVNamespace;
+  /** Failed authentications per client address and period ([[ratelimits]] in wrangler.toml); optional. */
+  AUTH_RATE_LIMITER?: RateLimit;
 
   // Secrets
   /** Shared secret sent to the origin in `x-eris-edge-secret` (at least 16 characters). */
@@ -19,4 +21,8 @@ export interface Env {
   NAR_TIMEOUT_MS?: string;
   /** Realm shown in `WWW-Authenticate`. */
   REALM?: string;
+  /** Consecutive origin failures (unreachable or over budget) that open the circuit breaker. Default: 5. */
+  BREAKER_THRESHOLD?: string;
+  /** How long the open circuit answers 503 at once before one trial request, ms. Default: 5000. */
+  BREAKER_COOLDOWN_MS?: string;
 }

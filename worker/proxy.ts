@@ -2,10 +2,13 @@
  * Forwards an authenticated request to the origin: never cached
  * (`cache: 'no-store'`), the client's credentials stripped, the edge secret
  * added, bodies streamed both ways. A down or slow origin becomes 502/504 —
- * never a 404, which Nix would remember as a miss.
+ * never a 404, which Nix would remember as a miss — and after a few of those
+ * in a row the circuit breaker answers 503 + Retry-After at once for a
+ * cool-down instead of letting every request wait out its budget.
  */
 import type { Context } from 'hono';
 import type { EdgeEnv } from './types.ts';
+import { CircuitBreaker, type BreakerState } from './circuit-breaker.ts';
 
 export const EDGE_SECRET_HEADER = 'x-eris-edge-secret';
 
@@ -22,14 +25,42 @@ export interface ProxyOptions {
   fetchOrigin: FetchOrigin;
   /** Budget for the origin's response headers, by request kind. */
   timeoutFor: (path: string) => number;
+  /** Circuit breaker settings; by default 5 failures open it for 5 s. */
+  breaker?: { threshold: number; cooldownMs: number };
+  /** Clock for the breaker (tests). */
+  now?: () => number;
 }
+
+/**
+ * Statuses that mean something between the edge and the origin could not
+ * reach it: cloudflared answers 502 when the origin's port is closed,
+ * Cloudflare 530 (error 1033) when the tunnel is down, 52x for other origin
+ * failures. Our origin never sends these itself.
+ */
+const GATEWAY_FAILURES = new Set([502, 504, 520, 521, 522, 523, 524, 525, 526, 527, 530]);
 
 function plain(status: number, message: string, extra: Record<string, string> = {}): Response {
   return new Response(message + '\n', { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...extra } });
 }
 
 export function createProxy(options: ProxyOptions) {
+  const breaker = new CircuitBreaker({
+    threshold: options.breaker?.threshold ?? 5,
+    cooldownMs: options.breaker?.cooldownMs ?? 5000,
+    // A trial is over when its budget is: the longest budget plus a margin.
+    trialTimeoutMs: Math.max(options.timeoutFor('/nar/'), options.timeoutFor('/')) + 1000,
+    now: options.now,
+    onChange: (from: BreakerState, to: BreakerState, failures: number) =>
+      console.error(JSON.stringify({ msg: 'origin circuit breaker', from, to, failures })),
+  });
+
   return async function proxy(c: Context<EdgeEnv>): Promise<Response> {
+    const admission = breaker.admit();
+    if (!admission.ok) {
+      const seconds = Math.max(1, Math.ceil(admission.retryAfterMs / 1000));
+      return plain(503, `origin unavailable, retry in ${seconds} s`, { 'Retry-After': String(seconds) });
+    }
+    const { permit } = admission;
     const url = new URL(c.req.url);
     const headers = new Headers();
     for (const name of FORWARD_REQUEST_HEADERS) {
@@ -58,14 +89,25 @@ export function createProxy(options: ProxyOptions) {
         }),
       );
     } catch (err) {
+      permit.failure();
       if (controller.signal.aborted) {
-        return plain(504, `origin did not answer within ${Math.round(budget / 1000)} s`);
+        return plain(504, `origin did not answer within ${Math.round(budget / 100) / 10} s`, { 'Retry-After': '5' });
       }
       console.error(JSON.stringify({ msg: 'origin unreachable', error: String(err) }));
       return plain(502, 'origin unreachable', { 'Retry-After': '5' });
     } finally {
       clearTimeout(timer);
     }
+
+    if (GATEWAY_FAILURES.has(upstream.status)) {
+      // Reported by a gateway in between (tunnel): the origin itself did not answer. Its body is the gateway's page.
+      permit.failure();
+      console.error(JSON.stringify({ msg: 'gateway could not reach the origin', status: upstream.status }));
+      await upstream.body?.cancel();
+      const timeout = upstream.status === 504 || upstream.status === 524;
+      return plain(timeout ? 504 : 502, timeout ? 'origin timed out behind the tunnel' : 'origin unreachable behind the tunnel', { 'Retry-After': '5' });
+    }
+    permit.success();
 
     if (upstream.status === 401 || upstream.status === 403) {
       // The origin refused the edge itself: a deployment fault, not the user's. Never a 403 that Nix treats as a miss.
