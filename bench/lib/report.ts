@@ -1,0 +1,303 @@
+/** What the benchmark concludes: targets, the console table, the SVG chart. */
+import type { WrkResult } from './wrk.ts';
+import type { ProfileSummary } from './profile.ts';
+
+export type TargetName = 'nginx' | 'origin' | 'worker' | 'passthrough';
+
+export interface TargetRuns {
+  /** narinfo, rotating over all small paths, many connections: throughput. */
+  narinfoLoaded: WrkResult;
+  /** narinfo, one connection: unloaded latency. */
+  narinfoSingle: WrkResult;
+  /** the large NAR, one connection. */
+  narSingle: WrkResult;
+  /** the large NAR, several connections. */
+  narParallel: WrkResult;
+}
+
+export interface RssRun {
+  seconds: number; mbPerSec: number; rssBeforeMb: number; rssPeakMb: number; rssAfterMb: number; samples: number;
+  /** VmRSS over time, MB (at most 200 points). */
+  series: number[];
+}
+
+export interface Measurements {
+  targets: Partial<Record<TargetName, TargetRuns>>;
+  dbScale: { rowsSmall: number; rowsBig: number; small: WrkResult; big: WrkResult; smallLoaded: WrkResult; bigLoaded: WrkResult };
+  rss: { huge: boolean; storePath: string; narBytes: number; fresh: RssRun; loaded: RssRun };
+
+  profiles?: { narinfo: ProfileSummary; nar: ProfileSummary };
+}
+
+export interface TargetCheck {
+  id: string;
+  label: string;
+  /** Measured value and the bound it is held to. */
+  value: number | null;
+  bound: number;
+  unit: string;
+  status: 'pass' | 'fail' | 'skipped';
+  note?: string;
+}
+
+export interface Results {
+  version: 1;
+  date: string;
+  commit: string;
+  machine: { cpus: number; cpuModel: string; memGb: number; kernel: string; node: string };
+  params: Record<string, string | number | boolean | null>;
+  measurements: Measurements;
+  targets: TargetCheck[];
+  elapsedSeconds: number;
+}
+
+const ms = (us: number) => us / 1000;
+
+/** A run that saw failed requests does not count as a pass. */
+function errorNote(...runs: (WrkResult | undefined)[]): string | undefined {
+  const bad = runs.filter((r) => r && r.errors.status + r.errors.connect + r.errors.timeout > 0) as WrkResult[];
+  if (bad.length) return `run had errors: ${bad.map((r) => JSON.stringify(r.errors)).join(', ')}`;
+  const noisy = Math.max(0, ...runs.map((r) => r?.otherCpuPct ?? 0));
+  if (noisy > 10) return `other processes used ${noisy.toFixed(0)}% CPU during the run: rerun on a quiet machine`;
+  return undefined;
+}
+
+function check(id: string, label: string, value: number | null, bound: number, unit: string, ok: (v: number) => boolean, note?: string): TargetCheck {
+  if (value === null || !Number.isFinite(value)) return { id, label, value: null, bound, unit, status: 'skipped', note: note ?? 'not measured' };
+  const c: TargetCheck = { id, label, value, bound, unit, status: ok(value) && !note?.startsWith('run had errors') ? 'pass' : 'fail' };
+  if (note) c.note = note;
+  return c;
+}
+
+export function evaluateTargets(m: Measurements): TargetCheck[] {
+  const n = m.targets.nginx!;
+  const o = m.targets.origin!;
+  const w = m.targets.worker;
+  const ratio = (a: number | undefined, b: number) => (a === undefined ? null : a / b);
+  const out: TargetCheck[] = [
+    check('origin-narinfo-rps', 'origin narinfo req/s ≥ 0.5× nginx', ratio(o.narinfoLoaded.reqPerSec, n.narinfoLoaded.reqPerSec), 0.5, '×', (v) => v >= 0.5, errorNote(o.narinfoLoaded, n.narinfoLoaded)),
+    check('origin-narinfo-p50', 'origin narinfo p50 latency < 1 ms (1 connection)', ms(o.narinfoSingle.latencyUs.p50), 1, 'ms', (v) => v < 1, errorNote(o.narinfoSingle)),
+    check('worker-narinfo-rps', 'Worker narinfo req/s ≥ 0.25× nginx', ratio(w?.narinfoLoaded.reqPerSec, n.narinfoLoaded.reqPerSec), 0.25, '×', (v) => v >= 0.25, w ? errorNote(w.narinfoLoaded) : 'Worker skipped'),
+    check('origin-nar-1', 'origin NAR MB/s ≥ 0.8× nginx (1 stream)', ratio(o.narSingle.mbPerSec, n.narSingle.mbPerSec), 0.8, '×', (v) => v >= 0.8, errorNote(o.narSingle, n.narSingle)),
+    check('origin-nar-n', 'origin NAR MB/s ≥ 0.8× nginx (parallel streams)', ratio(o.narParallel.mbPerSec, n.narParallel.mbPerSec), 0.8, '×', (v) => v >= 0.8, errorNote(o.narParallel, n.narParallel)),
+    check('worker-nar-1', 'Worker NAR MB/s ≥ 0.5× nginx (1 stream)', ratio(w?.narSingle.mbPerSec, n.narSingle.mbPerSec), 0.5, '×', (v) => v >= 0.5, w ? errorNote(w.narSingle) : 'Worker skipped'),
+    check('worker-nar-n', 'Worker NAR MB/s ≥ 0.5× nginx (parallel streams)', ratio(w?.narParallel.mbPerSec, n.narParallel.mbPerSec), 0.5, '×', (v) => v >= 0.5, w ? errorNote(w.narParallel) : 'Worker skipped'),
+    check('origin-rss', 'origin RSS < 150 MB while streaming the huge NAR', m.rss.fresh.rssPeakMb, 150, 'MB', (v) => v < 150,
+      (m.rss.huge ? `fresh origin, ${(m.rss.narBytes / 2 ** 20).toFixed(0)} MiB NAR` : `fresh origin, ${(m.rss.narBytes / 2 ** 20).toFixed(0)} MiB NAR, not the huge one (BENCH_HUGE=1)`) +
+      `; the origin that served the load peaked at ${m.rss.loaded.rssPeakMb.toFixed(0)} MB`),
+    check('db-scale', `narinfo p50 at ${m.dbScale.rowsBig} paths ≤ 1.2× at ${m.dbScale.rowsSmall}`, m.dbScale.big.latencyUs.p50 / m.dbScale.small.latencyUs.p50, 1.2, '×', (v) => v <= 1.2, errorNote(m.dbScale.big, m.dbScale.small)),
+  ];
+  return out;
+}
+
+// ---------- console ----------
+
+const f = (v: number, digits = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '–');
+
+function table(rows: string[][], rightFrom = 1): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r, ri) => {
+    const line = r.map((cell, i) => (i >= rightFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ');
+    return ri === 0 ? line + '\n' + widths.map((w) => '-'.repeat(w)).join('  ') : line;
+  }).join('\n') + '\n';
+}
+
+export function printReport(r: Results, write: (s: string) => void) {
+  const m = r.measurements;
+  const n = m.targets.nginx!;
+  const p = r.params;
+  write(`\neris benchmark ${r.date} (commit ${r.commit}) on ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}\n`);
+  write(`${p.smallPaths} small paths, ${p.largeMb} MiB NAR, ${p.seconds} s per run, wrk -t${p.threads} -c${p.connections} for loaded narinfo, ${p.narParallel} parallel NAR streams; Worker auth: ${p.workerAuth}\n\n`);
+  const cols: { t: TargetName; label: string }[] = [
+    { t: 'origin', label: 'origin' },
+    { t: 'worker', label: 'via Worker' },
+    { t: 'passthrough', label: 'passthrough W.' },
+  ].filter((x) => m.targets[x.t as TargetName]) as { t: TargetName; label: string }[];
+  const pt = m.targets.passthrough;
+  const w = m.targets.worker;
+  const rows: string[][] = [['metric', 'nginx', ...cols.flatMap((x) => [x.label, '× nginx']), ...(pt && w ? ['Worker ÷ passthrough'] : [])]];
+  const add = (label: string, get: (x: TargetRuns) => number, digits: number, ratios = true) => {
+    const base = get(n);
+    rows.push([label, f(base, digits), ...cols.flatMap((x) => {
+      const v = get(m.targets[x.t]!);
+      return [f(v, digits), ratios ? f(v / base, 2) : ''];
+    }), ...(pt && w ? [ratios ? f(get(w) / get(pt), 2) : ''] : [])]);
+  };
+  add(`narinfo req/s (${p.connections} conns)`, (x) => x.narinfoLoaded.reqPerSec, 0);
+  add(`narinfo p50 ms (${p.connections} conns)`, (x) => ms(x.narinfoLoaded.latencyUs.p50), 2);
+  add(`narinfo p99 ms (${p.connections} conns)`, (x) => ms(x.narinfoLoaded.latencyUs.p99), 2);
+  add('narinfo req/s (1 conn)', (x) => x.narinfoSingle.reqPerSec, 0);
+  add('narinfo p50 ms (1 conn)', (x) => ms(x.narinfoSingle.latencyUs.p50), 3);
+  add('narinfo p99 ms (1 conn)', (x) => ms(x.narinfoSingle.latencyUs.p99), 3);
+  add('NAR MB/s (1 stream)', (x) => x.narSingle.mbPerSec, 0);
+  add(`NAR MB/s (${p.narParallel} streams)`, (x) => x.narParallel.mbPerSec, 0);
+  add('failed requests (all runs)', (x) => x.narinfoLoaded.totalErrors + x.narinfoSingle.totalErrors + x.narSingle.totalErrors + x.narParallel.totalErrors, 0, false);
+  add('max CPU % used by other processes', (x) => Math.max(...[x.narinfoLoaded, x.narinfoSingle, x.narSingle, x.narParallel].map((r) => r.otherCpuPct ?? 0)), 0, false);
+  write(table(rows));
+  write('(latency rows: × nginx > 1 means slower than nginx. "passthrough W." is a do-nothing Worker in front of nginx under the same wrangler dev: the floor for the Worker column)\n\n');
+
+  const d = m.dbScale;
+  write(table([
+    ['origin narinfo vs DB size', `${f(d.rowsSmall)} paths`, `${f(d.rowsBig)} paths`, 'ratio'],
+    ['p50 ms (1 conn)', f(ms(d.small.latencyUs.p50), 3), f(ms(d.big.latencyUs.p50), 3), f(d.big.latencyUs.p50 / d.small.latencyUs.p50, 2)],
+    ['p99 ms (1 conn)', f(ms(d.small.latencyUs.p99), 3), f(ms(d.big.latencyUs.p99), 3), f(d.big.latencyUs.p99 / d.small.latencyUs.p99, 2)],
+    [`req/s (${p.connections} conns)`, f(d.smallLoaded.reqPerSec), f(d.bigLoaded.reqPerSec), f(d.bigLoaded.reqPerSec / d.smallLoaded.reqPerSec, 2)],
+  ]));
+  write(`\norigin RSS (VmRSS every 100 ms) while streaming a ${f(m.rss.narBytes / 2 ** 20)} MiB NAR${m.rss.huge ? '' : ' (not the huge one: BENCH_HUGE=1)'}:\n`);
+  for (const [k, v] of [['fresh origin', m.rss.fresh], ['origin after the load runs', m.rss.loaded]] as const) {
+    write(`  ${k}: ${f(v.rssBeforeMb, 1)} MB before, peak ${f(v.rssPeakMb, 1)} MB, after ${f(v.rssAfterMb, 1)} MB (${v.samples} samples; ${f(v.mbPerSec)} MB/s)\n`);
+  }
+  write('\n');
+
+  write('targets:\n');
+  for (const t of r.targets) {
+    write(`  ${t.status === 'pass' ? 'PASS' : t.status === 'fail' ? 'FAIL' : 'SKIP'}  ${t.label}: ${fmtValue(t)}${t.note ? `  (${t.note})` : ''}\n`);
+  }
+  if (m.profiles) {
+    for (const [kind, s] of Object.entries(m.profiles)) {
+      write(`\norigin CPU profile under ${kind} load (${f(s.sampledMs / 1000, 1)} s sampled, ${f(s.busyPct)}% busy); self time by area:\n`);
+      write('  ' + s.byArea.slice(0, 8).map((a) => `${a.area} ${f(a.pct, 1)}%`).join(', ') + '\n');
+      write('  hottest functions (self):\n');
+      for (const x of s.topSelf.slice(0, 12)) write(`    ${f(x.selfPct, 1).padStart(5)}%  ${x.fn}  ${x.where}\n`);
+      write('  inclusive:\n');
+      for (const x of s.topTotal.slice(0, 12)) write(`    ${f(x.totalPct, 1).padStart(5)}%  ${x.fn}  ${x.where}\n`);
+    }
+  }
+  write('\n');
+}
+
+function fmtValue(t: TargetCheck): string {
+  if (t.value === null) return '–';
+  return `${f(t.value, t.unit === '×' ? 2 : t.unit === 'ms' ? 3 : 1)}${t.unit === '×' ? '×' : ' ' + t.unit}`;
+}
+
+// ---------- SVG ----------
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const COLORS: Record<TargetName, string> = { nginx: '#8a8f98', origin: '#2f6fde', worker: '#e8832a', passthrough: '#f3c79c' };
+const LABELS: Record<TargetName, string> = { nginx: 'nginx (static file://)', origin: 'eris origin', worker: 'origin via Worker', passthrough: 'do-nothing Worker → nginx' };
+const SHORT: Record<TargetName, string> = { nginx: 'nginx', origin: 'origin', worker: 'via Worker', passthrough: 'passthrough W.' };
+const PASS = '#1a7f37';
+const FAIL = '#cf222e';
+
+interface Bar { name: string; color: string; value: number; text: string; marker?: { at: number; ok: boolean; label: string } }
+
+/** One panel of horizontal bars with value labels and optional target markers. */
+function panel(x: number, y: number, w: number, title: string, subtitle: string, bars: Bar[]): { svg: string; h: number } {
+  const rowH = 30;
+  const labelW = 120;
+  const plotW = w - labelW - 170;
+  const max = Math.max(...bars.map((b) => Math.max(b.value, b.marker?.at ?? 0))) * 1.05 || 1;
+  const sx = (v: number) => (Math.max(0, v) / max) * plotW;
+  let s = `<g transform="translate(${x},${y})">`;
+  s += `<text x="0" y="14" class="t">${esc(title)}</text><text x="0" y="30" class="s">${esc(subtitle)}</text>`;
+  bars.forEach((b, i) => {
+    const by = 42 + i * rowH;
+    s += `<text x="${labelW - 8}" y="${by + 15}" class="l" text-anchor="end">${esc(b.name)}</text>`;
+    s += `<rect x="${labelW}" y="${by + 2}" width="${Math.max(1, sx(b.value)).toFixed(1)}" height="${rowH - 10}" fill="${b.color}" rx="2"/>`;
+    if (b.marker) {
+      const mx = labelW + sx(b.marker.at);
+      const c = b.marker.ok ? PASS : FAIL;
+      s += `<line x1="${mx.toFixed(1)}" x2="${mx.toFixed(1)}" y1="${by - 1}" y2="${by + rowH - 5}" stroke="${c}" stroke-width="2" stroke-dasharray="3,2"><title>${esc(b.marker.label)}</title></line>`;
+    }
+    s += `<text x="${(labelW + Math.max(1, sx(b.value)) + 6).toFixed(1)}" y="${by + 16}" class="v" paint-order="stroke" stroke="#fff" stroke-width="4" stroke-linejoin="round">${esc(b.text)}</text>`;
+  });
+  s += `<line x1="${labelW}" x2="${labelW}" y1="40" y2="${42 + bars.length * rowH - 4}" stroke="#444" stroke-width="1"/>`;
+  s += '</g>';
+  return { svg: s, h: 42 + bars.length * rowH + 14 };
+}
+
+export function renderSvg(r: Results): string {
+  const m = r.measurements;
+  const W = 1000;
+  const colW = (W - 60) / 2;
+  const n = m.targets.nginx!;
+  const names = (['nginx', 'origin', 'worker', 'passthrough'] as const).filter((t) => m.targets[t]);
+  const tgt = (id: string) => r.targets.find((t) => t.id === id);
+  const ok = (id: string) => tgt(id)?.status === 'pass';
+  const p = r.params;
+  const fmtRatio = (v: number, base: number) => `  (${f(v / base, 2)}× nginx)`;
+
+  type Metric = { title: string; sub: string; get: (x: TargetRuns) => number; unit: string; digits: number; markers: Partial<Record<TargetName, { at: (base: number) => number; id: string; label: string }>> };
+  const metrics: Metric[] = [
+    { title: 'narinfo requests/s', sub: `higher is better; ${p.connections} connections, rotating over ${p.smallPaths} paths`, get: (x) => x.narinfoLoaded.reqPerSec, unit: 'req/s', digits: 0,
+      markers: { origin: { at: (b) => 0.5 * b, id: 'origin-narinfo-rps', label: 'target ≥ 0.5× nginx' }, worker: { at: (b) => 0.25 * b, id: 'worker-narinfo-rps', label: 'target ≥ 0.25× nginx' } } },
+    { title: 'narinfo p50 latency, ms', sub: 'lower is better; 1 connection (p99 in brackets)', get: (x) => ms(x.narinfoSingle.latencyUs.p50), unit: 'ms', digits: 3,
+      markers: { origin: { at: () => 1, id: 'origin-narinfo-p50', label: 'target < 1 ms' } } },
+    { title: 'NAR download MB/s, 1 stream', sub: `higher is better; ${f(Number(p.largeNarBytes) / 2 ** 20)} MiB NAR`, get: (x) => x.narSingle.mbPerSec, unit: 'MB/s', digits: 0,
+      markers: { origin: { at: (b) => 0.8 * b, id: 'origin-nar-1', label: 'target ≥ 0.8× nginx' }, worker: { at: (b) => 0.5 * b, id: 'worker-nar-1', label: 'target ≥ 0.5× nginx' } } },
+    { title: `NAR download MB/s, ${p.narParallel} streams`, sub: 'higher is better; total over all streams', get: (x) => x.narParallel.mbPerSec, unit: 'MB/s', digits: 0,
+      markers: { origin: { at: (b) => 0.8 * b, id: 'origin-nar-n', label: 'target ≥ 0.8× nginx' }, worker: { at: (b) => 0.5 * b, id: 'worker-nar-n', label: 'target ≥ 0.5× nginx' } } },
+  ];
+  let body = '';
+  let y = 92;
+  for (let i = 0; i < metrics.length; i += 2) {
+    let rowH = 0;
+    for (let j = 0; j < 2 && i + j < metrics.length; j++) {
+      const mt = metrics[i + j]!;
+      const base = mt.get(n);
+      const bars: Bar[] = names.map((t) => {
+        const v = mt.get(m.targets[t]!);
+        const extra = mt.unit === 'ms' ? ` [p99 ${f(ms(m.targets[t]!.narinfoSingle.latencyUs.p99), 2)}]` : '';
+        const bar: Bar = { name: SHORT[t], color: COLORS[t], value: v, text: `${f(v, mt.digits)} ${mt.unit}${extra}${mt.unit === 'ms' || t === 'nginx' ? '' : fmtRatio(v, base)}` };
+        const mk = mt.markers[t];
+        if (mk) bar.marker = { at: mk.at(base), ok: ok(mk.id), label: mk.label };
+        return bar;
+      });
+      const pn = panel(30 + j * colW, y, colW - 10, mt.title, mt.sub, bars);
+      body += pn.svg;
+      rowH = Math.max(rowH, pn.h);
+    }
+    y += rowH + 10;
+  }
+
+  // Origin-only panels: DB size and RSS.
+  const d = m.dbScale;
+  const dbBars: Bar[] = [
+    { name: `${f(d.rowsSmall)} paths`, color: COLORS.origin, value: ms(d.small.latencyUs.p50), text: `${f(ms(d.small.latencyUs.p50), 3)} ms` },
+    { name: `${f(d.rowsBig)} paths`, color: '#1d4ea3', value: ms(d.big.latencyUs.p50), text: `${f(ms(d.big.latencyUs.p50), 3)} ms  (${f(d.big.latencyUs.p50 / d.small.latencyUs.p50, 2)}×)`,
+      marker: { at: 1.2 * ms(d.small.latencyUs.p50), ok: ok('db-scale'), label: 'target ≤ 1.2× the small DB' } },
+  ];
+  const pd = panel(30, y, colW - 10, 'origin narinfo p50 vs DB size, ms', 'lower is better; 1 connection', dbBars);
+  body += pd.svg;
+  const rssBars: Bar[] = [
+    { name: 'fresh, before', color: '#9db7e8', value: m.rss.fresh.rssBeforeMb, text: `${f(m.rss.fresh.rssBeforeMb, 1)} MB` },
+    { name: 'fresh, peak', color: COLORS.origin, value: m.rss.fresh.rssPeakMb, text: `${f(m.rss.fresh.rssPeakMb, 1)} MB`,
+      marker: { at: 150, ok: ok('origin-rss'), label: 'target < 150 MB' } },
+    { name: 'after load, peak', color: '#1d4ea3', value: m.rss.loaded.rssPeakMb, text: `${f(m.rss.loaded.rssPeakMb, 1)} MB (before: ${f(m.rss.loaded.rssBeforeMb, 0)})` },
+  ];
+  const pr = panel(30 + colW, y, colW - 10, `origin RSS, ${f(m.rss.narBytes / 2 ** 20)} MiB NAR${m.rss.huge ? '' : ' (not the huge one)'}`, `lower is better; VmRSS every 100 ms, streaming at ${f(m.rss.fresh.mbPerSec)} MB/s`, rssBars);
+  body += pr.svg;
+  y += Math.max(pd.h, pr.h) + 10;
+
+  // Targets list.
+  body += `<text x="30" y="${y + 14}" class="t">Targets</text>`;
+  y += 24;
+  for (const t of r.targets) {
+    const color = t.status === 'pass' ? PASS : t.status === 'fail' ? FAIL : '#666';
+    body += `<text x="40" y="${y + 14}" class="l"><tspan fill="${color}" font-weight="bold">${t.status === 'pass' ? '✔ PASS' : t.status === 'fail' ? '✘ FAIL' : '– SKIP'}</tspan>  ${esc(t.label)}: <tspan font-weight="bold">${esc(fmtValue(t))}</tspan></text>`;
+    y += 19;
+    if (t.note) {
+      body += `<text x="100" y="${y + 11}" class="s">${esc(t.note)}</text>`;
+      y += 16;
+    }
+  }
+  y += 14;
+
+  // Legend entries side by side, each as wide as its text (about 7 px a character at this size).
+  let lx = 30;
+  let legend = '';
+  for (const t of names) {
+    legend += `<rect x="${lx}" y="62" width="12" height="12" fill="${COLORS[t]}"/><text x="${lx + 18}" y="73" class="l">${esc(LABELS[t])}</text>`;
+    lx += 18 + LABELS[t].length * 7.2 + 22;
+  }
+  legend += `<line x1="${lx}" x2="${lx}" y1="60" y2="76" stroke="${PASS}" stroke-width="2" stroke-dasharray="3,2"/><text x="${lx + 8}" y="73" class="l">target: green met, red missed</text>`;
+  const head = `<text x="30" y="28" class="h">eris benchmark — ${esc(r.date.slice(0, 19).replace('T', ' '))} UTC, commit ${esc(r.commit)}</text>` +
+    `<text x="30" y="48" class="s">${r.machine.cpus} CPUs (${esc(r.machine.cpuModel)}), ${r.machine.memGb} GiB, Node ${esc(r.machine.node)}; all on loopback, wrk ${p.seconds} s per run; Worker auth: ${esc(String(p.workerAuth))}</text>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">
+<style>.h{font-size:20px;font-weight:bold;fill:#111}.t{font-size:15px;font-weight:bold;fill:#111}.s{font-size:11.5px;fill:#555}.l{font-size:12.5px;fill:#222}.v{font-size:12px;fill:#111}</style>
+<rect width="100%" height="100%" fill="#fff"/>
+${head}${legend}${body}
+</svg>
+`;
+}

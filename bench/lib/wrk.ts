@@ -1,0 +1,89 @@
+/** Runs wrk (bounded duration, loopback only) and reads the summary the Lua script prints. */
+import { spawn } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const SCRIPT = new URL('./rotate.lua', import.meta.url).pathname;
+
+export interface WrkResult {
+  requests: number;
+  bytes: number;
+  durationUs: number;
+  errors: { connect: number; read: number; write: number; status: number; timeout: number };
+  latencyUs: { p50: number; p90: number; p99: number; mean: number; max: number };
+  /** Derived. */
+  reqPerSec: number;
+  mbPerSec: number;
+  totalErrors: number;
+  /** Share of the machine's CPU that processes outside the benchmark used during the run (%), set by the caller. */
+  otherCpuPct?: number;
+}
+
+export interface WrkRun {
+  /** http://127.0.0.1:PORT */
+  base: string;
+  /** Request paths to rotate over. */
+  paths: string[];
+  headers: Record<string, string>;
+  threads: number;
+  connections: number;
+  seconds: number;
+  /** wrk's per-request timeout. */
+  timeoutSeconds: number;
+  workDir: string;
+  label: string;
+  logFile: string;
+}
+
+let counter = 0;
+
+export async function runWrk(r: WrkRun): Promise<WrkResult> {
+  const url = new URL(r.base);
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) throw new Error(`refusing to load a non-loopback address: ${r.base}`);
+  const listFile = join(r.workDir, `wrk-paths-${++counter}.txt`);
+  writeFileSync(listFile, r.paths.join('\n') + '\n');
+  const args = ['-t', String(r.threads), '-c', String(r.connections), '-d', `${r.seconds}s`, '--timeout', `${r.timeoutSeconds}s`, '--latency'];
+  for (const [k, v] of Object.entries(r.headers)) args.push('-H', `${k}: ${v}`);
+  args.push('-s', SCRIPT, r.base, '--', listFile);
+
+  const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const limitMs = (r.seconds + r.timeoutSeconds + 30) * 1000;
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(null);
+    }, limitMs);
+    child.once('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      err += String(e);
+      resolve(-1);
+    });
+  });
+  appendFileSync(r.logFile, `\n=== ${r.label}: wrk ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}\n${out}${err}`);
+  if (code !== 0) throw new Error(`wrk (${r.label}) ${code === null ? `did not finish within ${limitMs / 1000} s` : `exited with ${code}`}: ${err.trim() || out.trim()}`);
+  const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));
+  if (!line) throw new Error(`wrk (${r.label}) printed no summary:\n${out}${err}`);
+  const j = JSON.parse(line.slice('BENCH_JSON '.length)) as {
+    requests: number; bytes: number; duration_us: number;
+    errors: WrkResult['errors']; latency_us: WrkResult['latencyUs'];
+  };
+  const secs = j.duration_us / 1e6;
+  return {
+    requests: j.requests,
+    bytes: j.bytes,
+    durationUs: j.duration_us,
+    errors: j.errors,
+    latencyUs: j.latency_us,
+    reqPerSec: j.requests / secs,
+    mbPerSec: j.bytes / secs / 1e6,
+    totalErrors: j.errors.connect + j.errors.read + j.errors.write + j.errors.status + j.errors.timeout,
+  };
+}
