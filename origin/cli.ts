@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --disable-warning=ExperimentalWarning
 /**
- * The `eris` command: serve | keygen | token add|list|revoke | dev.
+ * The `eris` command: serve | keygen | token add|list|revoke | doctor | dev.
  * Every failure is one line on stderr and a non-zero exit.
  */
 import { parseArgs } from 'node:util';
@@ -10,6 +10,7 @@ import { startOrigin } from './main.ts';
 import { writeKeyPair } from './keygen.ts';
 import { addToken, formatTokenTable, listTokens, revokeTokens, type KvTarget } from './tokens.ts';
 import { runDevStack } from './dev-stack.ts';
+import { formatChecks, runDoctor } from './doctor.ts';
 
 const USAGE = `usage:
   eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N]
@@ -17,19 +18,22 @@ const USAGE = `usage:
   eris token add USER [--scope read|write]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
   eris token list [--json] [--remote | --persist-to DIR]
   eris token revoke ID | --user USER [--remote | --persist-to DIR]
+  eris doctor [--config FILE] [serve's flags] [--edge-url URL (--netrc FILE | --token TOKEN [--user USER])] [--timeout SECONDS]
   eris dev            (what npm start runs: origin + wrangler dev on this machine's store)`;
+
+const SERVE_OPTIONS = {
+  config: { type: 'string' },
+  bind: { type: 'string' },
+  'store-root': { type: 'string' },
+  'sign-key': { type: 'string', multiple: true },
+  'edge-secret-file': { type: 'string' },
+  priority: { type: 'string' },
+} as const;
 
 async function serve(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      config: { type: 'string' },
-      bind: { type: 'string' },
-      'store-root': { type: 'string' },
-      'sign-key': { type: 'string', multiple: true },
-      'edge-secret-file': { type: 'string' },
-      priority: { type: 'string' },
-    },
+    options: SERVE_OPTIONS,
     strict: true,
   });
   let file;
@@ -130,6 +134,47 @@ function token(argv: string[]) {
   }
 }
 
+async function doctor(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      ...SERVE_OPTIONS,
+      'edge-url': { type: 'string' },
+      token: { type: 'string' },
+      user: { type: 'string' },
+      netrc: { type: 'string' },
+      timeout: { type: 'string' },
+    },
+  });
+  const creds = (values.token !== undefined ? 1 : 0) + (values.netrc !== undefined ? 1 : 0);
+  if (values['edge-url'] !== undefined && creds !== 1) throw new ConfigError('doctor: --edge-url needs --netrc FILE or --token TOKEN (one of them)');
+  if (values['edge-url'] === undefined && (creds || values.user !== undefined)) throw new ConfigError('doctor: --netrc, --token and --user go with --edge-url URL');
+  if (values.user !== undefined && values.token === undefined) throw new ConfigError('doctor: --user goes with --token');
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout) * 1000;
+  if (timeout !== undefined && !(timeout > 0)) throw new ConfigError('doctor: --timeout: expected a number of seconds');
+  const checks = await runDoctor({
+    configFile: values.config,
+    flags: {
+      bind: values.bind,
+      storeRoot: values['store-root'],
+      signKeyPaths: values['sign-key'],
+      edgeSecretFile: values['edge-secret-file'],
+      priority: values.priority,
+    },
+    env: process.env,
+    edgeUrl: values['edge-url'],
+    token: values.token,
+    user: values.user,
+    netrcFile: values.netrc,
+    timeoutMs: timeout,
+  });
+  process.stdout.write(formatChecks(checks));
+  const failed = checks.filter((c) => c.status === 'FAIL').length;
+  process.stdout.write(failed ? `${failed} problem${failed > 1 ? 's' : ''} found\n` : 'no problems found\n');
+  if (failed) process.exitCode = 1;
+}
+
 async function main() {
   const [cmd, ...argv] = process.argv.slice(2);
   switch (cmd) {
@@ -139,6 +184,8 @@ async function main() {
       return keygen(argv);
     case 'token':
       return token(argv);
+    case 'doctor':
+      return doctor(argv);
     case 'dev':
       return runDevStack(process.env);
     case undefined:
