@@ -162,6 +162,20 @@ describe('the edge behind its circuit breaker', () => {
       expect(codes).toEqual([503, 504, 502, 504, 503]);
     }));
 
+  it('says Accept-Ranges: bytes on its own 5xx for NARs, so Nix keeps resuming a cut download through an outage', () =>
+    quiet(async () => {
+      const e = edge({ BREAKER_THRESHOLD: '2' }, async () => {
+        throw new TypeError('connect ECONNREFUSED');
+      });
+      const nar = '/nar/0000000000000000000000000000000a-0000000000000000000000000000000000000000000000000000.nar';
+      for (const status of [502, 502, 503]) {
+        const r = await e.app.request(nar, { headers: { ...auth, Range: 'bytes=100-' } });
+        expect(r.status).toBe(status);
+        expect(r.headers.get('accept-ranges')).toBe('bytes');
+      }
+      expect((await e.app.request('/x.narinfo', { headers: auth })).headers.get('accept-ranges')).toBeNull();
+    }));
+
   it('does not count clients that fail authentication', async () => {
     const e = edge({ BREAKER_THRESHOLD: '1' }, async () => new Response('ok'));
     for (let i = 0; i < 5; i++) expect((await e.app.request('/x.narinfo')).status).toBe(401);

@@ -55,6 +55,19 @@ export function createProxy(options: ProxyOptions) {
   });
 
   return async function proxy(c: Context<EdgeEnv>): Promise<Response> {
+    const res = await forward(c);
+    // Nix resumes a NAR cut mid-body with a Range request only while every
+    // answer, the failed retries included, says `Accept-Ranges: bytes`; without
+    // it, one 502 during an origin restart ends the download. (A resumed
+    // request the origin cannot serve as a range still fails cleanly: curl
+    // refuses a 200 to a range request.)
+    if (res.status >= 500 && c.req.path.startsWith('/nar/') && !res.headers.has('accept-ranges')) {
+      res.headers.set('Accept-Ranges', 'bytes');
+    }
+    return res;
+  };
+
+  async function forward(c: Context<EdgeEnv>): Promise<Response> {
     const admission = breaker.admit();
     if (!admission.ok) {
       const seconds = Math.max(1, Math.ceil(admission.retryAfterMs / 1000));
@@ -121,5 +134,5 @@ export function createProxy(options: ProxyOptions) {
       if (v !== null) out.set(name, v);
     }
     return new Response(method === 'HEAD' ? null : upstream.body, { status: upstream.status, headers: out });
-  };
+  }
 }
