@@ -6,7 +6,7 @@
  * server that checks the edge secret, so no Nix is needed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, get as httpGet, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -46,8 +46,26 @@ describe('token add, list and revoke against wrangler dev', () => {
   });
 
   const where = () => ['--persist-to', edge.persistTo];
+  /**
+   * A GET on a fresh connection each time: between requests this test spends
+   * seconds in wrangler CLI calls, and a reused keep-alive socket that wrangler
+   * dev closes meanwhile fails the next fetch ("other side closed").
+   */
   const get = (path: string, headers: Record<string, string> = {}) =>
-    fetch(edge.url + path, { headers, signal: AbortSignal.timeout(20_000) });
+    new Promise<Response>((resolve, reject) => {
+      const req = httpGet(edge.url + path, { headers, agent: false, timeout: 20_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const h = new Headers();
+          for (let i = 0; i < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+          resolve(new Response(Buffer.concat(chunks), { status: res.statusCode!, headers: h }));
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer in 20 s`)));
+      req.on('error', reject);
+    });
   const basic = (user: string, token: string) => ({ Authorization: 'Basic ' + btoa(`${user}:${token}`) });
 
   it('add prints a token once that the running edge accepts at once; list shows it without the token', async () => {

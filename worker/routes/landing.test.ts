@@ -2,7 +2,7 @@
  * The landing page through the edge app (app.request, origin injected as a
  * function). The same page is fetched from workerd in test/tokens-edge.test.ts.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { createWorkerApp } from '../app.ts';
 import { parseEdgeConfig } from '../config.ts';
 import type { Env } from '../env.ts';
@@ -30,6 +30,12 @@ function setup(origin: (req: Request) => Promise<Response>, env: Partial<Env> = 
 const keyOrigin = (body: string, status = 200) => async () => new Response(body, { status, headers: { 'content-type': 'text/plain' } });
 
 describe('GET / landing page', () => {
+  let errors: MockInstance<typeof console.error>;
+  beforeEach(() => {
+    errors = vi.spyOn(console, 'error').mockImplementation(() => {});
+  });
+  afterEach(() => errors.mockRestore());
+
   it('shows the public key and client configuration without a token, fetched with the edge secret', async () => {
     const { app, seen, logs } = setup(keyOrigin(KEY + '\n'));
     const res = await app.request('https://cache.example.org/');
@@ -86,6 +92,12 @@ describe('GET / landing page', () => {
       expect(html).toContain('machine cache.example.org login');
       expect(html).not.toContain('<script>');
     }
+    // Each failure is logged once, saying why, without the edge secret.
+    const logged = errors.mock.calls.map((c) => String(c[0]));
+    expect(logged).toHaveLength(cases.length);
+    expect(logged[0]).toContain('ECONNREFUSED');
+    expect(logged[1]).toContain('"status":403');
+    for (const l of logged) expect(l).not.toContain(SECRET);
   });
 
   it('gives up on a stalled origin within its budget', async () => {

@@ -53,8 +53,9 @@ async function fetchPublicKeys(o: LandingOptions): Promise<string[] | null> {
       return null;
     }
     const lines = (await res.text()).split('\n').map((l) => l.trim()).filter(Boolean);
+    if (!lines.length) throw new Error('the origin sent no key');
     for (const l of lines) parsePublicKey(l); // throws on anything that is not NAME:BASE64 of 32 bytes
-    return lines.length ? lines : null;
+    return lines;
   };
   try {
     return await Promise.race([ask(), timeout]);
