@@ -75,6 +75,8 @@ export function createWorkerApp(deps: WorkerDeps) {
   });
   app.get('/', landingPage({ originUrl: config.originUrl, edgeSecret: config.edgeSecret, fetchOrigin: deps.fetchOrigin,
     timeoutMs: config.metadataTimeoutMs, allowAnonymous: config.allowAnonymous }));
+  // Operational endpoints of the origin stay on the box.
+  app.get('/metrics', (c) => c.text('not found\n', 404));
   app.on(['GET', 'HEAD'], '*', proxy);
   app.all('*', (c) => c.text('method not allowed\n', 405, { Allow: 'GET, HEAD' }));
   app.onError((err, c) => {
