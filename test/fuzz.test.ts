@@ -1,0 +1,171 @@
+/**
+ * Fuzzing with generated inputs from a seeded PRNG (FUZZ_SEED, printed, so a
+ * failure reproduces): the NAR request parser alone; the origin's router and
+ * request parsing over real HTTP (raw sockets, so nothing normalises the
+ * target); the Worker's router, path checks and credential parsing under
+ * wrangler dev. Every answer must be 200/400/404/405 — never a 5xx — and say
+ * `Cache-Control: private, no-store`; only well-formed names of valid paths
+ * may be a 200. Counts are bounded (FUZZ_COUNT scales them).
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseNarRequest } from '../origin/routes/nar.ts';
+import { addToken } from '../origin/tokens.ts';
+import { isHashPart } from '../shared/store-path.ts';
+import { isSha256Nix32 } from '../shared/hash.ts';
+import { hashOf, narInfoOf, startStack, type Stack } from './faults-stack.ts';
+import { prng, rawRequest } from './hostile-helpers.ts';
+
+const fixture = inject('fixture');
+const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
+const SCALE = Number(process.env.FUZZ_COUNT ?? 1);
+const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
+
+type Rng = ReturnType<typeof prng>;
+
+/** Generates request targets around the shapes the routers know. */
+function generator(rng: Rng, known: { hashes: string[]; narHashes: string[] }, o: { exclude?: string } = {}) {
+  const rand = (alphabet: string, n: number) => Array.from({ length: n }, () => rng.pick([...alphabet])).join('');
+  // Visible ASCII the HTTP front ends let through, minus '\\' and '#' (parser-level cases are tested in
+  // hostile/resources) and `exclude` (wrangler dev's own server answers "invalid URI" to < > ` " itself).
+  const printable = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i))
+    .filter((c) => c !== '\\' && c !== '#' && !(o.exclude ?? '').includes(c)).join('');
+  const tricks = ['..', '.', '%2e', '%2E', '%2f', '%2F', '%5c', '%00', '%25', '%ff', '%c0%ae', '%e2%80%ae', '~', ';', ',', '@', ':', '!', '$', '&', "'", '(', ')', '*', '+', '=', '-', '_', '%20', '%0a', '%0d%0a'];
+  const pieces = [
+    () => rng.pick(known.hashes),
+    () => rng.pick(known.narHashes),
+    () => rand(NIX32, 32),
+    () => rand(NIX32, 52),
+    () => rand(NIX32 + 'eotuEOTU', rng.pick([31, 32, 33, 51, 52, 53])),
+    () => rand(NIX32.toUpperCase(), 32),
+    () => rand(printable, 1 + rng.int(12)),
+    () => rng.pick(tricks),
+    () => rng.pick(known.hashes) + '-' + rng.pick(known.narHashes),
+    () => rng.pick(known.hashes) + rng.pick(['-', '_', '', '--']) + rand(NIX32, 52),
+    () => 'x'.repeat(rng.pick([100, 1000, 5000])),
+  ];
+  const prefixes = ['/', '/', '/', '/nar/', '/nar/', '/nar/', '/log/', '/v1/', '//', '/nar//', '/nix-cache-info', '/health/', '/metrics/'];
+  const suffixes = ['.narinfo', '.narinfo', '.nar', '.nar', '.nar.xz', '.nar.zstd', '.nar.zst', '.ls', '.drv', '', '/', '.narinfo/', '.NARINFO'];
+  const methods = ['GET', 'GET', 'GET', 'GET', 'GET', 'GET', 'GET', 'GET', 'HEAD', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE'];
+  return () => {
+    let path = rng.pick(prefixes);
+    const n = 1 + rng.int(3);
+    for (let i = 0; i < n; i++) path += (i > 0 && rng.chance(0.3) ? rng.pick(['/', '-', '']) : '') + rng.pick(pieces)();
+    path += rng.pick(suffixes);
+    if (rng.chance(0.3)) {
+      const q = rng.pick([
+        () => `hash=${rng.pick(pieces)()}`,
+        () => `hash=${rng.pick(known.hashes)}&hash=${rng.pick(pieces)()}`,
+        () => rand(printable.replace(/[?]/g, ''), 1 + rng.int(20)),
+        () => '',
+      ])();
+      path += '?' + q;
+    }
+    return { method: rng.pick(methods), target: path };
+  };
+}
+
+describe.skipIf(!fixture)('fuzzing the request parsers and routers', () => {
+  let dir: string;
+  let s: Stack;
+  let known: { hashes: string[]; narHashes: string[]; narUrls: string[] };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'eris-fuzz-'));
+    s = await startStack({ dir, root: fixture!.root });
+    const infos = await Promise.all(fixture!.closure.map((p) => narInfoOf(s, p)));
+    known = {
+      hashes: fixture!.closure.map(hashOf),
+      narHashes: infos.map((i) => i.narHash.slice('sha256:'.length)),
+      narUrls: infos.map((i) => '/' + i.url),
+    };
+    console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} reproduces), scale ${SCALE}`);
+  });
+
+  afterAll(async () => {
+    await s?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('parseNarRequest: never throws; accepts exactly well-formed names', () => {
+    const rng = prng(SEED);
+    const gen = generator(rng, known);
+    for (let i = 0; i < 20_000 * SCALE; i++) {
+      const { target } = gen();
+      const q = target.indexOf('?');
+      const file = (q < 0 ? target : target.slice(0, q)).split('/').pop()!;
+      const hash = q < 0 ? undefined : new URLSearchParams(target.slice(q + 1)).get('hash') ?? undefined;
+      const r = parseNarRequest(file, hash);
+      if (typeof r === 'string') continue;
+      expect({ file, hash, ok: isHashPart(r.hashPart) && isSha256Nix32(r.narHash) }).toEqual({ file, hash, ok: true });
+      expect(file.startsWith(`${r.hashPart}-${r.narHash}.nar`) || (file.startsWith(`${r.narHash}.nar`) && hash === r.hashPart)).toBe(true);
+    }
+  });
+
+  /** Sends generated requests; returns counts by status. Fails on the first bad answer, with the input. */
+  async function fuzz(port: number, count: number, seed: number, headers: () => string, allowed: number[], exclude = '') {
+    const rng = prng(seed);
+    const gen = generator(rng, known, { exclude });
+    const byStatus = new Map<number, number>();
+    for (let i = 0; i < count; i++) {
+      const { method, target } = gen();
+      const r = await rawRequest(port, `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers()}`);
+      byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
+      const where = `input #${i} (seed ${seed}): ${method} ${target.slice(0, 300)} → ${r.status} ${r.body.toString('latin1').slice(0, 120)}`;
+      expect(allowed, where).toContain(r.status);
+      expect(r.headers['cache-control'], where).toBe('private, no-store');
+      if (r.status === 200 && method === 'GET') {
+        // Only real names are served: a NAR URL we advertise, a narinfo/listing of a valid path, or a fixed endpoint.
+        const path = target.split('?')[0]!;
+        const ok = known.narUrls.some((u) => path === u) || known.hashes.some((h) => path === `/${h}.narinfo` || path === `/${h}.ls`) ||
+          ['/nix-cache-info', '/'].includes(path) || /^\/nar\/[0-9a-z]{52}\.nar$/.test(path); // '/': the edge's landing page
+        expect(ok, where).toBe(true);
+      }
+    }
+    return byStatus;
+  }
+
+  it('the origin, straight (with the edge secret): 200/400/404 only, always no-store', async () => {
+    const counts = await fuzz(s.origin.port, 3000 * SCALE, SEED + 1, () => `x-eris-edge-secret: ${s.secret}`, [200, 400, 404]);
+    console.log(`origin fuzz: ${[...counts].map(([k, v]) => `${v}×${k}`).join(', ')}`);
+  });
+
+  it('the Worker under wrangler dev (with a token): 200/400/404/405 only, always no-store', async () => {
+    // A token that may also write, so other methods get through authentication to the router (405).
+    const writer = addToken({ mode: 'local', persistTo: s.edge.persistTo }, 'carol', { scopes: ['read', 'write'] });
+    const counts = await fuzz(s.edge.port, 500 * SCALE, SEED + 2, () => `Authorization: Bearer ${writer}`, [200, 400, 404, 405], '<>`"');
+    console.log(`edge fuzz: ${[...counts].map(([k, v]) => `${v}×${k}`).join(', ')}`);
+  });
+
+  it('the Worker\'s credential parsing: generated Authorization headers are all the same 401', async () => {
+    const rng = prng(SEED + 3);
+    const b64 = (x: string) => Buffer.from(x, 'latin1').toString('base64');
+    const junk = () => Array.from({ length: rng.int(40) }, () => String.fromCharCode(0x20 + rng.int(0x5f))).join('');
+    const forms = [
+      () => `Basic ${b64(junk())}`,
+      () => `Basic ${b64(`alice:${junk()}`)}`,
+      () => `Basic ${b64(`${junk()}:${s.token.slice(0, rng.int(s.token.length))}`)}`,
+      () => `Basic ${junk()}`,
+      () => `Bearer ${junk()}`,
+      () => `Bearer ${s.token.slice(0, rng.int(s.token.length))}`,
+      () => `${rng.pick(['basic', 'BASIC', 'bearer', 'BEARER', 'Token', 'Negotiate', ''])} ${junk()}`,
+      () => junk(),
+      () => `Basic ${b64('alice:' + 'x'.repeat(rng.pick([511, 512, 513, 4000])))}`,
+    ];
+    const bodies = new Set<string>();
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 300 * SCALE; i++) {
+      const auth = rng.pick(forms)();
+      // A fresh address each time: the failed-auth brake would otherwise (rightly) answer 429.
+      const r = await rawRequest(s.edge.port, `GET /${rng.pick(known.hashes)}.narinfo HTTP/1.1\r\nHost: 127.0.0.1\r\nCF-Connecting-IP: 10.${i >> 16 & 255}.${i >> 8 & 255}.${i & 255}\r\nAuthorization: ${auth}`);
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      expect(r.status, `#${i} ${JSON.stringify(auth)} → ${r.status}`).toBe(401);
+      expect(r.headers['cache-control']).toBe('private, no-store');
+      bodies.add(r.body.toString());
+    }
+    expect([...bodies]).toEqual(['authentication required\n']);
+    console.log(`credential fuzz: ${[...statuses].map(([k, v]) => `${v}×${k}`).join(', ')}`);
+  });
+});
