@@ -5,8 +5,7 @@
 import { Hono } from 'hono';
 import type { AppSettings, OriginDeps, OriginEnv } from './types.ts';
 import { edgeAuth } from './middleware/edge-auth/index.ts';
-import { noStore } from './middleware/no-store/index.ts';
-import { contentLength } from './middleware/content-length/index.ts';
+import { send, TEXT } from './respond.ts';
 import { onError } from './errors.ts';
 import { getCacheInfo } from './routes/nix-cache-info.ts';
 import { getListing, getNarInfo } from './routes/narinfo.ts';
@@ -24,16 +23,6 @@ export function createApp(settings: AppSettings, deps: OriginDeps) {
     c.set('settings', settings);
     await next();
   });
-  app.use(async function countRequests(c, next) {
-    await next();
-    // NAR streams record themselves when they finish.
-    if (c.res.headers.get('x-hono-already-sent')) return;
-    deps.metrics.request(c.req.routePath, c.res.status);
-    const len = c.res.headers.get('content-length');
-    if (len && c.req.method !== 'HEAD') deps.metrics.sent(c.req.routePath, Number(len));
-  });
-  app.use(noStore());
-  app.use(contentLength());
   app.use(edgeAuth(settings.edgeSecret));
 
   app.get('/nix-cache-info', getCacheInfo);
@@ -46,7 +35,7 @@ export function createApp(settings: AppSettings, deps: OriginDeps) {
   app.get('/nar/:file', getNar);
   app.get('/log/:drv', getBuildLog);
 
-  app.notFound((c) => c.body('not found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8' }));
+  app.notFound((c) => send(c, 404, 'not found\n', TEXT));
   app.onError(onError);
   return app;
 }

@@ -2,6 +2,8 @@ import { HTTPException } from 'hono/http-exception';
 import type { ErrorHandler } from 'hono';
 import { StoreBusyError } from './store/db.ts';
 import type { OriginEnv } from './types.ts';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { send, TEXT } from './respond.ts';
 
 /** A clear one-line client error. */
 export const badRequest = (message: string) => new HTTPException(400, { message });
@@ -13,15 +15,14 @@ export const notFound = (message = 'not found') => new HTTPException(404, { mess
  * would remember as a miss.
  */
 export const onError: ErrorHandler<OriginEnv> = (err, c) => {
-  const noStore = { 'Cache-Control': 'private, no-store', 'Content-Type': 'text/plain; charset=utf-8' };
   if (err instanceof HTTPException) {
-    return c.body(`${err.message}\n`, err.status, noStore);
+    return send(c, err.status as ContentfulStatusCode, `${err.message}\n`, TEXT);
   }
   const log = c.get('deps')?.log;
   if (err instanceof StoreBusyError) {
     log?.warn({ msg: 'store database busy', path: c.req.path, error: err.message });
-    return c.body('store database busy, retry\n', 503, { ...noStore, 'Retry-After': '1' });
+    return send(c, 503, 'store database busy, retry\n', TEXT, { 'Retry-After': '1' });
   }
   log?.error({ msg: 'internal error', path: c.req.path, error: err instanceof Error ? err.stack ?? err.message : String(err) });
-  return c.body('internal error\n', 500, noStore);
+  return send(c, 500, 'internal error\n', TEXT);
 };

@@ -1,8 +1,9 @@
 import type { Context } from 'hono';
 import type { OriginEnv } from '../types.ts';
+import { send, TEXT } from '../respond.ts';
 
 /** Cheap liveness: the process answers and the store DB answers a query. */
 export function getHealth(c: Context<OriginEnv>) {
   c.get('deps').store.isValid(`${c.get('settings').storeDir}/health-check`);
-  return c.text('ok\n');
+  return send(c, 200, 'ok\n', TEXT);
 }

@@ -6,13 +6,15 @@ import { Readable } from 'node:stream';
 import type { OriginEnv } from '../types.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { isStorePathBaseName } from '../../shared/store-path.ts';
+import { NO_STORE, TEXT } from '../respond.ts';
 
 export function getBuildLog(c: Context<OriginEnv>) {
   const drv = c.req.param('drv') ?? '';
   if (!drv.endsWith('.drv') || !isStorePathBaseName(drv)) throw badRequest('malformed derivation name: expected <hash>-<name>.drv');
   const log = c.get('deps').store.buildLog(drv);
   if (!log) throw notFound('no build log for that derivation');
-  const headers = { 'Content-Type': 'text/plain; charset=utf-8' };
+  const headers = { 'Content-Type': TEXT, 'Cache-Control': NO_STORE };
+  c.get('deps').metrics.request(c.req.routePath, 200);
   if (c.req.method === 'HEAD') return c.body(null, 200, headers);
   let stream: Readable;
   if (log.bzip2) {

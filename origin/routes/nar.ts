@@ -20,7 +20,7 @@ import { isHashPart } from '../../shared/store-path.ts';
 import { isSha256Nix32 } from '../../shared/hash.ts';
 import type { OriginEnv } from '../types.ts';
 import { badRequest, notFound } from '../errors.ts';
-import { NO_STORE } from '../middleware/no-store/index.ts';
+import { NO_STORE, send } from '../respond.ts';
 import { parseRange } from '../http-range.ts';
 import { createCompressor, URL_SUFFIX, type Compression } from '../store/compress.ts';
 import type { PathInfo } from '../store/store.ts';
@@ -77,7 +77,8 @@ export async function getNar(c: Context<OriginEnv>) {
 
   let status = 200;
   let headers: Record<string, string>;
-  let body: () => Readable | (Readable | Duplex | Transform)[];
+  // Either chunks to write straight to the socket, or a pipeline of streams.
+  let body: () => AsyncIterable<Buffer> | (Readable | Duplex | Transform)[];
 
   const cacheKey = `${parsed.narHash}${parsed.compression === 'none' ? '' : URL_SUFFIX[parsed.compression]}`;
   const cached = parsed.compression !== 'none' ? narCache?.get(cacheKey) : undefined;
@@ -88,15 +89,15 @@ export async function getNar(c: Context<OriginEnv>) {
     const ifRange = c.req.header('if-range');
     const range = ifRange !== undefined && ifRange !== etag ? { kind: 'full' as const } : parseRange(c.req.header('range'), size);
     if (range.kind === 'unsatisfiable') {
-      return c.body(null, 416, { ...base, 'Content-Range': `bytes */${size}` });
+      return send(c, 416, '', 'application/x-nix-nar', { 'Content-Range': `bytes */${size}` });
     }
     const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, size];
     status = range.kind === 'partial' ? 206 : 200;
     headers = { ...base, 'Accept-Ranges': 'bytes', ETag: etag, 'Content-Length': String(end - start) };
     if (status === 206) headers['Content-Range'] = `bytes ${start}-${end - 1}/${size}`;
     body = cached
-      ? () => createReadStream(cached.path, { start, end: end - 1 })
-      : () => (status === 206 ? store.narRange(info, start, end) : store.nar(info));
+      ? () => createReadStream(cached.path, { start, end: end - 1, highWaterMark: 1024 * 1024 })
+      : () => store.narChunks(info, status === 206 ? { start, end } : undefined);
   } else {
     // Compressed on the fly: the size is unknown until the end, so no Range here.
     const method = parsed.compression;
@@ -114,7 +115,7 @@ export async function getNar(c: Context<OriginEnv>) {
     let stream: ReadableStream | null = null;
     if (!isHead) {
       const b = body();
-      stream = Readable.toWeb(Array.isArray(b) ? (b.reduce((a, s) => a.pipe(s as Transform)) as Readable) : b) as ReadableStream;
+      stream = Readable.toWeb(Array.isArray(b) ? (b.reduce((a, s) => a.pipe(s as Transform)) as Readable) : Readable.from(b)) as ReadableStream;
     }
     return new Response(stream, { status, headers });
   }
@@ -127,24 +128,60 @@ export async function getNar(c: Context<OriginEnv>) {
   return RESPONSE_ALREADY_SENT;
 }
 
+/** Resolves when `out` can take more, rejects if the client went away. */
+function drained(out: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      out.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      out.off('drain', onDrain);
+      reject(Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    };
+    out.once('drain', onDrain);
+    out.once('close', onClose);
+  });
+}
+
+/** Writes chunks to the socket with backpressure; on any failure the connection is destroyed, never ended cleanly. */
+async function writeChunks(out: ServerResponse, chunks: AsyncIterable<Buffer>, onBytes: (n: number) => void): Promise<void> {
+  try {
+    for await (const chunk of chunks) {
+      if (out.destroyed) throw Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+      onBytes(chunk.length);
+      if (!out.write(chunk)) await drained(out);
+    }
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
+  await new Promise<void>((resolve, reject) => {
+    out.end(() => resolve());
+    out.once('error', reject);
+  });
+}
+
 async function sendStream(
   out: ServerResponse,
   status: number,
   headers: Record<string, string>,
-  body: () => Readable | (Readable | Duplex | Transform)[],
+  body: () => AsyncIterable<Buffer> | (Readable | Duplex | Transform)[],
   info: PathInfo,
   done: (ok: boolean, bytes: number, seconds: number) => void,
   log: { info(e: Record<string, unknown>): void; error(e: Record<string, unknown>): void },
 ) {
   const started = performance.now();
   let bytes = 0;
-  const stages = body();
+  const source = body();
   out.writeHead(status, headers);
   // Headers leave at once: a proxy (Cloudflare closes reads idle for 120 s) sees the response start immediately.
   out.flushHeaders();
-  const chain = [...(Array.isArray(stages) ? stages : [stages]), counter((n) => (bytes += n)), out] as const;
-  // pipeline destroys every stage (and so the connection) on failure: the client sees a short body.
-  pipeline(chain as unknown as [Readable, ...Transform[]]).then(
+  const sending = Array.isArray(source)
+    ? // pipeline destroys every stage (and so the connection) on failure: the client sees a short body.
+      pipeline([...source, counter((n) => (bytes += n)), out] as unknown as [Readable, ...Transform[]])
+    : writeChunks(out, source, (n) => (bytes += n));
+  sending.then(
     () => done(true, bytes, (performance.now() - started) / 1000),
     (err: NodeJS.ErrnoException) => {
       done(false, bytes, (performance.now() - started) / 1000);

@@ -6,6 +6,7 @@ import type { PathInfo } from '../store/store.ts';
 import type { OriginEnv, OriginDeps, AppSettings } from '../types.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { URL_SUFFIX } from '../store/compress.ts';
+import { send } from '../respond.ts';
 
 /** The NAR URL we advertise: store hash part and NAR hash, nix-serve style, plus the compression suffix. */
 export function narUrl(info: PathInfo, suffix = '.nar'): string {
@@ -53,12 +54,12 @@ function lookupOr404(c: Context<OriginEnv>, ext: string): PathInfo {
 
 export function getNarInfo(c: Context<OriginEnv>) {
   const info = lookupOr404(c, '.narinfo');
-  return c.body(narInfoText(info, c.get('deps'), c.get('settings')), 200, { 'Content-Type': 'text/x-nix-narinfo' });
+  return send(c, 200, narInfoText(info, c.get('deps'), c.get('settings')), 'text/x-nix-narinfo');
 }
 
 /** `<hash>.ls`: the file listing `nix store ls --store https://…` reads instead of downloading the NAR. */
 export async function getListing(c: Context<OriginEnv>) {
   const info = lookupOr404(c, '.ls');
   const listing = await c.get('deps').store.listing(info);
-  return c.body(JSON.stringify(listing), 200, { 'Content-Type': 'application/json' });
+  return send(c, 200, JSON.stringify(listing), 'application/json');
 }

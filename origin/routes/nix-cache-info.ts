@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import type { OriginEnv } from '../types.ts';
+import { send } from '../respond.ts';
 
 export function renderCacheInfo(storeDir: string, priority: number): string {
   return `StoreDir: ${storeDir}\nWantMassQuery: 1\nPriority: ${priority}\n`;
@@ -7,5 +8,5 @@ export function renderCacheInfo(storeDir: string, priority: number): string {
 
 export function getCacheInfo(c: Context<OriginEnv>) {
   const { storeDir, priority } = c.get('settings');
-  return c.body(renderCacheInfo(storeDir, priority), 200, { 'Content-Type': 'text/x-nix-cache-info' });
+  return send(c, 200, renderCacheInfo(storeDir, priority), 'text/x-nix-cache-info');
 }

@@ -24,6 +24,8 @@ export interface StoreDb {
   references(id: number): string[];
   /** True while `path` is still registered as valid. */
   isValid(path: string): boolean;
+  /** Changes whenever another connection (Nix) has committed to the DB. */
+  dataVersion(): number;
   close(): void;
 }
 
@@ -50,6 +52,7 @@ export function openStoreDb(dbPath: string, storeDir: string, options: OpenStore
     'SELECT v.path AS path FROM Refs r JOIN ValidPaths v ON r.reference = v.id WHERE r.referrer = ? ORDER BY v.path',
   );
   const valid: StatementSync = db.prepare('SELECT 1 AS ok FROM ValidPaths WHERE path = ?');
+  const version: StatementSync = db.prepare('PRAGMA data_version');
 
   const run = <T>(fn: () => T): T => {
     try {
@@ -72,6 +75,9 @@ export function openStoreDb(dbPath: string, storeDir: string, options: OpenStore
     },
     isValid(path) {
       return run(() => valid.get(path)) !== undefined;
+    },
+    dataVersion() {
+      return (run(() => version.get()) as { data_version: number }).data_version;
     },
     close() {
       db.close();

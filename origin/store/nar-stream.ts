@@ -10,7 +10,7 @@
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
-const CHUNK = 256 * 1024;
+const CHUNK = 1024 * 1024;
 const FLUSH_AT = 64 * 1024;
 const PAD = Buffer.alloc(8);
 
@@ -206,25 +206,27 @@ export async function narListing(path: string): Promise<{ version: 1; root: List
 }
 
 /**
- * A readable stream of NAR bytes [start, end) that fails (instead of ending
- * cleanly) when the bytes produced differ from what the DB registered.
+ * NAR bytes [start, end) that fail (instead of ending cleanly) when the bytes
+ * produced differ from what the DB registered.
  */
-export function narStream(path: string, expectedSize?: number, range?: { start: number; end: number }): Readable {
-  async function* checked(): AsyncGenerator<Buffer> {
-    const start = range?.start ?? 0;
-    const end = range?.end ?? expectedSize ?? Number.POSITIVE_INFINITY;
-    const source = range ? narRange(path, start, end) : narChunks(path);
-    let sent = start;
-    for await (const chunk of source) {
-      sent += chunk.length;
-      if (expectedSize !== undefined && sent > expectedSize) {
-        throw new NarSourceChangedError(`NAR of ${path} grew beyond its registered size ${expectedSize}`);
-      }
-      yield chunk;
+export async function* checkedNar(path: string, expectedSize?: number, range?: { start: number; end: number }): AsyncGenerator<Buffer> {
+  const start = range?.start ?? 0;
+  const end = range?.end ?? expectedSize ?? Number.POSITIVE_INFINITY;
+  const source = range ? narRange(path, start, end) : narChunks(path);
+  let sent = start;
+  for await (const chunk of source) {
+    sent += chunk.length;
+    if (expectedSize !== undefined && sent > expectedSize) {
+      throw new NarSourceChangedError(`NAR of ${path} grew beyond its registered size ${expectedSize}`);
     }
-    if (expectedSize !== undefined && !range && sent !== expectedSize) {
-      throw new NarSourceChangedError(`NAR of ${path} is ${sent} bytes, registered as ${expectedSize}`);
-    }
+    yield chunk;
   }
-  return Readable.from(checked(), { objectMode: false, highWaterMark: CHUNK });
+  if (expectedSize !== undefined && !range && sent !== expectedSize) {
+    throw new NarSourceChangedError(`NAR of ${path} is ${sent} bytes, registered as ${expectedSize}`);
+  }
+}
+
+/** checkedNar as a Readable, for pipelines (compression). */
+export function narStream(path: string, expectedSize?: number, range?: { start: number; end: number }): Readable {
+  return Readable.from(checkedNar(path, expectedSize, range), { objectMode: false, highWaterMark: CHUNK });
 }

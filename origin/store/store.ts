@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
 import { isHashPart, isStorePathBaseName } from '../../shared/store-path.ts';
 import { openStoreDb, type StoreDb } from './db.ts';
-import { narListing, narStream, type ListingNode } from './nar-stream.ts';
+import { checkedNar, narListing, narStream, type ListingNode } from './nar-stream.ts';
 
 export interface PathInfo {
   /** Full store path, e.g. `/nix/store/<hash>-<name>`. */
@@ -34,6 +34,8 @@ export interface Store {
   nar(info: PathInfo): Readable;
   /** Bytes [start, end) of the NAR. */
   narRange(info: PathInfo, start: number, end: number): Readable;
+  /** The NAR (or bytes [start, end) of it) as chunks, for writing straight to a socket. */
+  narChunks(info: PathInfo, range?: { start: number; end: number }): AsyncGenerator<Buffer>;
   /** The `.ls` listing of a path. */
   listing(info: PathInfo): Promise<{ version: 1; root: ListingNode }>;
   /** The build log file of a derivation (by base name), plain or .bz2, if the log directory has one. */
@@ -49,6 +51,8 @@ export interface StoreOptions {
   /** The logical store directory (what paths say), `/nix/store`. */
   storeDir: string;
   busyTimeoutMs?: number;
+  /** Path infos (and misses) kept in memory until Nix next writes to the DB. */
+  cacheEntries?: number;
 }
 
 export function storeDbPath(root: string): string {
@@ -70,27 +74,50 @@ export function createStore(options: StoreOptions): Store {
   if (problem) throw new Error(problem);
   const db: StoreDb = openStoreDb(storeDbPath(root), storeDir, { busyTimeoutMs: options.busyTimeoutMs });
 
+  // Lookups are answered from memory while the DB is unchanged: SQLite's data_version moves on every
+  // commit by another connection (a registration, a GC), and then the whole cache is dropped.
+  const maxEntries = options.cacheEntries ?? 100_000;
+  const cache = new Map<string, PathInfo | null>();
+  let seenVersion = -1;
+
+  function query(hashPart: string): PathInfo | undefined {
+    const row = db.byHashPart(hashPart);
+    if (!row) return undefined;
+    const info: PathInfo = {
+      storePath: row.path,
+      hashPart,
+      narHash: formatSha256Nix32(parseSha256(row.hash)),
+      narSize: Number(row.narSize ?? 0),
+      references: db.references(row.id),
+      sigs: row.sigs ? row.sigs.split(' ').filter(Boolean) : [],
+    };
+    if (row.deriver) info.deriver = row.deriver;
+    if (row.ca) info.ca = row.ca;
+    return info;
+  }
+
   return {
     storeDir,
     lookup(hashPart) {
       if (!isHashPart(hashPart)) throw new Error(`invalid store path hash ${JSON.stringify(hashPart)}`);
-      const row = db.byHashPart(hashPart);
-      if (!row) return undefined;
-      const info: PathInfo = {
-        storePath: row.path,
-        hashPart,
-        narHash: formatSha256Nix32(parseSha256(row.hash)),
-        narSize: Number(row.narSize ?? 0),
-        references: db.references(row.id),
-        sigs: row.sigs ? row.sigs.split(' ').filter(Boolean) : [],
-      };
-      if (row.deriver) info.deriver = row.deriver;
-      if (row.ca) info.ca = row.ca;
+      const version = db.dataVersion();
+      if (version !== seenVersion) {
+        cache.clear();
+        seenVersion = version;
+      }
+      const hit = cache.get(hashPart);
+      if (hit !== undefined) return hit ?? undefined;
+      const info = query(hashPart);
+      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
+      cache.set(hashPart, info ?? null);
       return info;
     },
     nar(info) {
       // storePath came from the DB and starts with storeDir + '/<hash>-'; join keeps it under root.
       return narStream(join(root, info.storePath), info.narSize);
+    },
+    narChunks(info, range) {
+      return checkedNar(join(root, info.storePath), info.narSize, range);
     },
     narRange(info, start, end) {
       return narStream(join(root, info.storePath), info.narSize, { start, end });

@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { OriginEnv } from '../../types.ts';
+import { send, TEXT } from '../../respond.ts';
 
 export const EDGE_SECRET_HEADER = 'x-eris-edge-secret';
 
@@ -17,10 +18,7 @@ export function edgeAuth(secret: string): MiddlewareHandler<OriginEnv> {
     const given = c.req.header(EDGE_SECRET_HEADER);
     if (given === undefined || !timingSafeEqual(digest(given), expected)) {
       c.get('deps').log.warn({ msg: 'request without a valid edge secret', method: c.req.method, path: c.req.path, status: 403 });
-      return c.body('forbidden: requests must come through the eris edge\n', 403, {
-        'Cache-Control': 'private, no-store',
-        'Content-Type': 'text/plain; charset=utf-8',
-      });
+      return send(c, 403, 'forbidden: requests must come through the eris edge\n', TEXT);
     }
     await next();
   };
