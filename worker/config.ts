@@ -9,6 +9,8 @@ export interface EdgeConfig {
   realm: string;
   /** Circuit breaker: consecutive origin failures that open it, and how long it stays open. */
   breaker: { threshold: number; cooldownMs: number };
+  /** Cloudflare Access service token for the origin hostname, if it is protected by Access. */
+  access?: { clientId: string; clientSecret: string };
 }
 
 export class EdgeConfigError extends Error {
@@ -41,7 +43,11 @@ export function parseEdgeConfig(env: Env): EdgeConfig {
   if (!env.EDGE_SECRET || env.EDGE_SECRET.length < 16) throw new EdgeConfigError('EDGE_SECRET is missing or shorter than 16 characters (wrangler secret put EDGE_SECRET)');
   const anon = (env.ALLOW_ANONYMOUS ?? 'false').toLowerCase();
   if (anon !== 'true' && anon !== 'false') throw new EdgeConfigError('ALLOW_ANONYMOUS must be "true" or "false"');
+  if (!!env.ACCESS_CLIENT_ID !== !!env.ACCESS_CLIENT_SECRET) {
+    throw new EdgeConfigError('ACCESS_CLIENT_ID and ACCESS_CLIENT_SECRET go together (wrangler secret put both, or neither)');
+  }
   return {
+    access: env.ACCESS_CLIENT_ID ? { clientId: env.ACCESS_CLIENT_ID, clientSecret: env.ACCESS_CLIENT_SECRET! } : undefined,
     originUrl: origin.origin + origin.pathname.replace(/\/+$/, ''),
     edgeSecret: env.EDGE_SECRET,
     allowAnonymous: anon === 'true',

@@ -5,10 +5,15 @@ export interface Env {
   TOKENS: KVNamespace;
   /** Failed authentications per client address and period ([[ratelimits]] in wrangler.toml); optional. */
   AUTH_RATE_LIMITER?: RateLimit;
+  /** Workers VPC service binding to the tunnel ([[vpc_services]]); when set, ORIGIN_URL only names the host and path. */
+  ORIGIN?: Fetcher;
 
   // Secrets
   /** Shared secret sent to the origin in `x-eris-edge-secret` (at least 16 characters). */
   EDGE_SECRET: string;
+  /** Cloudflare Access service token sent to the tunnel hostname (both or neither). */
+  ACCESS_CLIENT_ID?: string;
+  ACCESS_CLIENT_SECRET?: string;
 
   // Variables
   /** Where the origin answers, e.g. https://eris-origin.example.com (a tunnel hostname). */

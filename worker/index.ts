@@ -3,6 +3,17 @@ import type { Env } from './env.ts';
 import { createWorkerApp } from './app.ts';
 import { EdgeConfigError, parseEdgeConfig } from './config.ts';
 import { kvTokenStore } from './tokens.ts';
+import { createOriginFetch } from './origin-fetch.ts';
+
+/** The app's dependencies from the Worker environment: how to reach the origin, where tokens live. */
+export function workerDeps(env: Env, fetchImpl?: (req: Request) => Promise<Response>) {
+  const config = parseEdgeConfig(env);
+  return {
+    config,
+    tokens: kvTokenStore(env.TOKENS),
+    fetchOrigin: createOriginFetch({ binding: env.ORIGIN, access: config.access, fetchImpl }),
+  };
+}
 
 let built: { env: Env; app: ReturnType<typeof createWorkerApp> } | undefined;
 
@@ -10,11 +21,7 @@ function appFor(env: Env) {
   if (built?.env !== env) {
     built = {
       env,
-      app: createWorkerApp({
-        config: parseEdgeConfig(env),
-        tokens: kvTokenStore(env.TOKENS),
-        fetchOrigin: (req) => fetch(req),
-      }),
+      app: createWorkerApp(workerDeps(env)),
     };
   }
   return built.app;
