@@ -1,6 +1,6 @@
 /**
  * Faults with the real stack — `eris serve` on a copy of the fixture store
- * plus a 200 MB path, the Worker under `wrangler dev`, real `nix copy`:
+ * plus a 96 MiB path, the Worker under `wrangler dev`, real `nix copy`:
  * the origin down or restarting (502, then the circuit breaker's 503 +
  * Retry-After, never 404; Nix rides through a short outage), and the origin
  * killed in the middle of a NAR (Nix fails loudly, or resumes with a Range
@@ -15,7 +15,7 @@ import { startRecordingProxy, type RecordingProxy } from './helpers/recording-pr
 import { addRandomFile, readChars, copyStore, hashOf, narInfoOf, nixCopyFrom, openFds, sleep, startStack, storeHas, until, type Stack } from './faults-stack.ts';
 
 const fixture = inject('fixture');
-const BIG = 200_000_000;
+const BIG = 96 * 1024 * 1024;
 const COOLDOWN_MS = 3000;
 
 describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () => {
