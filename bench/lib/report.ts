@@ -92,6 +92,8 @@ export function evaluateTargets(m: Measurements): TargetCheck[] {
 
 // ---------- console ----------
 
+/** A ratio with enough digits to tell small ones apart (0.004, not 0.00). */
+const fr = (v: number) => f(v, Math.abs(v) < 0.1 ? 3 : 2);
 const f = (v: number, digits = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '–');
 
 function table(rows: string[][], rightFrom = 1): string {
@@ -120,8 +122,8 @@ export function printReport(r: Results, write: (s: string) => void) {
     const base = get(n);
     rows.push([label, f(base, digits), ...cols.flatMap((x) => {
       const v = get(m.targets[x.t]!);
-      return [f(v, digits), ratios ? f(v / base, 2) : ''];
-    }), ...(pt && w ? [ratios ? f(get(w) / get(pt), 2) : ''] : [])]);
+      return [f(v, digits), ratios ? fr(v / base) : ''];
+    }), ...(pt && w ? [ratios ? fr(get(w) / get(pt)) : ''] : [])]);
   };
   add(`narinfo req/s (${p.connections} conns)`, (x) => x.narinfoLoaded.reqPerSec, 0);
   add(`narinfo p50 ms (${p.connections} conns)`, (x) => ms(x.narinfoLoaded.latencyUs.p50), 2);
@@ -168,7 +170,7 @@ export function printReport(r: Results, write: (s: string) => void) {
 
 function fmtValue(t: TargetCheck): string {
   if (t.value === null) return '–';
-  return `${f(t.value, t.unit === '×' ? 2 : t.unit === 'ms' ? 3 : 1)}${t.unit === '×' ? '×' : ' ' + t.unit}`;
+  return t.unit === '×' ? `${fr(t.value)}×` : `${f(t.value, t.unit === 'ms' ? 3 : 1)} ${t.unit}`;
 }
 
 // ---------- SVG ----------
@@ -216,7 +218,7 @@ export function renderSvg(r: Results): string {
   const tgt = (id: string) => r.targets.find((t) => t.id === id);
   const ok = (id: string) => tgt(id)?.status === 'pass';
   const p = r.params;
-  const fmtRatio = (v: number, base: number) => `  (${f(v / base, 2)}× nginx)`;
+  const fmtRatio = (v: number, base: number) => `  (${fr(v / base)}× nginx)`;
 
   type Metric = { title: string; sub: string; get: (x: TargetRuns) => number; unit: string; digits: number; markers: Partial<Record<TargetName, { at: (base: number) => number; id: string; label: string }>> };
   const metrics: Metric[] = [
