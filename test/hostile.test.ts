@@ -5,12 +5,13 @@
  * and error bodies that must never carry a secret; the failed-auth brake.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { addToken, revokeTokens, tokenDigest, wranglerKv } from '../origin/tokens.ts';
-import { copyStore, hashOf, narInfoOf, sleep, startStack, type Stack } from './faults-stack.ts';
+import { resolveConfig } from '../origin/config.ts';
+import { copyStore, hashOf, narInfoOf, openFds, sleep, startStack, type Stack } from './faults-stack.ts';
 import { hasStrace, rawRequest, straceFiles, type RawResponse } from './hostile-helpers.ts';
 
 const fixture = inject('fixture');
@@ -184,6 +185,15 @@ describe.skipIf(!fixture)('hostile input', () => {
     console.log(`edge: ${targets.length} hostile targets → ${[...statuses].map(([k, v]) => `${v}×${k}`).join(', ')}`);
     // The honest requests still work.
     expect((await edgeRaw(`/${hashOf(top())}.narinfo`)).status).toBe(200);
+  });
+
+  it('the origin listens on loopback only, by default too', () => {
+    expect(resolveConfig({ flags: { signKeyPaths: ['k'], edgeSecret: 'x'.repeat(16) }, env: {} }).host).toBe('127.0.0.1');
+    // The listening socket of the running origin, from /proc: local address 0100007F = 127.0.0.1.
+    const inodes = new Set(openFds(s.origin.child.pid!).map((f) => /^socket:\[(\d+)\]$/.exec(f)?.[1]).filter(Boolean));
+    const listening = readFileSync(`/proc/${s.origin.child.pid}/net/tcp`, 'utf8').split('\n').slice(1)
+      .map((l) => l.trim().split(/\s+/)).filter((f) => f[3] === '0A' && inodes.has(f[9]!)).map((f) => f[1]!);
+    expect(listening).toEqual([`0100007F:${s.origin.port.toString(16).toUpperCase().padStart(4, '0')}`]);
   });
 
   it('a directory in the store that is not valid in the DB is never served', async () => {
