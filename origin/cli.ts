@@ -7,13 +7,15 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { resolveConfig, parseConfigFile, ConfigError } from './config.ts';
 import { startOrigin } from './main.ts';
+import { serveCluster } from './cluster.ts';
+import { createLogger } from './log.ts';
 import { writeKeyPair } from './keygen.ts';
 import { addToken, formatTokenTable, listTokens, revokeTokens, type KvTarget } from './tokens.ts';
 import { runDevStack } from './dev-stack.ts';
 import { formatChecks, runDoctor } from './doctor.ts';
 
 const USAGE = `usage:
-  eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N]
+  eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N]
   eris keygen NAME [SECRET_FILE PUBLIC_FILE]
   eris token add USER [--scope read|write]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
   eris token list [--json] [--remote | --persist-to DIR]
@@ -28,6 +30,7 @@ const SERVE_OPTIONS = {
   'sign-key': { type: 'string', multiple: true },
   'edge-secret-file': { type: 'string' },
   priority: { type: 'string' },
+  workers: { type: 'string' },
 } as const;
 
 async function serve(argv: string[]) {
@@ -54,9 +57,11 @@ async function serve(argv: string[]) {
       signKeyPaths: values['sign-key'],
       edgeSecretFile: values['edge-secret-file'],
       priority: values.priority,
+      workers: values.workers,
     },
     env: process.env,
   });
+  if (config.workers > 1) return serveCluster(config, createLogger());
   const origin = await startOrigin(config);
   const stop = () => void origin.close().then(() => process.exit(0));
   process.once('SIGINT', stop);

@@ -23,6 +23,7 @@ describe('origin config', () => {
       compressionLevel: 3,
       narCacheDir: undefined,
       narCacheMaxBytes: 10 * 1024 ** 3,
+      workers: 1,
     });
   });
 

@@ -30,6 +30,8 @@ export interface OriginConfig {
   /** Directory for the on-disk cache of compressed NARs; none when undefined. */
   narCacheDir?: string;
   narCacheMaxBytes: number;
+  /** Origin processes sharing the port (node:cluster); one per core uses the whole machine. */
+  workers: number;
 }
 
 export class ConfigError extends Error {
@@ -60,6 +62,7 @@ const FILE_KEYS = {
   compression_level: 'compressionLevel',
   nar_cache_dir: 'narCacheDir',
   nar_cache_max_bytes: 'narCacheMaxBytes',
+  workers: 'workers',
 } as const;
 
 type Raw = Partial<Record<(typeof FILE_KEYS)[keyof typeof FILE_KEYS], unknown>>;
@@ -173,5 +176,6 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     compressionLevel: raw.compressionLevel === undefined ? defaultLevel(compression) : int('compression_level', raw.compressionLevel, minLevel, maxLevel),
     narCacheDir: raw.narCacheDir === undefined ? undefined : str('nar_cache_dir', raw.narCacheDir),
     narCacheMaxBytes: raw.narCacheMaxBytes === undefined ? DEFAULTS.narCacheMaxBytes : int('nar_cache_max_bytes', raw.narCacheMaxBytes, 0, Number.MAX_SAFE_INTEGER),
+    workers: raw.workers === undefined ? 1 : int('workers', raw.workers, 1, 64),
   };
 }

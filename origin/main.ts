@@ -36,10 +36,11 @@ export function loadSigners(paths: readonly string[]): Signer[] {
 export interface RunningOrigin {
   url: string;
   port: number;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
-export async function startOrigin(config: OriginConfig, log: Logger = createLogger()): Promise<RunningOrigin> {
+export async function startOrigin(config: OriginConfig, log: Logger = createLogger(), extra: { clusterMetrics?: (own: Metrics) => Promise<Metrics> } = {}): Promise<RunningOrigin> {
   const signers = loadSigners(config.signKeyPaths);
   let store;
   try {
@@ -67,7 +68,15 @@ export async function startOrigin(config: OriginConfig, log: Logger = createLogg
       compression: config.compression,
       compressionLevel: config.compressionLevel,
     },
-    { store, signers, log, metrics, signatures: createSignatureCache(signers, 50_000, metrics), narCache },
+    {
+      store,
+      signers,
+      log,
+      metrics,
+      signatures: createSignatureCache(signers, 50_000, metrics),
+      narCache,
+      clusterMetrics: extra.clusterMetrics ? () => extra.clusterMetrics!(metrics) : undefined,
+    },
   );
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   // Slow or abandoned clients must not pile up: bounded time to send headers.
@@ -84,6 +93,7 @@ export async function startOrigin(config: OriginConfig, log: Logger = createLogg
   return {
     url: `http://${host}:${port}`,
     port,
+    metrics,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -3,6 +3,17 @@
  * status, bytes sent, NAR stream durations, signature cache hits. Plain
  * counters in memory: cheap enough for the hot path.
  */
+export interface MetricsSnapshot {
+  requests: [string, number][];
+  bytes: [string, number][];
+  narBuckets: number[];
+  narCount: number;
+  narSum: number;
+  narFailures: number;
+  sigCacheHits: number;
+  sigCacheMisses: number;
+}
+
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300];
 
 export class Metrics {
@@ -16,6 +27,32 @@ export class Metrics {
   sigCacheMisses = 0;
   private readonly started = Date.now();
   gauges: Record<string, () => number> = {};
+
+  /** The counters as plain data, to send to another process. */
+  snapshot(): MetricsSnapshot {
+    return {
+      requests: [...this.requests],
+      bytes: [...this.bytes],
+      narBuckets: [...this.narBuckets],
+      narCount: this.narCount,
+      narSum: this.narSum,
+      narFailures: this.narFailures,
+      sigCacheHits: this.sigCacheHits,
+      sigCacheMisses: this.sigCacheMisses,
+    };
+  }
+
+  /** Adds another process's counters to these (cluster mode: one /metrics for all workers). */
+  absorb(s: MetricsSnapshot): void {
+    for (const [k, v] of s.requests) this.requests.set(k, (this.requests.get(k) ?? 0) + v);
+    for (const [k, v] of s.bytes) this.bytes.set(k, (this.bytes.get(k) ?? 0) + v);
+    s.narBuckets.forEach((v, i) => (this.narBuckets[i]! += v));
+    this.narCount += s.narCount;
+    this.narSum += s.narSum;
+    this.narFailures += s.narFailures;
+    this.sigCacheHits += s.sigCacheHits;
+    this.sigCacheMisses += s.sigCacheMisses;
+  }
 
   request(route: string, status: number): void {
     const k = `route="${route}",status="${status}"`;

@@ -15,6 +15,8 @@ export interface OriginDeps {
   metrics: Metrics;
   signatures: SignatureCache;
   narCache?: NarCache;
+  /** In cluster mode: the counters of every worker, for /metrics. */
+  clusterMetrics?: () => Promise<Metrics>;
 }
 
 export interface AppSettings {

@@ -138,9 +138,11 @@ describe.skipIf(!fixture)('protocol features through the Worker', () => {
       expect(ranged.headers.get('content-encoding')).toBeNull();
 
       // A crash leaves a partial temp file: it is removed at start and never served.
+      mkdirSync(join(cacheDir, 'tmp', '999999999'), { recursive: true });
+      writeFileSync(join(cacheDir, 'tmp', '999999999', `${second.fileHash!.slice(7)}.nar.${method}`), 'half a file');
       writeFileSync(join(cacheDir, 'tmp', 'partial'), 'half a file');
       await useOrigin(`compression = "${method}"\nnar_cache_dir = "${cacheDir}"\n`);
-      expect(readdirSync(join(cacheDir, 'tmp'))).toEqual([]);
+      expect(readdirSync(join(cacheDir, 'tmp'))).toEqual([String(origin!.child.pid)]);
       const third = parseNarInfo(await (await get(`/${hashOf(top)}.narinfo`)).text());
       expect([third.fileHash, third.fileSize]).toEqual([second.fileHash, second.fileSize]);
     });

@@ -33,9 +33,24 @@ export interface NarCache {
 
 const KEY_RE = /^[0-9a-z]{52}\.nar\.(zstd|xz)$/;
 
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
 export function createNarCache(dir: string, maxBytes: number, onEvict?: (key: string) => void): NarCache {
-  const tmp = join(dir, 'tmp');
-  rmSync(tmp, { recursive: true, force: true }); // leftovers of a crash are never served
+  // Each process writes under tmp/<pid> (several origin workers may share the cache). Leftovers of a
+  // crashed or stopped process, and loose files from older layouts, are removed and never served.
+  const tmpRoot = join(dir, 'tmp');
+  mkdirSync(tmpRoot, { recursive: true });
+  for (const f of readdirSync(tmpRoot)) {
+    if (!/^\d+$/.test(f) || Number(f) === process.pid || !alive(Number(f))) rmSync(join(tmpRoot, f), { recursive: true, force: true });
+  }
+  const tmp = join(tmpRoot, String(process.pid));
   mkdirSync(tmp, { recursive: true });
   const index = new Map<string, CacheEntry>(); // insertion order = least recently used first
   let total = 0;
@@ -80,8 +95,22 @@ export function createNarCache(dir: string, maxBytes: number, onEvict?: (key: st
       return total;
     },
     get(key) {
-      const e = index.get(key);
-      if (!e) return undefined;
+      let e = index.get(key);
+      if (!e) {
+        // Another worker may have written it.
+        if (!KEY_RE.test(key) || !existsSync(join(dir, key))) return undefined;
+        try {
+          const meta = JSON.parse(readFileSync(join(dir, key + '.json'), 'utf8')) as { fileHash: string; fileSize: number };
+          if (statSync(join(dir, key)).size !== meta.fileSize) return undefined;
+          e = { path: join(dir, key), fileHash: meta.fileHash, fileSize: meta.fileSize };
+          index.set(key, e);
+          total += e.fileSize;
+          evict();
+          return index.get(key);
+        } catch {
+          return undefined;
+        }
+      }
       if (!existsSync(e.path)) {
         index.delete(key);
         total -= e.fileSize;

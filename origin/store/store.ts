@@ -53,6 +53,8 @@ export interface StoreOptions {
   busyTimeoutMs?: number;
   /** Path infos (and misses) kept in memory until Nix next writes to the DB. */
   cacheEntries?: number;
+  /** How stale a cached answer may be, at most: the DB's change counter is read this often (ms). */
+  versionCheckMs?: number;
 }
 
 export function storeDbPath(root: string): string {
@@ -75,10 +77,13 @@ export function createStore(options: StoreOptions): Store {
   const db: StoreDb = openStoreDb(storeDbPath(root), storeDir, { busyTimeoutMs: options.busyTimeoutMs });
 
   // Lookups are answered from memory while the DB is unchanged: SQLite's data_version moves on every
-  // commit by another connection (a registration, a GC), and then the whole cache is dropped.
+  // commit by another connection (a registration, a GC), and then the whole cache is dropped. A push
+  // or a GC is therefore visible within versionCheckMs (20 ms).
   const maxEntries = options.cacheEntries ?? 100_000;
   const cache = new Map<string, PathInfo | null>();
   let seenVersion = -1;
+  let checkedAt = Number.NEGATIVE_INFINITY;
+  const versionCheckMs = options.versionCheckMs ?? 20;
 
   function query(hashPart: string): PathInfo | undefined {
     const row = db.byHashPart(hashPart);
@@ -100,10 +105,15 @@ export function createStore(options: StoreOptions): Store {
     storeDir,
     lookup(hashPart) {
       if (!isHashPart(hashPart)) throw new Error(`invalid store path hash ${JSON.stringify(hashPart)}`);
-      const version = db.dataVersion();
-      if (version !== seenVersion) {
-        cache.clear();
-        seenVersion = version;
+      // Asking SQLite costs two file locks, so ask at most every versionCheckMs.
+      const now = performance.now();
+      if (now - checkedAt >= versionCheckMs) {
+        checkedAt = now;
+        const version = db.dataVersion();
+        if (version !== seenVersion) {
+          cache.clear();
+          seenVersion = version;
+        }
       }
       const hit = cache.get(hashPart);
       if (hit !== undefined) return hit ?? undefined;
