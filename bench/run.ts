@@ -227,7 +227,7 @@ async function main() {
     const [nginxPort, originPort, workerPort, bigPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     say(`starting nginx :${nginxPort}, origin :${originPort}${c.skipWorker ? '' : `, wrangler dev :${workerPort}`}`);
     const nginx = startNginx(work, fx.staticDir, nginxPort);
-    const origin = startOrigin('origin', { workDir: work, root: fx.root, port: originPort, signKey: key, edgeSecret: secret });
+    const origin = startOrigin('origin', { workDir: work, root: fx.root, port: originPort, signKey: key, edgeSecret: secret, workers: c.originWorkers });
     const edgeHeaders = { 'x-eris-edge-secret': secret };
     await waitOk('nginx', `http://127.0.0.1:${nginxPort}/nix-cache-info`, {}, 30_000, [nginx]);
     await waitOk('the origin', `http://127.0.0.1:${originPort}/health`, edgeHeaders, 30_000, [origin]);
@@ -324,7 +324,7 @@ async function main() {
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGb: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version },
       params: {
         smallPaths: fx.small.length, largeMb: c.largeMb, largeNarBytes: narBytes, huge: c.huge, hugeMb: fx.hugeMb ?? null,
-        seconds: c.seconds, warmupSeconds: c.warmupSeconds, threads: c.threads, connections: c.connections, narParallel: c.narParallel,
+        seconds: c.seconds, warmupSeconds: c.warmupSeconds, threads: c.threads, connections: c.connections, narParallel: c.narParallel, originWorkers: c.originWorkers,
         workerAuth: c.skipWorker ? 'skipped' : c.anonymous ? 'anonymous' : 'bearer token (KV lookup per request)',
       },
       measurements: m as Measurements,

@@ -1,5 +1,5 @@
 /** Benchmark parameters, all from the environment (see bench/README.md). */
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface BenchConfig {
@@ -21,6 +21,8 @@ export interface BenchConfig {
   connections: number;
   /** Parallel NAR streams. */
   narParallel: number;
+  /** Origin worker processes (eris serve --workers) for the throughput runs. */
+  originWorkers: number;
   /** Record CPU profiles of the origin under narinfo and NAR load. */
   profile: boolean;
   /** How long to wait for other work on the machine to calm down before each target. */
@@ -71,6 +73,7 @@ export function benchConfig(env: NodeJS.ProcessEnv): BenchConfig {
     threads,
     connections,
     narParallel: int(env, 'BENCH_NAR_PARALLEL', 8, 2, 256),
+    originWorkers: int(env, 'BENCH_ORIGIN_WORKERS', cpus().length, 1, 64),
     profile: flag(env, 'BENCH_PROFILE'),
     quietWaitSeconds: int(env, 'BENCH_QUIET_WAIT', 30, 0, 3600),
     skipWorker: flag(env, 'BENCH_SKIP_WORKER'),

@@ -67,11 +67,12 @@ export function keygen(workDir: string): { sec: string; pub: string } {
   return { sec, pub };
 }
 
-export function startOrigin(name: string, opts: { workDir: string; root: string; port: number; signKey: string; edgeSecret: string; cpuProfDir?: string }): Started {
+export function startOrigin(name: string, opts: { workDir: string; root: string; port: number; signKey: string; edgeSecret: string; cpuProfDir?: string; workers?: number }): Started {
   const flags = [...NODE_FLAGS];
   if (opts.cpuProfDir) flags.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir);
   return startProcess(name, process.execPath, [
     ...flags, CLI, 'serve', '--bind', `127.0.0.1:${opts.port}`, '--store-root', opts.root, '--sign-key', opts.signKey,
+    ...(opts.workers && opts.workers > 1 ? ['--workers', String(opts.workers)] : []),
   ], { env: { ...process.env, ERIS_EDGE_SECRET: opts.edgeSecret }, logDir: opts.workDir, cwd: opts.workDir });
 }
 
