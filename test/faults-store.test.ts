@@ -126,9 +126,9 @@ describe.skipIf(!fixture)('faults in the store: garbage collection and a locked 
       return { status: res.status, ms: Math.round(performance.now() - t), retryAfter: res.headers.get('retry-after'), cc: res.headers.get('cache-control'), body };
     }
 
-    it('WAL (Nix\'s default): a writer holding BEGIN EXCLUSIVE for 3 s does not block reads at all', async () => {
+    it('WAL (Nix\'s default): a writer holding BEGIN EXCLUSIVE for 2 s does not block reads at all', async () => {
       expect(sqlite(db, 'PRAGMA journal_mode').trim()).toBe('wal');
-      const h = holdExclusive(db, 3);
+      const h = holdExclusive(db, 2);
       await h.locked;
       const during = [];
       for (let i = 0; i < 5; i++) during.push(await timed());
@@ -172,7 +172,7 @@ describe.skipIf(!fixture)('faults in the store: garbage collection and a locked 
       // every other request wait too. Fix: set busy_timeout to ~0 and retry SQLITE_BUSY with an async backoff
       // (setTimeout) up to db_busy_timeout_ms, or run the queries in a worker thread. Then drop `.fails`.
       it.fails('requests that need no DB are answered at once while a query waits for the lock (origin bug, see comment)', async () => {
-        const h = holdExclusive(db, 3);
+        const h = holdExclusive(db, 2.5);
         await h.locked;
         const waiting = timed(); // blocks on the lock
         await sleep(100);
