@@ -7,8 +7,8 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { addToken } from '../origin/tokens.ts';
 import { generateKeyPair } from '../shared/signing.ts';
 import { parseNarInfo } from '../shared/narinfo.ts';
@@ -126,6 +126,8 @@ export async function startStack(o: { dir: string; root: string; secret?: string
     async stop() {
       await edge.stop();
       await origin.stop();
+      // startEdge keeps its wrangler state in a temp dir of its own.
+      rmSync(dirname(edge.persistTo), { recursive: true, force: true });
     },
   };
   return stack;
