@@ -5,7 +5,10 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { createAdaptorServer } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
+import { createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { NO_STORE, TEXT } from './respond.ts';
 import { createApp } from './app.ts';
 import { createStore } from './store/store.ts';
 import { createSigner, type Signer } from '../shared/signing.ts';
@@ -78,7 +81,18 @@ export async function startOrigin(config: OriginConfig, log: Logger = createLogg
       clusterMetrics: extra.clusterMetrics ? () => extra.clusterMetrics!(metrics) : undefined,
     },
   );
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // Requests Hono never sees — refused by Node's parser or by @hono/node-server's URL check — also get
+  // a one-line answer marked no-store.
+  const listener = getRequestListener(app.fetch, {
+    errorHandler: () => new Response('bad request\n', { status: 400, headers: { 'Cache-Control': NO_STORE, 'Content-Type': TEXT } }),
+  });
+  const server = createServer(listener);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) return void socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    const body = status.slice(4).toLowerCase() + '\n';
+    socket.end(`HTTP/1.1 ${status}\r\nCache-Control: ${NO_STORE}\r\nContent-Type: ${TEXT}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  });
   // Slow or abandoned clients must not pile up: bounded time to send headers.
   server.headersTimeout = 20_000;
   server.requestTimeout = 0; // NAR responses may stream for a long time

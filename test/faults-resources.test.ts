@@ -96,13 +96,9 @@ describe.skipIf(!fixture)('resource bounds', () => {
     expect((await quick('edge')).status).toBe(200);
   });
 
-  // Origin finding (origin/main.ts): answers made below Hono — Node's HTTP parser (431, NUL) and
-  // @hono/node-server's URL check (a backslash) — carry no Cache-Control. Only the edge reaches the origin and
-  // it marks everything no-store, so nothing is cached; still, the origin's own rule is "every response".
-  // Fix: a server 'clientError' handler that writes `HTTP/1.1 <400|431> …\r\nCache-Control: private, no-store`
-  // and createAdaptorServer({ fetch, errorHandler: () => new Response('bad request\n', { status: 400, headers:
-  // { 'Cache-Control': 'private, no-store' } }) }). Then drop `.fails`.
-  it.fails('answers refused by the HTTP parser also say no-store (origin finding, see comment)', async () => {
+  // Answers made below Hono — Node's HTTP parser (431, NUL) and @hono/node-server's URL check (a backslash) —
+  // come from origin/main.ts's clientError and errorHandler, and say no-store like every other answer.
+  it('answers refused by the HTTP parser also say no-store', async () => {
     for (const head of [`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'x'.repeat(64 * 1024)}`, 'GET /nar/a\0b.nar HTTP/1.1\r\nHost: x', 'GET /nar\\..\\x HTTP/1.1\r\nHost: x']) {
       expect((await rawRequest(s.origin.port, head)).headers['cache-control']).toBe('private, no-store');
     }

@@ -67,9 +67,15 @@ export async function getNar(c: Context<OriginEnv>) {
   const { store, log, metrics, narCache } = c.get('deps');
   const settings = c.get('settings');
   if (parsed.compression !== 'none' && parsed.compression !== settings.compression) throw notFound(`this cache does not serve ${parsed.compression} NARs`);
-  const info = store.lookup(parsed.hashPart);
+  const info = await store.lookup(parsed.hashPart);
   // A path that is gone, or was replaced by one with other contents, is simply not here.
   if (!info || info.narHash !== `sha256:${parsed.narHash}`) throw notFound('no such NAR');
+  // Files gone while the row is still there: being garbage-collected (404 once the row is gone), or a broken store.
+  // Either way say so before a 200 goes out.
+  if (!(await store.present(info))) {
+    if (!(await store.isValid(info.storePath))) throw notFound('no such NAR');
+    throw new Error(`store path ${info.storePath} is registered but missing on disk`);
+  }
 
   const isHead = c.req.method === 'HEAD';
   const out = c.env?.outgoing;

@@ -43,23 +43,23 @@ export function narInfoText(info: PathInfo, deps: Pick<OriginDeps, 'signers' | '
   });
 }
 
-function lookupOr404(c: Context<OriginEnv>, ext: string): PathInfo {
+async function lookupOr404(c: Context<OriginEnv>, ext: string): Promise<PathInfo> {
   const file = c.req.param('file') ?? '';
   const hashPart = file.slice(0, -ext.length);
   if (!isHashPart(hashPart)) throw badRequest(`malformed name: expected <32-character nix32 hash>${ext}`);
-  const info = c.get('deps').store.lookup(hashPart);
+  const info = await c.get('deps').store.lookup(hashPart);
   if (!info) throw notFound('no such path');
   return info;
 }
 
-export function getNarInfo(c: Context<OriginEnv>) {
-  const info = lookupOr404(c, '.narinfo');
+export async function getNarInfo(c: Context<OriginEnv>) {
+  const info = await lookupOr404(c, '.narinfo');
   return send(c, 200, narInfoText(info, c.get('deps'), c.get('settings')), 'text/x-nix-narinfo');
 }
 
 /** `<hash>.ls`: the file listing `nix store ls --store https://…` reads instead of downloading the NAR. */
 export async function getListing(c: Context<OriginEnv>) {
-  const info = lookupOr404(c, '.ls');
+  const info = await lookupOr404(c, '.ls');
   const listing = await c.get('deps').store.listing(info);
   return send(c, 200, JSON.stringify(listing), 'application/json');
 }

@@ -34,14 +34,17 @@ export class StoreBusyError extends Error {
 }
 
 export interface OpenStoreDbOptions {
-  /** Milliseconds to wait for a write lock held by Nix before giving up. */
+  /**
+   * Milliseconds SQLite itself may block on a lock. node:sqlite is synchronous, so this stalls the whole
+   * process: keep it 0 and let the caller retry asynchronously (store.ts does).
+   */
   busyTimeoutMs?: number;
 }
 
 export function openStoreDb(dbPath: string, storeDir: string, options: OpenStoreDbOptions = {}): StoreDb {
   if (!existsSync(dbPath)) throw new Error(`no Nix store database at ${dbPath}`);
   const db = new DatabaseSync(dbPath, { readOnly: true });
-  db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 2000))}`);
+  db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 0))}`);
   // Fails fast on a file that is not a Nix database.
   db.prepare('SELECT id, path, hash, deriver, narSize, sigs, ca FROM ValidPaths LIMIT 0').all();
 

@@ -7,7 +7,8 @@ import { existsSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
 import { isHashPart, isStorePathBaseName } from '../../shared/store-path.ts';
-import { openStoreDb, type StoreDb } from './db.ts';
+import { openStoreDb, StoreBusyError, type StoreDb } from './db.ts';
+import { lstat } from 'node:fs/promises';
 import { checkedNar, narListing, narStream, type ListingNode } from './nar-stream.ts';
 
 export interface PathInfo {
@@ -28,8 +29,13 @@ export interface PathInfo {
 
 export interface Store {
   readonly storeDir: string;
-  /** Path info by hash part; undefined when no valid path has it. Throws on malformed input. */
-  lookup(hashPart: string): PathInfo | undefined;
+  /**
+   * Path info by hash part; undefined when no valid path has it. Throws on malformed input, and
+   * StoreBusyError when Nix holds the DB lock for longer than busyTimeoutMs (waiting without blocking).
+   */
+  lookup(hashPart: string): Promise<PathInfo | undefined>;
+  /** False when the path's files are missing (e.g. being garbage-collected). */
+  present(info: PathInfo): Promise<boolean>;
   /** The NAR of a path returned by lookup. The stream errors if the path changes under it. */
   nar(info: PathInfo): Readable;
   /** Bytes [start, end) of the NAR. */
@@ -41,7 +47,7 @@ export interface Store {
   /** The build log file of a derivation (by base name), plain or .bz2, if the log directory has one. */
   buildLog(drvBaseName: string): { path: string; bzip2: boolean } | undefined;
   /** True while the path is still valid in the DB. */
-  isValid(storePath: string): boolean;
+  isValid(storePath: string): Promise<boolean>;
   close(): void;
 }
 
@@ -74,7 +80,21 @@ export function createStore(options: StoreOptions): Store {
   const { root, storeDir } = options;
   const problem = checkStoreRoot(root, storeDir);
   if (problem) throw new Error(problem);
-  const db: StoreDb = openStoreDb(storeDbPath(root), storeDir, { busyTimeoutMs: options.busyTimeoutMs });
+  const db: StoreDb = openStoreDb(storeDbPath(root), storeDir);
+  const busyBudgetMs = options.busyTimeoutMs ?? 2000;
+
+  /** Runs a DB read; while Nix holds a lock, retries with growing pauses (the event loop keeps serving others). */
+  async function patiently<T>(read: () => T): Promise<T> {
+    const deadline = performance.now() + busyBudgetMs;
+    for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
+      try {
+        return read();
+      } catch (e) {
+        if (!(e instanceof StoreBusyError) || performance.now() + pause > deadline) throw e;
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
 
   // Lookups are answered from memory while the DB is unchanged: SQLite's data_version moves on every
   // commit by another connection (a registration, a GC), and then the whole cache is dropped. A push
@@ -101,26 +121,41 @@ export function createStore(options: StoreOptions): Store {
     return info;
   }
 
+  /** The cached answer (null: known miss), or undefined when the DB must be asked. Drops the cache when Nix wrote. */
+  function cacheHit(hashPart: string): PathInfo | null | undefined {
+    // Asking SQLite costs two file locks, so ask at most every versionCheckMs.
+    const now = performance.now();
+    if (now - checkedAt >= versionCheckMs) {
+      const version = db.dataVersion(); // may throw StoreBusyError: then nothing is cached either
+      checkedAt = now;
+      if (version !== seenVersion) {
+        cache.clear();
+        seenVersion = version;
+      }
+    }
+    return cache.get(hashPart);
+  }
+
   return {
     storeDir,
-    lookup(hashPart) {
+    async lookup(hashPart) {
       if (!isHashPart(hashPart)) throw new Error(`invalid store path hash ${JSON.stringify(hashPart)}`);
-      // Asking SQLite costs two file locks, so ask at most every versionCheckMs.
-      const now = performance.now();
-      if (now - checkedAt >= versionCheckMs) {
-        checkedAt = now;
-        const version = db.dataVersion();
-        if (version !== seenVersion) {
-          cache.clear();
-          seenVersion = version;
-        }
+      return patiently(() => {
+        const hit = cacheHit(hashPart);
+        if (hit !== undefined) return hit ?? undefined;
+        const info = query(hashPart);
+        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
+        cache.set(hashPart, info ?? null);
+        return info;
+      });
+    },
+    async present(info) {
+      try {
+        await lstat(join(root, info.storePath));
+        return true;
+      } catch {
+        return false;
       }
-      const hit = cache.get(hashPart);
-      if (hit !== undefined) return hit ?? undefined;
-      const info = query(hashPart);
-      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
-      cache.set(hashPart, info ?? null);
-      return info;
     },
     nar(info) {
       // storePath came from the DB and starts with storeDir + '/<hash>-'; join keeps it under root.
@@ -144,7 +179,7 @@ export function createStore(options: StoreOptions): Store {
       return undefined;
     },
     isValid(storePath) {
-      return db.isValid(storePath);
+      return patiently(() => db.isValid(storePath));
     },
     close() {
       db.close();
