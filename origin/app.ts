@@ -10,6 +10,7 @@ import { onError } from './errors.ts';
 import { getCacheInfo } from './routes/nix-cache-info.ts';
 import { getListing, getNarInfo } from './routes/narinfo.ts';
 import { getBuildLog } from './routes/log.ts';
+import { getRealisation } from './routes/realisation.ts';
 import { getMetrics } from './routes/metrics.ts';
 import { getNar } from './routes/nar.ts';
 import { getPublicKey } from './routes/public-key.ts';
@@ -34,6 +35,7 @@ export function createApp(settings: AppSettings, deps: OriginDeps) {
   app.get('/:file{[^/]+\\.ls}', getListing);
   app.get('/nar/:file', getNar);
   app.get('/log/:drv', getBuildLog);
+  app.get('/realisations/:file', getRealisation);
 
   app.notFound((c) => send(c, 404, 'not found\n', TEXT));
   app.onError(onError);

@@ -26,7 +26,16 @@ export interface StoreDb {
   isValid(path: string): boolean;
   /** Changes whenever another connection (Nix) has committed to the DB. */
   dataVersion(): number;
+  /** A realisation of a content-addressed derivation output, when the store has the table (ca-derivations). */
+  realisation(drvHash: string, outputName: string): RealisationRow | undefined;
   close(): void;
+}
+
+export interface RealisationRow {
+  outPath: string;
+  signatures: string | null;
+  /** `drvPath!outputName` → output path of each realisation this one depends on. */
+  dependents: { id: string; outPath: string }[];
 }
 
 export class StoreBusyError extends Error {
@@ -56,6 +65,14 @@ export function openStoreDb(dbPath: string, storeDir: string, options: OpenStore
   );
   const valid: StatementSync = db.prepare('SELECT 1 AS ok FROM ValidPaths WHERE path = ?');
   const version: StatementSync = db.prepare('PRAGMA data_version');
+  // Only stores that have used ca-derivations have these tables.
+  const hasRealisations = db.prepare("SELECT 1 AS ok FROM sqlite_master WHERE type = 'table' AND name = 'RealisationsRefs'").get() !== undefined;
+  const realisationQ = hasRealisations
+    ? db.prepare('SELECT r.id AS id, v.path AS outPath, r.signatures AS signatures FROM Realisations r JOIN ValidPaths v ON r.outputPath = v.id WHERE r.drvPath = ? AND r.outputName = ?')
+    : undefined;
+  const realisationRefsQ = hasRealisations
+    ? db.prepare("SELECT d.drvPath || '!' || d.outputName AS id, v.path AS outPath FROM RealisationsRefs x JOIN Realisations d ON x.realisationReference = d.id JOIN ValidPaths v ON d.outputPath = v.id WHERE x.referrer = ?")
+    : undefined;
 
   const run = <T>(fn: () => T): T => {
     try {
@@ -78,6 +95,13 @@ export function openStoreDb(dbPath: string, storeDir: string, options: OpenStore
     },
     isValid(path) {
       return run(() => valid.get(path)) !== undefined;
+    },
+    realisation(drvHash, outputName) {
+      if (!realisationQ || !realisationRefsQ) return undefined;
+      const row = run(() => realisationQ.get(drvHash, outputName)) as { id: number; outPath: string; signatures: string | null } | undefined;
+      if (!row) return undefined;
+      const dependents = run(() => realisationRefsQ.all(row.id)) as { id: string; outPath: string }[];
+      return { outPath: row.outPath, signatures: row.signatures, dependents };
     },
     dataVersion() {
       return (run(() => version.get()) as { data_version: number }).data_version;

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
-import { isHashPart, isStorePathBaseName } from '../../shared/store-path.ts';
+import { isHashPart, isStorePathBaseName, storePathBaseName } from '../../shared/store-path.ts';
+import { parseRealisationId, type Realisation } from '../../shared/realisation.ts';
 import { openStoreDb, StoreBusyError, type StoreDb } from './db.ts';
 import { lstat } from 'node:fs/promises';
 import { checkedNar, narListing, narStream, type ListingNode } from './nar-stream.ts';
@@ -48,6 +49,8 @@ export interface Store {
   buildLog(drvBaseName: string): { path: string; bzip2: boolean } | undefined;
   /** True while the path is still valid in the DB. */
   isValid(storePath: string): Promise<boolean>;
+  /** The realisation with this id (`sha256:<hex>!<output>`), if the store has it. */
+  realisation(id: string): Promise<Realisation | undefined>;
   close(): void;
 }
 
@@ -180,6 +183,18 @@ export function createStore(options: StoreOptions): Store {
     },
     isValid(storePath) {
       return patiently(() => db.isValid(storePath));
+    },
+    async realisation(id) {
+      const parsed = parseRealisationId(id);
+      if (!parsed) throw new Error('invalid realisation id');
+      const row = await patiently(() => db.realisation(parsed.drvHash, parsed.outputName));
+      if (!row) return undefined;
+      return {
+        id,
+        outPath: storePathBaseName(row.outPath),
+        signatures: row.signatures ? row.signatures.split(' ').filter(Boolean) : [],
+        dependentRealisations: Object.fromEntries(row.dependents.map((d) => [d.id, storePathBaseName(d.outPath)])),
+      };
     },
     close() {
       db.close();
