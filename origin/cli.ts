@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { resolveConfig, parseConfigFile, ConfigError } from './config.ts';
+import { ConfigError, loadConfig, type Raw } from './config.ts';
 import { startOrigin } from './main.ts';
 import { serveCluster } from './cluster.ts';
 import { createLogger } from './log.ts';
@@ -33,34 +33,25 @@ const SERVE_OPTIONS = {
   workers: { type: 'string' },
 } as const;
 
+/** The config fields serve's flags set (undefined: not given). */
+function serveFlags(values: { bind?: string; 'store-root'?: string; 'sign-key'?: string[]; 'edge-secret-file'?: string; priority?: string; workers?: string }): Raw {
+  return {
+    bind: values.bind,
+    storeRoot: values['store-root'],
+    signKeyPaths: values['sign-key'],
+    edgeSecretFile: values['edge-secret-file'],
+    priority: values.priority,
+    workers: values.workers,
+  };
+}
+
 async function serve(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: SERVE_OPTIONS,
     strict: true,
   });
-  let file;
-  if (values.config) {
-    let text: string;
-    try {
-      text = readFileSync(values.config, 'utf8');
-    } catch (e) {
-      throw new ConfigError(`cannot read config ${values.config}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
-    file = parseConfigFile(text, values.config, process.env);
-  }
-  const config = resolveConfig({
-    file,
-    flags: {
-      bind: values.bind,
-      storeRoot: values['store-root'],
-      signKeyPaths: values['sign-key'],
-      edgeSecretFile: values['edge-secret-file'],
-      priority: values.priority,
-      workers: values.workers,
-    },
-    env: process.env,
-  });
+  const config = loadConfig({ configFile: values.config, flags: serveFlags(values), env: process.env });
   if (config.workers > 1) return serveCluster(config, createLogger());
   const origin = await startOrigin(config);
   const stop = () => void origin.close().then(() => process.exit(0));
@@ -160,13 +151,7 @@ async function doctor(argv: string[]) {
   if (timeout !== undefined && !(timeout > 0)) throw new ConfigError('doctor: --timeout: expected a number of seconds');
   const checks = await runDoctor({
     configFile: values.config,
-    flags: {
-      bind: values.bind,
-      storeRoot: values['store-root'],
-      signKeyPaths: values['sign-key'],
-      edgeSecretFile: values['edge-secret-file'],
-      priority: values.priority,
-    },
+    flags: serveFlags(values),
     env: process.env,
     edgeUrl: values['edge-url'],
     token: values.token,

@@ -65,7 +65,8 @@ const FILE_KEYS = {
   workers: 'workers',
 } as const;
 
-type Raw = Partial<Record<(typeof FILE_KEYS)[keyof typeof FILE_KEYS], unknown>>;
+/** Values from a config file or flags, before validation. */
+export type Raw = Partial<Record<(typeof FILE_KEYS)[keyof typeof FILE_KEYS], unknown>>;
 
 /** Replace `${NAME}` with the environment's value; `$$` is a literal `$`. */
 export function interpolate(value: string, env: Record<string, string | undefined>, key: string): string {
@@ -178,4 +179,19 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     narCacheMaxBytes: raw.narCacheMaxBytes === undefined ? DEFAULTS.narCacheMaxBytes : int('nar_cache_max_bytes', raw.narCacheMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     workers: raw.workers === undefined ? 1 : int('workers', raw.workers, 1, 64),
   };
+}
+
+/** Read the config file (if any), then merge it with flags and the environment: what `serve` and `doctor` use. */
+export function loadConfig(o: { configFile?: string; flags?: Raw; env: Record<string, string | undefined> }): OriginConfig {
+  let file: Raw | undefined;
+  if (o.configFile) {
+    let text: string;
+    try {
+      text = readFileSync(o.configFile, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read config ${o.configFile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+    file = parseConfigFile(text, o.configFile, o.env);
+  }
+  return resolveConfig({ file, flags: o.flags, env: o.env });
 }

@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
-import { ConfigError, parseConfigFile, resolveConfig, type ConfigSources, type OriginConfig } from './config.ts';
+import { loadConfig, type ConfigSources, type OriginConfig } from './config.ts';
 import { checkStoreRoot, storeDbPath } from './store/store.ts';
 import { createSigner } from '../shared/signing.ts';
 
@@ -36,19 +36,6 @@ export interface DoctorOptions {
 
 const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
 
-function loadConfig(o: DoctorOptions): OriginConfig {
-  let file;
-  if (o.configFile) {
-    let text: string;
-    try {
-      text = readFileSync(o.configFile, 'utf8');
-    } catch (e) {
-      throw new ConfigError(`cannot read ${o.configFile}: ${errCode(e)}`);
-    }
-    file = parseConfigFile(text, o.configFile, o.env);
-  }
-  return resolveConfig({ file, flags: o.flags, env: o.env });
-}
 
 /** The public key file that goes with a secret key file: `x.sec` → `x.pub`, else `x.pub` next to `x`. */
 export function publicKeyFileFor(secretPath: string): string {
@@ -277,7 +264,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   const timeoutMs = o.timeoutMs ?? 10_000;
   let config: OriginConfig | undefined;
   try {
-    config = loadConfig(o);
+    config = loadConfig({ configFile: o.configFile, flags: o.flags, env: o.env });
     checks.push({
       status: 'ok',
       what: 'config',
