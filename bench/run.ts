@@ -113,15 +113,24 @@ async function wrk(ctx: Ctx, label: string, t: { base: string; headers: Record<s
   return r;
 }
 
-/** Downloads one NAR from the origin while sampling the origin's VmRSS every 100 ms. */
+/** Downloads one NAR from the origin while sampling the origin's VmRSS (its largest process) every 100 ms. */
 async function rssWhileStreaming(origin: Started, url: string, headers: Record<string, string>, size: number) {
-  const rssKb = () => {
+  const rssOf = (pid: number | string) => {
     try {
-      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${origin.pid}/status`, 'utf8'));
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       return m ? Number(m[1]) : undefined;
     } catch {
       return undefined;
     }
+  };
+  // With --workers N the streaming happens in a child of the cluster primary: the largest process counts.
+  const rssKb = () => {
+    let children: string[] = [];
+    try {
+      children = readFileSync(`/proc/${origin.pid}/task/${origin.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    } catch {}
+    const all = [rssOf(origin.pid!), ...children.map(rssOf)].filter((v): v is number => v !== undefined);
+    return all.length ? Math.max(...all) : undefined;
   };
   const before = rssKb() ?? 0;
   const samples: number[] = [];
