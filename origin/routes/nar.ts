@@ -24,6 +24,7 @@ import { NO_STORE, send } from '../respond.ts';
 import { parseRange } from '../http-range.ts';
 import { createCompressor, URL_SUFFIX, type Compression } from '../store/compress.ts';
 import type { PathInfo } from '../store/store.ts';
+import { recycleChunk } from '../store/nar-stream.ts';
 
 export interface NarRequest {
   hashPart: string;
@@ -156,7 +157,8 @@ async function writeChunks(out: ServerResponse, chunks: AsyncIterable<Buffer>, o
     for await (const chunk of chunks) {
       if (out.destroyed) throw Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
       onBytes(chunk.length);
-      if (!out.write(chunk)) await drained(out);
+      // Once the socket has taken it, the read buffer can hold the next chunk of some other download.
+      if (!out.write(chunk, () => recycleChunk(chunk))) await drained(out);
     }
   } catch (err) {
     out.destroy();
