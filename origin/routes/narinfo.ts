@@ -13,11 +13,8 @@ export function narUrl(info: PathInfo, suffix = '.nar'): string {
   return `nar/${info.hashPart}-${info.narHash.slice('sha256:'.length)}${suffix}`;
 }
 
-export function narInfoText(info: PathInfo, deps: Pick<OriginDeps, 'signers' | 'signatures' | 'narCache'>, settings: Pick<AppSettings, 'compression'>): string {
+export function narInfoText(info: PathInfo, deps: Pick<OriginDeps, 'signatures' | 'narCache'>, settings: Pick<AppSettings, 'compression'>): string {
   const fp = fingerprint(info.storePath, info.narHash, info.narSize, info.references);
-  const ours = new Set(deps.signers.map((s) => s.name));
-  // Keep signatures already in the DB (e.g. from another cache) unless one of our keys replaces them.
-  const kept = info.sigs.filter((s) => !ours.has(s.slice(0, s.indexOf(':'))));
   let url = narUrl(info);
   let fileHash: string | undefined;
   let fileSize: number | undefined;
@@ -38,7 +35,7 @@ export function narInfoText(info: PathInfo, deps: Pick<OriginDeps, 'signers' | '
     narSize: info.narSize,
     references: info.references.map(storePathBaseName),
     deriver: info.deriver ? storePathBaseName(info.deriver) : undefined,
-    sigs: [...kept, ...deps.signatures.sign(fp)],
+    sigs: deps.signatures.withOurs(info.sigs, fp),
     ca: info.ca,
   });
 }

@@ -9,11 +9,8 @@ export async function getRealisation(c: Context<OriginEnv>) {
   const file = c.req.param('file') ?? '';
   const id = file.endsWith('.doi') ? file.slice(0, -4) : '';
   if (!parseRealisationId(id)) throw badRequest('malformed realisation: expected realisations/sha256:<64 hex>!<output>.doi');
-  const { store, signers } = c.get('deps');
+  const { store, signatures } = c.get('deps');
   const r = await store.realisation(id);
   if (!r) throw notFound('no such realisation');
-  const ours = new Set(signers.map((s) => s.name));
-  const fp = realisationFingerprint(r);
-  const signatures = [...r.signatures.filter((s) => !ours.has(s.slice(0, s.indexOf(':')))), ...signers.map((s) => s.sign(fp))];
-  return send(c, 200, renderRealisation({ ...r, signatures }), 'application/json');
+  return send(c, 200, renderRealisation({ ...r, signatures: signatures.withOurs(r.signatures, realisationFingerprint(r)) }), 'application/json');
 }

@@ -250,6 +250,6 @@ export async function* checkedNar(path: string, expectedSize?: number, range?: {
 }
 
 /** checkedNar as a Readable, for pipelines (compression). */
-export function narStream(path: string, expectedSize?: number, range?: { start: number; end: number }): Readable {
-  return Readable.from(checkedNar(path, expectedSize, range), { objectMode: false, highWaterMark: CHUNK });
+export function narStream(path: string, expectedSize?: number): Readable {
+  return Readable.from(checkedNar(path, expectedSize), { objectMode: false, highWaterMark: CHUNK });
 }

@@ -39,8 +39,6 @@ export interface Store {
   present(info: PathInfo): Promise<boolean>;
   /** The NAR of a path returned by lookup. The stream errors if the path changes under it. */
   nar(info: PathInfo): Readable;
-  /** Bytes [start, end) of the NAR. */
-  narRange(info: PathInfo, start: number, end: number): Readable;
   /** The NAR (or bytes [start, end) of it) as chunks, for writing straight to a socket. */
   narChunks(info: PathInfo, range?: { start: number; end: number }): AsyncGenerator<Buffer>;
   /** The `.ls` listing of a path. */
@@ -166,9 +164,6 @@ export function createStore(options: StoreOptions): Store {
     },
     narChunks(info, range) {
       return checkedNar(join(root, info.storePath), info.narSize, range);
-    },
-    narRange(info, start, end) {
-      return narStream(join(root, info.storePath), info.narSize, { start, end });
     },
     listing(info) {
       return narListing(join(root, info.storePath));
