@@ -88,6 +88,26 @@ describe.skipIf(!fixture)('origin on a real Nix store', () => {
     }
   });
 
+  it('counts NAR responses in /metrics, HEAD included, and the bytes a GET sent', async () => {
+    const p = pathInfo[0]!;
+    const info = parseNarInfo(await (await origin.get(`/${hashOf(p.path)}.narinfo`)).text());
+    const read = async () => {
+      const text = await (await origin.get('/metrics')).text();
+      const num = (re: RegExp) => Number(text.match(re)?.[1] ?? 0);
+      return {
+        requests: num(/^eris_requests_total\{route="\/nar\/:file",status="200"\} (\d+)$/m),
+        bytes: num(/^eris_sent_bytes_total\{route="\/nar\/:file"\} (\d+)$/m),
+        streams: num(/^eris_nar_stream_seconds_count (\d+)$/m),
+      };
+    };
+    const before = await read();
+    await (await origin.get('/' + info.url, { method: 'HEAD' })).arrayBuffer();
+    await (await origin.get('/' + info.url)).arrayBuffer();
+    await new Promise((r) => setTimeout(r, 50)); // the stream is counted once the socket has taken the last byte
+    const after = await read();
+    expect(after).toEqual({ requests: before.requests + 2, bytes: before.bytes + p.narSize, streams: before.streams + 1 });
+  });
+
   it('says 404 for paths it does not have and 400 for malformed names', async () => {
     const p = pathInfo[0]!;
     const narHash = formatSha256Nix32(parseSha256(p.narHash)).slice(7);

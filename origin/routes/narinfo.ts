@@ -7,6 +7,7 @@ import type { OriginEnv, OriginDeps, AppSettings } from '../types.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { URL_SUFFIX } from '../store/compress.ts';
 import { send } from '../respond.ts';
+import { narCacheKey } from '../store/nar-cache.ts';
 
 /** The NAR URL we advertise: store hash part and NAR hash, nix-serve style, plus the compression suffix. */
 export function narUrl(info: PathInfo, suffix = '.nar'): string {
@@ -22,7 +23,7 @@ export function narInfoText(info: PathInfo, deps: Pick<OriginDeps, 'signatures' 
     const suffix = URL_SUFFIX[settings.compression];
     url = narUrl(info, suffix);
     // Exact FileHash/FileSize once the compressed NAR is in the on-disk cache; until then Nix does without.
-    const cached = deps.narCache?.get(info.narHash.slice(7) + suffix);
+    const cached = deps.narCache?.get(narCacheKey(info.narHash, settings.compression));
     if (cached) [fileHash, fileSize] = [cached.fileHash, cached.fileSize];
   }
   return renderNarInfo({

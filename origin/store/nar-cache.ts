@@ -12,6 +12,13 @@ import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSyn
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { encodeNix32 } from '../../shared/nix32.ts';
+import { URL_SUFFIX, type Compression } from './compress.ts';
+
+/** The cache key of a path's NAR compressed with `method`: `<nar hash nix32><URL suffix>`; `narHash` is `sha256:<nix32>`. */
+export function narCacheKey(narHash: string, method: Exclude<Compression, 'none'>): string {
+  if (!narHash.startsWith('sha256:')) throw new Error(`not a sha256 NAR hash: ${narHash}`);
+  return narHash.slice('sha256:'.length) + URL_SUFFIX[method];
+}
 
 export interface CacheEntry {
   path: string;

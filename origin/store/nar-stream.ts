@@ -9,31 +9,8 @@
  */
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { CHUNK, takeChunk } from './buffer-pool.ts';
 
-const CHUNK = 1024 * 1024;
-
-/**
- * Full-size read buffers handed back by a consumer once the socket is done with them (`write`'s
- * callback). Reusing them spares the GC most of the work of streaming large files, and keeps memory
- * flat when many downloads start and stop. Bounded: at most MAX_POOLED buffers are kept.
- */
-const MAX_POOLED = 32;
-const pool: Buffer[] = [];
-
-/** Gives a chunk back for reuse; only full-size buffers made by takeChunk() are kept. */
-export function recycleChunk(b: Buffer): void {
-  if (b.length === CHUNK && b.byteOffset === 0 && b.buffer.byteLength === CHUNK && pool.length < MAX_POOLED && pooled.has(b)) pool.push(b);
-}
-
-const pooled = new WeakSet<Buffer>();
-
-function takeChunk(): Buffer {
-  const b = pool.pop();
-  if (b) return b;
-  const fresh = Buffer.allocUnsafeSlow(CHUNK);
-  pooled.add(fresh);
-  return fresh;
-}
 const FLUSH_AT = 64 * 1024;
 const PAD = Buffer.alloc(8);
 

@@ -35,8 +35,12 @@ export interface Store {
    * StoreBusyError when Nix holds the DB lock for longer than busyTimeoutMs (waiting without blocking).
    */
   lookup(hashPart: string): Promise<PathInfo | undefined>;
-  /** False when the path's files are missing (e.g. being garbage-collected). */
-  present(info: PathInfo): Promise<boolean>;
+  /**
+   * Whether the files of a path returned by lookup are there to be served: `present`; `gone` when
+   * they are missing because the path is no longer valid (garbage-collected between lookup and now,
+   * a miss); `broken` when the DB still registers it but the files are missing (an internal failure).
+   */
+  narState(info: PathInfo): Promise<'present' | 'gone' | 'broken'>;
   /** The NAR of a path returned by lookup. The stream errors if the path changes under it. */
   nar(info: PathInfo): Readable;
   /** The NAR (or bytes [start, end) of it) as chunks, for writing straight to a socket. */
@@ -150,12 +154,13 @@ export function createStore(options: StoreOptions): Store {
         return info;
       });
     },
-    async present(info) {
+    async narState(info) {
       try {
         await lstat(join(root, info.storePath));
-        return true;
+        return 'present';
       } catch {
-        return false;
+        // Files gone while the row is still there: being garbage-collected (gone once the row is), or a broken store.
+        return (await patiently(() => db.isValid(info.storePath))) ? 'broken' : 'gone';
       }
     },
     nar(info) {
