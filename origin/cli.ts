@@ -72,7 +72,7 @@ const TOKEN_USAGE = `usage:
   eris token revoke ID | --user USER                               ID: a prefix of an id from list
 where to: [--persist-to DIR] (local wrangler dev state, the default) | --remote (the deployed namespace) [--wrangler-config FILE]`;
 
-function token(argv: string[]) {
+async function token(argv: string[]) {
   const [sub, ...rest] = argv;
   if (sub !== 'add' && sub !== 'list' && sub !== 'revoke') throw new ConfigError(TOKEN_USAGE);
   const { values, positionals } = parseArgs({
@@ -101,7 +101,7 @@ function token(argv: string[]) {
     if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER [--scope read|write]... [--expires-days N]');
     const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
     if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days: expected a positive whole number');
-    const t = addToken(target, positionals[0]!, { scopes: values.scope, expiresDays: days });
+    const t = await addToken(target, positionals[0]!, { scopes: values.scope, expiresDays: days });
     process.stderr.write(`token for ${positionals[0]} (shown once; only its SHA-256 is stored):\n`);
     process.stdout.write(t + '\n');
     return;

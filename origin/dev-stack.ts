@@ -114,7 +114,7 @@ export async function runDevStack(env: NodeJS.ProcessEnv): Promise<void> {
   const edgeSecret = ensureSecretFile(join(s.devDir, 'edge-secret'), () => randomBytes(32).toString('base64url'));
   const token = ensureNetrc(s.devDir);
   const state = join(s.devDir, 'wrangler-state');
-  addToken({ mode: 'local', persistTo: state }, 'dev', { scopes: ['read', 'write'], token });
+  await addToken({ mode: 'local', persistTo: state }, 'dev', { scopes: ['read', 'write'], token });
   const workerEnv = join(s.devDir, 'worker.env');
   writeFileSync(workerEnv, `ORIGIN_URL=http://127.0.0.1:${s.originPort}\nEDGE_SECRET=${edgeSecret}\n`, { mode: 0o600 });
 

@@ -71,7 +71,7 @@ describe.skipIf(!fixture)('eris doctor against a real origin and edge', () => {
     config = writeConfig('eris.toml', { port, key: goodKey, secret: SECRET });
     origin = await startOriginCli({ root: fixture!.root, keyFiles: [goodKey], edgeSecret: SECRET, port });
     edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET });
-    token = addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
+    token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
     netrc = join(dir, 'netrc');
     writeFileSync(netrc, `machine 127.0.0.1 login alice password ${token}\n`, { mode: 0o600 });
   });

@@ -10,6 +10,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { loadConfig, type ConfigSources, type OriginConfig } from './config.ts';
 import { checkStoreRoot, storeDbPath } from './store/store.ts';
 import { createSigner } from '../shared/signing.ts';
+import { EDGE_SECRET_HEADER, NO_STORE } from '../shared/contract.ts';
 
 export interface Check {
   status: 'ok' | 'FAIL' | 'skip';
@@ -148,7 +149,7 @@ export function originUrlFor(config: OriginConfig): string {
 async function checkOrigin(config: OriginConfig, keys: string[] | undefined, timeoutMs: number, checks: Check[]) {
   const base = originUrlFor(config);
   const what = 'origin';
-  const secret = { 'x-eris-edge-secret': config.edgeSecret };
+  const secret = { [EDGE_SECRET_HEADER]: config.edgeSecret };
   try {
     const { res, body } = await httpGet(`${base}/health`, secret, timeoutMs);
     if (res.status === 403) {
@@ -240,7 +241,7 @@ async function checkEdge(o: DoctorOptions, keys: string[] | undefined, timeoutMs
       }
       const cc = res.headers.get('cache-control');
       const cf = res.headers.get('cf-cache-status');
-      checks.push(cc === 'private, no-store' && (!cf || !/^(HIT|STALE|UPDATING|REVALIDATED)$/i.test(cf))
+      checks.push(cc === NO_STORE && (!cf || !/^(HIT|STALE|UPDATING|REVALIDATED)$/i.test(cf))
         ? { status: 'ok', what: 'edge caching', detail: `Cache-Control: ${cc}${cf ? `, cf-cache-status: ${cf}` : ''}` }
         : { status: 'FAIL', what: 'edge caching', detail: `Cache-Control: ${cc ?? '(none)'}, cf-cache-status: ${cf ?? '(none)'}; responses must never come from a cache (add a "Bypass cache" Cache Rule for the hostname)` });
     } catch (e) {

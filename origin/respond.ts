@@ -7,8 +7,9 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { OriginDeps } from './types.ts';
+import { NO_STORE } from '../shared/contract.ts';
 
-export const NO_STORE = 'private, no-store';
+export { NO_STORE };
 export const TEXT = 'text/plain; charset=utf-8';
 
 export function send(c: Context, status: ContentfulStatusCode, body: string, contentType: string, extra?: Record<string, string>): Response {

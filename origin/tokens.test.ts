@@ -1,18 +1,21 @@
 /**
- * Token bookkeeping without wrangler: records, revoke selection, the list
- * table, and the CLI's usage errors. The round trip through real wrangler
+ * Token bookkeeping without wrangler: revoke selection, the list table, and
+ * the CLI's usage errors (the record, its key and digest are tested with the
+ * contract, shared/contract.test.ts, since the edge reads what the CLI writes). The round trip through real wrangler
  * and `wrangler dev` is test/tokens-edge.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { formatTokenTable, parseRecord, PROJECT_DIR, selectForRevoke, tokenDigest, TOKEN_PREFIX, type ListedToken } from './tokens.ts';
+import { formatTokenTable, PROJECT_DIR, selectForRevoke, tokenEntry, type ListedToken } from './tokens.ts';
+import { tokenDigest, tokenExpired, tokenKey } from '../shared/contract.ts';
+import { kvTokenStore } from '../worker/tokens.ts';
 
 const eris = (args: string[]) =>
   spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), ...args], { encoding: 'utf8', timeout: 30_000 });
 
 function listed(user: string, digest: string, extra: Partial<ListedToken> = {}): ListedToken {
-  return { user, scopes: ['read'], created: '2026-01-02T03:04:05.678Z', expires: null, id: digest.slice(0, 12), key: TOKEN_PREFIX + digest, expired: false, ...extra };
+  return { user, scopes: ['read'], created: '2026-01-02T03:04:05.678Z', expires: null, id: digest.slice(0, 12), key: tokenKey(digest), expired: false, ...extra };
 }
 
 const A = 'aaaa1111' + '0'.repeat(56);
@@ -21,15 +24,21 @@ const B = 'bbbb1111' + '0'.repeat(56);
 const tokens = [listed('alice', A), listed('alice', A2), listed('bob', B)];
 
 describe('token records', () => {
-  it('digests tokens with SHA-256 as the edge does', () => {
-    expect(tokenDigest('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  it('digests tokens as the edge does: the edge finds what the CLI writes, under the key it writes', async () => {
+    const kv = new Map<string, string>();
+    const written = await tokenEntry('alice', { scopes: ['read', 'write'], expiresDays: 30 });
+    kv.set(written.key, JSON.stringify(written.record)); // what `wrangler kv key put` stores
+    const edge = kvTokenStore({ get: async (k) => kv.get(k) ?? null });
+    const found = await edge.get(await tokenDigest(written.token));
+    expect(found).toEqual(written.record);
+    expect(found && tokenExpired(found, Date.now())).toBe(false);
+    expect(await edge.get(await tokenDigest(written.token + 'x'))).toBeNull();
   });
 
-  it('reads a record from JSON text or KV metadata and rejects anything else', () => {
-    const r = { user: 'alice', scopes: ['read', 7], created: '2026-01-01T00:00:00Z', expires: null };
-    expect(parseRecord(r)).toEqual({ user: 'alice', scopes: ['read'], created: '2026-01-01T00:00:00Z', expires: null });
-    expect(parseRecord(JSON.stringify(r))?.user).toBe('alice');
-    for (const bad of [undefined, null, 'Value not found', '{"scopes":[]}', { user: 'x' }, 42]) expect(parseRecord(bad)).toBeNull();
+  it('refuses bad users, scopes and dates before anything is written', async () => {
+    await expect(tokenEntry('a b')).rejects.toThrow(/user names are 1-64 characters/);
+    await expect(tokenEntry('alice', { scopes: ['admin'] })).rejects.toThrow(/unknown scope "admin" \(read, write\)/);
+    await expect(tokenEntry('alice', { expires: 'soon' })).rejects.toThrow(/expires: not a date/);
   });
 });
 

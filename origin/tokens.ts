@@ -8,28 +8,19 @@
  * request sees it (on Cloudflare, KV itself may serve a deleted key for up to
  * about a minute at locations that read it recently).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { parseTokenRecord, TOKEN_KEY_PREFIX, tokenDigest, tokenExpired, tokenKey, TOKEN_SCOPES, type TokenRecord, type TokenScope } from '../shared/contract.ts';
+
+export { tokenDigest };
 
 export const PROJECT_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 export const WRANGLER = join(PROJECT_DIR, 'node_modules/.bin/wrangler');
-export const TOKEN_PREFIX = 'token:';
 
 export function newToken(): string {
   return 'eris_' + randomBytes(32).toString('base64url');
-}
-
-export function tokenDigest(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
-export interface TokenRecord {
-  user: string;
-  scopes: string[];
-  created: string;
-  expires: string | null;
 }
 
 export interface KvTarget {
@@ -74,22 +65,29 @@ export interface AddTokenOptions {
   token?: string;
 }
 
-export function addToken(target: KvTarget, user: string, opts: AddTokenOptions = {}): string {
+/** A new token and the KV entry that stores it: what `addToken` writes, without writing it. */
+export async function tokenEntry(user: string, opts: AddTokenOptions = {}): Promise<{ token: string; key: string; record: TokenRecord }> {
   if (!USER_RE.test(user)) throw new Error('user names are 1-64 characters of letters, digits, . _ @ -');
   const scopes = [...new Set(opts.scopes ?? ['read'])];
-  for (const s of scopes) if (s !== 'read' && s !== 'write') throw new Error(`unknown scope ${JSON.stringify(s)} (read, write)`);
+  for (const s of scopes) if (!TOKEN_SCOPES.includes(s as TokenScope)) throw new Error(`unknown scope ${JSON.stringify(s)} (${TOKEN_SCOPES.join(', ')})`);
   if (opts.expires !== undefined && Number.isNaN(Date.parse(opts.expires))) throw new Error(`expires: not a date: ${JSON.stringify(opts.expires)}`);
   const token = opts.token ?? newToken();
   const record: TokenRecord = {
     user,
-    scopes,
+    scopes: scopes as TokenScope[],
     created: new Date().toISOString(),
     expires: opts.expires !== undefined
       ? new Date(opts.expires).toISOString()
       : opts.expiresDays ? new Date(Date.now() + opts.expiresDays * 86_400_000).toISOString() : null,
   };
+  return { token, key: tokenKey(await tokenDigest(token)), record };
+}
+
+/** Stores a new token (or opts.token) for `user`; returns the token, which is shown once and kept nowhere. */
+export async function addToken(target: KvTarget, user: string, opts: AddTokenOptions = {}): Promise<string> {
+  const { token, key, record } = await tokenEntry(user, opts);
   const json = JSON.stringify(record);
-  wranglerKv(target, ['key', 'put', TOKEN_PREFIX + tokenDigest(token), json, '--metadata', json]);
+  wranglerKv(target, ['key', 'put', key, json, '--metadata', json]);
   return token;
 }
 
@@ -103,27 +101,6 @@ export interface ListedToken extends TokenRecord {
 }
 
 export const ID_LENGTH = 12;
-
-/** A record from JSON text or KV metadata; null when it is not one. */
-export function parseRecord(value: unknown): TokenRecord | null {
-  let r = value;
-  if (typeof r === 'string') {
-    try {
-      r = JSON.parse(r);
-    } catch {
-      return null;
-    }
-  }
-  if (typeof r !== 'object' || r === null) return null;
-  const o = r as Record<string, unknown>;
-  if (typeof o.user !== 'string' || !Array.isArray(o.scopes)) return null;
-  return {
-    user: o.user,
-    scopes: o.scopes.filter((s): s is string => typeof s === 'string'),
-    created: typeof o.created === 'string' ? o.created : '',
-    expires: typeof o.expires === 'string' ? o.expires : null,
-  };
-}
 
 /** wrangler prints a JSON array, possibly after a banner. */
 function parseKeyList(out: string): { name: string; metadata?: unknown }[] {
@@ -140,12 +117,11 @@ function parseKeyList(out: string): { name: string; metadata?: unknown }[] {
  */
 export function listTokens(target: KvTarget, now = Date.now()): ListedToken[] {
   const out: ListedToken[] = [];
-  for (const { name, metadata } of parseKeyList(wranglerKv(target, ['key', 'list', '--prefix', TOKEN_PREFIX]))) {
-    const digest = name.slice(TOKEN_PREFIX.length);
-    const record = parseRecord(metadata) ?? parseRecord(wranglerKv(target, ['key', 'get', name]).trim()) ??
+  for (const { name, metadata } of parseKeyList(wranglerKv(target, ['key', 'list', '--prefix', TOKEN_KEY_PREFIX]))) {
+    const digest = name.slice(TOKEN_KEY_PREFIX.length);
+    const record: TokenRecord = parseTokenRecord(metadata) ?? parseTokenRecord(wranglerKv(target, ['key', 'get', name]).trim()) ??
       { user: '?', scopes: [], created: '', expires: null };
-    const expires = record.expires ? Date.parse(record.expires) : NaN;
-    out.push({ ...record, id: digest.slice(0, ID_LENGTH), key: name, expired: !Number.isNaN(expires) && expires <= now });
+    out.push({ ...record, id: digest.slice(0, ID_LENGTH), key: name, expired: tokenExpired(record, now) });
   }
   return out.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
 }
@@ -160,7 +136,7 @@ export function selectForRevoke(tokens: ListedToken[], by: { id?: string; user?:
   }
   const id = by.id!.toLowerCase();
   if (!/^[0-9a-f]{4,64}$/.test(id)) throw new Error('a token id is 4 to 64 hex characters (as `eris token list` shows them)');
-  const hits = tokens.filter((t) => t.key.slice(TOKEN_PREFIX.length).startsWith(id));
+  const hits = tokens.filter((t) => t.key.slice(TOKEN_KEY_PREFIX.length).startsWith(id));
   if (!hits.length) throw new Error(`no token with id ${id}`);
   if (hits.length > 1) throw new Error(`id ${id} is ambiguous: it matches ${hits.map((t) => `${t.id} (${t.user})`).join(', ')}; give more characters`);
   return hits;

@@ -34,7 +34,7 @@ describe.skipIf(!fixture)('nix copy through the Worker from a live store', () =>
     publicKey = readFileSync(pub, 'utf8').trim();
     origin = await startOriginCli({ root: fixture!.root, keyFiles: [sec], edgeSecret: SECRET });
     edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET });
-    const token = addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
+    const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
     proxy = await startRecordingProxy(edge.url);
     netrc = join(dir, 'netrc');
     writeFileSync(netrc, `machine 127.0.0.1 login alice password ${token}\n`);

@@ -87,7 +87,7 @@ export async function startStack(o: { dir: string; root: string; secret?: string
   const originOpts = { root: o.root, keyFiles: [keyFile], edgeSecret: secret, port, extraArgs: o.originArgs };
   let origin = await startOriginCli(originOpts);
   const edge = await startEdge({ originUrl: origin.url, edgeSecret: secret, vars: o.vars });
-  const token = addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
+  const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
   const netrc = join(o.dir, 'netrc');
   writeFileSync(netrc, `machine 127.0.0.1 login alice password ${token}\n`);
   const auth = { Authorization: 'Basic ' + btoa(`alice:${token}`) };

@@ -134,7 +134,7 @@ describe.skipIf(!fixture)('fuzzing the request parsers and routers', () => {
 
   it('the Worker under wrangler dev (with a token): 200/400/404/405 only, always no-store', async () => {
     // A token that may also write, so other methods get through authentication to the router (405).
-    const writer = addToken({ mode: 'local', persistTo: s.edge.persistTo }, 'carol', { scopes: ['read', 'write'] });
+    const writer = await addToken({ mode: 'local', persistTo: s.edge.persistTo }, 'carol', { scopes: ['read', 'write'] });
     const counts = await fuzz(s.edge.port, 300 * SCALE, SEED + 2, () => `Authorization: Bearer ${writer}`, [200, 400, 404, 405], '<>`"');
     console.log(`edge fuzz: ${[...counts].map(([k, v]) => `${v}×${k}`).join(', ')}`);
   });

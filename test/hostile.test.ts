@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { addToken, revokeTokens, tokenDigest, wranglerKv } from '../origin/tokens.ts';
+import { addToken, revokeTokens, wranglerKv } from '../origin/tokens.ts';
+import { tokenDigest, tokenKey } from '../shared/contract.ts';
 import { resolveConfig } from '../origin/config.ts';
 import { copyStore, hashOf, narInfoOf, openFds, sleep, startStack, type Stack } from './faults-stack.ts';
 import { hasStrace, rawRequest, straceFiles, type RawResponse } from './hostile-helpers.ts';
@@ -207,13 +208,13 @@ describe.skipIf(!fixture)('hostile input', () => {
     let revoked: string;
     let expired: string;
 
-    beforeAll(() => {
+    beforeAll(async () => {
       const target = { mode: 'local' as const, persistTo: s.edge.persistTo };
-      other = addToken(target, 'bob', { scopes: ['read'] });
-      revoked = addToken(target, 'mallory', { scopes: ['read'] });
+      other = await addToken(target, 'bob', { scopes: ['read'] });
+      revoked = await addToken(target, 'mallory', { scopes: ['read'] });
       revokeTokens(target, { user: 'mallory' });
       expired = 'eris_expired_' + randomBytes(16).toString('hex');
-      wranglerKv(target, ['key', 'put', 'token:' + tokenDigest(expired), JSON.stringify({ user: 'eve', scopes: ['read'], created: '1999-01-01T00:00:00Z', expires: '2000-01-01T00:00:00Z' })]);
+      wranglerKv(target, ['key', 'put', tokenKey(await tokenDigest(expired)), JSON.stringify({ user: 'eve', scopes: ['read'], created: '1999-01-01T00:00:00Z', expires: '2000-01-01T00:00:00Z' })]);
     });
 
     it('every wrong credential is a 401 with the same body, WWW-Authenticate and no-store — and the origin never sees it', async () => {

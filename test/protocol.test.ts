@@ -53,7 +53,7 @@ describe.skipIf(!fixture)('protocol features through the Worker', () => {
     originPort = await freePort();
     await useOrigin('');
     edge = await startEdge({ originUrl: `http://127.0.0.1:${originPort}`, edgeSecret: SECRET });
-    const token = addToken({ mode: 'local', persistTo: edge.persistTo }, 'proto', { scopes: ['read'] });
+    const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'proto', { scopes: ['read'] });
     netrc = join(dir, 'netrc');
     writeFileSync(netrc, `machine 127.0.0.1 login proto password ${token}\n`);
     auth = { Authorization: `Bearer ${token}` };

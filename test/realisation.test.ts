@@ -42,7 +42,7 @@ describe.skipIf(nixMissing)('realisations of content-addressed derivations', () 
     publicKey = kp.public;
     origin = await startOriginCli({ root, keyFiles: [join(dir, 'k.sec')], edgeSecret: SECRET });
     edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET });
-    const token = addToken({ mode: 'local', persistTo: edge.persistTo }, 'ca', { scopes: ['read'] });
+    const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'ca', { scopes: ['read'] });
     netrc = join(dir, 'netrc');
     writeFileSync(netrc, `machine 127.0.0.1 login ca password ${token}\n`);
   });

@@ -84,13 +84,13 @@ describe('token add, list and revoke against wrangler dev', () => {
 
     const list = eris(['token', 'list', ...where()]);
     expect(list.status).toBe(0);
-    const id = tokenDigest(alice).slice(0, 12);
+    const id = (await tokenDigest(alice)).slice(0, 12);
     expect(list.stdout).toMatch(new RegExp(`^${id}  alice  read  .* never$`, 'm'));
     expect(list.stdout).not.toContain(alice);
   });
 
   it('revoke by id prefix: the same request is refused in the same wrangler dev run, and list no longer shows it', async () => {
-    const id = tokenDigest(alice).slice(0, 12);
+    const id = (await tokenDigest(alice)).slice(0, 12);
     const unknown = eris(['token', 'revoke', 'ffffffff' === id.slice(0, 8) ? 'eeeeeeee' : 'ffffffff', ...where()]);
     expect(unknown.status).toBe(1);
     expect(unknown.stderr).toMatch(/no token with id/);
@@ -111,16 +111,16 @@ describe('token add, list and revoke against wrangler dev', () => {
 
   it('revoke --user takes every token of that user; an expired token is refused and listed as expired', async () => {
     const target = { mode: 'local' as const, persistTo: edge.persistTo };
-    const bob1 = addToken(target, 'bob', { scopes: ['read'] });
-    const bob2 = addToken(target, 'bob', { scopes: ['read', 'write'], expiresDays: 30 });
-    const erin = addToken(target, 'erin', { expires: '2001-02-03T04:05:06Z' });
+    const bob1 = await addToken(target, 'bob', { scopes: ['read'] });
+    const bob2 = await addToken(target, 'bob', { scopes: ['read', 'write'], expiresDays: 30 });
+    const erin = await addToken(target, 'erin', { expires: '2001-02-03T04:05:06Z' });
     tokens.push(bob1, bob2, erin);
     expect((await get('/nix-cache-info', basic('bob', bob1))).status).toBe(200);
     expect((await get('/nix-cache-info', basic('bob', bob2))).status).toBe(200);
     expect((await get('/nix-cache-info', basic('erin', erin))).status).toBe(401);
 
     const list = eris(['token', 'list', ...where()]);
-    expect(list.stdout).toMatch(new RegExp(`^${tokenDigest(erin).slice(0, 12)}  erin .* 2001-02-03T04:05:06Z \\(expired\\)$`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${(await tokenDigest(erin)).slice(0, 12)}  erin .* 2001-02-03T04:05:06Z \\(expired\\)$`, 'm'));
     expect(list.stdout.match(/^\S+ +bob /gm)).toHaveLength(2);
 
     const r = eris(['token', 'revoke', '--user', 'bob', ...where()]);

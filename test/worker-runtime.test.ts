@@ -49,8 +49,8 @@ describe('edge Worker in workerd', () => {
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     const port = (origin.address() as AddressInfo).port;
     edge = await startEdge({ originUrl: `http://127.0.0.1:${port}`, edgeSecret: SECRET, vars: { ORIGIN_TIMEOUT_MS: '1500' } });
-    token = addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
-    writer = addToken({ mode: 'local', persistTo: edge.persistTo }, 'carol', { scopes: ['write'] });
+    token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
+    writer = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'carol', { scopes: ['write'] });
   });
 
   afterAll(async () => {

@@ -6,15 +6,16 @@
 import { describe, expect, it } from 'vitest';
 import { createWorkerApp } from './app.ts';
 import { parseEdgeConfig } from './config.ts';
-import { sha256Hex, type TokenRecord, type TokenStore } from './tokens.ts';
+import type { TokenStore } from './tokens.ts';
+import { tokenDigest, type TokenRecord } from '../shared/contract.ts';
 import { parseAuthorization } from './middleware/auth/index.ts';
 import type { Env } from './env.ts';
 
 const SECRET = 'edge-secret-for-tests-0123';
 
-function memoryTokens(entries: Record<string, TokenRecord>): TokenStore {
+function memoryTokens(entries: Record<string, Pick<TokenRecord, 'user' | 'scopes'> & Partial<TokenRecord>>): TokenStore {
   const byDigest = new Map<string, TokenRecord>();
-  const ready = Promise.all(Object.entries(entries).map(async ([t, r]) => byDigest.set(await sha256Hex(t), r)));
+  const ready = Promise.all(Object.entries(entries).map(async ([t, r]) => byDigest.set(await tokenDigest(t), { created: '', expires: null, ...r })));
   return { get: async (d) => (await ready, byDigest.get(d) ?? null) };
 }
 

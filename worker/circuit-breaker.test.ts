@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { createWorkerApp } from './app.ts';
 import { parseEdgeConfig } from './config.ts';
-import { sha256Hex, type TokenStore } from './tokens.ts';
+import type { TokenStore } from './tokens.ts';
+import { tokenDigest } from '../shared/contract.ts';
 import type { Env } from './env.ts';
 
 function clock(start = 1_000_000) {
@@ -88,7 +89,7 @@ describe('CircuitBreaker', () => {
 
 const SECRET = 'edge-secret-for-tests-0123';
 const tokens: TokenStore = {
-  get: async (d) => (d === (await sha256Hex('tok-alice')) ? { user: 'alice', scopes: ['read'] } : null),
+  get: async (d) => (d === (await tokenDigest('tok-alice')) ? { user: 'alice', scopes: ['read'] } : null),
 };
 const auth = { Authorization: 'Basic ' + btoa('alice:tok-alice') };
 

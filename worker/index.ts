@@ -4,6 +4,7 @@ import { createWorkerApp } from './app.ts';
 import { EdgeConfigError, parseEdgeConfig } from './config.ts';
 import { kvTokenStore } from './tokens.ts';
 import { createOriginFetch } from './origin-fetch.ts';
+import { NO_STORE } from '../shared/contract.ts';
 
 /** The app's dependencies from the Worker environment: how to reach the origin, where tokens live. */
 export function workerDeps(env: Env, fetchImpl?: (req: Request) => Promise<Response>) {
@@ -35,7 +36,7 @@ export default {
     } catch (err) {
       const message = err instanceof EdgeConfigError ? `edge misconfigured: ${err.message}` : 'edge misconfigured';
       console.error(message);
-      return new Response(message + '\n', { status: 500, headers: { 'Cache-Control': 'private, no-store', 'Content-Type': 'text/plain; charset=utf-8' } });
+      return new Response(message + '\n', { status: 500, headers: { 'Cache-Control': NO_STORE, 'Content-Type': 'text/plain; charset=utf-8' } });
     }
     return app.fetch(request, env, ctx);
   },

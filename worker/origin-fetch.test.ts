@@ -8,13 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { createWorkerApp } from './app.ts';
 import { workerDeps } from './index.ts';
 import type { Env } from './env.ts';
-import { sha256Hex } from './tokens.ts';
+import { tokenDigest, tokenKey } from '../shared/contract.ts';
 
 const SECRET = 'edge-secret-for-origin-fetch';
 const TOKEN = 'tok-origin-fetch';
 
 async function env(extra: Partial<Env>): Promise<Env> {
-  const key = 'token:' + (await sha256Hex(TOKEN));
+  const key = tokenKey(await tokenDigest(TOKEN));
   const kv = { get: async (k: string) => (k === key ? JSON.stringify({ user: 'u', scopes: ['read'] }) : null) };
   return { ORIGIN_URL: 'http://origin.internal:8788', EDGE_SECRET: SECRET, TOKENS: kv as unknown as KVNamespace, ...extra } as Env;
 }

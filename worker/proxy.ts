@@ -9,8 +9,7 @@
 import type { Context } from 'hono';
 import type { EdgeEnv } from './types.ts';
 import { CircuitBreaker, type BreakerState } from './circuit-breaker.ts';
-
-export const EDGE_SECRET_HEADER = 'x-eris-edge-secret';
+import { EDGE_SECRET_HEADER, USER_HEADER } from '../shared/contract.ts';
 
 /** Request headers worth passing on; everything else (Authorization, Cookie, …) stays at the edge. */
 const FORWARD_REQUEST_HEADERS = ['accept', 'range', 'if-range', 'user-agent', 'content-type', 'content-length'];
@@ -82,7 +81,7 @@ export function createProxy(options: ProxyOptions) {
     }
     headers.set(EDGE_SECRET_HEADER, options.edgeSecret);
     const user = c.get('user');
-    if (user) headers.set('x-eris-user', user);
+    if (user) headers.set(USER_HEADER, user);
 
     const method = c.req.method;
     const hasBody = method !== 'GET' && method !== 'HEAD';

@@ -8,7 +8,8 @@
  */
 import type { Context } from 'hono';
 import type { EdgeEnv } from '../types.ts';
-import { EDGE_SECRET_HEADER, type FetchOrigin } from '../proxy.ts';
+import type { FetchOrigin } from '../proxy.ts';
+import { EDGE_SECRET_HEADER } from '../../shared/contract.ts';
 import { parsePublicKey } from '../../shared/keys.ts';
 
 export interface LandingOptions {

@@ -6,8 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { OriginEnv } from '../../types.ts';
 import { send, TEXT } from '../../respond.ts';
-
-export const EDGE_SECRET_HEADER = 'x-eris-edge-secret';
+import { EDGE_SECRET_HEADER } from '../../../shared/contract.ts';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 

@@ -4,7 +4,8 @@
  * 401 with `WWW-Authenticate` and no hint which part was wrong.
  */
 import type { MiddlewareHandler } from 'hono';
-import { sha256Hex, type TokenRecord, type TokenStore } from '../../tokens.ts';
+import { grantsScope, tokenDigest, tokenExpired, type TokenRecord } from '../../../shared/contract.ts';
+import type { TokenStore } from '../../tokens.ts';
 import type { EdgeEnv } from '../../types.ts';
 
 export interface AuthOptions {
@@ -67,12 +68,12 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
       c.set('authFailure', 'oversized token');
       return deny(options.realm);
     }
-    const record: TokenRecord | null = await options.tokens.get(await sha256Hex(creds.token));
+    const record: TokenRecord | null = await options.tokens.get(await tokenDigest(creds.token));
     const scope = scopeFor(c.req.method);
     const ok = record !== null &&
       (creds.user === undefined || creds.user === record.user) &&
-      (!record.expires || Date.parse(record.expires) > now()) &&
-      (record.scopes.includes(scope) || (scope === 'read' && record.scopes.includes('write')));
+      !tokenExpired(record, now()) &&
+      grantsScope(record, scope);
     if (!ok) {
       c.set('authFailure', record ? 'token not valid for this user, scope or time' : 'unknown token');
       return deny(options.realm);

@@ -1,8 +1,7 @@
 /** Every edge response — errors included — says `Cache-Control: private, no-store`. */
 import type { MiddlewareHandler } from 'hono';
 import type { EdgeEnv } from '../../types.ts';
-
-export const NO_STORE = 'private, no-store';
+import { NO_STORE } from '../../../shared/contract.ts';
 
 export function noStore(): MiddlewareHandler<EdgeEnv> {
   return async function noStoreMiddleware(c, next) {

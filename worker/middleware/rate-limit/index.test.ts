@@ -2,13 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { createWorkerApp } from '../../app.ts';
 import { parseEdgeConfig } from '../../config.ts';
-import { sha256Hex, type TokenStore } from '../../tokens.ts';
+import type { TokenStore } from '../../tokens.ts';
+import { tokenDigest } from '../../../shared/contract.ts';
 import type { Env } from '../../env.ts';
 import { clientKey, memoryRateLimiter, type RateLimiter } from './index.ts';
 
 const SECRET = 'edge-secret-for-tests-0123';
 const tokens: TokenStore = {
-  get: async (d) => (d === (await sha256Hex('tok-alice')) ? { user: 'alice', scopes: ['read'] } : null),
+  get: async (d) => (d === (await tokenDigest('tok-alice')) ? { user: 'alice', scopes: ['read'] } : null),
 };
 const good = { Authorization: 'Basic ' + btoa('alice:tok-alice') };
 const bad = { Authorization: 'Basic ' + btoa('alice:guess') };
