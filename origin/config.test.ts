@@ -24,6 +24,8 @@ describe('origin config', () => {
       narCacheDir: undefined,
       narCacheMaxBytes: 10 * 1024 ** 3,
       workers: 1,
+      stateDir: undefined,
+      usageRetentionDays: 90,
     });
   });
 
@@ -50,6 +52,8 @@ describe('origin config', () => {
       [() => resolveConfig({ file: { signKeyPaths: ['/k'], edgeSecretFile: '/nonexistent/secret' }, env: {} }), /^edge_secret_file: cannot read \/nonexistent\/secret: ENOENT$/],
       [() => resolveConfig({ file: { signKeyPaths: ['/k'], compression: 'bzip2' }, env }), /^compression: expected "none", "zstd" or "xz"$/],
       [() => resolveConfig({ file: { signKeyPaths: ['/k'], compression: 'zstd', compressionLevel: 30 }, env }), /^compression_level: expected a whole number from 1 to 19$/],
+      [() => resolveConfig({ file: { signKeyPaths: ['/k'], stateDir: '' }, env }), /^state_dir: expected a non-empty string$/],
+      [() => resolveConfig({ file: { signKeyPaths: ['/k'], usageRetentionDays: 0 }, env }), /^usage_retention_days: expected a whole number from 1 to 3650$/],
     ];
     for (const [fn, re] of cases) {
       let err: unknown;

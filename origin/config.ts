@@ -32,6 +32,10 @@ export interface OriginConfig {
   narCacheMaxBytes: number;
   /** Origin processes sharing the port (node:cluster); one per core uses the whole machine. */
   workers: number;
+  /** Directory for the origin's own state (usage.sqlite); usage is not recorded when undefined. */
+  stateDir?: string;
+  /** Days of usage figures kept. */
+  usageRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -46,6 +50,7 @@ export const DEFAULTS = {
   priority: 30,
   dbBusyTimeoutMs: 2000,
   narCacheMaxBytes: 10 * 1024 ** 3,
+  usageRetentionDays: 90,
 } as const;
 
 /** Keys a config file may hold, with the field each fills. */
@@ -63,6 +68,8 @@ const FILE_KEYS = {
   nar_cache_dir: 'narCacheDir',
   nar_cache_max_bytes: 'narCacheMaxBytes',
   workers: 'workers',
+  state_dir: 'stateDir',
+  usage_retention_days: 'usageRetentionDays',
 } as const;
 
 /** Values from a config file or flags, before validation. */
@@ -178,6 +185,8 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     narCacheDir: raw.narCacheDir === undefined ? undefined : str('nar_cache_dir', raw.narCacheDir),
     narCacheMaxBytes: raw.narCacheMaxBytes === undefined ? DEFAULTS.narCacheMaxBytes : int('nar_cache_max_bytes', raw.narCacheMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     workers: raw.workers === undefined ? 1 : int('workers', raw.workers, 1, 64),
+    stateDir: raw.stateDir === undefined ? undefined : str('state_dir', raw.stateDir),
+    usageRetentionDays: raw.usageRetentionDays === undefined ? DEFAULTS.usageRetentionDays : int('usage_retention_days', raw.usageRetentionDays, 1, 3650),
   };
 }
 

@@ -50,12 +50,32 @@ let
   # toString, not interpolation: a path literal must not be copied into the world-readable store.
   keyPaths = map toString cfg.signKeyPaths;
 
+  # Several caches (`[[cache]]` tables); a cache without its own keys or priority takes the top-level ones.
+  cacheTables = lib.mapAttrsToList (name: c: {
+    inherit name;
+    inherit (c) roots exclude publish;
+    sign_key_paths = if c.signKeyPaths == [ ] then keyPaths else map toString c.signKeyPaths;
+    priority = if c.priority == null then cfg.priority else c.priority;
+  }) cfg.caches;
+  allKeyPaths = keyPaths ++ lib.concatMap (c: map toString c.signKeyPaths) (lib.attrValues cfg.caches);
+  cacheNameOk = n: builtins.match "[a-z0-9][a-z0-9_-]{0,63}" n != null && !(builtins.elem n reservedCacheNames);
+  reservedCacheNames = [ "nar" "log" "realisations" "v1" "health" "metrics" "nix-cache-info" ];
+
+  # systemd's StateDirectory=eris: /var/lib/eris (usage accounting, push staging).
+  stateDir = "/var/lib/eris";
+  gcRootsDir = "${rootPrefix}/nix/var/nix/gcroots/eris";
+
   settings = {
     bind = cfg.bind;
     store_root = toString cfg.storeRoot;
     sign_key_paths = keyPaths;
     priority = cfg.priority;
-  } // cfg.extraConfig;
+    state_dir = stateDir;
+    usage_retention_days = cfg.usageRetentionDays;
+  }
+  // lib.optionalAttrs (cfg.caches != { }) { cache = cacheTables; }
+  // lib.optionalAttrs (cfg.defaultCache != null) { default_cache = cfg.defaultCache; }
+  // cfg.extraConfig;
   configFile = tomlFormat.generate "eris.toml" settings;
 
   # CIDR lines of deploy/cloudflare-ips.txt; comment and blank lines are dropped.
@@ -167,12 +187,78 @@ in
 
     signKeyPaths = mkOption {
       type = types.listOf types.path;
+      default = [ ];
       example = [ "/etc/eris/signing-key.sec" ];
       description = ''
         Secret key files in Nix's format (`nix-store --generate-binary-cache-key` or `eris keygen`);
         every narinfo is signed with each. Keep them out of the Nix store, readable by
-        `keyGroup` (root:adm 0640).
+        `keyGroup` (root:adm 0640). With `caches`, the keys of every cache that names none.
       '';
+    };
+
+    caches = mkOption {
+      default = { };
+      example = lib.literalExpression ''
+        {
+          team-a = { roots = [ "/nix/var/nix/profiles/system" ]; signKeyPaths = [ "/etc/eris/team-a.sec" ]; };
+          ci = { exclude = [ "*-secrets*" ]; priority = 20; };
+        }
+      '';
+      description = ''
+        Named caches (`[[cache]]` tables of eris.toml), each a published slice of the store served
+        under `https://<edge>/<name>`. Empty: one cache, `default`, publishing the whole store.
+        Every cache also publishes the GC roots in `<storeRoot>/nix/var/nix/gcroots/eris/<name>/`
+        (what `eris publish` and push write).
+      '';
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            roots = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+              example = [ "/nix/var/nix/profiles/system" ];
+              description = "Store paths, symlinks to store paths (profiles, GC roots) or directories of such symlinks whose closures this cache publishes.";
+            };
+            exclude = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+              example = [ "*-secrets*" ];
+              description = "Glob patterns on the store path name after the hash; matching paths are not published.";
+            };
+            signKeyPaths = mkOption {
+              type = types.listOf types.path;
+              default = [ ];
+              description = "This cache's secret keys; empty: the top-level `signKeyPaths`.";
+            };
+            priority = mkOption {
+              type = types.nullOr (types.ints.between 0 1000000);
+              default = null;
+              description = "This cache's nix-cache-info priority; null: the top-level `priority`.";
+            };
+            publish = mkOption {
+              type = types.enum [
+                "roots"
+                "all"
+              ];
+              default = "roots";
+              description = "`roots`: the closures of `roots` (and the cache's GC-root directory); `all`: every valid path in the store.";
+            };
+          };
+        }
+      );
+    };
+
+    defaultCache = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "team-a";
+      description = "The cache served at the bare root (`https://<edge>/`); null: the only cache, or the one named `default`.";
+    };
+
+    usageRetentionDays = mkOption {
+      type = types.ints.between 1 3650;
+      default = 90;
+      description = "Days of per-user usage (`eris usage`) kept in /var/lib/eris/usage.sqlite.";
     };
 
     keyGroup = mkOption {
@@ -303,11 +389,24 @@ in
           message = "services.eris.bind must be HOST:PORT or [IPV6]:PORT, got \"${cfg.bind}\".";
         }
         {
-          assertion = cfg.signKeyPaths != [ ];
-          message = "services.eris.signKeyPaths needs at least one secret key file.";
+          assertion = cfg.signKeyPaths != [ ] || (cfg.caches != { } && lib.all (c: c.signKeyPaths != [ ]) (lib.attrValues cfg.caches));
+          message = "services.eris.signKeyPaths needs at least one secret key file (or every cache its own signKeyPaths).";
         }
         {
-          assertion = lib.all (p: !lib.hasPrefix builtins.storeDir p) keyPaths;
+          assertion = lib.all cacheNameOk (lib.attrNames cfg.caches);
+          message = "services.eris.caches: names must match [a-z0-9][a-z0-9_-]{0,63} and not be one of ${lib.concatStringsSep " " reservedCacheNames}.";
+        }
+        {
+          assertion = cfg.defaultCache == null || builtins.hasAttr cfg.defaultCache cfg.caches;
+          message = "services.eris.defaultCache must name one of services.eris.caches.";
+        }
+        {
+          assertion =
+            cfg.caches == { } || cfg.defaultCache != null || cfg.caches ? default || lib.length (lib.attrNames cfg.caches) == 1;
+          message = "services.eris: with several caches and none named `default`, set defaultCache (the cache at the bare root).";
+        }
+        {
+          assertion = lib.all (p: !lib.hasPrefix builtins.storeDir p) allKeyPaths;
           message = "services.eris.signKeyPaths: a secret key in the Nix store is world-readable; give a path outside it as a string.";
         }
         {
@@ -338,9 +437,14 @@ in
           EnvironmentFile = lib.optional (cfg.environmentFile != null) (toString cfg.environmentFile);
           Restart = "on-failure";
           RestartSec = 2;
+          # A throw-away user (DynamicUser), named so that logs and `ps` say eris.
+          User = "eris";
+          Group = "eris";
           SupplementaryGroups = [ cfg.keyGroup ];
-          # The one writable place: /var/cache/eris, for `nar_cache_dir` (compressed NARs).
+          # The writable places: /var/cache/eris, for `nar_cache_dir` (compressed NARs), and
+          # /var/lib/eris, the `state_dir` (usage accounting).
           CacheDirectory = "eris";
+          StateDirectory = "eris";
           # ProtectSystem=strict already makes everything read-only; say so explicitly for the store.
           ReadOnlyPaths = [
             "-${rootPrefix}/nix/store"
