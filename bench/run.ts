@@ -1,7 +1,8 @@
 /**
- * eris benchmark (issue 4): nginx serving a static `file://` cache vs the eris
- * origin vs the origin behind the Worker under `wrangler dev`, all on
- * loopback, measured with wrk in one run. See bench/README.md.
+ * eris benchmark (issues 4 and 12): nginx serving a static `file://` cache vs
+ * the eris origin, and the eris edge vs a do-nothing Worker in front of the
+ * same origin under `wrangler dev`, all on loopback, measured with wrk and
+ * real `nix copy` in one run. See bench/README.md.
  *
  *   npx node --disable-warning=ExperimentalWarning bench/run.ts
  */
@@ -15,6 +16,7 @@ import { benchConfig, BenchConfigError, type BenchConfig } from './lib/config.ts
 import { ensureFixture, hashPart, type Fixture } from './lib/fixture.ts';
 import { freePort, killAllSync, sleep, stopAll, stopProcess, withOtherCpu, type Started } from './lib/procs.ts';
 import { runWrk, type WrkResult } from './lib/wrk.ts';
+import { closureCopy, type CopyRun } from './lib/closure.ts';
 import { addToken, httpGet, httpHead, keygen, PROJECT_DIR, startNginx, startOrigin, startPassthroughWorker, startWorker, waitOk, WRANGLER } from './lib/servers.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/profile.ts';
 import { evaluateTargets, printReport, renderSvg, type Results, type TargetName, type Measurements } from './lib/report.ts';
@@ -68,6 +70,9 @@ interface Target {
   base: string;
   headers: Record<string, string>;
   narPath: string;
+  /** Where `nix copy` reaches this target (for nginx and the origin: through the header-adding proxy), and its netrc. */
+  copyFrom?: string;
+  netrc?: string;
 }
 
 /** The narinfo of `storePath` from a target: its NAR URL and hash (and a check that it is what we built). */
@@ -234,31 +239,44 @@ async function main() {
     const key = keygen(work).sec;
     const secret = randomBytes(24).toString('base64url');
     const [nginxPort, originPort, workerPort, bigPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    // nix copy cannot send the edge secret: it reaches the origin through an nginx reverse proxy that adds it
+    // (cloudflared's place in production), and the static cache through the same kind of proxy, so both pay that hop.
+    const [copyNginxPort, copyOriginPort] = [await freePort(), await freePort()];
     say(`starting nginx :${nginxPort}, origin :${originPort}${c.skipWorker ? '' : `, wrangler dev :${workerPort}`}`);
-    const nginx = startNginx(work, fx.staticDir, nginxPort);
+    const nginx = startNginx(work, fx.staticDir, nginxPort, [
+      { port: copyNginxPort, upstream: `http://127.0.0.1:${nginxPort}`, headers: {} },
+      { port: copyOriginPort, upstream: `http://127.0.0.1:${originPort}`, headers: { 'x-eris-edge-secret': secret } },
+    ]);
     const origin = startOrigin('origin', { workDir: work, root: fx.root, port: originPort, signKey: key, edgeSecret: secret, workers: c.originWorkers });
     const edgeHeaders = { 'x-eris-edge-secret': secret };
     await waitOk('nginx', `http://127.0.0.1:${nginxPort}/nix-cache-info`, {}, 30_000, [nginx]);
     await waitOk('the origin', `http://127.0.0.1:${originPort}/health`, edgeHeaders, 30_000, [origin]);
     const base: Omit<Target, 'narPath'>[] = [
-      { name: 'nginx', base: `http://127.0.0.1:${nginxPort}`, headers: {} },
-      { name: 'origin', base: `http://127.0.0.1:${originPort}`, headers: edgeHeaders },
+      { name: 'nginx', base: `http://127.0.0.1:${nginxPort}`, headers: {}, copyFrom: `http://127.0.0.1:${copyNginxPort}` },
+      { name: 'origin', base: `http://127.0.0.1:${originPort}`, headers: edgeHeaders, copyFrom: `http://127.0.0.1:${copyOriginPort}` },
     ];
     let worker: Started | undefined;
     if (!c.skipWorker) {
       const state = join(work, 'wrangler-state');
       let workerHeaders: Record<string, string> = {};
+      let netrc: string | undefined;
       if (!c.anonymous) {
         say('registering a token in the local KV …');
-        workerHeaders = { Authorization: `Bearer ${addToken(state)}` };
+        const token = addToken(state);
+        workerHeaders = { Authorization: `Bearer ${token}` };
+        // Nix sends the token as HTTP Basic from a netrc file (login = the token's user).
+        netrc = join(work, 'netrc');
+        writeFileSync(netrc, `machine 127.0.0.1 login bench password ${token}\n`, { mode: 0o600 });
       }
       worker = startWorker({ workDir: work, stateDir: state, port: workerPort, originPort, edgeSecret: secret, anonymous: c.anonymous });
       say('waiting for wrangler dev …');
       await waitOk('wrangler dev', `http://127.0.0.1:${workerPort}/nix-cache-info`, workerHeaders, 180_000, [worker!, origin]);
-      base.push({ name: 'worker', base: `http://127.0.0.1:${workerPort}`, headers: workerHeaders });
+      base.push({ name: 'worker', base: `http://127.0.0.1:${workerPort}`, headers: workerHeaders, copyFrom: `http://127.0.0.1:${workerPort}`, ...(netrc ? { netrc } : {}) });
     }
     const targets = await checkTargets(base, fx);
     const narinfoPaths = fx.small.map((p) => `/${hashPart(p)}.narinfo`);
+    const widePaths = [`/${hashPart(fx.wide)}.narinfo`];
+    const closure = [fx.wide, ...fx.small];
     const narBytes = (await narinfo(targets[0]!, fx.large)).narSize;
     say(`all targets answer; measuring ${c.seconds} s per run (+${c.warmupSeconds} s warm-up)`);
 
@@ -267,20 +285,30 @@ async function main() {
       say(`${t.name}:`);
       m.targets![t.name] = {
         narinfoLoaded: await wrk(ctx, `${t.name} narinfo (${c.connections} conns)`, t, narinfoPaths, c.threads, c.connections, 5),
+        narinfoWide: await wrk(ctx, `${t.name} narinfo, ${fx.small.length} refs (${c.connections} conns)`, t, widePaths, c.threads, c.connections, 5),
         narinfoSingle: await wrk(ctx, `${t.name} narinfo (1 conn)`, t, narinfoPaths, 1, 1, 5),
         narSingle: await wrk(ctx, `${t.name} NAR (1 stream)`, t, [t.narPath], 1, 1, 60),
         narParallel: await wrk(ctx, `${t.name} NAR (${c.narParallel} streams)`, t, [t.narPath], Math.min(c.threads, c.narParallel), c.narParallel, 60),
       };
+      if (c.copyRuns > 0 && t.copyFrom) m.targets![t.name]!.closureCopy = await copy(t);
+    };
+    const copy = async (t: Target): Promise<CopyRun> => {
+      const label = `${t.name} nix copy of ${closure.length} paths`;
+      const r = await closureCopy({ from: t.copyFrom!, path: fx.wide, closure, runs: c.copyRuns, workDir: work, label,
+        ...(t.netrc ? { netrc: t.netrc } : {}), before: () => waitQuiet(label, c.quietWaitSeconds) });
+      say(`  ${label}: median ${r.median.toFixed(2)} s (${r.seconds.map((x) => x.toFixed(2)).join(', ')})${r.otherCpuPct > 10 ? `, WARNING: other processes used ${r.otherCpuPct.toFixed(0)}% CPU` : ''}`);
+      return r;
     };
     for (const t of targets) await measure(t);
     if (worker) await stopProcess(worker);
 
     if (!c.skipWorker) {
-      // The same wrangler dev with the thinnest possible Worker in front of nginx: the floor under the Worker figures.
+      // The same wrangler dev with a do-nothing Worker in front of the same origin: the floor under the edge figures.
       const ptPort = await freePort();
-      const pt = startPassthroughWorker({ workDir: work, port: ptPort, upstream: targets[0]!.base });
-      await waitOk('wrangler dev (passthrough Worker)', `http://127.0.0.1:${ptPort}/nix-cache-info`, {}, 180_000, [pt]);
-      const [ptTarget] = await checkTargets([{ name: 'passthrough', base: `http://127.0.0.1:${ptPort}`, headers: {} }], fx);
+      const pt = startPassthroughWorker({ workDir: work, port: ptPort, upstream: `http://127.0.0.1:${originPort}`, edgeSecret: secret });
+      await waitOk('wrangler dev (do-nothing Worker)', `http://127.0.0.1:${ptPort}/nix-cache-info`, {}, 180_000, [pt]);
+      const ptBase = `http://127.0.0.1:${ptPort}`;
+      const [ptTarget] = await checkTargets([targets[0]!, { name: 'passthrough', base: ptBase, headers: {}, copyFrom: ptBase }], fx).then((x) => x.slice(1));
       await measure(ptTarget!);
       await stopProcess(pt);
     }
@@ -334,6 +362,7 @@ async function main() {
       params: {
         smallPaths: fx.small.length, largeMb: c.largeMb, largeNarBytes: narBytes, huge: c.huge, hugeMb: fx.hugeMb ?? null,
         seconds: c.seconds, warmupSeconds: c.warmupSeconds, threads: c.threads, connections: c.connections, narParallel: c.narParallel, originWorkers: c.originWorkers,
+        wideRefs: fx.small.length, closurePaths: closure.length, copyRuns: c.copyRuns,
         workerAuth: c.skipWorker ? 'skipped' : c.anonymous ? 'anonymous' : 'bearer token (KV lookup per request)',
       },
       measurements: m as Measurements,

@@ -21,6 +21,8 @@ export interface BenchConfig {
   connections: number;
   /** Parallel NAR streams. */
   narParallel: number;
+  /** `nix copy` runs of the whole closure per target (the median counts). */
+  copyRuns: number;
   /** Origin worker processes (eris serve --workers) for the throughput runs. */
   originWorkers: number;
   /** Record CPU profiles of the origin under narinfo and NAR load. */
@@ -73,6 +75,7 @@ export function benchConfig(env: NodeJS.ProcessEnv): BenchConfig {
     threads,
     connections,
     narParallel: int(env, 'BENCH_NAR_PARALLEL', 8, 2, 256),
+    copyRuns: int(env, 'BENCH_COPY_RUNS', 3, 0, 50),
     originWorkers: int(env, 'BENCH_ORIGIN_WORKERS', cpus().length, 1, 64),
     profile: flag(env, 'BENCH_PROFILE'),
     quietWaitSeconds: int(env, 'BENCH_QUIET_WAIT', 30, 0, 3600),

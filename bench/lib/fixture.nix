@@ -3,6 +3,8 @@
 # small directories; path i refers to paths i/2 and i/3, so the closure has
 # real references but little depth (builds run in parallel). `large` and
 # `huge` are one file each of random bytes (incompressible, like real NARs).
+# `wide` refers to every small path: a 300-reference narinfo, and with the
+# small paths the closure `nix copy` fetches in the closure-copy runs.
 { n ? 300, largeMb ? 256, hugeMb ? 4096, salt ? "eris-bench-1" }:
 let
   sys = builtins.currentSystem;
@@ -25,6 +27,10 @@ let
   blob = name: mb: mk name "/bin/dd if=/dev/urandom of=$out bs=1M count=${toString mb} iflag=fullblock status=none";
 in {
   inherit small;
+  wide = mk "eris-bench-wide-${toString n}" ''
+    /bin/mkdir -p $out
+    echo ${builtins.concatStringsSep " " (map toString small)} > $out/refs
+  '';
   large = blob "eris-bench-large-${toString largeMb}M" largeMb;
   huge = blob "eris-bench-huge-${toString hugeMb}M" hugeMb;
 }

@@ -25,6 +25,8 @@ export interface Fixture {
   staticDir: string;
   small: string[];
   large: string;
+  /** Refers to every small path: the many-reference narinfo, and the closure (it + the small paths) `nix copy` fetches. */
+  wide: string;
   huge?: string;
   hugeMb?: number;
   inflateRows: number;
@@ -36,6 +38,7 @@ interface Manifest {
   version: 1;
   small: string[];
   large: string;
+  wide?: string;
   huge?: string;
   hugeMb?: number;
   dbRows?: { root: number; bigRoot: number };
@@ -170,6 +173,15 @@ export function ensureFixture(c: BenchConfig, say: (s: string) => void): Fixture
   }
   m.dbRows = { root: countRows(join(root, 'nix/var/nix/db/db.sqlite')), bigRoot: countRows(join(bigRoot, 'nix/var/nix/db/db.sqlite')) };
 
+  if (!(m.wide && storeHasPath(root, m.wide) && existsSync(join(staticDir, `${hashPart(m.wide)}.narinfo`)))) {
+    say(`fixture: building the path that refers to all ${c.smallPaths} small ones …`);
+    const [wide] = nixBuild('wide', ['--arg', 'n', String(c.smallPaths)], 600_000);
+    if (!wide) throw new Error('nix-build -A wide returned no path');
+    nixCopyTo(root, [wide], undefined, 600_000);
+    nixCopyTo(`file://${staticDir}?compression=none`, [wide], root, 600_000);
+    m.wide = wide;
+  }
+
   if (c.huge && !(m.huge && m.hugeMb === c.hugeMb && storeHasPath(root, m.huge))) {
     say(`fixture: building the ${c.hugeMb} MiB path (BENCH_HUGE=1) …`);
     const [huge] = nixBuild('huge', ['--arg', 'hugeMb', String(c.hugeMb)], 1_800_000);
@@ -185,7 +197,7 @@ export function ensureFixture(c: BenchConfig, say: (s: string) => void): Fixture
     m.hugeMb = c.hugeMb;
   }
   writeFileSync(manifestPath, JSON.stringify(m, null, 1) + '\n');
-  const fx: Fixture = { dir, root, bigRoot, staticDir, small: m.small, large: m.large, inflateRows: c.inflateRows, dbRows: m.dbRows };
+  const fx: Fixture = { dir, root, bigRoot, staticDir, small: m.small, large: m.large, wide: m.wide!, inflateRows: c.inflateRows, dbRows: m.dbRows };
   if (c.huge && m.huge) {
     fx.huge = m.huge;
     fx.hugeMb = m.hugeMb;

@@ -29,7 +29,13 @@ export async function waitOk(what: string, url: string, headers: Record<string, 
   await waitFor(what, async () => ((await httpGet(url, headers, 3000))?.status === 200 ? true : undefined), timeoutMs, watch);
 }
 
-export function startNginx(workDir: string, staticDir: string, port: number): Started {
+/**
+ * A reverse proxy in front of a server, adding headers: how `nix copy` (which cannot send the edge secret)
+ * reaches the origin directly. The static cache goes through one too, so both pay the same hop.
+ */
+export interface NginxProxy { port: number; upstream: string; headers: Record<string, string> }
+
+export function startNginx(workDir: string, staticDir: string, port: number, proxies: NginxProxy[] = []): Started {
   const dir = join(workDir, 'nginx');
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const conf = join(dir, 'nginx.conf');
@@ -55,7 +61,17 @@ http {
     listen 127.0.0.1:${port};
     root ${staticDir};
   }
-}
+${proxies.map((p, i) => `  upstream u${i} { server ${new URL(p.upstream).host}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${p.port};
+    location / {
+      proxy_pass http://u${i};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+${Object.entries(p.headers).map(([k, v]) => `      proxy_set_header ${k} "${v}";\n`).join('')}    }
+  }
+`).join('')}}
 `);
   return startProcess('nginx', 'nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { logDir: workDir });
 }
@@ -90,8 +106,8 @@ export function addToken(stateDir: string): string {
   return token;
 }
 
-/** The passthrough baseline Worker (passthrough-worker.js) under wrangler dev, proxying to `upstream`. */
-export function startPassthroughWorker(opts: { workDir: string; port: number; upstream: string }): Started {
+/** The do-nothing baseline Worker (passthrough-worker.js) under wrangler dev, proxying to `upstream` with the edge secret. */
+export function startPassthroughWorker(opts: { workDir: string; port: number; upstream: string; edgeSecret?: string }): Started {
   const dir = join(opts.workDir, 'passthrough');
   mkdirSync(dir, { recursive: true });
   copyFileSync(new URL('./passthrough-worker.js', import.meta.url).pathname, join(dir, 'index.js'));
@@ -101,6 +117,7 @@ export function startPassthroughWorker(opts: { workDir: string; port: number; up
     '--config', join(dir, 'wrangler.toml'), '--persist-to', join(dir, 'state'), '--inspector-port', '0', '--log-level', 'warn',
     '--var', `UPSTREAM:${opts.upstream}`,
   ];
+  if (opts.edgeSecret) args.push('--var', `EDGE_SECRET:${opts.edgeSecret}`);
   return startProcess('wrangler-dev-passthrough', WRANGLER, args, { env: wranglerEnv(), logDir: opts.workDir, cwd: dir });
 }
 
