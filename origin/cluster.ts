@@ -5,9 +5,9 @@
  * a worker that dies, and answers /metrics for all workers together.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { ConfigError, type OriginConfig } from './config.ts';
-import { loadSigners, startOrigin } from './main.ts';
-import { createStore } from './store/store.ts';
+import type { OriginConfig } from './config.ts';
+import { startOrigin } from './main.ts';
+import { checkStartup } from './compose.ts';
 import { Metrics, type MetricsSnapshot } from './metrics.ts';
 import type { Logger } from './log.ts';
 
@@ -24,12 +24,7 @@ export async function serveCluster(config: OriginConfig, log: Logger): Promise<v
 
 async function primary(config: OriginConfig, log: Logger) {
   // Fail once, here, with one line — not N times in the workers.
-  loadSigners(config.signKeyPaths);
-  try {
-    createStore({ root: config.storeRoot, storeDir: config.storeDir }).close();
-  } catch (e) {
-    throw new ConfigError(`store_root: ${(e as Error).message}`);
-  }
+  checkStartup(config);
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   let stopping = false;
   let restarts = 0;

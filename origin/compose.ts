@@ -1,0 +1,108 @@
+/**
+ * The origin's composition root: one OriginConfig in, the app and everything
+ * it depends on out. Keys, store and NAR cache are checked here, once, each
+ * failure a ConfigError naming the key. No sockets: server.ts listens, main.ts
+ * wires the two; tests pass their own store (test/helpers/memory-store.ts) and
+ * call `app.request()`.
+ */
+import { readFileSync } from 'node:fs';
+import { createApp } from './app.ts';
+import { createStore, type Store } from './store/store.ts';
+import { createSigner, type Signer } from '../shared/signing.ts';
+import { ConfigError, type OriginConfig } from './config.ts';
+import { silentLogger, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { createSignatureCache } from './signature-cache.ts';
+import { createNarCache, type NarCache } from './store/nar-cache.ts';
+import { VERSION } from './version.ts';
+import type { AppSettings, OriginDeps } from './types.ts';
+
+export function loadSigners(paths: readonly string[]): Signer[] {
+  return paths.map((p, i) => {
+    let text: string;
+    try {
+      text = readFileSync(p, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`sign_key_paths[${i}]: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+    try {
+      return createSigner(text);
+    } catch (e) {
+      throw new ConfigError(`sign_key_paths[${i}]: ${p}: ${(e as Error).message}`);
+    }
+  });
+}
+
+/** The store the config names, opened; a missing or unreadable store is a ConfigError on store_root. */
+export function openConfiguredStore(config: OriginConfig): Store {
+  try {
+    return createStore({ root: config.storeRoot, storeDir: config.storeDir, busyTimeoutMs: config.dbBusyTimeoutMs });
+  } catch (e) {
+    throw new ConfigError(`store_root: ${(e as Error).message}`);
+  }
+}
+
+/** What `eris serve` checks before it listens (or, with workers, before it forks): keys and store. */
+export function checkStartup(config: OriginConfig): void {
+  loadSigners(config.signKeyPaths);
+  openConfiguredStore(config).close();
+}
+
+export function appSettings(config: OriginConfig): AppSettings {
+  return {
+    storeDir: config.storeDir,
+    priority: config.priority,
+    edgeSecret: config.edgeSecret,
+    version: VERSION,
+    compression: config.compression,
+    compressionLevel: config.compressionLevel,
+  };
+}
+
+export interface ComposeOptions {
+  log?: Logger;
+  /** Instead of the store the config names (tests: an in-memory store). */
+  store?: Store;
+  /** Instead of the keys in sign_key_paths. */
+  signers?: Signer[];
+  /** In cluster mode: every worker's counters, given this process's own. */
+  clusterMetrics?: (own: Metrics) => Promise<Metrics>;
+}
+
+export interface ComposedOrigin {
+  app: ReturnType<typeof createApp>;
+  deps: OriginDeps;
+  settings: AppSettings;
+  /** Closes the store. */
+  close(): void;
+}
+
+/** Builds OriginDeps from the config and the app over them. */
+export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): ComposedOrigin {
+  const signers = o.signers ?? loadSigners(config.signKeyPaths);
+  const store = o.store ?? openConfiguredStore(config);
+  const metrics = new Metrics();
+  let narCache: NarCache | undefined;
+  if (config.narCacheDir) {
+    try {
+      narCache = createNarCache(config.narCacheDir, config.narCacheMaxBytes);
+    } catch (e) {
+      store.close();
+      throw new ConfigError(`nar_cache_dir: ${(e as Error).message}`);
+    }
+    const cache = narCache;
+    metrics.gauges.eris_nar_cache_bytes = () => cache.totalBytes;
+  }
+  const clusterMetrics = o.clusterMetrics;
+  const deps: OriginDeps = {
+    store,
+    signers,
+    log: o.log ?? silentLogger,
+    metrics,
+    signatures: createSignatureCache(signers, 50_000, metrics),
+    narCache,
+    clusterMetrics: clusterMetrics ? () => clusterMetrics(metrics) : undefined,
+  };
+  const settings = appSettings(config);
+  return { app: createApp(settings, deps), deps, settings, close: () => store.close() };
+}
