@@ -11,10 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { ConfigError } from './config.ts';
 import { checkStoreRoot, storeDbPath } from './store/store.ts';
+import { openStoreDb } from './store/db.ts';
 import { createSigner } from '../shared/signing.ts';
 import { writeKeyPair } from './keygen.ts';
 import { addToken, newToken, PROJECT_DIR, WRANGLER, wranglerEnv } from './tokens.ts';
-import { DatabaseSync } from 'node:sqlite';
 
 export interface DevSettings {
   storeRoot: string;
@@ -70,10 +70,9 @@ export function ensureNetrc(devDir: string): string {
 
 function samplePath(root: string): string | undefined {
   try {
-    const db = new DatabaseSync(storeDbPath(root), { readOnly: true });
+    const db = openStoreDb(storeDbPath(root), '/nix/store');
     try {
-      const row = db.prepare("SELECT path FROM ValidPaths WHERE path NOT LIKE '%.drv' ORDER BY registrationTime DESC LIMIT 1").get() as { path: string } | undefined;
-      return row?.path;
+      return db.newestPath();
     } finally {
       db.close();
     }

@@ -6,9 +6,9 @@
  * a secret: not the edge secret, not the token, not a secret key.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { DatabaseSync } from 'node:sqlite';
 import { loadConfig, type ConfigSources, type OriginConfig } from './config.ts';
 import { checkStoreRoot, storeDbPath } from './store/store.ts';
+import { openStoreDb } from './store/db.ts';
 import { createSigner } from '../shared/signing.ts';
 import { EDGE_SECRET_HEADER, NO_STORE } from '../shared/contract.ts';
 
@@ -113,10 +113,9 @@ function checkStore(config: OriginConfig, checks: Check[]) {
   }
   const dbPath = storeDbPath(config.storeRoot);
   try {
-    const db = new DatabaseSync(dbPath, { readOnly: true });
+    const db = openStoreDb(dbPath, config.storeDir, { busyTimeoutMs: config.dbBusyTimeoutMs });
     try {
-      db.exec(`PRAGMA busy_timeout = ${config.dbBusyTimeoutMs}`);
-      const { n } = db.prepare('SELECT COUNT(*) AS n FROM ValidPaths').get() as { n: number };
+      const n = db.validPathCount();
       checks.push({ status: 'ok', what, detail: `${dbPath} opens read-only: ${n} valid paths` });
     } finally {
       db.close();

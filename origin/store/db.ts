@@ -28,6 +28,10 @@ export interface StoreDb {
   dataVersion(): number;
   /** A realisation of a content-addressed derivation output, when the store has the table (ca-derivations). */
   realisation(drvHash: string, outputName: string): RealisationRow | undefined;
+  /** How many paths are valid (`eris doctor`). */
+  validPathCount(): number;
+  /** The most recently registered valid path that is not a .drv, as an example (`eris dev`). */
+  newestPath(): string | undefined;
   close(): void;
 }
 
@@ -105,6 +109,13 @@ export function openStoreDb(dbPath: string, storeDir: string, options: OpenStore
     },
     dataVersion() {
       return (run(() => version.get()) as { data_version: number }).data_version;
+    },
+    validPathCount() {
+      return (run(() => db.prepare('SELECT COUNT(*) AS n FROM ValidPaths').get()) as { n: number }).n;
+    },
+    newestPath() {
+      const q = "SELECT path FROM ValidPaths WHERE path NOT LIKE '%.drv' ORDER BY registrationTime DESC LIMIT 1";
+      return (run(() => db.prepare(q).get()) as { path: string } | undefined)?.path;
     },
     close() {
       db.close();
