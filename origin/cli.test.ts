@@ -60,6 +60,17 @@ describe('eris CLI', () => {
     }
   });
 
+  it('prints the usage on stdout for --help, of eris and of each command, and exits 0', () => {
+    for (const args of [['--help'], ['-h'], ['help'], ['serve', '--help'], ['doctor', '--help'], ['keygen', '-h']]) {
+      const r = eris(args);
+      expect({ args, status: r.status, stderr: r.stderr }).toEqual({ args, status: 0, stderr: '' });
+      expect(r.stdout).toMatch(/^usage:\n  eris serve \[--config FILE\]/);
+    }
+    const token = eris(['token', 'add', '--help']);
+    expect(token.status).toBe(0);
+    expect(token.stdout).toMatch(/^usage:\n  eris token add USER/);
+  });
+
   it('serve fails with one line when the store root holds no Nix store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'eris-cli-'));
     expect(eris(['keygen', 'k-1', join(dir, 'k.sec'), join(dir, 'k.pub')]).status).toBe(0);

@@ -4,7 +4,8 @@
  * Every failure is one line on stderr and a non-zero exit.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, type Raw } from './config.ts';
 import { startOrigin } from './main.ts';
 import { serveCluster } from './cluster.ts';
@@ -45,7 +46,10 @@ function serveFlags(values: { bind?: string; 'store-root'?: string; 'sign-key'?:
   };
 }
 
-async function serve(argv: string[]) {
+/** `--help` / `-h` anywhere among a command's arguments. */
+const wantsHelp = (argv: readonly string[]) => argv.includes('--help') || argv.includes('-h');
+
+export async function serve(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: SERVE_OPTIONS,
@@ -59,7 +63,7 @@ async function serve(argv: string[]) {
   process.once('SIGTERM', stop);
 }
 
-function keygen(argv: string[]) {
+export function keygen(argv: string[]) {
   const [name, sec, pub, ...rest] = argv;
   if (!name || rest.length || (sec && !pub)) throw new ConfigError('usage: eris keygen NAME [SECRET_FILE PUBLIC_FILE]');
   const publicKey = writeKeyPair(name, sec ?? `${name}.sec`, pub ?? `${name}.pub`);
@@ -72,7 +76,7 @@ const TOKEN_USAGE = `usage:
   eris token revoke ID | --user USER                               ID: a prefix of an id from list
 where to: [--persist-to DIR] (local wrangler dev state, the default) | --remote (the deployed namespace) [--wrangler-config FILE]`;
 
-async function token(argv: string[]) {
+export async function token(argv: string[]) {
   const [sub, ...rest] = argv;
   if (sub !== 'add' && sub !== 'list' && sub !== 'revoke') throw new ConfigError(TOKEN_USAGE);
   const { values, positionals } = parseArgs({
@@ -130,7 +134,7 @@ async function token(argv: string[]) {
   }
 }
 
-async function doctor(argv: string[]) {
+export async function doctor(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -165,8 +169,13 @@ async function doctor(argv: string[]) {
   if (failed) process.exitCode = 1;
 }
 
-async function main() {
-  const [cmd, ...argv] = process.argv.slice(2);
+/** Runs one `eris` command; failures throw (ConfigError: a usage or configuration problem). */
+export async function main(args: readonly string[]): Promise<void> {
+  const [cmd, ...argv] = args;
+  if (cmd !== undefined && wantsHelp(argv)) {
+    process.stdout.write((cmd === 'token' ? TOKEN_USAGE : USAGE) + '\n');
+    return;
+  }
   switch (cmd) {
     case 'serve':
       return serve(argv);
@@ -189,8 +198,14 @@ async function main() {
   }
 }
 
-main().catch((err: unknown) => {
-  const msg = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`eris: ${msg}\n`);
-  process.exit(err instanceof ConfigError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 2 : 1);
-});
+/** The process entry point: one line on stderr and exit 2 (usage, configuration) or 1 (anything else). */
+export function runCli(args: readonly string[]): void {
+  main(args).catch((err: unknown) => {
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`eris: ${msg}\n`);
+    process.exit(err instanceof ConfigError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 2 : 1);
+  });
+}
+
+// Run only when executed (node origin/cli.ts, the `eris` bin link), not when imported.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) runCli(process.argv.slice(2));
