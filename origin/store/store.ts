@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
-import { isHashPart, isStorePathBaseName, storePathBaseName } from '../../shared/store-path.ts';
+import { isHashPart, storePathBaseName } from '../../shared/store-path.ts';
 import { parseRealisationId, type Realisation } from '../../shared/realisation.ts';
 import { openStoreDb, StoreBusyError, type StoreDb } from './db.ts';
 import { lstat } from 'node:fs/promises';
 import { checkedNar, narListing, narStream, type ListingNode } from './nar-stream.ts';
+import { findBuildLog, type BuildLog } from './build-log.ts';
 
 export interface PathInfo {
   /** Full store path, e.g. `/nix/store/<hash>-<name>`. */
@@ -47,8 +48,8 @@ export interface Store {
   narChunks(info: PathInfo, range?: { start: number; end: number }): AsyncGenerator<Buffer>;
   /** The `.ls` listing of a path. */
   listing(info: PathInfo): Promise<{ version: 1; root: ListingNode }>;
-  /** The build log file of a derivation (by base name), plain or .bz2, if the log directory has one. */
-  buildLog(drvBaseName: string): { path: string; bzip2: boolean } | undefined;
+  /** The build log of a derivation (by base name), if the log directory has one. Throws on a malformed name. */
+  buildLog(drvBaseName: string): BuildLog | undefined;
   /** True while the path is still valid in the DB. */
   isValid(storePath: string): Promise<boolean>;
   /** The realisation with this id (`sha256:<hex>!<output>`), if the store has it. */
@@ -174,12 +175,7 @@ export function createStore(options: StoreOptions): Store {
       return narListing(join(root, info.storePath));
     },
     buildLog(drvBaseName) {
-      // The name shape is checked, so the path cannot leave the log directory.
-      if (!drvBaseName.endsWith('.drv') || !isStorePathBaseName(drvBaseName)) throw new Error('invalid derivation name');
-      const plain = join(root, 'nix/var/log/nix/drvs', drvBaseName.slice(0, 2), drvBaseName.slice(2));
-      if (existsSync(plain)) return { path: plain, bzip2: false };
-      if (existsSync(plain + '.bz2')) return { path: plain + '.bz2', bzip2: true };
-      return undefined;
+      return findBuildLog(root, drvBaseName);
     },
     isValid(storePath) {
       return patiently(() => db.isValid(storePath));

@@ -1,11 +1,13 @@
-/** An in-process origin on a free port over a given store root, for origin tests. */
+/** The origin for tests: on a free port over a store root (real Nix store), or in-process over any Store. */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPair } from '../../shared/signing.ts';
+import { createSigner, generateKeyPair } from '../../shared/signing.ts';
 import { startOrigin, type RunningOrigin } from '../../origin/main.ts';
+import { composeOrigin, type ComposedOrigin } from '../../origin/compose.ts';
 import { silentLogger } from '../../origin/log.ts';
-import { resolveConfig } from '../../origin/config.ts';
+import { resolveConfig, type Raw } from '../../origin/config.ts';
+import type { Store } from '../../origin/store/store.ts';
 
 export const EDGE_SECRET = 'test-edge-secret-0123456789';
 
@@ -34,6 +36,32 @@ export async function startTestOrigin(root: string): Promise<TestOrigin> {
       const secret = init.secret === undefined ? EDGE_SECRET : init.secret;
       if (secret !== null) headers.set('x-eris-edge-secret', secret);
       return fetch(origin.url + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(20_000) });
+    },
+  };
+}
+
+export interface InProcessOrigin {
+  app: ComposedOrigin['app'];
+  deps: ComposedOrigin['deps'];
+  publicKey: string;
+  /** `app.request` with the edge secret (`secret: null` sends none). */
+  get(path: string, init?: RequestInit & { secret?: string | null }): Promise<Response>;
+}
+
+/** The origin app over a given store (e.g. createMemoryStore()), answered in-process: no socket, no Nix. */
+export function inProcessOrigin(store: Store, flags: Raw = {}): InProcessOrigin {
+  const kp = generateKeyPair('eris-test-1');
+  const config = resolveConfig({ flags: { signKeyPaths: ['(in memory)'], edgeSecret: EDGE_SECRET, ...flags }, env: {} });
+  const { app, deps } = composeOrigin(config, { store, signers: [createSigner(kp.secret)] });
+  return {
+    app,
+    deps,
+    publicKey: kp.public,
+    async get(path, init = {}) {
+      const headers = new Headers(init.headers);
+      const secret = init.secret === undefined ? EDGE_SECRET : init.secret;
+      if (secret !== null) headers.set('x-eris-edge-secret', secret);
+      return app.request(path, { ...init, headers });
     },
   };
 }
