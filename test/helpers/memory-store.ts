@@ -115,8 +115,9 @@ export function createMemoryStore(specs: MemoryPathSpec[] = [], storeDir = '/nix
       if (!isHashPart(hashPart)) return Promise.reject(new Error(`invalid store path hash ${JSON.stringify(hashPart)}`));
       return db(() => byHash.get(hashPart));
     },
-    async present(info) {
-      return !store.gone.has(info.storePath);
+    async narState(info) {
+      if (!store.gone.has(info.storePath)) return 'present';
+      return (await store.isValid(info.storePath)) ? 'broken' : 'gone';
     },
     nar(info) {
       return Readable.from([slice(info)]);
