@@ -14,6 +14,7 @@ import { writeKeyPair } from './keygen.ts';
 import { addToken, formatTokenTable, listTokens, revokeTokens, type KvTarget } from './tokens.ts';
 import { runDevStack } from './dev-stack.ts';
 import { formatChecks, runDoctor } from './doctor.ts';
+import { publishCommand, publishedCommand, unpublishCommand } from './caches/cli.ts';
 
 const USAGE = `usage:
   eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N]
@@ -22,6 +23,9 @@ const USAGE = `usage:
   eris token list [--json] [--remote | --persist-to DIR]
   eris token revoke ID | --user USER [--remote | --persist-to DIR]
   eris doctor [--config FILE] [serve's flags] [--edge-url URL (--netrc FILE | --token TOKEN [--user USER])] [--timeout SECONDS]
+  eris publish PATH... --cache NAME [--store-root DIR | --config FILE]
+  eris unpublish PATH... --cache NAME [--store-root DIR | --config FILE]
+  eris published --cache NAME [--json] [--store-root DIR | --config FILE]
   eris dev            (what npm start runs: origin + wrangler dev on this machine's store)`;
 
 const SERVE_OPTIONS = {
@@ -185,6 +189,12 @@ export async function main(args: readonly string[]): Promise<void> {
       return token(argv);
     case 'doctor':
       return doctor(argv);
+    case 'publish':
+      return publishCommand(argv);
+    case 'unpublish':
+      return unpublishCommand(argv);
+    case 'published':
+      return publishedCommand(argv);
     case 'dev':
       return runDevStack(process.env);
     case undefined:

@@ -26,7 +26,66 @@ describe('origin config', () => {
       workers: 1,
       stateDir: undefined,
       usageRetentionDays: 90,
+      caches: [{ name: 'default', publish: 'all', roots: [], exclude: [], signKeyPaths: ['/var/lib/eris/key.sec'], priority: 40 }],
+      defaultCache: 'default',
     });
+  });
+
+  it('reads [[cache]] tables: own keys and priority, top-level ones as defaults, default_cache for the bare root', () => {
+    const file = parseConfigFile(
+      [
+        'sign_key_paths = ["/k/top.sec"]', 'priority = 50', 'default_cache = "public"',
+        '[[cache]]', 'name = "public"', 'roots = ["/nix/var/nix/profiles/system"]', 'exclude = ["*-secrets*"]',
+        '[[cache]]', 'name = "team-a"', 'sign_key_paths = ["${HOME_DIR}/a.sec"]', 'priority = 10',
+        '[[cache]]', 'name = "everything"', 'publish = "all"',
+      ].join('\n'),
+      'eris.toml',
+      env,
+    );
+    const c = resolveConfig({ file, env });
+    expect(c.caches).toEqual([
+      { name: 'public', publish: 'roots', roots: ['/nix/var/nix/profiles/system'], exclude: ['*-secrets*'], signKeyPaths: ['/k/top.sec'], priority: 50 },
+      { name: 'team-a', publish: 'roots', roots: [], exclude: [], signKeyPaths: ['/var/lib/eris/a.sec'], priority: 10 },
+      { name: 'everything', publish: 'all', roots: [], exclude: [], signKeyPaths: ['/k/top.sec'], priority: 50 },
+    ]);
+    expect(c.defaultCache).toBe('public');
+    // No default_cache: the only cache, else the one named default, else none.
+    const two = (names: string[]) => resolveConfig({ file: { caches: names.map((name) => ({ name, sign_key_paths: ['/k'] })) }, env }).defaultCache;
+    expect(two(['solo'])).toBe('solo');
+    expect(two(['a', 'default'])).toBe('default');
+    expect(two(['a', 'b'])).toBeUndefined();
+    // Top-level keys may be left out when every cache has its own.
+    expect(resolveConfig({ file: { caches: [{ name: 'a', sign_key_paths: ['/a'] }] }, env }).signKeyPaths).toEqual([]);
+  });
+
+  it('rejects bad [[cache]] tables with one line naming the key', () => {
+    const bad = (caches: unknown, extra: Record<string, unknown> = {}) => () => resolveConfig({ file: { signKeyPaths: ['/k'], caches, ...extra } as never, env });
+    const cases: [() => unknown, RegExp][] = [
+      [bad([{ name: 'Team' }]), /^cache\[0\]\.name: expected 1-64 characters/],
+      [bad([{ name: 'nar' }]), /^cache\[0\]\.name: "nar" is reserved/],
+      [bad([{ name: 'a' }, { name: 'a' }]), /^cache\[1\]\.name: "a" names two caches$/],
+      [bad([{ name: 'a', colour: 1 }]), /^cache\[0\]: unknown key "colour"/],
+      [bad([{ name: 'a', publish: 'some' }]), /^cache\[0\]\.publish: expected "all" or "roots"$/],
+      [bad([{ name: 'a', publish: 'all', roots: ['/x'] }]), /^cache\[0\]\.roots: not used with publish = "all"/],
+      [bad([{ name: 'a', roots: ['relative/x'] }]), /^cache\[0\]\.roots\[0\]: expected an absolute path/],
+      [bad([{ name: 'a', roots: '/x' }]), /^cache\[0\]\.roots: expected a list of strings$/],
+      [bad([{ name: 'a', exclude: ['x/y'] }]), /^cache\[0\]\.exclude\[0\]: a pattern matches the name after the hash/],
+      [bad([{ name: 'a', priority: -1 }]), /^cache\[0\]\.priority: expected a whole number/],
+      [bad([{ name: 'a' }], { defaultCache: 'b' }), /^default_cache: no \[\[cache\]\] is named "b"/],
+      [bad([]), /^cache: expected \[\[cache\]\] tables/],
+      [() => resolveConfig({ file: { caches: [{ name: 'a', sign_key_paths: ['/a'] }, { name: 'b' }] } as never, env }), /^sign_key_paths: at least one/],
+    ];
+    for (const [fn, re] of cases) {
+      let err: unknown;
+      try {
+        fn();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(re);
+      expect((err as Error).message).not.toContain('\n');
+    }
   });
 
   it('lets flags win over the file and takes the edge secret from $ERIS_EDGE_SECRET', () => {

@@ -7,6 +7,23 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { defaultLevel, type Compression } from './store/compress.ts';
+import { cacheNameProblem } from '../shared/caches.ts';
+
+/** One named cache: a published slice of the store, with its own keys and priority. */
+export interface CacheConfig {
+  name: string;
+  /**
+   * `roots`: the closures of `roots` plus the GC roots in `<store_root>/nix/var/nix/gcroots/eris/<name>/`;
+   * `all`: every valid path in the store.
+   */
+  publish: 'all' | 'roots';
+  /** Store paths, symlinks to store paths (profiles, result links), or directories of such symlinks; read under store_root. */
+  roots: string[];
+  /** Glob patterns (`*`, `?`) on the name after the hash; a match, and every path whose closure holds one, is not published. */
+  exclude: string[];
+  signKeyPaths: string[];
+  priority: number;
+}
 
 export interface OriginConfig {
   /** Address and port to listen on; loopback by default (cloudflared connects locally). */
@@ -36,6 +53,10 @@ export interface OriginConfig {
   stateDir?: string;
   /** Days of usage figures kept. */
   usageRetentionDays: number;
+  /** The caches served; without `[[cache]]` tables, one cache `default` publishing the whole store. */
+  caches: CacheConfig[];
+  /** The cache the bare paths (`/nix-cache-info`, `/<hash>.narinfo`) serve; undefined: none. */
+  defaultCache: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -70,7 +91,12 @@ const FILE_KEYS = {
   workers: 'workers',
   state_dir: 'stateDir',
   usage_retention_days: 'usageRetentionDays',
+  cache: 'caches',
+  default_cache: 'defaultCache',
 } as const;
+
+/** Keys of a `[[cache]]` table. */
+const CACHE_KEYS = ['name', 'publish', 'roots', 'exclude', 'sign_key_paths', 'priority'] as const;
 
 /** Values from a config file or flags, before validation. */
 export type Raw = Partial<Record<(typeof FILE_KEYS)[keyof typeof FILE_KEYS], unknown>>;
@@ -90,6 +116,9 @@ export function interpolate(value: string, env: Record<string, string | undefine
 function interpolateAll(value: unknown, env: Record<string, string | undefined>, key: string): unknown {
   if (typeof value === 'string') return interpolate(value, env, key);
   if (Array.isArray(value)) return value.map((v, i) => interpolateAll(v, env, `${key}[${i}]`));
+  if (typeof value === 'object' && value !== null && !(value instanceof Date)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateAll(v, env, `${key}.${k}`)]));
+  }
   return value;
 }
 
@@ -150,7 +179,11 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
   if (!storeDir.startsWith('/') || storeDir.endsWith('/')) throw new ConfigError('store_dir: expected an absolute path without a trailing slash');
 
   const keys = raw.signKeyPaths ?? [];
-  if (!Array.isArray(keys) || keys.length === 0) throw new ConfigError('sign_key_paths: at least one secret key file is required (make one with `eris keygen NAME`)');
+  if (!Array.isArray(keys)) throw new ConfigError('sign_key_paths: expected a list of secret key files');
+  // With [[cache]] tables that each name their own keys, the top-level list may be left out.
+  const everyCacheHasKeys = Array.isArray(raw.caches) && raw.caches.length > 0 &&
+    raw.caches.every((c) => typeof c === 'object' && c !== null && (c as Record<string, unknown>).sign_key_paths !== undefined);
+  if (keys.length === 0 && !everyCacheHasKeys) throw new ConfigError('sign_key_paths: at least one secret key file is required (make one with `eris keygen NAME`)');
   const signKeyPaths = keys.map((k, i) => str(`sign_key_paths[${i}]`, k));
 
   let edgeSecret: string | undefined;
@@ -167,6 +200,10 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
   if (!edgeSecret) throw new ConfigError('edge_secret: required (edge_secret, edge_secret_file or $ERIS_EDGE_SECRET)');
   if (edgeSecret.length < 16) throw new ConfigError('edge_secret: must be at least 16 characters');
 
+  const priority = raw.priority === undefined ? DEFAULTS.priority : int('priority', raw.priority, 0, 1_000_000);
+  const caches = resolveCaches(raw.caches, signKeyPaths, priority);
+  const defaultCache = resolveDefaultCache(raw.defaultCache, caches);
+
   const compression = raw.compression === undefined ? 'none' : str('compression', raw.compression);
   if (compression !== 'none' && compression !== 'zstd' && compression !== 'xz') throw new ConfigError('compression: expected "none", "zstd" or "xz"');
   const [minLevel, maxLevel] = compression === 'xz' ? [0, 9] : [1, 19];
@@ -178,7 +215,7 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     storeDir,
     signKeyPaths,
     edgeSecret,
-    priority: raw.priority === undefined ? DEFAULTS.priority : int('priority', raw.priority, 0, 1_000_000),
+    priority,
     dbBusyTimeoutMs: raw.dbBusyTimeoutMs === undefined ? DEFAULTS.dbBusyTimeoutMs : int('db_busy_timeout_ms', raw.dbBusyTimeoutMs, 0, 60_000),
     compression,
     compressionLevel: raw.compressionLevel === undefined ? defaultLevel(compression) : int('compression_level', raw.compressionLevel, minLevel, maxLevel),
@@ -187,7 +224,60 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     workers: raw.workers === undefined ? 1 : int('workers', raw.workers, 1, 64),
     stateDir: raw.stateDir === undefined ? undefined : str('state_dir', raw.stateDir),
     usageRetentionDays: raw.usageRetentionDays === undefined ? DEFAULTS.usageRetentionDays : int('usage_retention_days', raw.usageRetentionDays, 1, 3650),
+    caches,
+    defaultCache,
   };
+}
+
+const strList = (key: string, v: unknown): string[] => {
+  if (!Array.isArray(v)) throw new ConfigError(`${key}: expected a list of strings`);
+  return v.map((x, i) => str(`${key}[${i}]`, x));
+};
+
+/** The `[[cache]]` tables; none means one cache `default` publishing the whole store with the top-level keys and priority. */
+export function resolveCaches(value: unknown, topKeys: string[], topPriority: number, requireKeys = true): CacheConfig[] {
+  if (value === undefined) return [{ name: 'default', publish: 'all', roots: [], exclude: [], signKeyPaths: topKeys, priority: topPriority }];
+  if (!Array.isArray(value) || value.length === 0) throw new ConfigError('cache: expected [[cache]] tables (a list of tables)');
+  const seen = new Set<string>();
+  return value.map((t, i): CacheConfig => {
+    const at = `cache[${i}]`;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) throw new ConfigError(`${at}: expected a table`);
+    const o = t as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      if (!(CACHE_KEYS as readonly string[]).includes(k)) throw new ConfigError(`${at}: unknown key "${k}" (known: ${CACHE_KEYS.join(', ')})`);
+    }
+    const name = str(`${at}.name`, o.name);
+    const problem = cacheNameProblem(name);
+    if (problem) throw new ConfigError(`${at}.name: ${problem}`);
+    if (seen.has(name)) throw new ConfigError(`${at}.name: "${name}" names two caches`);
+    seen.add(name);
+    const publish = o.publish === undefined ? 'roots' : str(`${at}.publish`, o.publish);
+    if (publish !== 'all' && publish !== 'roots') throw new ConfigError(`${at}.publish: expected "all" or "roots"`);
+    const roots = o.roots === undefined ? [] : strList(`${at}.roots`, o.roots);
+    if (publish === 'all' && roots.length) throw new ConfigError(`${at}.roots: not used with publish = "all" (which publishes every valid path)`);
+    roots.forEach((r, j) => {
+      if (!r.startsWith('/')) throw new ConfigError(`${at}.roots[${j}]: expected an absolute path (read under store_root)`);
+    });
+    const exclude = o.exclude === undefined ? [] : strList(`${at}.exclude`, o.exclude);
+    exclude.forEach((p, j) => {
+      if (p.includes('/')) throw new ConfigError(`${at}.exclude[${j}]: a pattern matches the name after the hash, so it cannot hold "/"`);
+    });
+    const signKeyPaths = o.sign_key_paths === undefined ? topKeys : strList(`${at}.sign_key_paths`, o.sign_key_paths);
+    if (requireKeys && !signKeyPaths.length) throw new ConfigError(`${at}.sign_key_paths: at least one secret key file is required (here or at the top level)`);
+    const priority = o.priority === undefined ? topPriority : int(`${at}.priority`, o.priority, 0, 1_000_000);
+    return { name, publish, roots, exclude, signKeyPaths, priority };
+  });
+}
+
+/** The bare root's cache: default_cache, else the only cache, else the one named `default`, else none. */
+function resolveDefaultCache(value: unknown, caches: CacheConfig[]): string | undefined {
+  if (value !== undefined) {
+    const name = str('default_cache', value);
+    if (!caches.some((c) => c.name === name)) throw new ConfigError(`default_cache: no [[cache]] is named "${name}" (caches: ${caches.map((c) => c.name).join(', ')})`);
+    return name;
+  }
+  if (caches.length === 1) return caches[0]!.name;
+  return caches.find((c) => c.name === 'default')?.name;
 }
 
 /** Read the config file (if any), then merge it with flags and the environment: what `serve` and `doctor` use. */

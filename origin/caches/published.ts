@@ -1,0 +1,230 @@
+/**
+ * What a cache publishes: the closure (over the DB's Refs) of its roots, or the
+ * whole store, minus exclusions.
+ *
+ * Exclusions never leave a hole in a closure: a path whose name matches an
+ * `exclude` pattern is not published, and neither is any path whose closure
+ * contains one (it would be useless to a client, which could not fetch the
+ * excluded reference, and it would reveal the excluded path's hash). So the
+ * published set is always closed under references. Each excluded path is listed
+ * with its reason: `eris published` and `eris doctor` show them.
+ *
+ * The walk runs in slices of a few milliseconds (setImmediate between them), so
+ * requests keep being answered while a large closure is computed; it reads the
+ * DB in one read transaction, so it sees one consistent state.
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { ClosureDb, NodeRow } from './closure-db.ts';
+import { storePathBaseName } from '../../shared/store-path.ts';
+import type { ResolvedRoot } from './roots.ts';
+
+export interface Exclusion {
+  storePath: string;
+  /** `matches "<pattern>"` or `depends on <excluded store path>`. */
+  reason: string;
+}
+
+export interface PublishedSet {
+  /** `all`: every valid path except `excluded`; `set`: exactly `members`. */
+  kind: 'all' | 'set';
+  /** Hash parts of the published paths (kind `set`). */
+  members: ReadonlySet<string>;
+  /** Hash parts of unpublished valid paths (kind `all`: the exclusions). */
+  excludedHashes: ReadonlySet<string>;
+  /** Base names (`<hash>-<name>.drv`) of the derivers of published paths: their build logs are published too. */
+  derivers: ReadonlySet<string>;
+  exclusions: Exclusion[];
+  /** Sum of NarSize over the members (kind `set`). */
+  narBytes: number;
+  roots: ResolvedRoot[];
+  /** When it was computed and how long that took. */
+  computedAt: number;
+  computeMs: number;
+}
+
+/** Whether the set holds the path with this hash part (the caller knows the path is valid). */
+export function publishes(set: PublishedSet, hashPart: string): boolean {
+  return set.kind === 'all' ? !set.excludedHashes.has(hashPart) : set.members.has(hashPart);
+}
+
+/** Glob (`*`, `?`, `[…]`) → anchored RegExp over the name after the hash. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i]!;
+    if (ch === '*') re += '.*';
+    else if (ch === '?') re += '.';
+    else if (ch === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) re += '\\[';
+      else {
+        const body = glob.slice(i + 1, end).replace(/\\/g, '\\\\');
+        re += '[' + (body.startsWith('!') ? '^' + body.slice(1) : body) + ']';
+        i = end;
+      }
+    } else re += ch.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+const nameOf = (path: string) => storePathBaseName(path).slice(33);
+const hashOf = (path: string) => storePathBaseName(path).slice(0, 32);
+
+export interface ComputeOptions {
+  publish: 'all' | 'roots';
+  roots: ResolvedRoot[];
+  exclude: readonly string[];
+  /** Work this long, then let the event loop run (ms). */
+  sliceMs?: number;
+}
+
+/** Computes a cache's published set from the DB. */
+export async function computePublished(db: ClosureDb, o: ComputeOptions): Promise<PublishedSet> {
+  const started = performance.now();
+  const sliceMs = o.sliceMs ?? 4;
+  let sliceStart = performance.now();
+  const maybeYield = async () => {
+    if (performance.now() - sliceStart < sliceMs) return;
+    await yieldToLoop();
+    sliceStart = performance.now();
+  };
+  const patterns = o.exclude.map((g) => ({ g, re: globToRegExp(g) }));
+  const matching = (path: string) => patterns.find((p) => p.re.test(nameOf(path)))?.g;
+
+  return db.snapshot(async () => {
+    const base = { roots: o.roots, computedAt: Date.now() };
+    if (o.publish === 'all') {
+      if (!patterns.length) {
+        return { ...base, kind: 'all', members: new Set(), excludedHashes: new Set(), derivers: new Set(), exclusions: [], narBytes: 0, computeMs: performance.now() - started };
+      }
+      // Everything except the matches and their dependents: walk the reverse edges from each match.
+      const paths = new Map<number, string>();
+      const seeds: number[] = [];
+      const reasons = new Map<number, string>();
+      let n = 0;
+      for (const row of db.allPaths()) {
+        paths.set(row.id, row.path);
+        const g = matching(row.path);
+        if (g !== undefined) {
+          seeds.push(row.id);
+          reasons.set(row.id, `matches "${g}"`);
+        }
+        if (++n % 4096 === 0) await maybeYield();
+      }
+      const referrers = new Map<number, number[]>();
+      if (seeds.length) {
+        for (const { referrer, reference } of db.allRefs()) {
+          if (referrer !== reference) {
+            const list = referrers.get(reference);
+            if (list) list.push(referrer);
+            else referrers.set(reference, [referrer]);
+          }
+          if (++n % 4096 === 0) await maybeYield();
+        }
+      }
+      const exclusions = await taint(seeds, reasons, (id) => referrers.get(id) ?? [], (id) => paths.get(id)!, maybeYield);
+      return {
+        ...base, kind: 'all', members: new Set(), excludedHashes: new Set(exclusions.map((e) => hashOf(e.storePath))),
+        derivers: new Set(), exclusions, narBytes: 0, computeMs: performance.now() - started,
+      };
+    }
+
+    // The closure of the roots, breadth first, remembering each path's references for the exclusion pass.
+    const nodes = new Map<number, NodeRow>();
+    const refsOf = new Map<number, number[]>();
+    const queue: NodeRow[] = [];
+    for (const r of o.roots) {
+      if (!r.storePath) continue;
+      const row = db.byPath(r.storePath);
+      if (!row) {
+        r.problem = `${r.storePath} is not a valid path in the store`;
+        continue;
+      }
+      if (!nodes.has(row.id)) {
+        nodes.set(row.id, row);
+        queue.push(row);
+      }
+    }
+    for (let i = 0; i < queue.length; i++) {
+      const row = queue[i]!;
+      const refs = db.references(row.id);
+      const ids: number[] = [];
+      for (const ref of refs) {
+        if (ref.id === row.id) continue;
+        ids.push(ref.id);
+        if (!nodes.has(ref.id)) {
+          nodes.set(ref.id, ref);
+          queue.push(ref);
+        }
+      }
+      if (patterns.length) refsOf.set(row.id, ids);
+      if ((i & 255) === 255) await maybeYield();
+    }
+
+    let exclusions: Exclusion[] = [];
+    const out = new Set<number>();
+    if (patterns.length) {
+      const seeds: number[] = [];
+      const reasons = new Map<number, string>();
+      for (const [id, row] of nodes) {
+        const g = matching(row.path);
+        if (g !== undefined) {
+          seeds.push(id);
+          reasons.set(id, `matches "${g}"`);
+        }
+      }
+      if (seeds.length) {
+        const referrers = new Map<number, number[]>();
+        for (const [id, ids] of refsOf) {
+          for (const ref of ids) {
+            const list = referrers.get(ref);
+            if (list) list.push(id);
+            else referrers.set(ref, [id]);
+          }
+        }
+        exclusions = await taint(seeds, reasons, (id) => referrers.get(id) ?? [], (id) => nodes.get(id)!.path, maybeYield, out);
+      }
+    }
+    const members = new Set<string>();
+    const derivers = new Set<string>();
+    let narBytes = 0;
+    for (const [id, row] of nodes) {
+      if (out.has(id)) continue;
+      members.add(hashOf(row.path));
+      if (row.deriver) derivers.add(storePathBaseName(row.deriver));
+      narBytes += Number(row.narSize ?? 0);
+    }
+    return { ...base, kind: 'set', members, excludedHashes: new Set(), derivers, exclusions, narBytes, computeMs: performance.now() - started };
+  });
+}
+
+/**
+ * From the paths matching a pattern, every path that reaches one of them (over `referrersOf`);
+ * each is reported with the first excluded path found below it.
+ */
+async function taint(
+  seeds: number[],
+  reasons: Map<number, string>,
+  referrersOf: (id: number) => number[],
+  pathOf: (id: number) => string,
+  maybeYield: () => Promise<void>,
+  out = new Set<number>(),
+): Promise<Exclusion[]> {
+  const cause = new Map<number, number>();
+  const queue = [...seeds];
+  for (const s of seeds) out.add(s);
+  for (let i = 0; i < queue.length; i++) {
+    const id = queue[i]!;
+    for (const up of referrersOf(id)) {
+      if (out.has(up)) continue;
+      out.add(up);
+      cause.set(up, cause.get(id) ?? id);
+      queue.push(up);
+    }
+    if ((i & 1023) === 1023) await maybeYield();
+  }
+  return queue.map((id) => ({
+    storePath: pathOf(id),
+    reason: reasons.get(id) ?? `depends on ${pathOf(cause.get(id)!)}`,
+  })).sort((a, b) => a.storePath.localeCompare(b.storePath));
+}
