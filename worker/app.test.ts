@@ -4,44 +4,25 @@
  * checked in workerd by test/worker-runtime.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { createWorkerApp } from './app.ts';
 import { parseEdgeConfig } from './config.ts';
-import type { TokenStore } from './tokens.ts';
-import { tokenDigest, type TokenRecord } from '../shared/contract.ts';
 import { parseAuthorization } from './middleware/auth/index.ts';
+import { basic, edgeKit, hang, TEST_SECRET as SECRET } from './test-kit.ts';
 import type { Env } from './env.ts';
 
-const SECRET = 'edge-secret-for-tests-0123';
-
-function memoryTokens(entries: Record<string, Pick<TokenRecord, 'user' | 'scopes'> & Partial<TokenRecord>>): TokenStore {
-  const byDigest = new Map<string, TokenRecord>();
-  const ready = Promise.all(Object.entries(entries).map(async ([t, r]) => byDigest.set(await tokenDigest(t), { created: '', expires: null, ...r })));
-  return { get: async (d) => (await ready, byDigest.get(d) ?? null) };
-}
-
-const tokens = memoryTokens({
-  'tok-alice': { user: 'alice', scopes: ['read'] },
-  'tok-expired': { user: 'bob', scopes: ['read'], expires: '2000-01-01T00:00:00Z' },
-  'tok-writer': { user: 'carol', scopes: ['write'] },
+const tokens = {
+  'tok-alice': { user: 'alice', scopes: ['read' as const] },
+  'tok-expired': { user: 'bob', scopes: ['read' as const], expires: '2000-01-01T00:00:00Z' },
+  'tok-writer': { user: 'carol', scopes: ['write' as const] },
   'tok-noscope': { user: 'dave', scopes: [] },
-});
+};
 
 function setup(env: Partial<Env> = {}, origin?: (req: Request) => Promise<Response>) {
-  const seen: Request[] = [];
-  const config = parseEdgeConfig({ ORIGIN_URL: 'http://origin.test', EDGE_SECRET: SECRET, ...env } as Env);
-  const app = createWorkerApp({
-    config,
+  return edgeKit({
+    env,
     tokens,
-    log: () => {},
-    fetchOrigin: async (req) => {
-      seen.push(req);
-      return origin ? origin(req) : new Response('StoreDir: /nix/store\n', { status: 200, headers: { 'content-type': 'text/x-nix-cache-info', 'set-cookie': 'a=b' } });
-    },
+    origin: origin ?? (async () => new Response('StoreDir: /nix/store\n', { status: 200, headers: { 'content-type': 'text/x-nix-cache-info', 'set-cookie': 'a=b' } })),
   });
-  return { app, seen };
 }
-
-const basic = (user: string, token: string) => 'Basic ' + btoa(`${user}:${token}`);
 
 describe('edge authentication', () => {
   it('lets a netrc user (Basic user:token) and a Bearer token through', async () => {
@@ -131,7 +112,7 @@ describe('edge forwarding', () => {
     expect(r1.status).toBe(502);
     expect(r1.headers.get('cache-control')).toBe('private, no-store');
 
-    const slow = setup({ ORIGIN_TIMEOUT_MS: '200' }, (req) => new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason))));
+    const slow = setup({ ORIGIN_TIMEOUT_MS: '200' }, hang);
     const started = Date.now();
     const r2 = await slow.app.request('/abc.narinfo', { headers: auth });
     expect(r2.status).toBe(504);
@@ -148,15 +129,6 @@ describe('edge forwarding', () => {
       const { app } = setup({}, async () => new Response('x', { status }));
       expect((await app.request('/abc.narinfo', { headers: auth })).status).toBe(status);
     }
-  });
-
-  it('rejects paths whose raw form hides dots or slashes, before any lookup', async () => {
-    const { app, seen } = setup();
-    for (const p of ['/nar/..%2F..%2Fetc%2Fpasswd', '/nar/x%2e%2e%2Fy', '/a//b', '/nar/x%00.nar']) {
-      const res = await app.request('http://edge.test' + p, { headers: auth });
-      expect({ p, status: res.status }).toEqual({ p, status: 400 });
-    }
-    expect(seen).toHaveLength(0);
   });
 
   it('needs the write scope for other methods, then answers 405 until uploads exist', async () => {

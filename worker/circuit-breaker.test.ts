@@ -4,16 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CircuitBreaker } from './circuit-breaker.ts';
-import { createWorkerApp } from './app.ts';
 import { parseEdgeConfig } from './config.ts';
-import type { TokenStore } from './tokens.ts';
-import { tokenDigest } from '../shared/contract.ts';
+import { basic, edgeKit, hang, manualClock as clock, TEST_SECRET as SECRET } from './test-kit.ts';
 import type { Env } from './env.ts';
-
-function clock(start = 1_000_000) {
-  let t = start;
-  return { now: () => t, advance: (ms: number) => (t += ms) };
-}
 
 describe('CircuitBreaker', () => {
   const make = (c = clock()) => ({ c, b: new CircuitBreaker({ threshold: 3, cooldownMs: 5000, trialTimeoutMs: 20_000, now: c.now }) });
@@ -87,37 +80,26 @@ describe('CircuitBreaker', () => {
   });
 });
 
-const SECRET = 'edge-secret-for-tests-0123';
-const tokens: TokenStore = {
-  get: async (d) => (d === (await tokenDigest('tok-alice')) ? { user: 'alice', scopes: ['read'] } : null),
-};
-const auth = { Authorization: 'Basic ' + btoa('alice:tok-alice') };
+const tokens = { 'tok-alice': { user: 'alice', scopes: ['read' as const] } };
+const auth = { Authorization: basic('alice', 'tok-alice') };
 
 function edge(env: Partial<Env>, origin: (req: Request) => Promise<Response>) {
   const c = clock();
   let calls = 0;
-  const app = createWorkerApp({
-    config: parseEdgeConfig({ ORIGIN_URL: 'http://origin.test', EDGE_SECRET: SECRET, ...env } as Env),
+  const kit = edgeKit({
+    env,
     tokens,
-    log: () => {},
     now: c.now,
-    fetchOrigin: (req) => {
+    origin: (req) => {
       calls++;
       return origin(req);
     },
   });
-  return { app, clock: c, calls: () => calls };
+  return { app: kit.app, clock: c, calls: () => calls, messages: kit.messages };
 }
 
 describe('the edge behind its circuit breaker', () => {
-  const quiet = <T>(fn: () => Promise<T>) => {
-    const orig = console.error;
-    console.error = () => {};
-    return fn().finally(() => (console.error = orig));
-  };
-
-  it('answers 502 for the first failures, then 503 + Retry-After without calling the origin, then recovers', () =>
-    quiet(async () => {
+  it('answers 502 for the first failures, then 503 + Retry-After without calling the origin, then recovers', async () => {
       let up = false;
       const e = edge({ BREAKER_THRESHOLD: '3', BREAKER_COOLDOWN_MS: '7000' }, async () => {
         if (!up) throw new TypeError('connect ECONNREFUSED');
@@ -143,14 +125,15 @@ describe('the edge behind its circuit breaker', () => {
       expect((await get()).status).toBe(200); // the trial
       expect((await get()).status).toBe(200);
       expect(e.calls()).toBe(5);
-    }));
+      // Each failure and each change of state is logged once.
+      expect(e.messages().map((l) => l.msg === 'origin circuit breaker' ? `${l.from}->${l.to}` : l.msg)).toEqual([
+        'origin unreachable', 'origin unreachable', 'origin unreachable', 'closed->open', 'open->half-open', 'half-open->closed',
+      ]);
+  });
 
-  it('counts timeouts and gateway errors (tunnel up, origin down) as failures, origin answers as successes', () =>
-    quiet(async () => {
+  it('counts timeouts and gateway errors (tunnel up, origin down) as failures, origin answers as successes', async () => {
       const answers: ((req: Request) => Promise<Response>)[] = [];
       const e = edge({ BREAKER_THRESHOLD: '3', ORIGIN_TIMEOUT_MS: '100' }, (req) => answers.shift()!(req));
-      // Like fetch: never answers, but honours the abort signal.
-      const hang = (req: Request) => new Promise<Response>((_, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason)));
       // Time out, 530 from Cloudflare (tunnel down), then a 404 — the origin is there.
       answers.push(hang, async () => new Response('<html>1033</html>', { status: 530 }), async () => new Response('no', { status: 404 }));
       const codes = [];
@@ -161,10 +144,9 @@ describe('the edge behind its circuit breaker', () => {
       for (let i = 0; i < 5; i++) codes.push((await e.app.request('/abc.narinfo', { headers: auth })).status);
       // 503 from the origin is an answer; then three failures in a row open the circuit.
       expect(codes).toEqual([503, 504, 502, 504, 503]);
-    }));
+  });
 
-  it('says Accept-Ranges: bytes on its own 5xx for NARs, so Nix keeps resuming a cut download through an outage', () =>
-    quiet(async () => {
+  it('says Accept-Ranges: bytes on its own 5xx for NARs, so Nix keeps resuming a cut download through an outage', async () => {
       const e = edge({ BREAKER_THRESHOLD: '2' }, async () => {
         throw new TypeError('connect ECONNREFUSED');
       });
@@ -175,7 +157,7 @@ describe('the edge behind its circuit breaker', () => {
         expect(r.headers.get('accept-ranges')).toBe('bytes');
       }
       expect((await e.app.request('/x.narinfo', { headers: auth })).headers.get('accept-ranges')).toBeNull();
-    }));
+  });
 
   it('does not count clients that fail authentication', async () => {
     const e = edge({ BREAKER_THRESHOLD: '1' }, async () => new Response('ok'));

@@ -1,30 +1,44 @@
-/** Worker entry: wires the environment to createWorkerApp once per isolate. */
+/** Worker entry: the composition root. Wires the environment to createWorkerApp once per isolate. */
 import type { Env } from './env.ts';
-import { createWorkerApp } from './app.ts';
+import { createWorkerApp, type WorkerDeps } from './app.ts';
 import { EdgeConfigError, parseEdgeConfig } from './config.ts';
 import { kvTokenStore } from './tokens.ts';
-import { createOriginFetch } from './origin-fetch.ts';
+import { createOriginClient, createOriginTransport, type FetchOrigin } from './origin-client.ts';
+import type { RateLimiter } from './middleware/rate-limit/index.ts';
+import { consoleLog, type Clock, type Log } from './log.ts';
 import { NO_STORE } from '../shared/contract.ts';
 
-/** The app's dependencies from the Worker environment: how to reach the origin, where tokens live. */
-export function workerDeps(env: Env, fetchImpl?: (req: Request) => Promise<Response>) {
+/** What the runtime provides; tests replace any of it. */
+export interface WorkerRuntime {
+  /** fetch() to the origin when there is no VPC binding. */
+  fetchImpl?: FetchOrigin;
+  log?: Log;
+  now?: Clock;
+  authLimiter?: RateLimiter;
+}
+
+/** The app's dependencies from the Worker environment: how to reach the origin, where tokens live, the log and clock. */
+export function workerDeps(env: Env, runtime: WorkerRuntime = {}): WorkerDeps {
   const config = parseEdgeConfig(env);
-  return {
-    config,
-    tokens: kvTokenStore(env.TOKENS),
-    fetchOrigin: createOriginFetch({ binding: env.ORIGIN, access: config.access, fetchImpl }),
-  };
+  const log = runtime.log ?? consoleLog;
+  const now = runtime.now ?? Date.now;
+  const origin = createOriginClient({
+    id: 'origin',
+    url: config.originUrl,
+    edgeSecret: config.edgeSecret,
+    transport: createOriginTransport({ binding: env.ORIGIN, access: config.access, fetchImpl: runtime.fetchImpl }),
+    log,
+    now,
+    // A trial is over when its budget is: the longest budget plus a margin.
+    breaker: { ...config.breaker, trialTimeoutMs: Math.max(config.narTimeoutMs, config.metadataTimeoutMs) + 1000 },
+  });
+  return { config, tokens: kvTokenStore(env.TOKENS), origin, log, now, authLimiter: runtime.authLimiter };
 }
 
 let built: { env: Env; app: ReturnType<typeof createWorkerApp> } | undefined;
 
 function appFor(env: Env) {
-  if (built?.env !== env) {
-    built = {
-      env,
-      app: createWorkerApp(workerDeps(env)),
-    };
-  }
+  if (built?.env !== env) built = { env, app: createWorkerApp(workerDeps(env)) };
   return built.app;
 }
 
@@ -35,7 +49,7 @@ export default {
       app = appFor(env);
     } catch (err) {
       const message = err instanceof EdgeConfigError ? `edge misconfigured: ${err.message}` : 'edge misconfigured';
-      console.error(message);
+      consoleLog({ msg: message });
       return new Response(message + '\n', { status: 500, headers: { 'Cache-Control': NO_STORE, 'Content-Type': 'text/plain; charset=utf-8' } });
     }
     return app.fetch(request, env, ctx);

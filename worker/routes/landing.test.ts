@@ -2,40 +2,21 @@
  * The landing page through the edge app (app.request, origin injected as a
  * function). The same page is fetched from workerd in test/tokens-edge.test.ts.
  */
-import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
-import { createWorkerApp } from '../app.ts';
-import { parseEdgeConfig } from '../config.ts';
+import { describe, expect, it } from 'vitest';
+import { edgeKit, hang, TEST_SECRET as SECRET } from '../test-kit.ts';
 import type { Env } from '../env.ts';
-import { escapeHtml, renderLanding } from './landing.ts';
+import { renderLanding } from './landing.ts';
 
-const SECRET = 'landing-edge-secret-0123456789';
 const KEY = 'cache.example.org-1:' + Buffer.alloc(32, 7).toString('base64');
 const KEY2 = 'cache.example.org-2:' + Buffer.alloc(32, 9).toString('base64');
 
 function setup(origin: (req: Request) => Promise<Response>, env: Partial<Env> = {}) {
-  const seen: Request[] = [];
-  const logs: Record<string, unknown>[] = [];
-  const app = createWorkerApp({
-    config: parseEdgeConfig({ ORIGIN_URL: 'http://origin.test', EDGE_SECRET: SECRET, ...env } as Env),
-    tokens: { get: async () => null },
-    log: (l) => logs.push(l),
-    fetchOrigin: async (req) => {
-      seen.push(req);
-      return origin(req);
-    },
-  });
-  return { app, seen, logs };
+  return edgeKit({ env, origin });
 }
 
 const keyOrigin = (body: string, status = 200) => async () => new Response(body, { status, headers: { 'content-type': 'text/plain' } });
 
 describe('GET / landing page', () => {
-  let errors: MockInstance<typeof console.error>;
-  beforeEach(() => {
-    errors = vi.spyOn(console, 'error').mockImplementation(() => {});
-  });
-  afterEach(() => errors.mockRestore());
-
   it('shows the public key and client configuration without a token, fetched with the edge secret', async () => {
     const { app, seen, logs } = setup(keyOrigin(KEY + '\n'));
     const res = await app.request('https://cache.example.org/');
@@ -82,8 +63,10 @@ describe('GET / landing page', () => {
       keyOrigin('<script>alert(1)</script>'),
       keyOrigin(''),
     ];
+    const logged: string[] = [];
     for (const origin of cases) {
-      const res = await setup(origin).app.request('https://cache.example.org/');
+      const edge = setup(origin);
+      const res = await edge.app.request('https://cache.example.org/');
       expect(res.status).toBe(503);
       expect(res.headers.get('cache-control')).toBe('private, no-store');
       const html = await res.text();
@@ -91,9 +74,9 @@ describe('GET / landing page', () => {
       expect(html).toContain('trusted-public-keys = &lt;public key unavailable&gt;');
       expect(html).toContain('machine cache.example.org login');
       expect(html).not.toContain('<script>');
+      logged.push(...edge.messages().map((l) => JSON.stringify(l)));
     }
     // Each failure is logged once, saying why, without the edge secret.
-    const logged = errors.mock.calls.map((c) => String(c[0]));
     expect(logged).toHaveLength(cases.length);
     expect(logged[0]).toContain('ECONNREFUSED');
     expect(logged[1]).toContain('"status":403');
@@ -101,7 +84,7 @@ describe('GET / landing page', () => {
   });
 
   it('gives up on a stalled origin within its budget', async () => {
-    const { app } = setup((req) => new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason))), { ORIGIN_TIMEOUT_MS: '200' });
+    const { app } = setup(hang, { ORIGIN_TIMEOUT_MS: '200' });
     const started = Date.now();
     expect((await app.request('https://cache.example.org/')).status).toBe(503);
     expect(Date.now() - started).toBeLessThan(3000);
@@ -116,10 +99,19 @@ describe('GET / landing page', () => {
     expect((await app.request('https://cache.example.org/index.html')).status).toBe(401);
   });
 
-  it('escapes everything it puts into HTML', () => {
-    expect(escapeHtml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
-    const html = renderLanding({ origin: 'https://"><b>', hostname: '"><i>x', keys: ['k-1:<script>'], allowAnonymous: false });
+  it('escapes everything it puts into HTML', async () => {
+    const html = await renderLanding({ origin: `https://"><b>'&`, hostname: '"><i>x', keys: ['k-1:<script>'], allowAnonymous: false });
     expect(html).not.toMatch(/<(b|i|script)>/);
     expect(html).toContain('k-1:&lt;script&gt;');
+    expect(html).toContain('substituters = https://&quot;&gt;&lt;b&gt;&#39;&amp;\n');
+    expect(html).toContain('<title>eris: Nix binary cache at &quot;&gt;&lt;i&gt;x</title>');
+  });
+
+  it('does not wait on the circuit breaker, nor count towards it', async () => {
+    const { app, seen } = setup(async () => {
+      throw new TypeError('connect ECONNREFUSED');
+    }, { BREAKER_THRESHOLD: '1' });
+    for (let i = 0; i < 3; i++) expect((await app.request('https://cache.example.org/')).status).toBe(503);
+    expect(seen).toHaveLength(3);
   });
 });

@@ -1,33 +1,18 @@
 /** The failed-auth brake in the edge app, with an injected limiter and clock. */
 import { describe, expect, it } from 'vitest';
-import { createWorkerApp } from '../../app.ts';
-import { parseEdgeConfig } from '../../config.ts';
-import type { TokenStore } from '../../tokens.ts';
-import { tokenDigest } from '../../../shared/contract.ts';
-import type { Env } from '../../env.ts';
+import { basic, edgeKit, manualClock } from '../../test-kit.ts';
 import { clientKey, memoryRateLimiter, type RateLimiter } from './index.ts';
 
-const SECRET = 'edge-secret-for-tests-0123';
-const tokens: TokenStore = {
-  get: async (d) => (d === (await tokenDigest('tok-alice')) ? { user: 'alice', scopes: ['read'] } : null),
-};
-const good = { Authorization: 'Basic ' + btoa('alice:tok-alice') };
-const bad = { Authorization: 'Basic ' + btoa('alice:guess') };
+const tokens = { 'tok-alice': { user: 'alice', scopes: ['read' as const] } };
+const good = { Authorization: basic('alice', 'tok-alice') };
+const bad = { Authorization: basic('alice', 'guess') };
 
 function setup(limiter?: RateLimiter) {
-  let t = 1_700_000_000_000;
-  const lines: Record<string, unknown>[] = [];
-  const app = createWorkerApp({
-    config: parseEdgeConfig({ ORIGIN_URL: 'http://origin.test', EDGE_SECRET: SECRET } as Env),
-    tokens,
-    log: (l) => lines.push(l),
-    now: () => t,
-    authLimiter: limiter ?? memoryRateLimiter(5, 60_000, () => t),
-    fetchOrigin: async () => new Response('ok'),
-  });
+  const clock = manualClock();
+  const kit = edgeKit({ tokens, now: clock.now, authLimiter: limiter ?? memoryRateLimiter(5, 60_000, clock.now), origin: async () => new Response('ok') });
   const get = (path: string, headers: Record<string, string>, ip = '203.0.113.7') =>
-    app.request(path, { headers: { ...headers, 'CF-Connecting-IP': ip } });
-  return { app, get, lines, advance: (ms: number) => (t += ms) };
+    kit.app.request(path, { headers: { ...headers, 'CF-Connecting-IP': ip } });
+  return { app: kit.app, get, lines: kit.logs, advance: clock.advance };
 }
 
 describe('failed-authentication rate limit', () => {
@@ -75,25 +60,40 @@ describe('failed-authentication rate limit', () => {
 
   it('uses the AUTH_RATE_LIMITER binding from the env when none is injected', async () => {
     const keys: string[] = [];
-    const app = createWorkerApp({
-      config: parseEdgeConfig({ ORIGIN_URL: 'http://origin.test', EDGE_SECRET: SECRET } as Env),
-      tokens,
-      log: () => {},
-      fetchOrigin: async () => new Response('ok'),
-    });
+    const { app } = edgeKit({ tokens, origin: async () => new Response('ok') });
     const env = { AUTH_RATE_LIMITER: { limit: async ({ key }: { key: string }) => (keys.push(key), { success: false }) } };
     const res = await app.request('/x.narinfo', { headers: { ...bad, 'CF-Connecting-IP': '2001:db8:1:2:3:4:5:6' } }, env);
     expect(res.status).toBe(429);
     expect(keys).toEqual(['auth-fail:2001:db8:1:2::/64']);
   });
 
-  it('keys IPv4 by address and IPv6 by /64', () => {
+  it('keys IPv4 by address and IPv6 by its /64, however it is written', () => {
     expect(clientKey('192.0.2.1')).toBe('192.0.2.1');
-    expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(clientKey('2001:db8::1')).toBe('2001:db8::/64');
     expect(clientKey('2001:0db8:0001:0002:ffff::1')).toBe('2001:db8:1:2::/64');
     expect(clientKey('2001:db8:1:2::')).toBe('2001:db8:1:2::/64');
-    expect(clientKey('::1')).toBe('0:0:0:0::/64');
+    expect(clientKey('2001:DB8:1:2:0:0:0:9')).toBe('2001:db8:1:2::/64');
+    expect(clientKey('::1')).toBe('::/64');
     expect(clientKey(undefined)).toBe('unknown');
     expect(clientKey('')).toBe('unknown');
+  });
+
+  it('counts an IPv4-mapped IPv6 address as its IPv4 address, not as one shared ::ffff:0:0/64 bucket', () => {
+    expect(clientKey('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(clientKey('::ffff:c000:201')).toBe('192.0.2.1');
+    expect(clientKey('::ffff:198.51.100.9')).toBe('198.51.100.9');
+    expect(clientKey('::ffff:192.0.2.1')).not.toBe(clientKey('::ffff:192.0.2.2'));
+  });
+
+  it('blocks one IPv4-mapped client without blocking another', async () => {
+    const s = setup();
+    for (let i = 0; i < 6; i++) await s.get('/x.narinfo', bad, '::ffff:198.51.100.1');
+    expect((await s.get('/x.narinfo', bad, '::ffff:198.51.100.1')).status).toBe(429);
+    expect((await s.get('/x.narinfo', bad, '198.51.100.1')).status).toBe(429); // the same client, written as IPv4
+    expect((await s.get('/x.narinfo', good, '::ffff:198.51.100.2')).status).toBe(200);
+  });
+
+  it('keeps an unparseable address as its own key', () => {
+    expect(clientKey('not:an:address')).toBe('invalid:not:an:address');
   });
 });

@@ -4,7 +4,7 @@
  * Every failed authentication (a 401 from the auth middleware, which runs
  * after this one) is counted with the Workers rate limiting binding
  * (`AUTH_RATE_LIMITER` in wrangler.toml, keyed on CF-Connecting-IP; an IPv6
- * client counts per /64, since one host usually holds a whole /64). When the
+ * client counts per /64, since one host usually holds a whole /64; see clientKey). When the
  * binding says the key is over its limit, that failure is answered 429 with
  * Retry-After, and this isolate blocks the key for one period: its further
  * requests are answered 429 *before* any credential is checked, so a
@@ -18,7 +18,9 @@
  * and 401 log lines.
  */
 import type { Context, MiddlewareHandler } from 'hono';
+import { convertIPv4BinaryToString, convertIPv4MappedIPv6ToIPv4, convertIPv6BinaryToString, convertIPv6ToBinary, isIPv4MappedIPv6 } from 'hono/utils/ipaddr';
 import type { EdgeEnv } from '../../types.ts';
+import type { Log } from '../../log.ts';
 
 /** The shape of the Workers rate limiting binding (`RateLimit`). */
 export interface RateLimiter {
@@ -35,22 +37,28 @@ export interface AuthRateLimitOptions {
   /** Limit for the in-memory fallback (used when no binding is configured). */
   fallbackLimit?: number;
   now?: () => number;
-  log?: (line: Record<string, unknown>) => void;
+  log: Log;
   /** Most keys the block list holds; beyond that, expired entries are dropped, then the oldest. */
   maxBlocked?: number;
 }
 
-/** The key a client is counted under: its address, IPv6 cut to the /64. */
+/**
+ * The key a client is counted under: its address, an IPv6 address cut to its
+ * /64 (normalised, so every spelling of one network is one key). An
+ * IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is that IPv4 address.
+ */
 export function clientKey(ip: string | undefined | null): string {
   const addr = (ip ?? '').trim();
   if (!addr) return 'unknown';
   if (!addr.includes(':')) return addr;
-  // Expand `::` and keep the first four groups.
-  const [head = '', tail] = addr.toLowerCase().split('::', 2) as [string, string?];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64';
+  let bits: bigint;
+  try {
+    bits = convertIPv6ToBinary(addr);
+  } catch {
+    return 'invalid:' + addr.slice(0, 64);
+  }
+  if (isIPv4MappedIPv6(bits)) return convertIPv4BinaryToString(convertIPv4MappedIPv6ToIPv4(bits));
+  return convertIPv6BinaryToString((bits >> 64n) << 64n) + '/64';
 }
 
 /** A fixed-window counter in memory, when the binding is absent (unit tests, a wrangler.toml without it). */
@@ -76,12 +84,12 @@ export function authRateLimit(options: AuthRateLimitOptions): MiddlewareHandler<
   const now = options.now ?? Date.now;
   const periodMs = (options.periodSeconds ?? 60) * 1000;
   const maxBlocked = options.maxBlocked ?? 10_000;
-  const log = options.log ?? ((line) => console.log(JSON.stringify(line)));
+  const log = options.log;
   const fallback = memoryRateLimiter(options.fallbackLimit ?? 30, periodMs, now);
   const blocked = new Map<string, number>();
 
   const limiterFor = (c: Context<EdgeEnv>): RateLimiter =>
-    options.limiter ?? ((c.env as { AUTH_RATE_LIMITER?: RateLimiter } | undefined)?.AUTH_RATE_LIMITER ?? fallback);
+    options.limiter ?? c.env?.AUTH_RATE_LIMITER ?? fallback;
 
   const tooMany = (untilMs: number) => {
     const seconds = Math.max(1, Math.ceil((untilMs - now()) / 1000));
