@@ -16,8 +16,20 @@ import { getNar } from './routes/nar.ts';
 import { getPublicKey } from './routes/public-key.ts';
 import { getVersion } from './routes/version.ts';
 import { getHealth } from './routes/health.ts';
+import type { CacheRegistry } from './caches/registry.ts';
+import { cacheSelector, getCaches } from './caches/routes.ts';
 
-export function createApp(settings: AppSettings, deps: OriginDeps) {
+/** Routes every cache answers, at `/<name>/…` and (the default cache) at the bare path. */
+const PER_CACHE = [
+  ['/nix-cache-info', getCacheInfo],
+  ['/:file{[^/]+\\.narinfo}', getNarInfo],
+  ['/:file{[^/]+\\.ls}', getListing],
+  ['/nar/:file', getNar],
+  ['/log/:drv', getBuildLog],
+  ['/realisations/:file', getRealisation],
+] as const;
+
+export function createApp(settings: AppSettings, deps: OriginDeps, caches: CacheRegistry) {
   const app = new Hono<OriginEnv>();
   app.use(async (c, next) => {
     c.set('deps', deps);
@@ -26,16 +38,16 @@ export function createApp(settings: AppSettings, deps: OriginDeps) {
   });
   app.use(edgeAuth(settings.edgeSecret));
 
-  app.get('/nix-cache-info', getCacheInfo);
-  app.get('/v1/public-key', getPublicKey);
+  const select = cacheSelector(caches);
+  // The public key of the bare root is the default cache's.
+  app.get('/v1/public-key', select.bare, getPublicKey);
+  app.get('/v1/caches', getCaches(caches));
   app.get('/v1/version', getVersion);
   app.get('/health', getHealth);
   app.get('/metrics', getMetrics);
-  app.get('/:file{[^/]+\\.narinfo}', getNarInfo);
-  app.get('/:file{[^/]+\\.ls}', getListing);
-  app.get('/nar/:file', getNar);
-  app.get('/log/:drv', getBuildLog);
-  app.get('/realisations/:file', getRealisation);
+  // Every bare route before any /<cache>/ one: `/log/x.narinfo` stays a (malformed) log request.
+  for (const [path, handler] of PER_CACHE) app.get(path, select.bare, handler);
+  for (const [path, handler] of PER_CACHE) app.get(`/:cache{[a-z0-9][a-z0-9_-]*}${path}`, select.named, handler);
 
   app.notFound((c) => send(c, 404, 'not found\n', TEXT));
   app.onError(onError);

@@ -16,21 +16,35 @@ import { createSignatureCache } from './signature-cache.ts';
 import { createNarCache, type NarCache } from './store/nar-cache.ts';
 import { VERSION } from './version.ts';
 import type { AppSettings, OriginDeps } from './types.ts';
+import { createCacheRegistry, type CacheRegistry } from './caches/registry.ts';
+import { startPublisher } from './caches/publisher.ts';
+import type { ClosureDb } from './caches/closure-db.ts';
+import { storeDbPath } from './store/store.ts';
 
-export function loadSigners(paths: readonly string[]): Signer[] {
+/** `key` names the config key in errors: `sign_key_paths`, or `cache[1].sign_key_paths`. */
+export function loadSigners(paths: readonly string[], key = 'sign_key_paths'): Signer[] {
   return paths.map((p, i) => {
     let text: string;
     try {
       text = readFileSync(p, 'utf8');
     } catch (e) {
-      throw new ConfigError(`sign_key_paths[${i}]: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new ConfigError(`${key}[${i}]: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
     }
     try {
       return createSigner(text);
     } catch (e) {
-      throw new ConfigError(`sign_key_paths[${i}]: ${p}: ${(e as Error).message}`);
+      throw new ConfigError(`${key}[${i}]: ${p}: ${(e as Error).message}`);
     }
   });
+}
+
+/** Every cache's signers, keyed by cache name; a cache using the top-level keys shares their Signers. */
+export function loadCacheSigners(config: OriginConfig): Map<string, Signer[]> {
+  const top = config.signKeyPaths.length ? loadSigners(config.signKeyPaths) : [];
+  return new Map(config.caches.map((c, i) => [
+    c.name,
+    c.signKeyPaths === config.signKeyPaths ? top : loadSigners(c.signKeyPaths, `cache[${i}].sign_key_paths`),
+  ]));
 }
 
 /** The store the config names, opened; a missing or unreadable store is a ConfigError on store_root. */
@@ -44,7 +58,7 @@ export function openConfiguredStore(config: OriginConfig): Store {
 
 /** What `eris serve` checks before it listens (or, with workers, before it forks): keys and store. */
 export function checkStartup(config: OriginConfig): void {
-  loadSigners(config.signKeyPaths);
+  loadCacheSigners(config);
   openConfiguredStore(config).close();
 }
 
@@ -63,8 +77,12 @@ export interface ComposeOptions {
   log?: Logger;
   /** Instead of the store the config names (tests: an in-memory store). */
   store?: Store;
-  /** Instead of the keys in sign_key_paths. */
+  /** Instead of the keys in sign_key_paths: for every cache… */
   signers?: Signer[];
+  /** …or per cache name. */
+  cacheSigners?: Record<string, Signer[]>;
+  /** Instead of a connection to the store's DB, for computing published sets (tests). */
+  closureDb?: ClosureDb;
   /** In cluster mode: every worker's counters, given this process's own. */
   clusterMetrics?: (own: Metrics) => Promise<Metrics>;
 }
@@ -73,13 +91,19 @@ export interface ComposedOrigin {
   app: ReturnType<typeof createApp>;
   deps: OriginDeps;
   settings: AppSettings;
-  /** Closes the store. */
+  caches: CacheRegistry;
+  /** Resolves when every cache's published set is computed (listen after it); rejects with a ConfigError. */
+  ready: Promise<void>;
+  /** Closes the store and stops following the caches' roots. */
   close(): void;
 }
 
 /** Builds OriginDeps from the config and the app over them. */
 export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): ComposedOrigin {
-  const signers = o.signers ?? loadSigners(config.signKeyPaths);
+  const cacheSigners = o.signers || o.cacheSigners ? undefined : loadCacheSigners(config);
+  const signersOf = (name: string): Signer[] => o.cacheSigners?.[name] ?? o.signers ?? cacheSigners!.get(name)!;
+  const defaultCache = config.defaultCache ?? config.caches[0]!.name;
+  const signers = signersOf(defaultCache);
   const store = o.store ?? openConfiguredStore(config);
   const metrics = new Metrics();
   let narCache: NarCache | undefined;
@@ -104,5 +128,28 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     clusterMetrics: clusterMetrics ? () => clusterMetrics(metrics) : undefined,
   };
   const settings = appSettings(config);
-  return { app: createApp(settings, deps), deps, settings, close: () => store.close() };
+  const publisher = startPublisher({
+    storeRoot: config.storeRoot,
+    storeDir: config.storeDir,
+    dbPath: storeDbPath(config.storeRoot),
+    caches: config.caches,
+    log: deps.log,
+    db: o.closureDb,
+  });
+  const caches = createCacheRegistry({ config, base: deps, settings, signersFor: (c) => signersOf(c.name), publisher });
+  const ready = caches.ready.catch((e: Error) => {
+    throw new ConfigError(`cache: ${e.message}`);
+  });
+  ready.catch(() => {});
+  return {
+    app: createApp(settings, deps, caches),
+    deps,
+    settings,
+    caches,
+    ready,
+    close: () => {
+      caches.close();
+      store.close();
+    },
+  };
 }

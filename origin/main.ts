@@ -20,12 +20,14 @@ export async function startOrigin(config: OriginConfig, log: Logger = createLogg
   const origin = composeOrigin(config, { log, clusterMetrics: extra.clusterMetrics });
   let server;
   try {
+    await origin.ready;
     server = await listen(origin.app.fetch, config);
   } catch (e) {
     origin.close();
     throw e;
   }
-  log.info({ msg: 'eris origin listening', url: server.url, storeRoot: config.storeRoot, keys: origin.deps.signers.map((s) => s.name) });
+  log.info({ msg: 'eris origin listening', url: server.url, storeRoot: config.storeRoot, keys: origin.deps.signers.map((s) => s.name),
+    caches: origin.caches.all.map((c) => c.name), defaultCache: origin.caches.default?.name ?? null });
   return {
     url: server.url,
     port: server.port,

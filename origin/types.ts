@@ -31,5 +31,6 @@ export interface AppSettings {
 /** Hono environment of the origin app. Bindings are absent under app.request() in tests. */
 export type OriginEnv = {
   Bindings: Partial<HttpBindings>;
-  Variables: { deps: OriginDeps; settings: AppSettings };
+  /** `cache`: the name of the cache a per-cache route is answering for. */
+  Variables: { deps: OriginDeps; settings: AppSettings; cache?: string };
 };

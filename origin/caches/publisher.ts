@@ -34,20 +34,32 @@ export interface PublisherOptions {
   db?: ClosureDb;
 }
 
+/** Stands in for the DB where no cache needs one (publish = "all" without exclusions reads nothing). */
+const noDb: ClosureDb = {
+  byPath: () => undefined,
+  references: () => [],
+  allPaths: () => [],
+  allRefs: () => [],
+  dataVersion: () => 0,
+  snapshot: (fn) => fn(),
+  close: () => {},
+};
+
 const rootsKey = (roots: ResolvedRoot[]) => roots.map((r) => `${r.source}\0${r.storePath ?? ''}`).join('\n');
 
 export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
-  const db = o.db ?? openClosureDb(o.dbPath);
-  const state = new Map<string, { set?: PublishedSet; version: number; rootsKey: string }>();
   // A cache publishing all without exclusions never needs the DB: its set is constant.
   const needsWork = (c: CacheConfig) => c.publish === 'roots' || c.exclude.length > 0;
+  const ownDb = !o.db && o.caches.some(needsWork);
+  const db: ClosureDb | undefined = o.db ?? (ownDb ? openClosureDb(o.dbPath) : undefined);
+  const state = new Map<string, { set?: PublishedSet; version: number; rootsKey: string }>();
   let running: Promise<void> | undefined;
   let closed = false;
 
   async function pass(): Promise<void> {
-    let version: number;
+    let version = 0;
     try {
-      version = db.dataVersion();
+      if (db) version = db.dataVersion();
     } catch (e) {
       o.log.warn({ msg: 'published sets: cannot read the store DB version; keeping the current sets', error: (e as Error).message });
       return;
@@ -60,7 +72,7 @@ export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
       const key = rootsKey(roots);
       if (s.set && (!needsWork(c) || (s.version === version && s.rootsKey === key))) continue;
       try {
-        const set = await computePublished(db, { publish: c.publish, roots, exclude: c.exclude });
+        const set = await computePublished(db ?? noDb, { publish: c.publish, roots, exclude: c.exclude });
         const first = !s.set;
         Object.assign(s, { set, version, rootsKey: key });
         o.log.info({
@@ -86,7 +98,7 @@ export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
   for (const c of o.caches) {
     // The first computation must succeed: serving with no set would be serving nothing (or everything).
     if (!state.get(c.name)?.set) {
-      if (!o.db) db.close();
+      if (ownDb) db?.close();
       throw new Error(`cache ${c.name}: could not compute its published set`);
     }
   }
@@ -106,7 +118,7 @@ export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
       closed = true;
       clearInterval(timer);
       void (running ?? Promise.resolve()).finally(() => {
-        if (!o.db) db.close();
+        if (ownDb) db?.close();
       });
     },
   };
