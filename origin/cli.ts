@@ -19,7 +19,7 @@ import { publishCommand, publishedCommand, unpublishCommand } from './caches/cli
 const USAGE = `usage:
   eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N]
   eris keygen NAME [SECRET_FILE PUBLIC_FILE]
-  eris token add USER [--scope read|write]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
+  eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
   eris token list [--json] [--remote | --persist-to DIR]
   eris token revoke ID | --user USER [--remote | --persist-to DIR]
   eris doctor [--config FILE] [serve's flags] [--edge-url URL (--netrc FILE | --token TOKEN [--user USER])] [--timeout SECONDS]
@@ -75,7 +75,8 @@ export function keygen(argv: string[]) {
 }
 
 const TOKEN_USAGE = `usage:
-  eris token add USER [--scope read|write]... [--expires-days N]   prints the new token once
+  eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N]
+                                                                   prints the new token once; without --cache: the default cache only
   eris token list [--json]                                         user, scopes, dates, id; never the token
   eris token revoke ID | --user USER                               ID: a prefix of an id from list
 where to: [--persist-to DIR] (local wrangler dev state, the default) | --remote (the deployed namespace) [--wrangler-config FILE]`;
@@ -89,6 +90,7 @@ export async function token(argv: string[]) {
     strict: true,
     options: {
       scope: { type: 'string', multiple: true },
+      cache: { type: 'string', multiple: true },
       'expires-days': { type: 'string' },
       user: { type: 'string' },
       json: { type: 'boolean' },
@@ -105,11 +107,11 @@ export async function token(argv: string[]) {
   const target: KvTarget = { mode: values.remote ? 'remote' : 'local', persistTo: values['persist-to'], config: values['wrangler-config'] };
 
   if (sub === 'add') {
-    only(['scope', 'expires-days']);
-    if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER [--scope read|write]... [--expires-days N]');
+    only(['scope', 'cache', 'expires-days']);
+    if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N]');
     const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
     if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days: expected a positive whole number');
-    const t = await addToken(target, positionals[0]!, { scopes: values.scope, expiresDays: days });
+    const t = await addToken(target, positionals[0]!, { scopes: values.scope, caches: values.cache, expiresDays: days });
     process.stderr.write(`token for ${positionals[0]} (shown once; only its SHA-256 is stored):\n`);
     process.stdout.write(t + '\n');
     return;

@@ -71,12 +71,12 @@ describe('eris token list table', () => {
   it('shows id, user, scopes and dates, marking expired tokens', () => {
     const table = formatTokenTable([
       listed('alice', A),
-      listed('bob', B, { scopes: ['read', 'write'], expires: '2000-01-01T00:00:00.000Z', expired: true }),
+      listed('bob', B, { scopes: ['read', 'write'], caches: ['team-a', 'team-b'], expires: '2000-01-01T00:00:00.000Z', expired: true }),
     ]);
     expect(table).toBe(
-      'ID            USER   SCOPES      CREATED               EXPIRES\n' +
-        'aaaa11110000  alice  read        2026-01-02T03:04:05Z  never\n' +
-        'bbbb11110000  bob    read,write  2026-01-02T03:04:05Z  2000-01-01T00:00:00Z (expired)\n',
+      'ID            USER   SCOPES      CACHES         CREATED               EXPIRES\n' +
+        'aaaa11110000  alice  read        (default)      2026-01-02T03:04:05Z  never\n' +
+        'bbbb11110000  bob    read,write  team-a,team-b  2026-01-02T03:04:05Z  2000-01-01T00:00:00Z (expired)\n',
     );
   });
 });

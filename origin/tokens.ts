@@ -9,6 +9,7 @@
  * about a minute at locations that read it recently).
  */
 import { randomBytes } from 'node:crypto';
+import { cacheNameProblem } from '../shared/caches.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -63,6 +64,8 @@ export interface AddTokenOptions {
   expires?: string;
   /** Store this token instead of a new one (npm start reuses the dev token). */
   token?: string;
+  /** Caches the token may use; absent: the default cache only. */
+  caches?: string[];
 }
 
 /** A new token and the KV entry that stores it: what `addToken` writes, without writing it. */
@@ -71,6 +74,10 @@ export async function tokenEntry(user: string, opts: AddTokenOptions = {}): Prom
   const scopes = [...new Set(opts.scopes ?? ['read'])];
   for (const s of scopes) if (!TOKEN_SCOPES.includes(s as TokenScope)) throw new Error(`unknown scope ${JSON.stringify(s)} (${TOKEN_SCOPES.join(', ')})`);
   if (opts.expires !== undefined && Number.isNaN(Date.parse(opts.expires))) throw new Error(`expires: not a date: ${JSON.stringify(opts.expires)}`);
+  for (const c of opts.caches ?? []) {
+    const problem = cacheNameProblem(c);
+    if (problem) throw new Error(`--cache ${c}: ${problem}`);
+  }
   const token = opts.token ?? newToken();
   const record: TokenRecord = {
     user,
@@ -80,6 +87,7 @@ export async function tokenEntry(user: string, opts: AddTokenOptions = {}): Prom
       ? new Date(opts.expires).toISOString()
       : opts.expiresDays ? new Date(Date.now() + opts.expiresDays * 86_400_000).toISOString() : null,
   };
+  if (opts.caches?.length) record.caches = [...new Set(opts.caches)];
   return { token, key: tokenKey(await tokenDigest(token)), record };
 }
 
@@ -153,9 +161,10 @@ const isoSeconds = (iso: string | null) => (iso ? iso.replace(/\.\d+Z$/, 'Z') : 
 
 /** The table `eris token list` prints. */
 export function formatTokenTable(tokens: ListedToken[]): string {
-  const rows = [['ID', 'USER', 'SCOPES', 'CREATED', 'EXPIRES']];
+  const rows = [['ID', 'USER', 'SCOPES', 'CACHES', 'CREATED', 'EXPIRES']];
   for (const t of tokens) {
-    rows.push([t.id, t.user, t.scopes.join(',') || '-', isoSeconds(t.created) || '?', t.expires ? isoSeconds(t.expires) + (t.expired ? ' (expired)' : '') : 'never']);
+    // No list: the default cache only.
+    rows.push([t.id, t.user, t.scopes.join(',') || '-', t.caches?.join(',') || '(default)', isoSeconds(t.created) || '?', t.expires ? isoSeconds(t.expires) + (t.expired ? ' (expired)' : '') : 'never']);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';

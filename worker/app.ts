@@ -3,7 +3,8 @@
  * sanity, failed-auth rate limit, authentication, then the proxy to the
  * origin (through the origin client and its circuit breaker).
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
+import { isCacheName } from '../shared/caches.ts';
 import type { EdgeEnv } from './types.ts';
 import { noStore } from './middleware/no-store/index.ts';
 import { requestLog } from './middleware/request-log/index.ts';
@@ -16,6 +17,8 @@ import type { TokenStore } from './tokens.ts';
 import type { OriginClient } from './origin-client.ts';
 import type { Clock, Log } from './log.ts';
 import { landingPage } from './routes/landing.ts';
+import { cacheList } from './routes/caches.ts';
+import { CACHE_SEGMENT, isNarPath } from './cache-routing.ts';
 
 export interface WorkerDeps {
   config: EdgeConfig;
@@ -38,13 +41,20 @@ export function createWorkerApp(deps: WorkerDeps) {
   app.use(requestLog({ log, now }));
   app.use(pathSanity());
   app.use(authRateLimit({ publicPaths: PUBLIC_PATHS, limiter: deps.authLimiter, now, log }));
-  app.use(auth({ tokens: deps.tokens, realm: config.realm, allowAnonymous: config.allowAnonymous, publicPaths: PUBLIC_PATHS, now }));
+  app.use(auth({ tokens: deps.tokens, realm: config.realm, allowAnonymous: config.allowAnonymous, publicPaths: PUBLIC_PATHS, defaultCache: config.defaultCache, now }));
 
   const proxy = createProxy({
     origin: deps.origin,
-    timeoutFor: (path) => (path.startsWith('/nar/') ? config.narTimeoutMs : config.metadataTimeoutMs),
+    timeoutFor: (path) => (isNarPath(path) ? config.narTimeoutMs : config.metadataTimeoutMs),
   });
-  app.get('/', landingPage({ origin: deps.origin, timeoutMs: config.metadataTimeoutMs, allowAnonymous: config.allowAnonymous, log }));
+  const landingOptions = { origin: deps.origin, timeoutMs: config.metadataTimeoutMs, allowAnonymous: config.allowAnonymous, log };
+  app.get('/', landingPage(landingOptions));
+  app.get('/v1/caches', cacheList({ origin: deps.origin, timeoutMs: config.metadataTimeoutMs, log }));
+  // `/<name>` and `/<name>/`: that cache's landing page (the auth middleware has checked the token's grant).
+  const cacheLanding = landingPage(landingOptions);
+  const onlyCaches: MiddlewareHandler<EdgeEnv> = async (c, next) => (isCacheName(c.req.param('cache') ?? '') ? cacheLanding(c) : next());
+  app.get(`/:cache{${CACHE_SEGMENT}}`, onlyCaches);
+  app.get(`/:cache{${CACHE_SEGMENT}}/`, onlyCaches);
   // Operational endpoints of the origin stay on the box.
   app.get('/metrics', (c) => c.text('not found\n', 404));
   app.on(['GET', 'HEAD'], '*', proxy);

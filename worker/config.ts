@@ -1,4 +1,5 @@
 import type { Env } from './env.ts';
+import { cacheNameProblem } from '../shared/caches.ts';
 
 export interface EdgeConfig {
   originUrl: string;
@@ -7,6 +8,8 @@ export interface EdgeConfig {
   metadataTimeoutMs: number;
   narTimeoutMs: number;
   realm: string;
+  /** The cache of the bare paths: tokens without a cache list may use only this one. */
+  defaultCache: string;
   /** Circuit breaker: consecutive origin failures that open it, and how long it stays open. */
   breaker: { threshold: number; cooldownMs: number };
   /** Cloudflare Access service token for the origin hostname, if it is protected by Access. */
@@ -46,7 +49,11 @@ export function parseEdgeConfig(env: Env): EdgeConfig {
   if (!!env.ACCESS_CLIENT_ID !== !!env.ACCESS_CLIENT_SECRET) {
     throw new EdgeConfigError('ACCESS_CLIENT_ID and ACCESS_CLIENT_SECRET go together (wrangler secret put both, or neither)');
   }
+  const defaultCache = env.DEFAULT_CACHE || 'default';
+  const problem = cacheNameProblem(defaultCache);
+  if (problem) throw new EdgeConfigError(`DEFAULT_CACHE: ${problem}`);
   return {
+    defaultCache,
     access: env.ACCESS_CLIENT_ID ? { clientId: env.ACCESS_CLIENT_ID, clientSecret: env.ACCESS_CLIENT_SECRET! } : undefined,
     originUrl: origin.origin + origin.pathname.replace(/\/+$/, ''),
     edgeSecret: env.EDGE_SECRET,

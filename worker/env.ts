@@ -24,6 +24,8 @@ export interface Env {
   ORIGIN_TIMEOUT_MS?: string;
   /** Budget in ms for the origin's response headers on NAR requests. */
   NAR_TIMEOUT_MS?: string;
+  /** The cache the bare paths (`/nix-cache-info`, `/<hash>.narinfo`) belong to, for token checks. Default: "default". */
+  DEFAULT_CACHE?: string;
   /** Realm shown in `WWW-Authenticate`. */
   REALM?: string;
   /** Consecutive origin failures (unreachable or over budget) that open the circuit breaker. Default: 5. */

@@ -6,6 +6,8 @@ export type EdgeEnv = {
   Variables: {
     /** The authenticated user ('anonymous' for anonymous reads). */
     user?: string;
+    /** The caches the request's token may use (the default cache only for tokens without a list, and anonymous reads). */
+    caches?: string[];
     /** Why authentication failed, for the request log. */
     authFailure?: string;
   };

@@ -14,6 +14,7 @@ import type { EdgeEnv } from '../types.ts';
 import type { OriginClient } from '../origin-client.ts';
 import type { Log } from '../log.ts';
 import { parsePublicKey } from '../../shared/keys.ts';
+import { fetchCaches } from './caches.ts';
 
 export interface LandingOptions {
   origin: OriginClient;
@@ -45,10 +46,13 @@ async function fetchPublicKeys(o: LandingOptions): Promise<string[] | null> {
   }
 }
 
-export async function renderLanding(o: { origin: string; hostname: string; keys: string[] | null; allowAnonymous: boolean }): Promise<string> {
+export async function renderLanding(o: { origin: string; hostname: string; keys: string[] | null; allowAnonymous: boolean; cache?: string }): Promise<string> {
   const keyLine = o.keys ? o.keys.join(' ') : '<public key unavailable>';
+  // A named cache's substituter URL is its prefix: Nix appends /nix-cache-info and resolves nar/… under it.
+  const substituter = o.cache ? `${o.origin}/${o.cache}` : o.origin;
+  const title = o.cache ? `${o.cache} at ${o.hostname}` : `at ${o.hostname}`;
   const nixConf = [
-    `substituters = ${o.origin}`,
+    `substituters = ${substituter}`,
     `trusted-public-keys = ${keyLine}`,
     ...(o.allowAnonymous ? [] : ['netrc-file = /etc/nix/netrc']),
   ].join('\n');
@@ -59,7 +63,7 @@ export async function renderLanding(o: { origin: string; hostname: string; keys:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>eris: Nix binary cache at ${o.hostname}</title>
+<title>eris: Nix binary cache ${title}</title>
 <style>
 body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
 pre { background: #f4f4f4; padding: .75rem 1rem; overflow-x: auto; border-radius: 4px; }
@@ -68,7 +72,7 @@ code, pre { font-family: ui-monospace, monospace; font-size: .9rem; }
 </style>
 </head>
 <body>
-<h1>Nix binary cache at ${o.hostname}</h1>
+<h1>Nix binary cache ${title}</h1>
 <p>A private Nix binary cache served by eris. ${o.allowAnonymous
     ? 'Anyone may read it.'
     : html`Reading it takes a token: ask the cache’s administrator (who makes one with <code>eris token add USER</code>).`}</p>
@@ -91,8 +95,16 @@ ${o.allowAnonymous ? '' : html`<p>In <code>/etc/nix/netrc</code> (mode 0600), wi
 export function landingPage(options: LandingOptions) {
   return async function landing(c: Context<EdgeEnv>): Promise<Response> {
     const url = new URL(c.req.url);
-    const keys = await fetchPublicKeys(options);
-    const page = await renderLanding({ origin: url.origin, hostname: url.hostname, keys, allowAnonymous: options.allowAnonymous });
+    const cache = c.req.param('cache');
+    let keys: string[] | null;
+    if (cache === undefined) keys = await fetchPublicKeys(options);
+    else {
+      // A named cache (the token was granted it): its keys come from the origin's cache list.
+      const list = await fetchCaches({ ...options, timeoutMs: Math.min(options.timeoutMs, 5000) }, true);
+      if (!(list instanceof Response) && !list.some((x) => x.name === cache)) return c.text('no such cache\n', 404);
+      keys = list instanceof Response ? null : list.find((x) => x.name === cache)!.publicKeys;
+    }
+    const page = await renderLanding({ origin: url.origin, hostname: url.hostname, keys, allowAnonymous: options.allowAnonymous, cache });
     return c.body(page, keys ? 200 : 503, {
       'Content-Type': 'text/html; charset=utf-8',
       'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",

@@ -7,6 +7,7 @@ import type { MiddlewareHandler } from 'hono';
 import { grantsScope, tokenDigest, tokenExpired, type TokenRecord } from '../../../shared/contract.ts';
 import type { TokenStore } from '../../tokens.ts';
 import type { EdgeEnv } from '../../types.ts';
+import { requestedCache } from '../../cache-routing.ts';
 
 export interface AuthOptions {
   tokens: TokenStore;
@@ -14,6 +15,8 @@ export interface AuthOptions {
   allowAnonymous: boolean;
   /** Paths anyone may read (the public key, the landing page). */
   publicPaths: ReadonlySet<string>;
+  /** The cache of the bare paths (DEFAULT_CACHE). */
+  defaultCache: string;
   /** Scope a request needs. */
   scopeFor?: (method: string) => string;
   now?: () => number;
@@ -57,8 +60,11 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
     if (options.publicPaths.has(c.req.path)) return next();
     const creds = parseAuthorization(c.req.header('Authorization'));
     if (!creds) {
-      if (options.allowAnonymous && scopeFor(c.req.method) === 'read') {
+      // Anonymous reads, when allowed, reach the default cache only.
+      const cache = requestedCache(c.req.path, options.defaultCache);
+      if (options.allowAnonymous && scopeFor(c.req.method) === 'read' && (cache === undefined || cache === options.defaultCache)) {
         c.set('user', 'anonymous');
+        c.set('caches', [options.defaultCache]);
         return next();
       }
       c.set('authFailure', 'missing credentials');
@@ -78,7 +84,16 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
       c.set('authFailure', record ? 'token not valid for this user, scope or time' : 'unknown token');
       return deny(options.realm);
     }
+    // A cache the token was not granted is the same 401 as a bad token, before anything is asked of the origin:
+    // a private cache reveals nothing, not even its nix-cache-info.
+    const granted = record.caches ?? [options.defaultCache];
+    const cache = requestedCache(c.req.path, options.defaultCache);
+    if (cache !== undefined && !granted.includes(cache)) {
+      c.set('authFailure', `token not granted cache ${cache}`);
+      return deny(options.realm);
+    }
     c.set('user', record.user);
+    c.set('caches', granted);
     return next();
   };
 }
