@@ -15,6 +15,7 @@ import { addToken, formatTokenTable, listTokens, revokeTokens, type KvTarget } f
 import { runDevStack } from './dev-stack.ts';
 import { formatChecks, runDoctor } from './doctor.ts';
 import { publishCommand, publishedCommand, unpublishCommand } from './caches/cli.ts';
+import { usageCommand } from './usage/cli.ts';
 
 const USAGE = `usage:
   eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N]
@@ -26,6 +27,7 @@ const USAGE = `usage:
   eris publish PATH... --cache NAME [--store-root DIR | --config FILE]
   eris unpublish PATH... --cache NAME [--store-root DIR | --config FILE]
   eris published --cache NAME [--json] [--store-root DIR | --config FILE]
+  eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user USER] [--json]
   eris dev            (what npm start runs: origin + wrangler dev on this machine's store)`;
 
 const SERVE_OPTIONS = {
@@ -197,6 +199,8 @@ export async function main(args: readonly string[]): Promise<void> {
       return unpublishCommand(argv);
     case 'published':
       return publishedCommand(argv);
+    case 'usage':
+      return usageCommand(argv);
     case 'dev':
       return runDevStack(process.env);
     case undefined:

@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { createSignatureCache } from './signature-cache.ts';
 import { createNarCache, type NarCache } from './store/nar-cache.ts';
+import { createUsage, type Usage } from './usage/recorder.ts';
 import { VERSION } from './version.ts';
 import type { AppSettings, OriginDeps } from './types.ts';
 import { createCacheRegistry, type CacheRegistry } from './caches/registry.ts';
@@ -117,6 +118,13 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     const cache = narCache;
     metrics.gauges.eris_nar_cache_bytes = () => cache.totalBytes;
   }
+  let usage: Usage;
+  try {
+    usage = createUsage({ stateDir: config.stateDir, retentionDays: config.usageRetentionDays, metrics, log: o.log ?? silentLogger });
+  } catch (e) {
+    store.close();
+    throw new ConfigError(`state_dir: ${(e as Error).message}`);
+  }
   const clusterMetrics = o.clusterMetrics;
   const deps: OriginDeps = {
     store,
@@ -125,6 +133,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     metrics,
     signatures: createSignatureCache(signers, 50_000, metrics),
     narCache,
+    usage,
     clusterMetrics: clusterMetrics ? () => clusterMetrics(metrics) : undefined,
   };
   const settings = appSettings(config);
@@ -149,6 +158,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     ready,
     close: () => {
       caches.close();
+      usage.close();
       store.close();
     },
   };

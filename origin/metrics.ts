@@ -12,6 +12,8 @@ export interface MetricsSnapshot {
   narFailures: number;
   sigCacheHits: number;
   sigCacheMisses: number;
+  cacheRequests?: [string, number][];
+  cacheBytes?: [string, number][];
 }
 
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300];
@@ -23,6 +25,9 @@ export class Metrics {
   private narCount = 0;
   private narSum = 0;
   private narFailures = 0;
+  /** Per cache (never per user: bounded label cardinality), fed by origin/usage. */
+  private cacheRequests = new Map<string, number>();
+  private cacheByteCounts = new Map<string, number>();
   sigCacheHits = 0;
   sigCacheMisses = 0;
   private readonly started = Date.now();
@@ -39,6 +44,8 @@ export class Metrics {
       narFailures: this.narFailures,
       sigCacheHits: this.sigCacheHits,
       sigCacheMisses: this.sigCacheMisses,
+      cacheRequests: [...this.cacheRequests],
+      cacheBytes: [...this.cacheByteCounts],
     };
   }
 
@@ -52,6 +59,18 @@ export class Metrics {
     this.narFailures += s.narFailures;
     this.sigCacheHits += s.sigCacheHits;
     this.sigCacheMisses += s.sigCacheMisses;
+    for (const [k, v] of s.cacheRequests ?? []) this.cacheRequests.set(k, (this.cacheRequests.get(k) ?? 0) + v);
+    for (const [k, v] of s.cacheBytes ?? []) this.cacheByteCounts.set(k, (this.cacheByteCounts.get(k) ?? 0) + v);
+  }
+
+  cacheRequest(cache: string, kind: 'narinfo_hit' | 'narinfo_miss' | 'nar' | 'push'): void {
+    const k = `cache="${cache}",kind="${kind}"`;
+    this.cacheRequests.set(k, (this.cacheRequests.get(k) ?? 0) + 1);
+  }
+
+  cacheBytes(cache: string, direction: 'sent' | 'received', n: number): void {
+    const k = `cache="${cache}",direction="${direction}"`;
+    this.cacheByteCounts.set(k, (this.cacheByteCounts.get(k) ?? 0) + n);
   }
 
   request(route: string, status: number): void {
@@ -79,6 +98,8 @@ export class Metrics {
     };
     counter('eris_requests_total', 'HTTP requests by route and status.', this.requests);
     counter('eris_sent_bytes_total', 'Response body bytes sent, by route.', this.bytes);
+    counter('eris_cache_requests_total', 'Requests by cache and kind (narinfo_hit, narinfo_miss, nar, push).', this.cacheRequests);
+    counter('eris_cache_nar_bytes_total', 'NAR bytes by cache and direction (sent to clients, received in pushes).', this.cacheByteCounts);
     out.push('# HELP eris_nar_stream_seconds Time to stream a NAR to the client.', '# TYPE eris_nar_stream_seconds histogram');
     DURATION_BUCKETS.forEach((b, i) => out.push(`eris_nar_stream_seconds_bucket{le="${b}"} ${this.narBuckets[i]}`));
     out.push(`eris_nar_stream_seconds_bucket{le="+Inf"} ${this.narCount}`, `eris_nar_stream_seconds_sum ${this.narSum}`, `eris_nar_stream_seconds_count ${this.narCount}`);

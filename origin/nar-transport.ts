@@ -12,6 +12,7 @@ import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { OriginEnv } from './types.ts';
 import { recycleChunk } from './store/buffer-pool.ts';
+import { requestCache, requestUser } from './usage/request.ts';
 
 /** A NAR body: chunks to write straight to the socket, or a pipeline of streams (compression, cache tee). */
 export type NarBody = { chunks: () => AsyncIterable<Buffer> } | { stages: () => (Readable | Duplex | Transform)[] };
@@ -28,7 +29,7 @@ type Done = (ok: boolean, bytes: number, err?: NodeJS.ErrnoException) => void;
 
 /** Sends a NAR response: to the Node socket when there is one, else (app.request in tests) as a web Response. */
 export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<Response> {
-  const { metrics, log } = c.get('deps');
+  const { metrics, log, usage } = c.get('deps');
   const route = c.req.routePath;
   metrics.request(route, res.status);
   if (c.req.method === 'HEAD') return new Response(null, { status: res.status, headers: res.headers });
@@ -38,6 +39,7 @@ export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<
     const seconds = (performance.now() - started) / 1000;
     metrics.narStream(seconds, ok);
     metrics.sent(route, bytes);
+    usage?.nar(requestUser(c), requestCache(c), res.storePath, bytes);
     if (ok) log.info({ msg: 'nar sent', path: res.storePath, status: res.status, bytes, ms: Math.round(seconds * 1000) });
     else if (err?.code === 'ERR_STREAM_PREMATURE_CLOSE') log.info({ msg: 'nar download aborted by client', path: res.storePath, bytes });
     else log.error({ msg: 'nar stream failed', path: res.storePath, bytes, error: err?.message });

@@ -6,6 +6,7 @@ import type { Metrics } from './metrics.ts';
 import type { SignatureCache } from './signature-cache.ts';
 import type { NarCache } from './store/nar-cache.ts';
 import type { Compression } from './store/compress.ts';
+import type { Usage } from './usage/recorder.ts';
 
 /** What the routes need; built once in main.ts (or by a test). */
 export interface OriginDeps {
@@ -17,6 +18,8 @@ export interface OriginDeps {
   narCache?: NarCache;
   /** In cluster mode: the counters of every worker, for /metrics. */
   clusterMetrics?: () => Promise<Metrics>;
+  /** Usage accounting (per user, cache and day) and the per-cache /metrics counters. */
+  usage?: Usage;
 }
 
 export interface AppSettings {

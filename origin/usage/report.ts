@@ -1,0 +1,91 @@
+/**
+ * What `eris usage` shows: totals, per user, per cache and per day, and the
+ * store paths with the most NAR bytes sent, for a range of days — as data
+ * (--json) or as a table a person reads.
+ */
+import { COUNTERS, type UsageCounts, type UsageDb } from './db.ts';
+import { dayOf } from './recorder.ts';
+
+export interface UsageQuery {
+  /** `7d` (today and the 6 days before), or a first day YYYY-MM-DD. */
+  since: string;
+  cache?: string;
+  user?: string;
+  top?: number;
+}
+
+export type Named<K extends string> = { [P in K]: string | null } & UsageCounts;
+
+export interface UsageReport {
+  since: string;
+  until: string;
+  cache: string | null;
+  user: string | null;
+  totals: UsageCounts;
+  users: Named<'user'>[];
+  caches: Named<'cache'>[];
+  days: Named<'day'>[];
+  topPaths: { path: string; nars: number; bytes: number }[];
+}
+
+/** The first day a --since value includes; throws a one-line message when it is not one. */
+export function parseSince(since: string, now = Date.now()): string {
+  const m = /^(\d{1,4})d$/.exec(since);
+  if (m && Number(m[1]) >= 1) return dayOf(now - (Number(m[1]) - 1) * 86_400_000);
+  if (/^\d{4}-\d{2}-\d{2}$/.test(since) && !Number.isNaN(Date.parse(since))) return since;
+  throw new Error(`--since: expected a number of days (7d) or a date (2026-01-31), got "${since}"`);
+}
+
+export function usageReport(db: UsageDb, q: UsageQuery, now = Date.now()): UsageReport {
+  const f = { since: parseSince(q.since, now), cache: q.cache, user: q.user };
+  const userName = (u: string | undefined) => (u === '' || u === undefined ? null : u);
+  return {
+    since: f.since,
+    until: dayOf(now),
+    cache: q.cache ?? null,
+    user: q.user ?? null,
+    totals: counts(db.totals(f, [])[0]),
+    users: db.totals(f, ['user']).map((r) => ({ user: userName(r.user), ...counts(r) })),
+    caches: db.totals(f, ['cache']).map((r) => ({ cache: r.cache ?? null, ...counts(r) })),
+    days: db.totals(f, ['day']).map((r) => ({ day: r.day ?? null, ...counts(r) })).sort((a, b) => (a.day! < b.day! ? -1 : 1)),
+    topPaths: db.topPaths(f, q.top ?? 10),
+  };
+}
+
+function counts(r: Partial<UsageCounts> | undefined): UsageCounts {
+  const out = {} as UsageCounts;
+  for (const k of COUNTERS) out[k] = Number(r?.[k] ?? 0);
+  return out;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) (v /= 1024), i++;
+  return i === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
+}
+
+/** Columns: the first left-aligned, the rest right-aligned. */
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+const COUNT_HEAD = ['narinfo hits', 'misses', 'NARs', 'NAR bytes sent', 'pushes', 'bytes received'];
+const countCells = (c: UsageCounts) => [String(c.narinfoHits), String(c.narinfoMisses), String(c.nars), formatBytes(c.narBytesSent), String(c.pushes), formatBytes(c.bytesReceived)];
+
+export function formatUsage(r: UsageReport): string {
+  const scope = [r.cache === null ? 'all caches' : `cache ${r.cache}`, r.user === null ? 'all users' : `user ${r.user}`].join(', ');
+  let out = `usage ${r.since} to ${r.until} (UTC days), ${scope}\n\n`;
+  out += table(['', ...COUNT_HEAD], [['total', ...countCells(r.totals)]]);
+  if (!r.users.length) return out + '\nnothing recorded in this range\n';
+  out += '\ntop users\n' + table(['user', ...COUNT_HEAD], r.users.slice(0, 20).map((u) => [u.user ?? '(anonymous)', ...countCells(u)]));
+  out += '\ncaches\n' + table(['cache', ...COUNT_HEAD], r.caches.map((c) => [c.cache ?? '', ...countCells(c)]));
+  out += '\ndays\n' + table(['day', ...COUNT_HEAD], r.days.map((d) => [d.day ?? '', ...countCells(d)]));
+  if (r.topPaths.length) {
+    out += '\ntop paths by NAR bytes sent\n' + table(['path', 'NARs', 'bytes'], r.topPaths.map((p) => [p.path, String(p.nars), formatBytes(p.bytes)]));
+  }
+  return out;
+}
