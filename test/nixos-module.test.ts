@@ -212,8 +212,20 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
         { name: 'ci', roots: [], exclude: ['*-secrets*'], sign_key_paths: ['/etc/eris/signing-key.sec'], priority: 20, publish: 'all' },
         { name: 'team-a', roots: ['/nix/var/nix/profiles/system'], exclude: [], sign_key_paths: ['/etc/eris/team-a.sec'], priority: 30, publish: 'roots' },
       ]);
-      // TOML as nixpkgs writes it: [[cache]] tables.
+      // TOML as nixpkgs writes it: [[cache]] tables, as the origin reads them.
       expect(toToml(settings)).toMatch(/^\[\[cache\]\]$/m);
+      const read = originReads(settings);
+      expect(read.defaultCache).toBe('team-a');
+      expect(read.caches).toEqual([
+        { name: 'ci', publish: 'all', roots: [], exclude: ['*-secrets*'], signKeyPaths: ['/etc/eris/signing-key.sec'], priority: 20 },
+        { name: 'team-a', publish: 'roots', roots: ['/nix/var/nix/profiles/system'], exclude: [], signKeyPaths: ['/etc/eris/team-a.sec'], priority: 30 },
+      ]);
+    });
+
+    it('without caches, the origin serves one cache `default` publishing the whole store', () => {
+      expect(originReads(configOf(evalOk({}).services.eris!)).caches).toEqual([
+        { name: 'default', publish: 'all', roots: [], exclude: [], signKeyPaths: ['/etc/eris/signing-key.sec'], priority: 30 },
+      ]);
     });
 
     it('refuses a cache name the URL scheme cannot have, and an unknown defaultCache', () => {
@@ -221,8 +233,8 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
       expect(!bad.ok && bad.error).toContain('services.eris.caches: names must match');
       const unknown = evaluate({ services: { eris: { ...BASE, defaultCache: 'x', caches: { a: {} } } } });
       expect(!unknown.ok && unknown.error).toContain('services.eris.defaultCache must name one of services.eris.caches.');
-      const ambiguous = evaluate({ services: { eris: { ...BASE, caches: { a: {}, b: {} } } } });
-      expect(!ambiguous.ok && ambiguous.error).toContain('set defaultCache');
+      const allWithRoots = evaluate({ services: { eris: { ...BASE, caches: { a: { publish: 'all', roots: ['/x'] } } } } });
+      expect(!allWithRoots.ok && allWithRoots.error).toContain('a cache with publish = "all" publishes every valid path; it takes no roots.');
     });
   });
 

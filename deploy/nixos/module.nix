@@ -252,7 +252,7 @@ in
       type = types.nullOr types.str;
       default = null;
       example = "team-a";
-      description = "The cache served at the bare root (`https://<edge>/`); null: the only cache, or the one named `default`.";
+      description = "The cache served at the bare root (`https://<edge>/`); null: the only cache, or the one named `default`, else none (bare paths answer 404).";
     };
 
     usageRetentionDays = mkOption {
@@ -401,9 +401,8 @@ in
           message = "services.eris.defaultCache must name one of services.eris.caches.";
         }
         {
-          assertion =
-            cfg.caches == { } || cfg.defaultCache != null || cfg.caches ? default || lib.length (lib.attrNames cfg.caches) == 1;
-          message = "services.eris: with several caches and none named `default`, set defaultCache (the cache at the bare root).";
+          assertion = lib.all (c: c.publish == "roots" || c.roots == [ ]) (lib.attrValues cfg.caches);
+          message = "services.eris.caches: a cache with publish = \"all\" publishes every valid path; it takes no roots.";
         }
         {
           assertion = lib.all (p: !lib.hasPrefix builtins.storeDir p) allKeyPaths;
