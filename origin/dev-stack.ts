@@ -2,14 +2,18 @@
  * `npm start` (`eris dev`): the origin on this machine's store plus the Worker
  * under `wrangler dev --local`, wired together, offline. Environment contract:
  * ERIS_STORE_ROOT (/), ERIS_EDGE_PORT (8787), ERIS_ORIGIN_PORT (8788),
- * ERIS_DEV_DIR (.eris-dev) holding signing-key.sec/.pub, netrc, edge-secret.
+ * ERIS_DEV_DIR (.eris-dev) holding signing-key.sec/.pub, netrc, edge-secret,
+ * and ERIS_CONFIG: an origin config file (what `eris serve --config` reads) —
+ * the dev stack supplies bind, store root, keys and edge secret where the file
+ * leaves them out; the dev token may use every cache the file lists.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { ConfigError } from './config.ts';
+import { ConfigError, parseConfigFile, resolveConfig, type OriginConfig, type Raw } from './config.ts';
+import { resolveCacheRoots } from './caches/roots.ts';
 import { checkStoreRoot, storeDbPath } from './store/store.ts';
 import { openStoreDb } from './store/db.ts';
 import { createSigner } from '../shared/signing.ts';
@@ -88,12 +92,12 @@ function pipeLines(child: ChildProcess, tag: string) {
   }
 }
 
-async function waitReady(url: string, children: ChildProcess[], timeoutMs: number): Promise<void> {
+async function waitReady(url: string, children: ChildProcess[], timeoutMs: number, headers: Record<string, string> = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const ch of children) if (ch.exitCode !== null) throw new Error(`a process of the stack exited early (code ${ch.exitCode})`);
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(url, { headers, signal: AbortSignal.timeout(2000) });
       if (res.status === 200) return;
     } catch {
       // not up yet
@@ -103,24 +107,64 @@ async function waitReady(url: string, children: ChildProcess[], timeoutMs: numbe
   throw new Error(`the stack did not answer ${url} within ${timeoutMs / 1000} s`);
 }
 
+/** The origin config of the dev stack: ERIS_CONFIG's file, with what it leaves out filled in by the stack. */
+export function devOriginConfig(env: NodeJS.ProcessEnv, s: DevSettings, devKey: string, edgeSecret: string): { config: OriginConfig; serveArgs: string[] } {
+  const configFile = env.ERIS_CONFIG ? resolve(env.ERIS_CONFIG) : undefined;
+  let file: Raw = {};
+  if (configFile) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`ERIS_CONFIG: cannot read ${configFile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+    file = parseConfigFile(text, configFile, env);
+  }
+  const flags: Raw = {};
+  const serveArgs = configFile ? ['--config', configFile] : [];
+  if (file.bind === undefined) {
+    flags.bind = `127.0.0.1:${s.originPort}`;
+    serveArgs.push('--bind', flags.bind as string);
+  }
+  if (file.storeRoot === undefined) {
+    flags.storeRoot = s.storeRoot;
+    serveArgs.push('--store-root', s.storeRoot);
+  }
+  if (file.signKeyPaths === undefined) {
+    flags.signKeyPaths = [devKey];
+    serveArgs.push('--sign-key', devKey);
+  }
+  // The edge secret: the file's, else the stack's (given to the origin as $ERIS_EDGE_SECRET).
+  const config = resolveConfig({ file, flags, env: { ...env, ERIS_EDGE_SECRET: edgeSecret } });
+  return { config, serveArgs };
+}
+
 export async function runDevStack(env: NodeJS.ProcessEnv): Promise<void> {
   const s = devSettings(env);
+  if (env.ERIS_CONFIG) {
+    // The file may name its own store root; the check below is for the one served.
+    const raw = parseConfigFile(readFileSync(resolve(env.ERIS_CONFIG), 'utf8'), env.ERIS_CONFIG, env);
+    if (typeof raw.storeRoot === 'string') s.storeRoot = resolve(raw.storeRoot);
+  }
   const problem = checkStoreRoot(s.storeRoot, '/nix/store');
   if (problem) throw new ConfigError(`${problem} (set ERIS_STORE_ROOT to a directory holding nix/store and nix/var/nix/db)`);
   mkdirSync(s.devDir, { recursive: true, mode: 0o700 });
 
-  const publicKey = ensureDevKey(s.devDir);
-  const edgeSecret = ensureSecretFile(join(s.devDir, 'edge-secret'), () => randomBytes(32).toString('base64url'));
+  const devPublicKey = ensureDevKey(s.devDir);
+  const devSecret = ensureSecretFile(join(s.devDir, 'edge-secret'), () => randomBytes(32).toString('base64url'));
+  const { config, serveArgs } = devOriginConfig(env, s, join(s.devDir, 'signing-key.sec'), devSecret);
   const token = ensureNetrc(s.devDir);
   const state = join(s.devDir, 'wrangler-state');
-  await addToken({ mode: 'local', persistTo: state }, 'dev', { scopes: ['read', 'write'], token });
+  // With a config file the dev token may use every cache in it; without, the one cache (the default).
+  const cacheNames = config.caches.map((c) => c.name);
+  await addToken({ mode: 'local', persistTo: state }, 'dev', { scopes: ['read', 'write'], token, caches: env.ERIS_CONFIG ? cacheNames : undefined });
   const workerEnv = join(s.devDir, 'worker.env');
-  writeFileSync(workerEnv, `ORIGIN_URL=http://127.0.0.1:${s.originPort}\nEDGE_SECRET=${edgeSecret}\n`, { mode: 0o600 });
+  const originHost = config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  writeFileSync(workerEnv, `ORIGIN_URL=http://${originHost}:${config.port}\nEDGE_SECRET=${config.edgeSecret}\nDEFAULT_CACHE=${config.defaultCache ?? 'default'}\n`, { mode: 0o600 });
 
   const origin = spawn(process.execPath, [
-    '--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'serve',
-    '--bind', `127.0.0.1:${s.originPort}`, '--store-root', s.storeRoot, '--sign-key', join(s.devDir, 'signing-key.sec'),
-  ], { env: { ...process.env, ERIS_EDGE_SECRET: edgeSecret }, stdio: ['ignore', 'pipe', 'pipe'] });
+    '--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'serve', ...serveArgs,
+  ], { env: { ...process.env, ERIS_EDGE_SECRET: devSecret }, stdio: ['ignore', 'pipe', 'pipe'] });
   const edge = spawn(WRANGLER, [
     'dev', '--local', '--ip', '127.0.0.1', '--port', String(s.edgePort), '--show-interactive-dev-session=false',
     '--config', join(PROJECT_DIR, 'wrangler.toml'), '--persist-to', state, '--env-file', workerEnv,
@@ -149,18 +193,31 @@ export async function runDevStack(env: NodeJS.ProcessEnv): Promise<void> {
 
   const edgeUrl = `http://127.0.0.1:${s.edgePort}`;
   try {
-    await waitReady(`${edgeUrl}/v1/public-key`, children, 120_000);
+    // /health with the dev token: answers whether or not there is a default cache.
+    await waitReady(`${edgeUrl}/health`, children, 120_000, { Authorization: `Basic ${Buffer.from(`dev:${token}`).toString('base64')}` });
   } catch (e) {
     stop(1);
     throw e;
   }
   const netrc = join(s.devDir, 'netrc');
-  const example = samplePath(s.storeRoot) ?? '/nix/store/<hash>-<name>';
+  const keysOf = (paths: string[]) => paths.map((p) => (p === join(s.devDir, 'signing-key.sec') ? devPublicKey : createSigner(readFileSync(p, 'utf8')).publicKey));
+  // The command to try: the default cache at the bare root, else the first cache under its prefix.
+  const shown = config.caches.find((c) => c.name === config.defaultCache) ?? config.caches[0]!;
+  const shownUrl = shown.name === config.defaultCache ? edgeUrl : `${edgeUrl}/${shown.name}`;
+  const publicKey = keysOf(shown.signKeyPaths).join(' ');
+  const example = (shown.publish === 'all'
+    ? samplePath(s.storeRoot)
+    : resolveCacheRoots(config.storeRoot, config.storeDir, shown.name, shown.roots).find((r) => r.storePath)?.storePath) ?? '/nix/store/<hash>-<name>';
+  const cachesText = env.ERIS_CONFIG
+    ? 'caches:\n' + config.caches.map((c) => `  ${c.name}${c.name === config.defaultCache ? ' (default, also at the bare root)' : ''}: ${edgeUrl}/${c.name}  ` +
+      `publish = ${c.publish}, priority ${c.priority}, key ${keysOf(c.signKeyPaths).join(' ')}\n`).join('')
+    : '';
   process.stdout.write(
-    `eris is serving ${join(s.storeRoot, 'nix/store')} at ${edgeUrl} (origin on 127.0.0.1:${s.originPort})\n` +
+    `eris is serving ${join(s.storeRoot, 'nix/store')} at ${edgeUrl} (origin on ${originHost}:${config.port})\n` +
+      cachesText +
       `public key: ${publicKey}\n` +
       `netrc:      ${netrc}\n\n` +
-      `try it:\n  nix copy --extra-experimental-features nix-command --from ${edgeUrl} --to /tmp/eris-copy ${example} \\\n` +
+      `try it:\n  nix copy --extra-experimental-features nix-command --from ${shownUrl} --to /tmp/eris-copy ${example} \\\n` +
       `    --option trusted-public-keys '${publicKey}' --option netrc-file ${netrc} --option substituters ''\n\n` +
       `Ctrl-C stops both.\n`,
   );

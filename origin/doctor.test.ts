@@ -88,13 +88,15 @@ describe.skipIf(!fixture)('eris doctor against a real origin and edge', () => {
     expect(r.status).toBe(0);
     const pub = readFileSync(join(dir, 'good.pub'), 'utf8');
     expect(r.lines).toEqual([
-      `ok   config: ${config}: bind 127.0.0.1:${origin.port}, store_root ${fixture!.root}, 1 signing key(s)`,
+      `ok   config: ${config}: bind 127.0.0.1:${origin.port}, store_root ${fixture!.root}, 1 signing key(s), 1 cache(s)`,
       `ok   key ${goodKey}: valid secret key; its public key is ${pub}`,
       `ok   key ${goodKey} permissions: mode 0600, not readable by other users`,
       `ok   key pair ${join(dir, 'good.pub')}: matches the secret key`,
       `ok   store: ${join(fixture!.root, 'nix/var/nix/db/db.sqlite')} opens read-only: ${fixture!.closure.length} valid paths`,
+      'ok   cache default: the default cache (bare root), priority 30, 1 key(s); publishes every valid path',
       `ok   origin: ${origin.url} answers /health with the edge secret`,
       'ok   origin keys: the running origin signs with the configured key(s)',
+      'ok   origin cache default: served with the configured key(s), priority 30',
       `ok   edge: ${edge.url}/nix-cache-info answers with the token (StoreDir: /nix/store)`,
       'ok   edge caching: Cache-Control: private, no-store',
       'ok   edge public key: the edge serves the configured public key(s)',

@@ -5,6 +5,8 @@
  * with a user's token — and says what is wrong in plain words. It never prints
  * a secret: not the edge secret, not the token, not a secret key.
  */
+import { checkCaches, compareServedCaches } from './caches/doctor-checks.ts';
+import type { CacheListing } from './caches/routes.ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { loadConfig, type ConfigSources, type OriginConfig } from './config.ts';
 import { checkStoreRoot, storeDbPath } from './store/store.ts';
@@ -176,6 +178,16 @@ async function checkOrigin(config: OriginConfig, keys: string[] | undefined, tim
   }
 }
 
+async function checkServedCaches(config: OriginConfig, keysOf: (paths: string[]) => string[] | undefined, timeoutMs: number, checks: Check[]) {
+  try {
+    const { res, body } = await httpGet(`${originUrlFor(config)}/v1/caches`, { [EDGE_SECRET_HEADER]: config.edgeSecret }, timeoutMs);
+    if (res.status !== 200) return void checks.push({ status: 'FAIL', what: 'origin caches', detail: `/v1/caches answered ${res.status}: ${firstLine(body)} (an older eris?)` });
+    compareServedCaches(config, JSON.parse(body) as CacheListing, keysOf, checks);
+  } catch (e) {
+    checks.push({ status: 'FAIL', what: 'origin caches', detail: `/v1/caches: ${networkError(e)}` });
+  }
+}
+
 /** Credentials for `host` from netrc text: the `machine` entry, else `default`. */
 export function netrcLookup(text: string, host: string): { login?: string; password?: string } | undefined {
   const words = text.split(/\s+/).filter(Boolean);
@@ -268,17 +280,27 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
     checks.push({
       status: 'ok',
       what: 'config',
-      detail: `${o.configFile ?? 'flags and environment'}: bind ${config.host}:${config.port}, store_root ${config.storeRoot}, ${config.signKeyPaths.length} signing key(s)`,
+      detail: `${o.configFile ?? 'flags and environment'}: bind ${config.host}:${config.port}, store_root ${config.storeRoot}, ` +
+        `${new Set(config.caches.flatMap((c) => c.signKeyPaths)).size} signing key(s), ${config.caches.length} cache(s)`,
     });
   } catch (e) {
     checks.push({ status: 'FAIL', what: 'config', detail: e instanceof Error ? e.message : String(e) });
   }
   let keys: string[] | undefined;
   if (config) {
-    const found = config.signKeyPaths.map((p) => checkKey(p, checks));
-    if (found.every((k): k is string => k !== undefined)) keys = found;
+    // Every key file once; `keys` are the default cache's (what /v1/public-key serves).
+    const publicKeyOf = new Map<string, string | undefined>();
+    for (const p of new Set(config.caches.flatMap((c) => c.signKeyPaths))) publicKeyOf.set(p, checkKey(p, checks));
+    const keysOf = (paths: string[]) => {
+      const found = paths.map((p) => publicKeyOf.get(p));
+      return found.every((k): k is string => k !== undefined) ? found : undefined;
+    };
+    const defaultCache = config.caches.find((c) => c.name === config.defaultCache);
+    if (defaultCache) keys = keysOf(defaultCache.signKeyPaths);
     checkStore(config, checks);
+    if (!checks.some((c) => c.what === 'store' && c.status === 'FAIL')) await checkCaches(config, checks);
     await checkOrigin(config, keys, timeoutMs, checks);
+    if (checks.some((c) => c.what === 'origin' && c.status === 'ok')) await checkServedCaches(config, keysOf, timeoutMs, checks);
   }
   if (o.edgeUrl) await checkEdge(o, keys, timeoutMs, checks);
   else checks.push({ status: 'skip', what: 'edge', detail: 'not checked; give --edge-url URL with --netrc FILE or --token TOKEN' });
