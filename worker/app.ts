@@ -1,7 +1,7 @@
 /**
  * Builds the edge app. Order: no-store on everything, request log, path
  * sanity, failed-auth rate limit, authentication, then the proxy to the
- * origin (through the origin client and its circuit breaker).
+ * origins (through their origin clients and circuit breakers).
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { isCacheName } from '../shared/caches.ts';
@@ -16,14 +16,16 @@ import type { EdgeConfig } from './config.ts';
 import type { TokenStore } from './tokens.ts';
 import type { OriginClient } from './origin-client.ts';
 import type { Clock, Log } from './log.ts';
-import { landingPage } from './routes/landing.ts';
+import { landingPage, publicKeyList } from './routes/landing.ts';
+import { firstAnswering } from './origins.ts';
 import { cacheList } from './routes/caches.ts';
 import { CACHE_SEGMENT, isNarPath } from './cache-routing.ts';
 
 export interface WorkerDeps {
   config: EdgeConfig;
   tokens: TokenStore;
-  origin: OriginClient;
+  /** The origins, in priority order (at least one), each with its client and breaker. */
+  origins: OriginClient[];
   log: Log;
   /** Clock for the request log, the rate limiter and the circuit breaker. */
   now: Clock;
@@ -44,12 +46,17 @@ export function createWorkerApp(deps: WorkerDeps) {
   app.use(auth({ tokens: deps.tokens, realm: config.realm, allowAnonymous: config.allowAnonymous, publicPaths: PUBLIC_PATHS, defaultCache: config.defaultCache, now }));
 
   const proxy = createProxy({
-    origin: deps.origin,
+    origins: deps.origins,
     timeoutFor: (path) => (isNarPath(path) ? config.narTimeoutMs : config.metadataTimeoutMs),
+    hedgeMs: config.hedgeMs,
   });
-  const landingOptions = { origin: deps.origin, timeoutMs: config.metadataTimeoutMs, allowAnonymous: config.allowAnonymous, log };
+  // Requests the edge itself makes (the cache list): whichever origin answers first, in priority order.
+  const anyOrigin = firstAnswering(deps.origins, config.hedgeMs);
+  const landingOptions = { origins: deps.origins, origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, allowAnonymous: config.allowAnonymous, log };
   app.get('/', landingPage(landingOptions));
-  app.get('/v1/caches', cacheList({ origin: deps.origin, timeoutMs: config.metadataTimeoutMs, log }));
+  // With several origins the public key is every origin's key (one origin's answer is passed on as is).
+  if (deps.origins.length > 1) app.get('/v1/public-key', publicKeyList(landingOptions));
+  app.get('/v1/caches', cacheList({ origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, log }));
   // `/<name>` and `/<name>/`: that cache's landing page (the auth middleware has checked the token's grant).
   const cacheLanding = landingPage(landingOptions);
   const onlyCaches: MiddlewareHandler<EdgeEnv> = async (c, next) => (isCacheName(c.req.param('cache') ?? '') ? cacheLanding(c) : next());

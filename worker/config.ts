@@ -1,9 +1,23 @@
 import type { Env } from './env.ts';
 import { cacheNameProblem } from '../shared/caches.ts';
 
-export interface EdgeConfig {
-  originUrl: string;
+/** One origin the edge fronts, in priority order. */
+export interface OriginSpec {
+  /** Names it in logs, in the narinfo's NAR URL, and in ORIGINS. */
+  id: string;
+  /** Scheme, host and optional path prefix, without a trailing slash. */
+  url: string;
+  /** Name of the Workers VPC service binding to reach it through, if any. */
+  binding?: string;
+  /** The secret sent in the edge-secret header (from the Worker secret named in ORIGINS, EDGE_SECRET by default). */
   edgeSecret: string;
+}
+
+export interface EdgeConfig {
+  /** At least one; a single ORIGIN_URL is one origin with id "origin". */
+  origins: OriginSpec[];
+  /** With several origins: how long a metadata request waits on one origin before also asking the next, ms (0: only after it failed). */
+  hedgeMs: number;
   allowAnonymous: boolean;
   metadataTimeoutMs: number;
   narTimeoutMs: number;
@@ -34,16 +48,80 @@ function count(name: string, value: string | undefined, fallback: number): numbe
   return n;
 }
 
+const ORIGIN_ID_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+function originUrl(key: string, value: unknown): string {
+  let url: URL;
+  try {
+    url = new URL(typeof value === 'string' ? value : '');
+  } catch {
+    throw new EdgeConfigError(`${key} is not set to an http(s) URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new EdgeConfigError(`${key} must be http(s)`);
+  if (url.search || url.hash) throw new EdgeConfigError(`${key} must not have a query or fragment`);
+  return url.origin + url.pathname.replace(/\/+$/, '');
+}
+
+function secretNamed(env: Env, key: string, name: string): string {
+  const value = (env as unknown as Record<string, unknown>)[name];
+  if (typeof value !== 'string' || value.length < 16) {
+    throw new EdgeConfigError(`${key}: ${name} is missing or shorter than 16 characters (wrangler secret put ${name})`);
+  }
+  return value;
+}
+
+/**
+ * ORIGINS: a JSON array (a string, or a TOML array in wrangler.toml's
+ * [vars]) of { "id", "url", "binding"?, "secret"? } in priority order;
+ * `secret` names the Worker secret holding that origin's edge secret
+ * (default EDGE_SECRET), `binding` a VPC service binding. Without ORIGINS,
+ * ORIGIN_URL (and the ORIGIN binding, when bound) is the one origin.
+ */
+function parseOrigins(env: Env): OriginSpec[] {
+  const raw = env.ORIGINS;
+  if (raw === undefined || raw === '') {
+    const url = originUrl('ORIGIN_URL', env.ORIGIN_URL);
+    if (!env.EDGE_SECRET || env.EDGE_SECRET.length < 16) throw new EdgeConfigError('EDGE_SECRET is missing or shorter than 16 characters (wrangler secret put EDGE_SECRET)');
+    return [{ id: 'origin', url, binding: env.ORIGIN ? 'ORIGIN' : undefined, edgeSecret: env.EDGE_SECRET }];
+  }
+  let list: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      list = JSON.parse(raw);
+    } catch {
+      throw new EdgeConfigError('ORIGINS must be a JSON array of {"id", "url", "binding"?, "secret"?}');
+    }
+  }
+  if (!Array.isArray(list) || list.length === 0) throw new EdgeConfigError('ORIGINS must be a non-empty array of {"id", "url", "binding"?, "secret"?}');
+  if (list.length > 16) throw new EdgeConfigError('ORIGINS: at most 16 origins');
+  const seen = new Set<string>();
+  return list.map((entry: unknown, i): OriginSpec => {
+    const key = `ORIGINS[${i}]`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new EdgeConfigError(`${key} must be an object {"id", "url", "binding"?, "secret"?}`);
+    const o = entry as Record<string, unknown>;
+    const unknown = Object.keys(o).find((k) => !['id', 'url', 'binding', 'secret'].includes(k));
+    if (unknown) throw new EdgeConfigError(`${key}.${unknown}: unknown key (id, url, binding, secret)`);
+    if (typeof o.id !== 'string' || !ORIGIN_ID_RE.test(o.id)) throw new EdgeConfigError(`${key}.id must be 1-32 of a-z 0-9 _ - (starting with a letter or digit)`);
+    if (seen.has(o.id)) throw new EdgeConfigError(`${key}.id: "${o.id}" is used twice`);
+    seen.add(o.id);
+    const url = originUrl(`${key}.url`, o.url);
+    let binding: string | undefined;
+    if (o.binding !== undefined) {
+      if (typeof o.binding !== 'string' || !ENV_NAME_RE.test(o.binding)) throw new EdgeConfigError(`${key}.binding must name a binding`);
+      const bound = (env as unknown as Record<string, unknown>)[o.binding] as { fetch?: unknown } | undefined;
+      if (typeof bound?.fetch !== 'function') throw new EdgeConfigError(`${key}.binding: no service binding named ${o.binding} ([[vpc_services]] in wrangler.toml)`);
+      binding = o.binding;
+    }
+    const secretName = o.secret === undefined ? 'EDGE_SECRET' : o.secret;
+    if (typeof secretName !== 'string' || !ENV_NAME_RE.test(secretName)) throw new EdgeConfigError(`${key}.secret must name a Worker secret`);
+    return { id: o.id, url, binding, edgeSecret: secretNamed(env, `${key}.secret`, secretName) };
+  });
+}
+
 /** Validates the Worker's environment once per isolate. */
 export function parseEdgeConfig(env: Env): EdgeConfig {
-  let origin: URL;
-  try {
-    origin = new URL(env.ORIGIN_URL ?? '');
-  } catch {
-    throw new EdgeConfigError('ORIGIN_URL is not set to an http(s) URL');
-  }
-  if (origin.protocol !== 'http:' && origin.protocol !== 'https:') throw new EdgeConfigError('ORIGIN_URL must be http(s)');
-  if (!env.EDGE_SECRET || env.EDGE_SECRET.length < 16) throw new EdgeConfigError('EDGE_SECRET is missing or shorter than 16 characters (wrangler secret put EDGE_SECRET)');
+  const origins = parseOrigins(env);
   const anon = (env.ALLOW_ANONYMOUS ?? 'false').toLowerCase();
   if (anon !== 'true' && anon !== 'false') throw new EdgeConfigError('ALLOW_ANONYMOUS must be "true" or "false"');
   if (!!env.ACCESS_CLIENT_ID !== !!env.ACCESS_CLIENT_SECRET) {
@@ -55,8 +133,8 @@ export function parseEdgeConfig(env: Env): EdgeConfig {
   return {
     defaultCache,
     access: env.ACCESS_CLIENT_ID ? { clientId: env.ACCESS_CLIENT_ID, clientSecret: env.ACCESS_CLIENT_SECRET! } : undefined,
-    originUrl: origin.origin + origin.pathname.replace(/\/+$/, ''),
-    edgeSecret: env.EDGE_SECRET,
+    origins,
+    hedgeMs: env.HEDGE_MS === '0' ? 0 : ms('HEDGE_MS', env.HEDGE_MS, 300),
     allowAnonymous: anon === 'true',
     metadataTimeoutMs: ms('ORIGIN_TIMEOUT_MS', env.ORIGIN_TIMEOUT_MS, 10_000),
     narTimeoutMs: ms('NAR_TIMEOUT_MS', env.NAR_TIMEOUT_MS, 30_000),

@@ -16,8 +16,17 @@ export interface Env {
   ACCESS_CLIENT_SECRET?: string;
 
   // Variables
-  /** Where the origin answers, e.g. https://eris-origin.example.com (a tunnel hostname). */
+  /** Where the origin answers, e.g. https://eris-origin.example.com (a tunnel hostname). Ignored when ORIGINS is set. */
   ORIGIN_URL: string;
+  /**
+   * Several origins, in priority order: a JSON array (string, or a TOML array under [vars]) of
+   * `{ "id": "box1", "url": "https://box1.example.com", "binding"?: "ORIGIN_BOX1", "secret"?: "EDGE_SECRET_BOX1" }`.
+   * `secret` names the Worker secret with that origin's edge secret (default EDGE_SECRET);
+   * `binding` a Workers VPC service binding to reach it through.
+   */
+  ORIGINS?: string | unknown[];
+  /** With several origins: ms a metadata request waits on one origin before also asking the next. Default 300; "0": only after it failed. */
+  HEDGE_MS?: string;
   /** "true" lets requests without credentials read the cache. Default: false. */
   ALLOW_ANONYMOUS?: string;
   /** Budget in ms for the origin's response headers on metadata requests (narinfo, nix-cache-info). */

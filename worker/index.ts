@@ -3,7 +3,7 @@ import type { Env } from './env.ts';
 import { createWorkerApp, type WorkerDeps } from './app.ts';
 import { EdgeConfigError, parseEdgeConfig } from './config.ts';
 import { kvTokenStore } from './tokens.ts';
-import { createOriginClient, createOriginTransport, type FetchOrigin } from './origin-client.ts';
+import { createOriginClient, createOriginTransport, type FetchOrigin, type OriginBinding } from './origin-client.ts';
 import type { RateLimiter } from './middleware/rate-limit/index.ts';
 import { consoleLog, type Clock, type Log } from './log.ts';
 import { NO_STORE } from '../shared/contract.ts';
@@ -17,22 +17,25 @@ export interface WorkerRuntime {
   authLimiter?: RateLimiter;
 }
 
-/** The app's dependencies from the Worker environment: how to reach the origin, where tokens live, the log and clock. */
+/** The app's dependencies from the Worker environment: how to reach each origin, where tokens live, the log and clock. */
 export function workerDeps(env: Env, runtime: WorkerRuntime = {}): WorkerDeps {
   const config = parseEdgeConfig(env);
   const log = runtime.log ?? consoleLog;
   const now = runtime.now ?? Date.now;
-  const origin = createOriginClient({
-    id: 'origin',
-    url: config.originUrl,
-    edgeSecret: config.edgeSecret,
-    transport: createOriginTransport({ binding: env.ORIGIN, access: config.access, fetchImpl: runtime.fetchImpl }),
-    log,
-    now,
-    // A trial is over when its budget is: the longest budget plus a margin.
-    breaker: { ...config.breaker, trialTimeoutMs: Math.max(config.narTimeoutMs, config.metadataTimeoutMs) + 1000 },
-  });
-  return { config, tokens: kvTokenStore(env.TOKENS), origin, log, now, authLimiter: runtime.authLimiter };
+  const bindings = env as unknown as Record<string, OriginBinding | undefined>;
+  const origins = config.origins.map((spec) =>
+    createOriginClient({
+      id: spec.id,
+      url: spec.url,
+      edgeSecret: spec.edgeSecret,
+      transport: createOriginTransport({ binding: spec.binding ? bindings[spec.binding] : undefined, access: config.access, fetchImpl: runtime.fetchImpl }),
+      log,
+      now,
+      // A trial is over when its budget is: the longest budget plus a margin.
+      breaker: { ...config.breaker, trialTimeoutMs: Math.max(config.narTimeoutMs, config.metadataTimeoutMs) + 1000 },
+    }),
+  );
+  return { config, tokens: kvTokenStore(env.TOKENS), origins, log, now, authLimiter: runtime.authLimiter };
 }
 
 let built: { env: Env; app: ReturnType<typeof createWorkerApp> } | undefined;

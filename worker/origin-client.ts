@@ -94,11 +94,15 @@ export interface OriginClientOptions {
   breaker: { threshold: number; cooldownMs: number; trialTimeoutMs: number };
 }
 
-export interface OriginClient {
+/** What callers need to ask an origin something. */
+export interface OriginSender {
   readonly id: string;
+  send(call: OriginCall): Promise<OriginResult>;
+}
+
+export interface OriginClient extends OriginSender {
   readonly url: string;
   readonly breaker: CircuitBreaker;
-  send(call: OriginCall): Promise<OriginResult>;
 }
 
 export function createOriginClient(o: OriginClientOptions): OriginClient {

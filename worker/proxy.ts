@@ -1,14 +1,18 @@
 /**
- * Forwards an authenticated request to the origin through the origin client
- * (which adds the edge secret and the user, never caches, and keeps the
- * circuit breaker), passing on only the headers worth passing, bodies
- * streamed both ways. A down or slow origin becomes 502/504 — never a 404,
- * which Nix would remember as a miss — and while the breaker is open, 503 +
- * Retry-After at once instead of every request waiting out its budget.
+ * Forwards an authenticated request to the origins through their origin
+ * clients (which add the edge secret and the user, never cache, and keep a
+ * circuit breaker each), passing on only the headers worth passing, bodies
+ * streamed both ways; which origin is asked is origins.ts's business. A
+ * down or slow origin becomes 502/504 — never a 404, which Nix would
+ * remember as a miss — and while its breaker is open, 503 + Retry-After at
+ * once instead of every request waiting out its budget. The URL path is
+ * forwarded unchanged; the query too, less the edge's own NAR_ORIGIN_PARAM.
  */
 import type { Context } from 'hono';
 import type { EdgeEnv } from './types.ts';
 import type { OriginClient, OriginResult } from './origin-client.ts';
+import { askInTurn, chooseWithoutWinner, inOrder, NAR_ORIGIN_PARAM, provenance, routeNarUrl, type Attempt } from './origins.ts';
+import { isNarPath } from './cache-routing.ts';
 
 /** Request headers worth passing on; everything else (Authorization, Cookie, …) stays at the edge. */
 const FORWARD_REQUEST_HEADERS = ['accept', 'range', 'if-range', 'user-agent', 'content-type', 'content-length'];
@@ -16,9 +20,12 @@ const FORWARD_REQUEST_HEADERS = ['accept', 'range', 'if-range', 'user-agent', 'c
 const FORWARD_RESPONSE_HEADERS = ['content-type', 'content-length', 'content-range', 'accept-ranges', 'retry-after', 'last-modified', 'etag'];
 
 export interface ProxyOptions {
-  origin: OriginClient;
-  /** Budget for the origin's response headers, by request path. */
+  /** In priority order; at least one. */
+  origins: OriginClient[];
+  /** Budget for each origin's response headers, by request path. */
   timeoutFor: (path: string) => number;
+  /** With several origins: how long a metadata request waits on one before also asking the next (0: only after it failed). */
+  hedgeMs: number;
 }
 
 function plain(status: number, message: string, extra: Record<string, string> = {}): Response {
@@ -75,22 +82,76 @@ export function passOn(method: string, upstream: Response): Response {
  * to a range request.)
  */
 export function keepRangesOnFailure(path: string, res: Response): Response {
-  if (res.status >= 500 && path.startsWith('/nar/') && !res.headers.has('accept-ranges')) res.headers.set('Accept-Ranges', 'bytes');
+  if (res.status >= 500 && isNarPath(path) && !res.headers.has('accept-ranges')) res.headers.set('Accept-Ranges', 'bytes');
   return res;
 }
 
+/** Several origins failed (and none had the path): 503, retry soon; at once when every breaker is open. */
+function noOriginAnswered(failed: Attempt[]): Response {
+  const open = failed.filter((a) => a.result.kind === 'open');
+  if (open.length === failed.length) {
+    const ms = Math.min(...open.map((a) => (a.result.kind === 'open' ? a.result.retryAfterMs : 5000)));
+    const seconds = Math.max(1, Math.ceil(ms / 1000));
+    return plain(503, `origins unavailable, retry in ${seconds} s`, { 'Retry-After': String(seconds) });
+  }
+  return plain(503, `no origin could answer (${failed.map((a) => `${a.origin.id}: ${outcome(a.result)}`).join(', ')})`, { 'Retry-After': '5' });
+}
+
+const outcome = (r: OriginResult) => (r.kind === 'answer' ? String(r.response.status) : r.kind);
+
 export function createProxy(options: ProxyOptions) {
+  const several = options.origins.length > 1;
+
   return async function proxy(c: Context<EdgeEnv>): Promise<Response> {
     const url = new URL(c.req.url);
-    const result = await options.origin.send({
-      method: c.req.method,
-      path: url.pathname + url.search,
-      headers: forwardedRequestHeaders(c),
-      body: c.req.raw.body,
-      user: c.get('user'),
-      timeoutMs: options.timeoutFor(url.pathname),
-    });
-    const res = result.kind === 'answer' ? passOn(c.req.method, result.response) : failureResponse(result);
-    return keepRangesOnFailure(url.pathname, res);
+    const path = url.pathname;
+    const preferred = url.searchParams.get(NAR_ORIGIN_PARAM);
+    if (preferred !== null) url.searchParams.delete(NAR_ORIGIN_PARAM);
+    const method = c.req.method;
+    const reads = method === 'GET' || method === 'HEAD';
+    const nar = isNarPath(path);
+    const headers = forwardedRequestHeaders(c);
+    const user = c.get('user');
+    const timeoutMs = options.timeoutFor(path);
+    const targets = reads ? inOrder(options.origins, nar ? preferred : null) : options.origins.slice(0, 1);
+
+    const asked = await askInTurn(
+      targets,
+      (origin) => origin.send({ method, path: path + url.search, headers, body: reads ? null : c.req.raw.body, user, timeoutMs }),
+      { hedgeMs: reads && !nar && several ? options.hedgeMs : 0, keep: keeper(c) },
+    );
+    let passed = asked.winner;
+    let res: Response;
+    if (!passed) {
+      const { pass, failed } = chooseWithoutWinner(asked.attempts);
+      passed = pass;
+      res = pass ? (pass.result.kind === 'answer' ? passOn(method, pass.result.response) : failureResponse(pass.result)) : noOriginAnswered(failed);
+    } else {
+      res = passed.result.kind === 'answer' ? passOn(method, passed.result.response) : failureResponse(passed.result);
+      if (several && passed.result.kind === 'answer' && res.status === 200 && path.endsWith('.narinfo')) res = await routed(method, res, passed.origin.id);
+    }
+    c.set('provenance', provenance(asked, passed));
+    return keepRangesOnFailure(path, res);
   };
+}
+
+/** A narinfo naming the origin that answered it in its NAR URL. */
+async function routed(method: string, res: Response, originId: string): Promise<Response> {
+  const headers = new Headers(res.headers);
+  headers.delete('content-length');
+  headers.delete('etag');
+  if (method === 'HEAD') return new Response(null, { status: res.status, headers });
+  const body = routeNarUrl(await res.text(), originId);
+  headers.set('content-length', String(new TextEncoder().encode(body).length));
+  return new Response(body, { status: res.status, headers });
+}
+
+/** waitUntil when the runtime has it (not under app.request in unit tests). */
+function keeper(c: Context<EdgeEnv>): ((p: Promise<unknown>) => void) | undefined {
+  try {
+    const ctx = c.executionCtx;
+    return (p) => ctx.waitUntil(p);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,4 +1,5 @@
 import type { Env } from './env.ts';
+import type { Provenance } from './origins.ts';
 
 /** Hono's environment for the edge app: the Worker's bindings, and what middleware hands on. */
 export type EdgeEnv = {
@@ -10,5 +11,7 @@ export type EdgeEnv = {
     caches?: string[];
     /** Why authentication failed, for the request log. */
     authFailure?: string;
+    /** Which origins the proxy asked and which answered, for the request log. */
+    provenance?: Provenance;
   };
 };

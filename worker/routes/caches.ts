@@ -5,7 +5,7 @@
  */
 import type { Context } from 'hono';
 import type { EdgeEnv } from '../types.ts';
-import type { OriginClient } from '../origin-client.ts';
+import type { OriginSender } from '../origin-client.ts';
 import type { Log } from '../log.ts';
 import { failureResponse } from '../proxy.ts';
 
@@ -29,7 +29,7 @@ export function parseCacheListing(text: string): CacheEntry[] | null {
 }
 
 /** The origin's caches, or a Response to send instead (origin down, or a bad answer). */
-export async function fetchCaches(o: { origin: OriginClient; timeoutMs: number; log: Log }, bypassBreaker = false): Promise<CacheEntry[] | Response> {
+export async function fetchCaches(o: { origin: OriginSender; timeoutMs: number; log: Log }, bypassBreaker = false): Promise<CacheEntry[] | Response> {
   const result = await o.origin.send({ path: '/v1/caches', timeoutMs: o.timeoutMs, bypassBreaker });
   if (result.kind !== 'answer') return failureResponse(result);
   const res = result.response;
@@ -42,7 +42,7 @@ export async function fetchCaches(o: { origin: OriginClient; timeoutMs: number; 
   return list;
 }
 
-export function cacheList(o: { origin: OriginClient; timeoutMs: number; log: Log }) {
+export function cacheList(o: { origin: OriginSender; timeoutMs: number; log: Log }) {
   return async function caches(c: Context<EdgeEnv>): Promise<Response> {
     const list = await fetchCaches(o);
     if (list instanceof Response) return list;

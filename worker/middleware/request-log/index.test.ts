@@ -5,7 +5,7 @@ import { basic, edgeKit, manualClock } from '../../test-kit.ts';
 const tokens = { 'tok-alice': { user: 'alice', scopes: ['read' as const] } };
 
 describe('request log', () => {
-  it('logs one line per request with method, path, status, user, duration and bytes, and never a token', async () => {
+  it('logs one line per request with method, path, status, user, duration, bytes and which origin answered, and never a token', async () => {
     const clock = manualClock();
     const { app, logs } = edgeKit({
       tokens,
@@ -16,7 +16,7 @@ describe('request log', () => {
       },
     });
     await app.request('/abc.narinfo?q=1', { headers: { Authorization: basic('alice', 'tok-alice') } });
-    expect(logs).toEqual([{ method: 'GET', path: '/abc.narinfo', status: 200, user: 'alice', ms: 42, bytes: 10 }]);
+    expect(logs).toEqual([{ method: 'GET', path: '/abc.narinfo', status: 200, user: 'alice', ms: 42, bytes: 10, origin: 'origin', asked: 1, tries: [{ origin: 'origin', result: 200, ms: 42 }] }]);
   });
 
   it('says why authentication failed, since a 401 looks like a miss to Nix', async () => {

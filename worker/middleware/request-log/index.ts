@@ -1,7 +1,8 @@
 /**
  * One JSON line per request: method, path, status, user, duration, bytes,
- * and — since 401s look like misses to Nix — why authentication failed.
- * Never a credential.
+ * and — since 401s look like misses to Nix — why authentication failed;
+ * for proxied requests, which origin answered, how many were asked and how
+ * each did, in how many ms. Never a credential.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { EdgeEnv } from '../../types.ts';
@@ -23,6 +24,8 @@ export function requestLog(options: { log: Log; now: Clock }): MiddlewareHandler
     };
     const failure = c.get('authFailure');
     if (failure) entry.auth = failure;
+    const from = c.get('provenance');
+    if (from) Object.assign(entry, from);
     log(entry);
   };
 }
