@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { get as httpGetStream } from 'node:http';
 import { benchConfig, BenchConfigError, type BenchConfig } from './lib/config.ts';
 import { ensureFixture, hashPart, type Fixture } from './lib/fixture.ts';
-import { freePort, killAllSync, sleep, stopAll, stopProcess, withOtherCpu, type Started } from './lib/procs.ts';
+import { freePort, killAllSync, sleep, stopAll, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
 import { runWrk, type WrkResult } from './lib/wrk.ts';
 import { closureCopy, type CopyRun } from './lib/closure.ts';
 import { addToken, httpGet, httpHead, keygen, PROJECT_DIR, startNginx, startOrigin, startPassthroughWorker, startWorker, waitOk, WRANGLER } from './lib/servers.ts';
@@ -70,6 +70,8 @@ interface Target {
   base: string;
   headers: Record<string, string>;
   narPath: string;
+  /** The server's process (its tree is charged with the CPU time of each run). */
+  proc?: Started;
   /** Where `nix copy` reaches this target (for nginx and the origin: through the header-adding proxy), and its netrc. */
   copyFrom?: string;
   netrc?: string;
@@ -107,14 +109,18 @@ interface Ctx {
   wrkLog: string;
 }
 
-async function wrk(ctx: Ctx, label: string, t: { base: string; headers: Record<string, string> }, paths: string[], threads: number, connections: number, timeoutSeconds: number): Promise<WrkResult> {
+const JIFFY_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+async function wrk(ctx: Ctx, label: string, t: { base: string; headers: Record<string, string>; proc?: Started }, paths: string[], threads: number, connections: number, timeoutSeconds: number): Promise<WrkResult> {
   const common = { base: t.base, paths, headers: t.headers, threads, connections, timeoutSeconds, workDir: ctx.work, logFile: ctx.wrkLog };
   await waitQuiet(label, ctx.c.quietWaitSeconds);
   if (ctx.c.warmupSeconds > 0) await runWrk({ ...common, seconds: ctx.c.warmupSeconds, label: `${label} (warm-up)` });
+  const cpu0 = t.proc ? treeJiffies(t.proc.pid) : 0;
   const { value: r, otherCpuPct } = await withOtherCpu(() => runWrk({ ...common, seconds: ctx.c.seconds, label }));
+  if (t.proc && r.requests > 0) r.serverCpuUsPerReq = ((treeJiffies(t.proc.pid) - cpu0) * JIFFY_US) / r.requests;
   r.otherCpuPct = otherCpuPct;
   const other = r.otherCpuPct > 10 ? `, WARNING: other processes used ${r.otherCpuPct.toFixed(0)}% CPU` : '';
-  say(`  ${label}: ${r.reqPerSec.toFixed(0)} req/s, ${r.mbPerSec.toFixed(1)} MB/s, p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} ms, p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms${r.totalErrors ? `, ${r.totalErrors} errors ${JSON.stringify(r.errors)}` : ''}${other}`);
+  say(`  ${label}: ${r.reqPerSec.toFixed(0)} req/s, ${r.mbPerSec.toFixed(1)} MB/s${r.serverCpuUsPerReq !== undefined ? `, ${r.serverCpuUsPerReq.toFixed(1)} µs server CPU/req` : ''}, p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} ms, p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms${r.totalErrors ? `, ${r.totalErrors} errors ${JSON.stringify(r.errors)}` : ''}${other}`);
   return r;
 }
 
@@ -252,8 +258,8 @@ async function main() {
     await waitOk('nginx', `http://127.0.0.1:${nginxPort}/nix-cache-info`, {}, 30_000, [nginx]);
     await waitOk('the origin', `http://127.0.0.1:${originPort}/health`, edgeHeaders, 30_000, [origin]);
     const base: Omit<Target, 'narPath'>[] = [
-      { name: 'nginx', base: `http://127.0.0.1:${nginxPort}`, headers: {}, copyFrom: `http://127.0.0.1:${copyNginxPort}` },
-      { name: 'origin', base: `http://127.0.0.1:${originPort}`, headers: edgeHeaders, copyFrom: `http://127.0.0.1:${copyOriginPort}` },
+      { name: 'nginx', base: `http://127.0.0.1:${nginxPort}`, headers: {}, copyFrom: `http://127.0.0.1:${copyNginxPort}`, proc: nginx },
+      { name: 'origin', base: `http://127.0.0.1:${originPort}`, headers: edgeHeaders, copyFrom: `http://127.0.0.1:${copyOriginPort}`, proc: origin },
     ];
     let worker: Started | undefined;
     if (!c.skipWorker) {
@@ -271,7 +277,7 @@ async function main() {
       worker = startWorker({ workDir: work, stateDir: state, port: workerPort, originPort, edgeSecret: secret, anonymous: c.anonymous });
       say('waiting for wrangler dev …');
       await waitOk('wrangler dev', `http://127.0.0.1:${workerPort}/nix-cache-info`, workerHeaders, 180_000, [worker!, origin]);
-      base.push({ name: 'worker', base: `http://127.0.0.1:${workerPort}`, headers: workerHeaders, copyFrom: `http://127.0.0.1:${workerPort}`, ...(netrc ? { netrc } : {}) });
+      base.push({ name: 'worker', base: `http://127.0.0.1:${workerPort}`, headers: workerHeaders, copyFrom: `http://127.0.0.1:${workerPort}`, proc: worker, ...(netrc ? { netrc } : {}) });
     }
     const targets = await checkTargets(base, fx);
     const narinfoPaths = fx.small.map((p) => `/${hashPart(p)}.narinfo`);
@@ -308,7 +314,7 @@ async function main() {
       const pt = startPassthroughWorker({ workDir: work, port: ptPort, upstream: `http://127.0.0.1:${originPort}`, edgeSecret: secret });
       await waitOk('wrangler dev (do-nothing Worker)', `http://127.0.0.1:${ptPort}/nix-cache-info`, {}, 180_000, [pt]);
       const ptBase = `http://127.0.0.1:${ptPort}`;
-      const [ptTarget] = await checkTargets([targets[0]!, { name: 'passthrough', base: ptBase, headers: {}, copyFrom: ptBase }], fx).then((x) => x.slice(1));
+      const [ptTarget] = await checkTargets([targets[0]!, { name: 'passthrough', base: ptBase, headers: {}, copyFrom: ptBase, proc: pt }], fx).then((x) => x.slice(1));
       await measure(ptTarget!);
       await stopProcess(pt);
     }

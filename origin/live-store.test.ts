@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseNarInfo } from '../shared/narinfo.ts';
@@ -46,6 +46,23 @@ describe.skipIf(!fixture)('origin on a changing store', () => {
     const res = await origin.get(`/${hashOf(dep!)}.narinfo`);
     expect(res.status).toBe(200);
     expect(parseNarInfo(await res.text()).storePath).toBe(dep);
+  });
+
+  it('shows a signature added to the DB after the narinfo was served (rendered narinfos follow the DB version)', async () => {
+    const url = `/${hashOf(dep!)}.narinfo`;
+    const before = await (await origin.get(url)).text();
+    expect(await (await origin.get(url)).text()).toBe(before); // the second answer comes from the rendered cache
+    const key = join(dir, 'other.sec');
+    const secret = execFileSync('nix', [...NIX_FLAGS, 'key', 'generate-secret', '--key-name', 'other-cache-1'], { env: nixEnv() });
+    writeFileSync(key, secret);
+    execFileSync('nix', [...NIX_FLAGS, 'store', 'sign', '--store', root, '--key-file', key, dep!], { env: nixEnv(), stdio: 'pipe' });
+    let sigs: string[] = [];
+    for (let i = 0; i < 50 && !sigs.some((s) => s.startsWith('other-cache-1:')); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      sigs = parseNarInfo(await (await origin.get(url)).text()).sigs;
+    }
+    expect(sigs.filter((s) => s.startsWith('other-cache-1:'))).toHaveLength(1);
+    expect(sigs).toEqual(expect.arrayContaining(parseNarInfo(before).sigs));
   });
 
   /** Downloads the NAR of `path`; resolves only if the whole body arrived cleanly. */

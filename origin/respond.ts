@@ -12,8 +12,8 @@ import { NO_STORE } from '../shared/contract.ts';
 export { NO_STORE };
 export const TEXT = 'text/plain; charset=utf-8';
 
-export function send(c: Context, status: ContentfulStatusCode, body: string, contentType: string, extra?: Record<string, string>): Response {
-  const length = Buffer.byteLength(body);
+export function send(c: Context, status: ContentfulStatusCode, body: string | Uint8Array<ArrayBuffer>, contentType: string, extra?: Record<string, string>): Response {
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
   const metrics = (c.get('deps') as OriginDeps | undefined)?.metrics;
   if (metrics) {
     metrics.request(c.req.routePath, status);

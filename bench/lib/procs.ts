@@ -144,6 +144,14 @@ export function machineJiffies(): { busy: number; total: number } {
  * plus reaped children such as finished wrk runs through cutime/cstime).
  */
 export function ourTreeJiffies(): number {
+  return treeJiffies(process.pid);
+}
+
+/**
+ * CPU jiffies used by process `root` and everything under it (live descendants, plus reaped children
+ * through cutime/cstime).
+ */
+export function treeJiffies(root: number): number {
   const kids = new Map<number, number[]>();
   const used = new Map<number, number>();
   for (const name of readdirSync('/proc')) {
@@ -164,7 +172,7 @@ export function ourTreeJiffies(): number {
     else kids.set(ppid, [pid]);
   }
   let sum = 0;
-  const stack = [process.pid];
+  const stack = [root];
   const seen = new Set<number>();
   while (stack.length && seen.size < 100_000) {
     const pid = stack.pop()!;

@@ -152,6 +152,8 @@ export function printReport(r: Results, write: (s: string) => void) {
   add(`narinfo p99 ms (${p.connections} conns)`, (x) => ms(x.narinfoLoaded.latencyUs.p99), 2);
   add(`narinfo, ${refs} refs, req/s (${p.connections} conns)`, (x) => x.narinfoWide?.reqPerSec ?? NaN, 0);
   add(`narinfo, ${refs} refs, p99 ms (${p.connections} conns)`, (x) => (x.narinfoWide ? ms(x.narinfoWide.latencyUs.p99) : NaN), 2);
+  add(`narinfo server CPU µs/req (${p.connections} conns)`, (x) => x.narinfoLoaded.serverCpuUsPerReq ?? NaN, 1);
+  add(`narinfo, ${refs} refs, server CPU µs/req`, (x) => x.narinfoWide?.serverCpuUsPerReq ?? NaN, 1);
   add('narinfo req/s (1 conn)', (x) => x.narinfoSingle.reqPerSec, 0);
   add('narinfo p50 ms (1 conn)', (x) => ms(x.narinfoSingle.latencyUs.p50), 3);
   add('narinfo p99 ms (1 conn)', (x) => ms(x.narinfoSingle.latencyUs.p99), 3);
@@ -161,7 +163,7 @@ export function printReport(r: Results, write: (s: string) => void) {
   add('failed requests (all runs)', (x) => x.narinfoLoaded.totalErrors + (x.narinfoWide?.totalErrors ?? 0) + x.narinfoSingle.totalErrors + x.narSingle.totalErrors + x.narParallel.totalErrors, 0, false);
   add('max CPU % used by other processes', (x) => Math.max(x.closureCopy?.otherCpuPct ?? 0, ...[x.narinfoLoaded, x.narinfoWide, x.narinfoSingle, x.narSingle, x.narParallel].map((r) => r?.otherCpuPct ?? 0)), 0, false);
   write(table(rows));
-  write('(latency and time rows: × nginx > 1 means slower than nginx. "do-nothing W." is a Worker that only forwards to the same origin (and logs one line per request) under the same wrangler dev: the floor for the edge column. nix copy from nginx and the origin goes through an nginx reverse proxy that adds the edge secret)\n\n');
+  write('(latency, time and CPU rows: × nginx > 1 means slower or costlier than nginx. "server CPU µs/req" is the CPU time of the target's own process tree (for the Workers: wrangler dev and workerd, not the origin behind them) divided by the requests served: less sensitive to other work on the machine than req/s. "do-nothing W." is a Worker that only forwards to the same origin (and logs one line per request) under the same wrangler dev: the floor for the edge column. nix copy from nginx and the origin goes through an nginx reverse proxy that adds the edge secret)\n\n');
 
   const d = m.dbScale;
   write(table([

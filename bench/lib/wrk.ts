@@ -17,6 +17,12 @@ export interface WrkResult {
   totalErrors: number;
   /** Share of the machine's CPU that processes outside the benchmark used during the run (%), set by the caller. */
   otherCpuPct?: number;
+  /**
+   * CPU time the server under test (its whole process tree: nginx's workers, the origin's cluster, wrangler
+   * dev with workerd, but not the origin behind a Worker) spent per request, µs; set by the caller. Less
+   * sensitive to other work on the machine than requests/s.
+   */
+  serverCpuUsPerReq?: number;
 }
 
 export interface WrkRun {
