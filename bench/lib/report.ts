@@ -163,7 +163,7 @@ export function printReport(r: Results, write: (s: string) => void) {
   add('failed requests (all runs)', (x) => x.narinfoLoaded.totalErrors + (x.narinfoWide?.totalErrors ?? 0) + x.narinfoSingle.totalErrors + x.narSingle.totalErrors + x.narParallel.totalErrors, 0, false);
   add('max CPU % used by other processes', (x) => Math.max(x.closureCopy?.otherCpuPct ?? 0, ...[x.narinfoLoaded, x.narinfoWide, x.narinfoSingle, x.narSingle, x.narParallel].map((r) => r?.otherCpuPct ?? 0)), 0, false);
   write(table(rows));
-  write('(latency, time and CPU rows: × nginx > 1 means slower or costlier than nginx. "server CPU µs/req" is the CPU time of the target's own process tree (for the Workers: wrangler dev and workerd, not the origin behind them) divided by the requests served: less sensitive to other work on the machine than req/s. "do-nothing W." is a Worker that only forwards to the same origin (and logs one line per request) under the same wrangler dev: the floor for the edge column. nix copy from nginx and the origin goes through an nginx reverse proxy that adds the edge secret)\n\n');
+  write('(latency, time and CPU rows: × nginx > 1 means slower or costlier than nginx. "server CPU µs/req" is the CPU time of the target’s own process tree (for the Workers: wrangler dev and workerd, not the origin behind them) divided by the requests served: less sensitive to other work on the machine than req/s. "do-nothing W." is a Worker that only forwards to the same origin (and logs one line per request) under the same wrangler dev: the floor for the edge column. nix copy from nginx and the origin goes through an nginx reverse proxy that adds the edge secret)\n\n');
 
   const d = m.dbScale;
   write(table([
