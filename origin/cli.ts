@@ -16,6 +16,7 @@ import { runDevStack } from './dev-stack.ts';
 import { formatChecks, runDoctor } from './doctor.ts';
 import { publishCommand, publishedCommand, unpublishCommand } from './caches/cli.ts';
 import { usageCommand } from './usage/cli.ts';
+import { clientConfigCommand } from './client-config.ts';
 
 const USAGE = `usage:
   eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N]
@@ -27,6 +28,7 @@ const USAGE = `usage:
   eris publish PATH... --cache NAME [--store-root DIR | --config FILE]
   eris unpublish PATH... --cache NAME [--store-root DIR | --config FILE]
   eris published --cache NAME [--json] [--store-root DIR | --config FILE]
+  eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]
   eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user USER] [--json]
   eris dev            (what npm start runs: origin + wrangler dev on this machine's store)`;
 
@@ -199,6 +201,8 @@ export async function main(args: readonly string[]): Promise<void> {
       return unpublishCommand(argv);
     case 'published':
       return publishedCommand(argv);
+    case 'client-config':
+      return clientConfigCommand(argv);
     case 'usage':
       return usageCommand(argv);
     case 'dev':

@@ -8,6 +8,7 @@
  * may be a 200. Counts are bounded (FUZZ_COUNT scales them).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { unauthorizedBody } from '../shared/client-config.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,7 +166,7 @@ describe.skipIf(!fixture)('fuzzing the request parsers and routers', () => {
       expect(r.headers['cache-control']).toBe('private, no-store');
       bodies.add(r.body.toString());
     }
-    expect([...bodies]).toEqual(['authentication required\n']);
+    expect([...bodies]).toEqual([unauthorizedBody('127.0.0.1')]);
     console.log(`credential fuzz: ${[...statuses].map(([k, v]) => `${v}×${k}`).join(', ')}`);
   });
 });

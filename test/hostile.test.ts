@@ -5,6 +5,7 @@
  * and error bodies that must never carry a secret; the failed-auth brake.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { unauthorizedBody } from '../shared/client-config.ts';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -252,11 +253,11 @@ describe.skipIf(!fixture)('hostile input', () => {
         expect(res.headers.get('cache-control')).toBe('private, no-store');
         bodies.add(await res.text());
       }
-      expect([...bodies]).toEqual(['authentication required\n']);
+      expect([...bodies]).toEqual([unauthorizedBody('127.0.0.1')]);
       // A token for reads does not allow writes (another scope): 401 too, the same body.
       const put = await s.get(`/${hashOf(top())}.narinfo`, { method: 'PUT', body: 'x', headers: { 'CF-Connecting-IP': nextIp() } });
       expect(put.status).toBe(401);
-      expect(await put.text()).toBe('authentication required\n');
+      expect(await put.text()).toBe(unauthorizedBody('127.0.0.1'));
       // None of them reached the origin (its own /metrics read is the one request it counted).
       expect((await originRequests()) - seenBefore).toBe(1);
       // The good ones still work, Basic and Bearer.

@@ -3,15 +3,16 @@
  * workers and a state directory, the Worker under `wrangler dev`, real
  * `nix copy` by two users with two tokens. `eris usage --json` must show each
  * user's NAR bytes equal to the NarSizes they fetched, keep them across a
- * restart, and count nothing twice.
+ * restart, and count nothing twice. And `eris client-config` prints what a
+ * fresh client pastes into nix.conf and netrc to copy with no other flag.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken, PROJECT_DIR } from '../origin/tokens.ts';
-import { nixCopy, nixEnv, NIX_FLAGS } from './helpers/nix.ts';
+import { nixCopy, nixEnv, NIX_FLAGS, runNix } from './helpers/nix.ts';
 import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './helpers/processes.ts';
 
 const fixture = inject('fixture');
@@ -39,6 +40,7 @@ describe.skipIf(!fixture)('usage accounting through the Worker, two origin worke
   let origin: OriginProc;
   let edge: EdgeProc;
   const netrc: Record<string, string> = {};
+  const tokens: Record<string, string> = {};
 
   const startOrigin = () =>
     startOriginCli({ root: fixture!.root, keyFiles: [keyFile], edgeSecret: SECRET, port: originPort, extraArgs: ['--config', configFile] });
@@ -57,6 +59,7 @@ describe.skipIf(!fixture)('usage accounting through the Worker, two origin worke
     edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET });
     for (const user of ['alice', 'bob']) {
       const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, user, { scopes: ['read'] });
+      tokens[user] = token;
       netrc[user] = join(dir, `netrc-${user}`);
       writeFileSync(netrc[user]!, `machine 127.0.0.1 login ${user} password ${token}\n`);
     }
@@ -125,5 +128,51 @@ describe.skipIf(!fixture)('usage accounting through the Worker, two origin worke
     const metrics = await (await fetch(`${origin.url}/metrics`, { headers: { 'x-eris-edge-secret': SECRET } })).text();
     expect(metrics).toMatch(/^eris_cache_nar_bytes_total\{cache="default",direction="sent"\} \d+$/m);
     expect(metrics).not.toContain('alice');
+  });
+
+  const clientConfig = (args: string[]) =>
+    execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'client-config', '--edge-url', edge.url, ...args], { encoding: 'utf8' });
+
+  it('eris client-config prints nix.conf and netrc lines that let a fresh client copy with no other flag', async () => {
+    const client = join(dir, 'fresh-client');
+    mkdirSync(client);
+    const netrcPath = join(client, 'netrc');
+    const out = clientConfig(['--netrc', netrc.bob!, '--netrc-path', netrcPath]);
+    // The nix.conf block is everything up to the first blank line; the netrc line starts with "machine".
+    const nixConf = out.split('\n\n')[0]! + '\n';
+    expect(nixConf).toContain(`extra-substituters = ${edge.url}/default\n`);
+    expect(nixConf).toContain(`extra-trusted-public-keys = ${publicKey}\n`);
+    expect(nixConf).toContain(`netrc-file = ${netrcPath}\n`);
+    const netrcLine = out.split('\n').find((l) => l.startsWith('machine '))!;
+    expect(netrcLine).toBe(`machine 127.0.0.1 login bob password ${tokens.bob}`);
+    expect(out).toMatch(/^# Multi-user Nix: the nix-daemon \(root\) .*mode 0600/m);
+    writeFileSync(join(client, 'nix.conf'), nixConf);
+    writeFileSync(netrcPath, netrcLine + '\n');
+    chmodSync(netrcPath, 0o600);
+
+    const substituter = /^extra-substituters = (\S+)$/m.exec(nixConf)![1]!;
+    const to = join(dir, 'fresh-client-store');
+    // No --option at all: keys, netrc and substituter come from the pasted files (NIX_CONFIG emptied).
+    const r = await runNix(['copy', '--from', substituter, '--to', to, fixture!.top], { env: { NIX_CONF_DIR: client, NIX_CONFIG: '' } });
+    expect(r.code, r.stderr).toBe(0);
+    for (const p of fixture!.closure) expect(existsSync(join(to, p))).toBe(true);
+
+    // Without the netrc the same command fails: the pasted netrc is what made it work.
+    writeFileSync(netrcPath, '');
+    const denied = await runNix(['copy', '--from', substituter, '--to', join(dir, 'fresh-client-store-2'), fixture!.top], { env: { NIX_CONF_DIR: client, NIX_CONFIG: '' } });
+    expect(denied.code).not.toBe(0);
+  });
+
+  it('eris client-config takes --token too, and says in one line when the token is refused', () => {
+    const out = clientConfig(['--token', tokens.alice!]);
+    expect(out).toContain(`machine 127.0.0.1 login alice password ${tokens.alice}`);
+    expect(out).toContain('netrc-file = /etc/nix/netrc');
+    let err = '';
+    try {
+      clientConfig(['--token', 'eris_not-a-token']);
+    } catch (e) {
+      err = String((e as { stderr: string }).stderr);
+    }
+    expect(err).toMatch(/^eris: .*401: the edge refused the token \(--token\)\n$/);
   });
 });

@@ -19,6 +19,7 @@ import type { Clock, Log } from './log.ts';
 import { landingPage, publicKeyList } from './routes/landing.ts';
 import { firstAnswering } from './origins.ts';
 import { cacheList } from './routes/caches.ts';
+import { cacheConfig } from './routes/cache-config.ts';
 import { CACHE_SEGMENT, isNarPath } from './cache-routing.ts';
 
 export interface WorkerDeps {
@@ -57,6 +58,7 @@ export function createWorkerApp(deps: WorkerDeps) {
   // With several origins the public key is every origin's key (one origin's answer is passed on as is).
   if (deps.origins.length > 1) app.get('/v1/public-key', publicKeyList(landingOptions));
   app.get('/v1/caches', cacheList({ origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, log }));
+  app.get('/v1/cache-config', cacheConfig({ origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, log }));
   // `/<name>` and `/<name>/`: that cache's landing page (the auth middleware has checked the token's grant).
   const cacheLanding = landingPage(landingOptions);
   const onlyCaches: MiddlewareHandler<EdgeEnv> = async (c, next) => (isCacheName(c.req.param('cache') ?? '') ? cacheLanding(c) : next());

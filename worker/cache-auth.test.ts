@@ -84,7 +84,7 @@ describe('per-cache tokens at the edge', () => {
     const res = await k.app.request('http://cache.example.org/team-a/', { headers: { Authorization: basic('alice', 'tok-a') } }, k.env);
     expect(res.status).toBe(200);
     const page = await res.text();
-    expect(page).toContain('substituters = http://cache.example.org/team-a\n');
+    expect(page).toContain('extra-substituters = http://cache.example.org/team-a\n');
     expect(page).toContain(LIST.caches[1]!.publicKeys[0]);
     expect(page).not.toContain(LIST.caches[2]!.publicKeys[0]);
     // The bare landing page stays public; a cache's needs its grant.

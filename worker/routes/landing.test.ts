@@ -27,7 +27,7 @@ describe('GET / landing page', () => {
     const html = await res.text();
     expect(html).toContain(`<pre id="public-key">${KEY}</pre>`);
     expect(html).toContain(
-      `<pre id="nix-conf">substituters = https://cache.example.org\ntrusted-public-keys = ${KEY}\nnetrc-file = /etc/nix/netrc</pre>`,
+      `<pre id="nix-conf">extra-substituters = https://cache.example.org\nextra-trusted-public-keys = ${KEY}\nnetrc-file = /etc/nix/netrc</pre>`,
     );
     expect(html).toContain('<pre id="netrc">machine cache.example.org login &lt;user&gt; password &lt;token&gt;</pre>');
     expect(html).not.toContain(SECRET);
@@ -42,13 +42,13 @@ describe('GET / landing page', () => {
   it('lists every key when the origin signs with several (rotation)', async () => {
     const { app } = setup(keyOrigin(`${KEY}\n${KEY2}\n`));
     const html = await (await app.request('https://cache.example.org/')).text();
-    expect(html).toContain(`trusted-public-keys = ${KEY} ${KEY2}\n`);
+    expect(html).toContain(`extra-trusted-public-keys = ${KEY} ${KEY2}\n`);
   });
 
   it('uses the host and port the client used, and leaves netrc out when anonymous reads are allowed', async () => {
     const { app } = setup(keyOrigin(KEY), { ALLOW_ANONYMOUS: 'true' });
     const html = await (await app.request('http://127.0.0.1:8787/')).text();
-    expect(html).toContain('substituters = http://127.0.0.1:8787\n');
+    expect(html).toContain('extra-substituters = http://127.0.0.1:8787\n');
     expect(html).not.toContain('netrc');
     expect(html).toContain('Anyone may read it.');
   });
@@ -71,7 +71,7 @@ describe('GET / landing page', () => {
       expect(res.headers.get('cache-control')).toBe('private, no-store');
       const html = await res.text();
       expect(html).toContain('The public key is unavailable right now');
-      expect(html).toContain('trusted-public-keys = &lt;public key unavailable&gt;');
+      expect(html).toContain('extra-trusted-public-keys = &lt;public key unavailable&gt;');
       expect(html).toContain('machine cache.example.org login');
       expect(html).not.toContain('<script>');
       logged.push(...edge.messages().map((l) => JSON.stringify(l)));
@@ -103,7 +103,7 @@ describe('GET / landing page', () => {
     const html = await renderLanding({ origin: `https://"><b>'&`, hostname: '"><i>x', keys: ['k-1:<script>'], allowAnonymous: false });
     expect(html).not.toMatch(/<(b|i|script)>/);
     expect(html).toContain('k-1:&lt;script&gt;');
-    expect(html).toContain('substituters = https://&quot;&gt;&lt;b&gt;&#39;&amp;\n');
+    expect(html).toContain('extra-substituters = https://&quot;&gt;&lt;b&gt;&#39;&amp;\n');
     expect(html).toContain('<title>eris: Nix binary cache at &quot;&gt;&lt;i&gt;x</title>');
   });
 

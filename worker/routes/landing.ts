@@ -17,6 +17,7 @@ import type { OriginClient, OriginSender } from '../origin-client.ts';
 import type { Log } from '../log.ts';
 import { parsePublicKey } from '../../shared/keys.ts';
 import { fetchCaches } from './caches.ts';
+import { DEFAULT_NETRC_PATH, NETRC_NOTE, renderNetrcLine, renderNixConf } from '../../shared/client-config.ts';
 
 export interface LandingOptions {
   /** Every origin's keys are listed (clients must trust all of them). */
@@ -68,16 +69,12 @@ export function publicKeyList(options: Pick<LandingOptions, 'origins' | 'timeout
 }
 
 export async function renderLanding(o: { origin: string; hostname: string; keys: string[] | null; allowAnonymous: boolean; cache?: string; complete?: boolean }): Promise<string> {
-  const keyLine = o.keys ? o.keys.join(' ') : '<public key unavailable>';
   // A named cache's substituter URL is its prefix: Nix appends /nix-cache-info and resolves nar/… under it.
   const substituter = o.cache ? `${o.origin}/${o.cache}` : o.origin;
   const title = o.cache ? `${o.cache} at ${o.hostname}` : `at ${o.hostname}`;
-  const nixConf = [
-    `substituters = ${substituter}`,
-    `trusted-public-keys = ${keyLine}`,
-    ...(o.allowAnonymous ? [] : ['netrc-file = /etc/nix/netrc']),
-  ].join('\n');
-  const netrc = `machine ${o.hostname} login <user> password <token>`;
+  // The same lines as GET /v1/cache-config and `eris client-config` (shared/client-config.ts).
+  const nixConf = renderNixConf([{ url: substituter, publicKeys: o.keys ?? ['<public key unavailable>'] }], o.allowAnonymous ? null : DEFAULT_NETRC_PATH).trimEnd();
+  const netrc = renderNetrcLine(o.hostname, '<user>');
   const page = html`<!doctype html>
 <html lang="en">
 <head>
@@ -105,9 +102,10 @@ ${o.keys
 <h2>Client configuration</h2>
 <p>In <code>/etc/nix/nix.conf</code> (multi-user Nix: restart <code>nix-daemon</code> afterwards):</p>
 <pre id="nix-conf">${nixConf}</pre>
-<p>These lines replace Nix’s defaults; to keep <code>cache.nixos.org</code> as well, write <code>extra-substituters</code> and <code>extra-trusted-public-keys</code> instead.</p>
+<p>The <code>extra-</code> settings add to Nix’s defaults, so <code>cache.nixos.org</code> stays. With a token, <code>eris client-config --edge-url ${o.origin} --token TOKEN</code> (or <code>GET /v1/cache-config</code>) prints these lines for every cache the token may use.</p>
 ${o.allowAnonymous ? '' : html`<p>In <code>/etc/nix/netrc</code> (mode 0600), with your user name and token:</p>
 <pre id="netrc">${netrc}</pre>
+<p>${NETRC_NOTE}</p>
 `}</body>
 </html>
 `;

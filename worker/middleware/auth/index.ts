@@ -8,6 +8,7 @@ import { grantsScope, tokenDigest, tokenExpired, type TokenRecord } from '../../
 import type { TokenStore } from '../../tokens.ts';
 import type { EdgeEnv } from '../../types.ts';
 import { requestedCache } from '../../cache-routing.ts';
+import { unauthorizedBody } from '../../../shared/client-config.ts';
 
 export interface AuthOptions {
   tokens: TokenStore;
@@ -50,8 +51,9 @@ export function parseAuthorization(header: string | undefined): Credentials | nu
 export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
   const scopeFor = options.scopeFor ?? ((m: string) => (m === 'GET' || m === 'HEAD' ? 'read' : 'write'));
   const now = options.now ?? Date.now;
-  const deny = (realm: string) =>
-    new Response('authentication required\n', {
+  // The body says in one line what Nix needs: a netrc entry for this host.
+  const deny = (realm: string, url: string) =>
+    new Response(unauthorizedBody(new URL(url).hostname), {
       status: 401,
       headers: { 'WWW-Authenticate': `Basic realm="${realm}", charset="UTF-8"`, 'Content-Type': 'text/plain; charset=utf-8' },
     });
@@ -68,11 +70,11 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
         return next();
       }
       c.set('authFailure', 'missing credentials');
-      return deny(options.realm);
+      return deny(options.realm, c.req.url);
     }
     if (creds.token.length > 512) {
       c.set('authFailure', 'oversized token');
-      return deny(options.realm);
+      return deny(options.realm, c.req.url);
     }
     const record: TokenRecord | null = await options.tokens.get(await tokenDigest(creds.token));
     const scope = scopeFor(c.req.method);
@@ -82,7 +84,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
       grantsScope(record, scope);
     if (!ok) {
       c.set('authFailure', record ? 'token not valid for this user, scope or time' : 'unknown token');
-      return deny(options.realm);
+      return deny(options.realm, c.req.url);
     }
     // A cache the token was not granted is the same 401 as a bad token, before anything is asked of the origin:
     // a private cache reveals nothing, not even its nix-cache-info.
@@ -90,7 +92,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
     const cache = requestedCache(c.req.path, options.defaultCache);
     if (cache !== undefined && !granted.includes(cache)) {
       c.set('authFailure', `token not granted cache ${cache}`);
-      return deny(options.realm);
+      return deny(options.realm, c.req.url);
     }
     c.set('user', record.user);
     c.set('caches', granted);
