@@ -28,6 +28,8 @@ export interface EdgeConfig {
   breaker: { threshold: number; cooldownMs: number };
   /** Cloudflare Access service token for the origin hostname, if it is protected by Access. */
   access?: { clientId: string; clientSecret: string };
+  /** How long the isolate keeps a token lookup (TOKEN_CACHE_SECONDS), ms; 0: every request reads KV. */
+  tokenCacheMs: number;
 }
 
 export class EdgeConfigError extends Error {
@@ -38,6 +40,13 @@ function ms(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 100 || n > 600_000) throw new EdgeConfigError(`${name} must be a whole number of milliseconds (100..600000)`);
+  return n;
+}
+
+function seconds(name: string, value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > max) throw new EdgeConfigError(`${name} must be a whole number of seconds (0..${max})`);
   return n;
 }
 
@@ -139,6 +148,7 @@ export function parseEdgeConfig(env: Env): EdgeConfig {
     metadataTimeoutMs: ms('ORIGIN_TIMEOUT_MS', env.ORIGIN_TIMEOUT_MS, 10_000),
     narTimeoutMs: ms('NAR_TIMEOUT_MS', env.NAR_TIMEOUT_MS, 30_000),
     realm: env.REALM || 'eris',
+    tokenCacheMs: seconds('TOKEN_CACHE_SECONDS', env.TOKEN_CACHE_SECONDS, 5, 60) * 1000,
     breaker: {
       threshold: count('BREAKER_THRESHOLD', env.BREAKER_THRESHOLD, 5),
       cooldownMs: ms('BREAKER_COOLDOWN_MS', env.BREAKER_COOLDOWN_MS, 5_000),

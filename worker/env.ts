@@ -35,6 +35,11 @@ export interface Env {
   NAR_TIMEOUT_MS?: string;
   /** The cache the bare paths (`/nix-cache-info`, `/<hash>.narinfo`) belong to, for token checks. Default: "default". */
   DEFAULT_CACHE?: string;
+  /**
+   * Seconds the isolate keeps a token lookup (hit or miss) before asking KV again; 0 asks KV on every
+   * request. Default: 5. A revoked token is refused within KV's ~60 s plus this.
+   */
+  TOKEN_CACHE_SECONDS?: string;
   /** Realm shown in `WWW-Authenticate`. */
   REALM?: string;
   /** Consecutive origin failures (unreachable or over budget) that open the circuit breaker. Default: 5. */

@@ -2,7 +2,7 @@
 import type { Env } from './env.ts';
 import { createWorkerApp, type WorkerDeps } from './app.ts';
 import { EdgeConfigError, parseEdgeConfig } from './config.ts';
-import { kvTokenStore } from './tokens.ts';
+import { cachedTokenStore, kvTokenStore } from './tokens.ts';
 import { createOriginClient, createOriginTransport, type FetchOrigin, type OriginBinding } from './origin-client.ts';
 import type { RateLimiter } from './middleware/rate-limit/index.ts';
 import { consoleLog, type Clock, type Log } from './log.ts';
@@ -35,7 +35,8 @@ export function workerDeps(env: Env, runtime: WorkerRuntime = {}): WorkerDeps {
       breaker: { ...config.breaker, trialTimeoutMs: Math.max(config.narTimeoutMs, config.metadataTimeoutMs) + 1000 },
     }),
   );
-  return { config, tokens: kvTokenStore(env.TOKENS), origins, log, now, authLimiter: runtime.authLimiter };
+  const tokens = cachedTokenStore(kvTokenStore(env.TOKENS), { ttlMs: config.tokenCacheMs, now });
+  return { config, tokens, origins, log, now, authLimiter: runtime.authLimiter };
 }
 
 let built: { env: Env; app: ReturnType<typeof createWorkerApp> } | undefined;
