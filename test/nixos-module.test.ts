@@ -56,6 +56,7 @@ interface Unit {
 }
 interface Evaluated {
   services: Record<string, Unit>;
+  nixSettings: Record<string, unknown>;
   users: { users: Record<string, unknown>; groups: Record<string, unknown> };
   firewall: { extraCommands: string; allowedTCPPorts: number[] };
   tmpfiles: string[];
@@ -129,7 +130,7 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
         StateDirectory: 'eris',
         ReadOnlyPaths: ['-/nix/store', '-/nix/var/nix/db'],
       });
-      expect(sc).not.toHaveProperty('ReadWritePaths');
+      expect(sc.ReadWritePaths).toEqual([]);
     });
 
     it('generates the eris.toml the docs describe, and the origin accepts it', () => {
@@ -235,6 +236,46 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
       expect(!unknown.ok && unknown.error).toContain('services.eris.defaultCache must name one of services.eris.caches.');
       const allWithRoots = evaluate({ services: { eris: { ...BASE, caches: { a: { publish: 'all', roots: ['/x'] } } } } });
       expect(!allWithRoots.ok && allWithRoots.error).toContain('a cache with publish = "all" publishes every valid path; it takes no roots.');
+    });
+  });
+
+  describe('the push configuration', () => {
+    const out = evalOk({ push: { enable: true, publicKeys: ['cache.example.com-1:8Ku6sSR6QwQmzJdPYjvN3TbgZVhDXnHiaE4Y5Y3wz1g='] }, caches: { 'team-a': {}, ci: {} }, defaultCache: 'team-a' });
+    const sc = out.services.eris!.serviceConfig;
+
+    it('runs as the static user eris (GC roots keep an owner), still sandboxed, writing only the GC-root directory and /var/lib/eris', () => {
+      expect(sc).toMatchObject({ DynamicUser: false, User: 'eris', Group: 'eris', SupplementaryGroups: ['adm'], ProtectSystem: 'strict', NoNewPrivileges: true, StateDirectory: 'eris' });
+      expect(sc.ReadWritePaths).toEqual(['/nix/var/nix/gcroots/eris']);
+      expect(out.users.users).toEqual({ eris: { isSystemUser: true, group: 'eris', extraGroups: ['adm'], description: 'eris Nix binary cache origin', home: '/var/empty', createHome: false } });
+      expect(out.users.groups).toHaveProperty('eris');
+      expect(out.tmpfiles).toEqual(['d /nix/var/nix/gcroots/eris 0755 eris eris -', 'd /nix/var/nix/gcroots/eris/ci 0755 eris eris -', 'd /nix/var/nix/gcroots/eris/team-a 0755 eris eris -']);
+      expect(out.services.eris!.path).toEqual(['/nix/store/00000000000000000000000000000000-xz-5.6.3', '/nix/store/00000000000000000000000000000000-nix-2.24.10']);
+    });
+
+    it('imports through the daemon, which trusts the caches\' keys (in addition to cache.nixos.org\'s)', () => {
+      expect(configOf(out.services.eris!)).toMatchObject({ push_dir: '/var/lib/eris/push', push_store: 'daemon', push_trust: 'signature' });
+      expect(out.nixSettings['extra-trusted-public-keys']).toEqual(['cache.example.com-1:8Ku6sSR6QwQmzJdPYjvN3TbgZVhDXnHiaE4Y5Y3wz1g=']);
+      expect(out.nixSettings['trusted-public-keys']).toEqual(['cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=']);
+      expect(out.nixSettings['trusted-users']).toEqual(['root']);
+    });
+
+    it('with trust = "no-check-sigs", makes eris a trusted user instead', () => {
+      const o = evalOk({ push: { enable: true, trust: 'no-check-sigs' } });
+      expect(configOf(o.services.eris!)).toMatchObject({ push_trust: 'no-check-sigs' });
+      expect(o.nixSettings['trusted-users']).toEqual(['eris']);
+      expect(o.nixSettings).not.toHaveProperty('extra-trusted-public-keys');
+    });
+
+    it('needs the public keys when the daemon checks signatures', () => {
+      const r = evaluate({ services: { eris: { ...BASE, push: { enable: true } } } });
+      expect(!r.ok && r.error).toContain('services.eris.push: with trust = "signature", set publicKeys');
+    });
+
+    it('without push, writes no GC roots and leaves the Nix settings alone', () => {
+      const o = evalOk({});
+      expect(o.tmpfiles).toEqual([]);
+      expect(o.nixSettings).toEqual({ 'trusted-users': ['root'], 'trusted-public-keys': ['cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY='] });
+      expect(configOf(o.services.eris!)).not.toHaveProperty('push_dir');
     });
   });
 

@@ -22,6 +22,7 @@ let
 
   cfg = config.services.eris;
   tunnel = cfg.cloudflared;
+  push = cfg.push;
 
   tomlFormat = pkgs.formats.toml { };
   yamlFormat = pkgs.formats.yaml { };
@@ -75,6 +76,14 @@ let
   }
   // lib.optionalAttrs (cfg.caches != { }) { cache = cacheTables; }
   // lib.optionalAttrs (cfg.defaultCache != null) { default_cache = cfg.defaultCache; }
+  // lib.optionalAttrs push.enable (
+    {
+      push_dir = "${stateDir}/push";
+      push_trust = push.trust;
+    }
+    # This machine's store: imports go through the daemon.
+    // lib.optionalAttrs (rootPrefix == "") { push_store = "daemon"; }
+  )
   // cfg.extraConfig;
   configFile = tomlFormat.generate "eris.toml" settings;
 
@@ -255,6 +264,36 @@ in
       description = "The cache served at the bare root (`https://<edge>/`); null: the only cache, or the one named `default`, else none (bare paths answer 404).";
     };
 
+    push = {
+      enable = mkEnableOption ''
+        HTTP push (`nix copy --to https://<edge>/<cache>` with a write token): uploads are
+        verified, then imported into the store through the Nix daemon and GC-rooted under
+        `<storeRoot>/nix/var/nix/gcroots/eris/<cache>/`. The origin then runs as the static system
+        user `eris` (GC roots must keep an owner) and may write only that directory and
+        /var/lib/eris (`push_dir` = /var/lib/eris/push)
+      '';
+      trust = mkOption {
+        type = types.enum [
+          "signature"
+          "no-check-sigs"
+        ];
+        default = "signature";
+        description = ''
+          How the daemon accepts the origin's imports. `signature`: the origin signs what it has
+          verified with the cache's key, and the daemon trusts that key (`publicKeys`, added to
+          `nix.settings.extra-trusted-public-keys`). `no-check-sigs`: imports skip signature checks,
+          which needs `eris` in `nix.settings.trusted-users` (the module adds it; a trusted user can
+          do anything to the store).
+        '';
+      };
+      publicKeys = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "cache.example.com-1:8Ku6sSR6QwQmzJdPYjvN3TbgZVhDXnHiaE4Y5Y3wz1g=" ];
+        description = "Public keys of the caches that accept pushes (the `.pub` of their `signKeyPaths`); the daemon must trust them for `trust = \"signature\"`.";
+      };
+    };
+
     usageRetentionDays = mkOption {
       type = types.ints.between 1 3650;
       default = 90;
@@ -422,7 +461,8 @@ in
         wantedBy = [ "multi-user.target" ];
         after = [ "network.target" ];
         # `compression = "xz"` runs the xz program.
-        path = [ pkgs.xz ];
+        # Push imports run `nix copy` (through the daemon).
+        path = [ pkgs.xz ] ++ lib.optional push.enable config.nix.package;
         serviceConfig = hardening // {
           Type = "simple";
           # Nix's DB is in WAL mode: a reader needs db.sqlite-wal and -shm, which only root may
@@ -436,7 +476,8 @@ in
           EnvironmentFile = lib.optional (cfg.environmentFile != null) (toString cfg.environmentFile);
           Restart = "on-failure";
           RestartSec = 2;
-          # A throw-away user (DynamicUser), named so that logs and `ps` say eris.
+          # A throw-away user (DynamicUser), named so that logs and `ps` say eris; a static one with push.
+          DynamicUser = !push.enable;
           User = "eris";
           Group = "eris";
           SupplementaryGroups = [ cfg.keyGroup ];
@@ -449,6 +490,9 @@ in
             "-${rootPrefix}/nix/store"
             "-${rootPrefix}/nix/var/nix/db"
           ];
+          # Push: the GC roots of pushed paths. The daemon writes the store; its socket is reachable
+          # on the read-only file system (connecting needs no writable mount).
+          ReadWritePaths = lib.optional push.enable gcRootsDir;
           RestrictAddressFamilies = [
             "AF_INET"
             "AF_INET6"
@@ -460,6 +504,32 @@ in
         };
       };
     }
+
+    (mkIf push.enable {
+      assertions = [
+        {
+          assertion = push.trust == "no-check-sigs" || push.publicKeys != [ ];
+          message = "services.eris.push: with trust = \"signature\", set publicKeys (the caches' public keys) so the Nix daemon accepts the origin's imports.";
+        }
+      ];
+      users.users.eris = {
+        isSystemUser = true;
+        group = "eris";
+        extraGroups = [ cfg.keyGroup ];
+        description = "eris Nix binary cache origin";
+      };
+      users.groups.eris = { };
+      # GC roots of pushed paths: <storeRoot>/nix/var/nix/gcroots/eris/<cache>/.
+      systemd.tmpfiles.rules = [
+        "d ${gcRootsDir} 0755 eris eris -"
+      ]
+      ++ map (name: "d ${gcRootsDir}/${name} 0755 eris eris -") (
+        if cfg.caches == { } then [ "default" ] else lib.attrNames cfg.caches
+      );
+      nix.settings = lib.mkIf (rootPrefix == "") (
+        if push.trust == "signature" then { extra-trusted-public-keys = push.publicKeys; } else { trusted-users = [ "eris" ]; }
+      );
+    })
 
     (mkIf cfg.openFirewallForCloudflare {
       assertions = [

@@ -245,8 +245,27 @@ let
         );
         default = { };
       };
+      nix.package = mkOption {
+        type = types.package;
+        default = pkgs.nix;
+      };
+      # nixos/modules/config/nix.nix: freeform settings whose lists concatenate; a few declared.
       nix.settings = mkOption {
-        type = types.submodule { freeformType = types.attrsOf types.anything; };
+        type = types.submodule {
+          freeformType =
+            let
+              atom = types.oneOf [ types.bool types.int types.float types.str types.path types.package ];
+            in
+            types.attrsOf (types.either atom (types.listOf atom));
+          options.trusted-users = mkOption {
+            type = types.listOf types.str;
+            default = [ "root" ];
+          };
+          options.trusted-public-keys = mkOption {
+            type = types.listOf types.str;
+            default = [ "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
+          };
+        };
         default = { };
       };
     };
