@@ -134,6 +134,11 @@ export function devOriginConfig(env: NodeJS.ProcessEnv, s: DevSettings, devKey: 
     flags.signKeyPaths = [devKey];
     serveArgs.push('--sign-key', devKey);
   }
+  if (file.stateDir === undefined) {
+    // Usage accounting for `eris usage --state-dir <ERIS_DEV_DIR>/state`.
+    flags.stateDir = join(s.devDir, 'state');
+    serveArgs.push('--state-dir', flags.stateDir as string);
+  }
   // The edge secret: the file's, else the stack's (given to the origin as $ERIS_EDGE_SECRET).
   const config = resolveConfig({ file, flags, env: { ...env, ERIS_EDGE_SECRET: edgeSecret } });
   return { config, serveArgs };
