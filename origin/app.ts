@@ -19,13 +19,14 @@ import { getVersion } from './routes/version.ts';
 import { getHealth } from './routes/health.ts';
 import type { CacheRegistry } from './caches/registry.ts';
 import { cacheSelector, getCaches } from './caches/routes.ts';
+import { PUSH_PATHS, putUpload, withPushedNars } from './push/routes.ts';
 
 /** Routes every cache answers, at `/<name>/…` and (the default cache) at the bare path. */
 const PER_CACHE = [
   ['/nix-cache-info', getCacheInfo],
   ['/:file{[^/]+\\.narinfo}', getNarInfo],
   ['/:file{[^/]+\\.ls}', getListing],
-  ['/nar/:file', getNar],
+  ['/nar/:file', withPushedNars(getNar)],
   ['/log/:drv', getBuildLog],
   ['/realisations/:file', getRealisation],
 ] as const;
@@ -50,6 +51,9 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
   // Every bare route before any /<cache>/ one: `/log/x.narinfo` stays a (malformed) log request.
   for (const [path, handler] of PER_CACHE) app.get(path, select.bare, handler);
   for (const [path, handler] of PER_CACHE) app.get(`/:cache{[a-z0-9][a-z0-9_-]*}${path}`, select.named, handler);
+  // Push (`nix copy --to http…`): the same paths, PUT.
+  for (const path of PUSH_PATHS) app.put(path, select.bare, putUpload);
+  for (const path of PUSH_PATHS) app.put(`/:cache{[a-z0-9][a-z0-9_-]*}${path}`, select.named, putUpload);
 
   app.notFound((c) => send(c, 404, 'not found\n', TEXT));
   app.onError(onError);

@@ -19,7 +19,7 @@ import { usageCommand } from './usage/cli.ts';
 import { clientConfigCommand } from './client-config.ts';
 
 const USAGE = `usage:
-  eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N] [--state-dir DIR]
+  eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N] [--state-dir DIR] [--push-dir DIR]
   eris keygen NAME [SECRET_FILE PUBLIC_FILE]
   eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
   eris token list [--json] [--remote | --persist-to DIR]
@@ -41,10 +41,11 @@ const SERVE_OPTIONS = {
   priority: { type: 'string' },
   workers: { type: 'string' },
   'state-dir': { type: 'string' },
+  'push-dir': { type: 'string' },
 } as const;
 
 /** The config fields serve's flags set (undefined: not given). */
-function serveFlags(values: { bind?: string; 'store-root'?: string; 'sign-key'?: string[]; 'edge-secret-file'?: string; priority?: string; workers?: string; 'state-dir'?: string }): Raw {
+function serveFlags(values: { bind?: string; 'store-root'?: string; 'sign-key'?: string[]; 'edge-secret-file'?: string; priority?: string; workers?: string; 'state-dir'?: string; 'push-dir'?: string }): Raw {
   return {
     bind: values.bind,
     storeRoot: values['store-root'],
@@ -53,6 +54,7 @@ function serveFlags(values: { bind?: string; 'store-root'?: string; 'sign-key'?:
     priority: values.priority,
     workers: values.workers,
     stateDir: values['state-dir'],
+    pushDir: values['push-dir'],
   };
 }
 

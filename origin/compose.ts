@@ -21,6 +21,7 @@ import { createCacheRegistry, type CacheRegistry } from './caches/registry.ts';
 import { startPublisher } from './caches/publisher.ts';
 import type { ClosureDb } from './caches/closure-db.ts';
 import { storeDbPath } from './store/store.ts';
+import { createPush, type PushDeps } from './push/index.ts';
 
 /** `key` names the config key in errors: `sign_key_paths`, or `cache[1].sign_key_paths`. */
 export function loadSigners(paths: readonly string[], key = 'sign_key_paths'): Signer[] {
@@ -145,6 +146,21 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     log: deps.log,
     db: o.closureDb,
   });
+  let push: PushDeps | undefined;
+  if (config.push) {
+    try {
+      push = createPush(config.push, {
+        store, storeRoot: config.storeRoot, storeDir: config.storeDir, log: deps.log,
+        signers: config.caches.flatMap((c) => signersOf(c.name)),
+        refreshPublished: () => publisher.then((p) => p.refresh()),
+      });
+    } catch (e) {
+      usage.close();
+      store.close();
+      throw new ConfigError(`push_dir: ${(e as Error).message}`);
+    }
+    deps.push = push;
+  }
   const caches = createCacheRegistry({ config, base: deps, settings, signersFor: (c) => signersOf(c.name), publisher });
   const ready = caches.ready.catch((e: Error) => {
     throw new ConfigError(`cache: ${e.message}`);
@@ -158,6 +174,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     ready,
     close: () => {
       caches.close();
+      push?.close();
       usage.close();
       store.close();
     },

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { defaultLevel, type Compression } from './store/compress.ts';
+import { PUSH_FILE_KEYS, resolvePushConfig, type PushConfig, type PushRaw } from './push/config.ts';
 import { cacheNameProblem } from '../shared/caches.ts';
 
 /** One named cache: a published slice of the store, with its own keys and priority. */
@@ -57,6 +58,8 @@ export interface OriginConfig {
   caches: CacheConfig[];
   /** The cache the bare paths (`/nix-cache-info`, `/<hash>.narinfo`) serve; undefined: none. */
   defaultCache: string | undefined;
+  /** HTTP push (`nix copy --to https://…`); off when undefined (no push_dir). */
+  push?: PushConfig;
 }
 
 export class ConfigError extends Error {
@@ -93,6 +96,7 @@ const FILE_KEYS = {
   usage_retention_days: 'usageRetentionDays',
   cache: 'caches',
   default_cache: 'defaultCache',
+  ...PUSH_FILE_KEYS,
 } as const;
 
 /** Keys of a `[[cache]]` table. */
@@ -226,6 +230,7 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     usageRetentionDays: raw.usageRetentionDays === undefined ? DEFAULTS.usageRetentionDays : int('usage_retention_days', raw.usageRetentionDays, 1, 3650),
     caches,
     defaultCache,
+    push: resolvePushConfig(raw as PushRaw, storeRoot),
   };
 }
 

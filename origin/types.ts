@@ -7,6 +7,7 @@ import type { SignatureCache } from './signature-cache.ts';
 import type { NarCache } from './store/nar-cache.ts';
 import type { Compression } from './store/compress.ts';
 import type { Usage } from './usage/recorder.ts';
+import type { PushDeps } from './push/index.ts';
 
 /** What the routes need; built once in main.ts (or by a test). */
 export interface OriginDeps {
@@ -20,6 +21,8 @@ export interface OriginDeps {
   clusterMetrics?: () => Promise<Metrics>;
   /** Usage accounting (per user, cache and day) and the per-cache /metrics counters. */
   usage?: Usage;
+  /** HTTP push; absent when push_dir is not set. Shared by every cache (it holds the whole store). */
+  push?: PushDeps;
 }
 
 export interface AppSettings {

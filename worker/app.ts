@@ -21,6 +21,7 @@ import { firstAnswering } from './origins.ts';
 import { cacheList } from './routes/caches.ts';
 import { cacheConfig } from './routes/cache-config.ts';
 import { CACHE_SEGMENT, isNarPath } from './cache-routing.ts';
+import { uploadLimit } from './middleware/upload-limit/index.ts';
 
 export interface WorkerDeps {
   config: EdgeConfig;
@@ -67,7 +68,11 @@ export function createWorkerApp(deps: WorkerDeps) {
   // Operational endpoints of the origin stay on the box.
   app.get('/metrics', (c) => c.text('not found\n', 404));
   app.on(['GET', 'HEAD'], '*', proxy);
-  app.all('*', (c) => c.text('method not allowed\n', 405, { Allow: 'GET, HEAD' }));
+  // Pushes (auth above required the write scope on that cache): bounded by MAX_UPLOAD_BYTES, streamed to the
+  // first origin, which verifies and imports before it answers — so they get their own, longer budget.
+  const pushProxy = createProxy({ origins: deps.origins, timeoutFor: () => config.pushTimeoutMs, hedgeMs: 0 });
+  app.put('*', uploadLimit(config.maxUploadBytes), pushProxy);
+  app.all('*', (c) => c.text('method not allowed\n', 405, { Allow: 'GET, HEAD, PUT' }));
   app.onError((err, c) => {
     log({ msg: 'edge error', path: c.req.path, error: String(err) });
     return c.text('edge error\n', 500);

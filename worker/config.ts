@@ -1,4 +1,5 @@
 import type { Env } from './env.ts';
+import { DEFAULT_MAX_UPLOAD_BYTES } from './middleware/upload-limit/index.ts';
 import { cacheNameProblem } from '../shared/caches.ts';
 
 /** One origin the edge fronts, in priority order. */
@@ -21,6 +22,9 @@ export interface EdgeConfig {
   allowAnonymous: boolean;
   metadataTimeoutMs: number;
   narTimeoutMs: number;
+  /** Largest PUT body accepted (MAX_UPLOAD_BYTES), and how long the origin may take to answer one. */
+  maxUploadBytes: number;
+  pushTimeoutMs: number;
   realm: string;
   /** The cache of the bare paths: tokens without a cache list may use only this one. */
   defaultCache: string;
@@ -34,6 +38,13 @@ export interface EdgeConfig {
 
 export class EdgeConfigError extends Error {
   override name = 'EdgeConfigError';
+}
+
+function bytes(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new EdgeConfigError(`${name} must be a whole number of bytes (at least 1)`);
+  return n;
 }
 
 function ms(name: string, value: string | undefined, fallback: number): number {
@@ -147,6 +158,8 @@ export function parseEdgeConfig(env: Env): EdgeConfig {
     allowAnonymous: anon === 'true',
     metadataTimeoutMs: ms('ORIGIN_TIMEOUT_MS', env.ORIGIN_TIMEOUT_MS, 10_000),
     narTimeoutMs: ms('NAR_TIMEOUT_MS', env.NAR_TIMEOUT_MS, 30_000),
+    maxUploadBytes: bytes('MAX_UPLOAD_BYTES', env.MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_BYTES),
+    pushTimeoutMs: ms('PUSH_TIMEOUT_MS', env.PUSH_TIMEOUT_MS, 300_000),
     realm: env.REALM || 'eris',
     tokenCacheMs: seconds('TOKEN_CACHE_SECONDS', env.TOKEN_CACHE_SECONDS, 5, 60) * 1000,
     breaker: {

@@ -42,6 +42,10 @@ export interface Env {
   TOKEN_CACHE_SECONDS?: string;
   /** Realm shown in `WWW-Authenticate`. */
   REALM?: string;
+  /** Largest upload (PUT body) accepted, bytes. Default: 100000000 (Cloudflare Free/Pro's request limit). */
+  MAX_UPLOAD_BYTES?: string;
+  /** Budget in ms for the origin's answer to an upload (it verifies and imports before answering). Default: 300000. */
+  PUSH_TIMEOUT_MS?: string;
   /** Consecutive origin failures (unreachable or over budget) that open the circuit breaker. Default: 5. */
   BREAKER_THRESHOLD?: string;
   /** How long the open circuit answers 503 at once before one trial request, ms. Default: 5000. */

@@ -134,7 +134,9 @@ export function createOriginClient(o: OriginClientOptions): OriginClient {
         redirect: 'manual',
         signal: controller.signal,
         cache: 'no-store',
-      }),
+        // An upload streams as it arrives (Node's fetch insists on saying so; workerd ignores it).
+        ...(method === 'GET' || method === 'HEAD' || !call.body ? {} : { duplex: 'half' }),
+      } as RequestInit),
     ).catch((err: unknown) => (controller.signal.aborted ? { failed: 'timeout' as const } : { failed: 'unreachable' as const, error: String(err) }));
     try {
       const first = await Promise.race([request, timeout]);

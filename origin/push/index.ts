@@ -1,0 +1,51 @@
+/** Builds the push pipeline from its config: staging, kept files, importer. */
+import { mkdirSync } from 'node:fs';
+import type { Signer } from '../../shared/signing.ts';
+import type { Logger } from '../log.ts';
+import type { Store } from '../store/store.ts';
+import type { PushConfig } from './config.ts';
+import { createImporter } from './import.ts';
+import { createKeptFiles, type KeptFiles } from './kept.ts';
+import { createPushService, type PushService } from './service.ts';
+import { createStaging, type Staging } from './staging.ts';
+
+export interface PushDeps {
+  service: PushService;
+  staging: Staging;
+  kept: KeptFiles;
+  /** Recomputes the caches' published sets now (after a new GC root), resolving when done. */
+  refreshPublished: () => Promise<void>;
+  close(): void;
+}
+
+export interface PushOptions {
+  /** The whole store (not one cache's view of it). */
+  store: Store;
+  storeRoot: string;
+  storeDir: string;
+  /** Every cache's keys: a store under another root is told to trust them for the imports. */
+  signers: readonly Signer[];
+  log: Logger;
+  refreshPublished: () => Promise<void>;
+}
+
+export function createPush(config: PushConfig, o: PushOptions): PushDeps {
+  mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+  const staging = createStaging({
+    dir: config.dir,
+    maxBytes: config.stagingMaxBytes,
+    ttlMs: config.stagingTtlMs,
+    sweepEveryMs: Math.min(60_000, config.stagingTtlMs),
+    onSweep: (removed) => o.log.info({ msg: 'push: removed abandoned staged files', removed }),
+  });
+  const kept = createKeptFiles({ dir: config.dir, maxBytes: config.keptMaxBytes });
+  const importer = createImporter({
+    storeUri: config.storeUri,
+    storeDir: o.storeDir,
+    trust: config.trust,
+    trustedKeys: [...new Set(o.signers.map((s) => s.publicKey))],
+    workDir: config.dir,
+  });
+  const service = createPushService({ store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log });
+  return { service, staging, kept, refreshPublished: o.refreshPublished, close: () => staging.close() };
+}

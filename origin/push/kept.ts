@@ -1,0 +1,75 @@
+/**
+ * Pushed NAR files kept after the import, so the pusher — whose Nix cached
+ * the narinfo it uploaded, `URL: nar/<filehash>.nar.xz` — can read back the
+ * same bytes. `files/<cache>/<file>` plus `<file>.json` (which path, NAR hash,
+ * compression). Bounded: past `maxBytes` the oldest files go, their small
+ * records stay, and the route then compresses the path afresh (a stable
+ * equivalent: same compression, same NAR).
+ */
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { UploadCompression } from '../../shared/upload.ts';
+
+export interface KeptRecord {
+  /** Every pushed path whose NAR this file is (identical contents make identical files). */
+  storePaths: string[];
+  narHash: string;
+  narSize: number;
+  compression: UploadCompression;
+  fileSize: number;
+}
+
+export interface KeptFiles {
+  /** Moves `from` (a verified upload; absent: already kept) into the kept files of `cache` and records what it holds. */
+  keep(cache: string, file: string, from: string | undefined, record: Omit<KeptRecord, 'storePaths'> & { storePath: string }): Promise<void>;
+  /** The record of an uploaded file and, while it is still kept, its path. */
+  find(cache: string, file: string): Promise<{ record: KeptRecord; path?: string } | undefined>;
+}
+
+export function createKeptFiles(o: { dir: string; maxBytes: number }): KeptFiles {
+  const root = join(o.dir, 'files');
+
+  async function evict() {
+    const files: { path: string; size: number; mtimeMs: number }[] = [];
+    for (const cache of await readdir(root).catch(() => [] as string[])) {
+      for (const name of await readdir(join(root, cache)).catch(() => [] as string[])) {
+        if (name.endsWith('.json') || name.startsWith('.')) continue;
+        const st = await stat(join(root, cache, name)).catch(() => undefined);
+        if (st?.isFile()) files.push({ path: join(root, cache, name), size: st.size, mtimeMs: st.mtimeMs });
+      }
+    }
+    let total = files.reduce((a, f) => a + f.size, 0);
+    files.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const f of files) {
+      if (total <= o.maxBytes) break;
+      await unlink(f.path).catch(() => {});
+      total -= f.size;
+    }
+  }
+
+  return {
+    async keep(cache, file, from, { storePath, ...rest }) {
+      const dir = join(root, cache);
+      await mkdir(dir, { recursive: true });
+      const old = await this.find(cache, file);
+      const storePaths = [...new Set([...(old && old.record.narHash === rest.narHash ? old.record.storePaths : []), storePath])].sort();
+      const tmpJson = join(dir, `.${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+      await writeFile(tmpJson, JSON.stringify({ ...rest, storePaths } satisfies KeptRecord));
+      await rename(tmpJson, join(dir, `${file}.json`));
+      if (from) await rename(from, join(dir, file));
+      await evict();
+    },
+    async find(cache, file) {
+      const dir = join(root, cache);
+      let record: KeptRecord;
+      try {
+        record = JSON.parse(await readFile(join(dir, `${file}.json`), 'utf8')) as KeptRecord;
+        if (!Array.isArray(record.storePaths)) return undefined;
+      } catch {
+        return undefined;
+      }
+      const st = await stat(join(dir, file)).catch(() => undefined);
+      return st?.isFile() && st.size === record.fileSize ? { record, path: join(dir, file) } : { record };
+    },
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * The push pipeline: uploaded files are staged; the narinfo (which Nix sends
+ * last) is checked against the store and its NAR file, then the path is
+ * imported through Nix, rooted for the cache and its NAR file kept for read-back.
+ *
+ * Checks before anything touches the store: the narinfo parses, its StorePath
+ * is in our store directory and has the hash it was PUT under; the NAR file
+ * it names was uploaded to this cache (FileHash/FileSize agree); every
+ * reference is published in this cache already (Nix pushes references first)
+ * — so a pusher cannot pull a path of the box into its cache just by naming
+ * it; and the NAR decompresses to exactly NarSize bytes with NarHash.
+ * A path the store already has is published after the same checks, with its
+ * metadata compared to the store's; one already in the cache is a no-op.
+ */
+import type { Readable } from 'node:stream';
+import { fingerprint } from '../../shared/fingerprint.ts';
+import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
+import { parseNarInfo, type NarInfo } from '../../shared/narinfo.ts';
+import { isStorePathBaseName, parseStorePath, storePathBaseName } from '../../shared/store-path.ts';
+import { narFileOfUrl, type Upload } from '../../shared/upload.ts';
+import type { Signer } from '../../shared/signing.ts';
+import type { Logger } from '../log.ts';
+import type { Store } from '../store/store.ts';
+import { PushError, rejected } from './errors.ts';
+import type { Staging } from './staging.ts';
+import type { KeptFiles } from './kept.ts';
+import type { Importer } from './import.ts';
+import { verifyNarFile } from './verify.ts';
+import { addGcRoot, removeGcRoot } from './gc-root.ts';
+
+/** A cache as push sees it. */
+export interface PushTarget {
+  name: string;
+  /** Keys that sign what this cache serves; the first signs the narinfo handed to Nix on import. */
+  signers: readonly Signer[];
+  /** True when the path is in this cache's published set (for `publish = "all"`: valid in the store). */
+  isPublished(storePath: string): Promise<boolean>;
+  /** Brings the published sets up to date with new GC roots (they are otherwise polled). */
+  settle?: () => Promise<void>;
+}
+
+export interface PushServiceOptions {
+  store: Store;
+  storeRoot: string;
+  storeDir: string;
+  staging: Staging;
+  kept: KeptFiles;
+  importer: Importer;
+  log: Logger;
+  /** Largest narinfo, .ls, log or realisation upload accepted (they are small files). */
+  maxMetadataBytes?: number;
+}
+
+/** Nix 2.8 takes any 2xx; eris answers 200 with one line saying what happened. */
+export type PushResult = { status: 200; message: string };
+
+export interface PushService {
+  /** A PUT of any upload path; `body` is the request body stream, `length` its Content-Length. */
+  put(target: PushTarget, upload: Upload, body: Readable, length: number | undefined, user?: string): Promise<PushResult>;
+}
+
+async function readSmall(body: Readable, max: number, length: number | undefined): Promise<Buffer> {
+  if (length !== undefined && length > max) {
+    body.resume();
+    throw new PushError(413, `upload of ${length} bytes is too large for a metadata file (at most ${max})`);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > max) {
+      body.destroy();
+      throw new PushError(413, `metadata upload is too large (at most ${max} bytes)`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+const normalHash = (label: string, text: string): string => {
+  try {
+    return formatSha256Nix32(parseSha256(text));
+  } catch {
+    throw rejected(`narinfo ${label} is not a SHA-256 hash`);
+  }
+};
+
+export function createPushService(o: PushServiceOptions): PushService {
+  const maxMeta = o.maxMetadataBytes ?? 1024 * 1024;
+  /** One narinfo per store path at a time in this process (Nix's path locks serialise across processes). */
+  const busy = new Map<string, Promise<unknown>>();
+
+  async function serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    while (busy.has(key)) await busy.get(key)!.catch(() => {});
+    const p = fn();
+    busy.set(key, p);
+    try {
+      return await p;
+    } finally {
+      busy.delete(key);
+    }
+  }
+
+  function checkNarInfo(text: string, hashPart: string): NarInfo {
+    let info: NarInfo;
+    try {
+      info = parseNarInfo(text);
+    } catch (e) {
+      throw rejected(`bad narinfo: ${(e as Error).message}`);
+    }
+    let parsed;
+    try {
+      parsed = parseStorePath(info.storePath, o.storeDir);
+    } catch {
+      throw rejected(`narinfo StorePath ${info.storePath.slice(0, 120)} is not a store path in ${o.storeDir}`);
+    }
+    if (parsed.hashPart !== hashPart) throw rejected(`narinfo StorePath ${info.storePath} does not belong to ${hashPart}.narinfo`);
+    for (const r of info.references) if (!isStorePathBaseName(r)) throw rejected(`narinfo reference ${JSON.stringify(r.slice(0, 120))} is not a store path name`);
+    if (info.deriver !== undefined && !isStorePathBaseName(info.deriver)) throw rejected('narinfo Deriver is not a store path name');
+    info.narHash = normalHash('NarHash', info.narHash);
+    if (info.fileHash !== undefined) info.fileHash = normalHash('FileHash', info.fileHash);
+    return info;
+  }
+
+  async function putNarInfo(target: PushTarget, hashPart: string, text: string, user: string | undefined): Promise<PushResult> {
+    const info = checkNarInfo(text, hashPart);
+    const named = narFileOfUrl(info.url, info.compression);
+    if (typeof named === 'string') throw rejected(named);
+    const nar = named;
+    if (info.fileHash !== undefined && info.fileHash !== nar.fileHash) throw rejected(`narinfo FileHash ${info.fileHash} does not match its URL ${info.url}`);
+    const refs = info.references.map((r) => `${o.storeDir}/${r}`);
+
+    return serially(info.storePath, async () => {
+      // The NAR: just uploaded (staged), or kept from an earlier push of the same file.
+      const staged = await o.staging.find(target.name, nar.file);
+      try {
+        return await check(staged);
+      } catch (e) {
+        // A refused push leaves nothing behind (Nix uploads the NAR again next time); after a temporary
+        // failure (5xx) Nix retries the narinfo alone, so the NAR stays until the time bound.
+        if (staged && e instanceof PushError && e.status < 500) await o.staging.remove(staged.path);
+        throw e;
+      }
+    });
+
+    async function check(staged: { path: string; size: number } | undefined): Promise<PushResult> {
+      const kept = staged ? undefined : await o.kept.find(target.name, nar.file);
+      if (!staged && !kept) throw rejected(`unknown NAR file: upload ${info.url} before the narinfo`);
+      if (info.fileSize !== undefined && staged && info.fileSize !== staged.size) {
+        throw rejected(`narinfo FileSize ${info.fileSize} does not match the uploaded ${info.url} (${staged.size} bytes)`);
+      }
+
+      const existing = await o.store.lookup(hashPart);
+      if (existing) {
+        if (existing.storePath !== info.storePath || existing.narHash !== info.narHash || existing.narSize !== info.narSize ||
+          existing.references.join(' ') !== [...refs].sort().join(' ')) {
+          throw new PushError(409, `${info.storePath} is already in the store with other contents or references`);
+        }
+      } else {
+        for (const ref of refs) {
+          if (ref === info.storePath) continue;
+          if (!(await target.isPublished(ref))) throw rejected(`missing reference: ${ref} is not in cache ${target.name}; push it first`);
+        }
+      }
+
+      // The same hash check whether or not the store has the path.
+      if (staged) await verifyNarFile(staged.path, nar.compression, info);
+      else if (kept!.record.narHash !== info.narHash || kept!.record.narSize !== info.narSize || kept!.record.compression !== nar.compression) {
+        throw rejected(`the uploaded ${info.url} holds another NAR than this narinfo says`);
+      }
+
+      const published = existing ? await target.isPublished(info.storePath) : false;
+      const newRoot = await addGcRoot(o.storeRoot, target.name, info.storePath);
+      if (!existing) {
+        const signed: NarInfo = {
+          ...info,
+          fileHash: nar.fileHash,
+          fileSize: staged?.size ?? kept!.record.fileSize,
+          // Ours, which the store checks; the pusher's own (unverified here, checked by whoever trusts them) are kept.
+          sigs: [...info.sigs.filter((s) => /^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s)),
+            ...target.signers.slice(0, 1).map((s) => s.sign(fingerprint(info.storePath, info.narHash, info.narSize, [...refs].sort())))],
+        };
+        try {
+          await o.importer.importPath(signed, staged?.path ?? kept!.path ?? '');
+        } catch (e) {
+          if (newRoot && !(await o.store.isValid(info.storePath).catch(() => false))) await removeGcRoot(o.storeRoot, target.name, info.storePath).catch(() => {});
+          throw e;
+        }
+      }
+      if (!published) {
+        await target.settle?.();
+        if (!(await target.isPublished(info.storePath))) {
+          if (newRoot) await removeGcRoot(o.storeRoot, target.name, info.storePath).catch(() => {});
+          throw rejected(`${info.storePath} is excluded from cache ${target.name} (its exclude patterns); it stays in the store unpublished`);
+        }
+      }
+      await o.kept.keep(target.name, nar.file, staged?.path, {
+        storePath: info.storePath, narHash: info.narHash, narSize: info.narSize, compression: nar.compression, fileSize: staged?.size ?? kept!.record.fileSize,
+      });
+      const what = !existing ? 'imported' : published ? 'already in the cache' : 'published (already in the store)';
+      o.log.info({ msg: `push: ${what}`, cache: target.name, path: info.storePath, user: user ?? null, narSize: info.narSize });
+      return { status: 200, message: `${storePathBaseName(info.storePath)}: ${what}` };
+    }
+  }
+
+  return {
+    async put(target, upload, body, length, user) {
+      switch (upload.kind) {
+        case 'nar': {
+          const file = await o.staging.receive(target.name, upload.file, body, length);
+          if (formatSha256Nix32(file.sha256) !== upload.fileHash) {
+            await o.staging.remove(file.path);
+            throw rejected(`file hash mismatch: the body of nar/${upload.file} hashes to ${formatSha256Nix32(file.sha256)}`);
+          }
+          return { status: 200, message: `staged nar/${upload.file}` };
+        }
+        case 'narinfo': {
+          const text = (await readSmall(body, maxMeta, length)).toString('utf8');
+          return putNarInfo(target, upload.hashPart, text, user);
+        }
+        case 'listing':
+        case 'log':
+        case 'realisation': {
+          // Listings are generated from the store; logs and realisations are accepted so `nix copy` and
+          // `nix store copy-log` succeed, but not registered (Nix 2.8 has no import for them alone).
+          await readSmall(body, upload.kind === 'log' ? 64 * maxMeta : maxMeta, length);
+          return { status: 200, message: `accepted (${upload.kind} uploads are not stored)` };
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * The bounded staging area: files a pusher uploads before the narinfo that
+ * names them arrives. One directory per cache; every file is streamed to a
+ * temp name while it is hashed and counted, then renamed into place, so a
+ * staged file is always complete. Bounds: total bytes (a PUT that would not
+ * fit is 413 when it could never fit, else 503 + Retry-After) and age (files
+ * of an abandoned push are swept after `ttlMs`).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { PushError, tryLater } from './errors.ts';
+
+export interface StagedFile {
+  path: string;
+  size: number;
+  /** Raw SHA-256 of the bytes. */
+  sha256: Buffer;
+}
+
+export interface Staging {
+  readonly dir: string;
+  /**
+   * Streams `body` into the staging area of `cache` as `name`; `declaredLength` (Content-Length) is
+   * checked against the bounds before a byte is written. Rejects with PushError when over a bound or
+   * when the body ends early (nothing is left behind then).
+   */
+  receive(cache: string, name: string, body: Readable, declaredLength?: number): Promise<StagedFile>;
+  /** A complete staged file, if there is one. */
+  find(cache: string, name: string): Promise<{ path: string; size: number } | undefined>;
+  remove(path: string): Promise<void>;
+  /** Bytes on disk now (complete and partial files of every process). */
+  usedBytes(): Promise<number>;
+  /** Removes files older than the time bound; returns how many. */
+  sweep(now?: number): Promise<number>;
+  close(): void;
+}
+
+export interface StagingOptions {
+  dir: string;
+  maxBytes: number;
+  ttlMs: number;
+  /** How often to sweep; 0 = only when sweep() is called. */
+  sweepEveryMs?: number;
+  onSweep?: (removed: number) => void;
+}
+
+const TMP_PREFIX = '.part-';
+
+/** A file name we create on disk: names come from parseUploadPath (nix32 and dots), never with a slash. */
+function safeName(name: string): string {
+  if (!/^[A-Za-z0-9+\-._?=!:]+$/.test(name) || name.startsWith('.')) throw new Error(`unsafe staging name ${JSON.stringify(name)}`);
+  return name;
+}
+
+export function createStaging(o: StagingOptions): Staging {
+  const root = join(o.dir, 'staging');
+  /** Bytes this process has promised to uploads still arriving, beyond what they have written. */
+  let reserved = 0;
+
+  async function filesUnder(): Promise<{ path: string; size: number; mtimeMs: number }[]> {
+    const out: { path: string; size: number; mtimeMs: number }[] = [];
+    let caches: string[];
+    try {
+      caches = await readdir(root);
+    } catch {
+      return out;
+    }
+    for (const cache of caches) {
+      let names: string[];
+      try {
+        names = await readdir(join(root, cache));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        try {
+          const st = await stat(join(root, cache, name));
+          if (st.isFile()) out.push({ path: join(root, cache, name), size: st.size, mtimeMs: st.mtimeMs });
+        } catch {}
+      }
+    }
+    return out;
+  }
+
+  async function usedBytes(): Promise<number> {
+    return (await filesUnder()).reduce((a, f) => a + f.size, 0);
+  }
+
+  const timer = o.sweepEveryMs ? setInterval(() => void api.sweep().then((n) => n && o.onSweep?.(n), () => {}), o.sweepEveryMs) : undefined;
+  timer?.unref();
+
+  const api: Staging = {
+    dir: root,
+    async receive(cache, name, body, declaredLength) {
+      const dir = join(root, safeName(cache));
+      const final = join(dir, safeName(name));
+      if (declaredLength !== undefined && declaredLength > o.maxBytes) {
+        body.resume();
+        throw new PushError(413, `upload of ${declaredLength} bytes is larger than the staging area (${o.maxBytes} bytes); push it over ssh, then eris publish`);
+      }
+      const claim = declaredLength ?? 0;
+      if ((await usedBytes()) + reserved + claim > o.maxBytes) {
+        body.resume();
+        throw tryLater('staging area full, retry later', 30);
+      }
+      reserved += claim;
+      await mkdir(dir, { recursive: true });
+      const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
+      const hash = createHash('sha256');
+      let size = 0;
+      let over = false;
+      const counter = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          size += chunk.length;
+          if (declaredLength !== undefined && size > declaredLength) return cb(new PushError(400, 'body longer than its Content-Length'));
+          if (declaredLength === undefined && size > o.maxBytes) {
+            over = true;
+            return cb(new PushError(413, `upload is larger than the staging area (${o.maxBytes} bytes); push it over ssh, then eris publish`));
+          }
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      try {
+        await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx' }));
+        if (declaredLength !== undefined && size !== declaredLength) throw new PushError(400, `upload ended after ${size} of ${declaredLength} bytes`);
+        await rename(tmp, final);
+      } catch (e) {
+        await unlink(tmp).catch(() => {});
+        if (e instanceof PushError) throw e;
+        if (over) throw e;
+        // The client went away mid-body, or the disk failed: either way nothing stays.
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOSPC') throw tryLater('staging disk full, retry later', 30);
+        throw new PushError(400, `upload did not complete (${code ?? (e as Error).message})`);
+      } finally {
+        reserved -= claim;
+      }
+      return { path: final, size, sha256: hash.digest() };
+    },
+    async find(cache, name) {
+      const path = join(root, safeName(cache), safeName(name));
+      try {
+        const st = await stat(path);
+        return st.isFile() ? { path, size: st.size } : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    async remove(path) {
+      await rm(path, { force: true });
+    },
+    usedBytes,
+    async sweep(now = Date.now()) {
+      let removed = 0;
+      for (const f of await filesUnder()) {
+        if (now - f.mtimeMs > o.ttlMs) {
+          await unlink(f.path).catch(() => {});
+          removed++;
+        }
+      }
+      return removed;
+    },
+    close() {
+      if (timer) clearInterval(timer);
+    },
+  };
+  return api;
+}
