@@ -12,6 +12,7 @@ import { loadConfig, type ConfigSources, type OriginConfig } from './config.ts';
 import { checkStoreRoot, storeDbPath } from './store/store.ts';
 import { openStoreDb } from './store/db.ts';
 import { createSigner } from '../shared/signing.ts';
+import { checkPush } from './push/doctor.ts';
 import { EDGE_SECRET_HEADER, NO_STORE } from '../shared/contract.ts';
 
 export interface Check {
@@ -299,6 +300,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
     if (defaultCache) keys = keysOf(defaultCache.signKeyPaths);
     checkStore(config, checks);
     if (!checks.some((c) => c.what === 'store' && c.status === 'FAIL')) await checkCaches(config, checks);
+    checks.push(...checkPush(config, config.caches.flatMap((c) => keysOf(c.signKeyPaths) ?? [])));
     await checkOrigin(config, keys, timeoutMs, checks);
     if (checks.some((c) => c.what === 'origin' && c.status === 'ok')) await checkServedCaches(config, keysOf, timeoutMs, checks);
   }
