@@ -74,8 +74,8 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     pushDir = join(dir, 'push');
     origin = await startOriginCli({ root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--push-dir', pushDir] });
     edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET, vars: { MAX_UPLOAD_BYTES: String(MAX_UPLOAD) } });
-    const writer = addToken({ mode: 'local', persistTo: edge.persistTo }, 'pusher', { scopes: ['read', 'write'] });
-    const reader = addToken({ mode: 'local', persistTo: edge.persistTo }, 'reader', { scopes: ['read'] });
+    const writer = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'pusher', { scopes: ['read', 'write'] });
+    const reader = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'reader', { scopes: ['read'] });
     proxy = await startRecordingProxy(edge.url);
     writeNetrc = join(dir, 'write-netrc');
     writeFileSync(writeNetrc, `machine 127.0.0.1 login pusher password ${writer}\n`);
