@@ -15,8 +15,10 @@ export interface NodeRow {
 export interface ClosureDb {
   /** The valid path, if it is one. */
   byPath(path: string): NodeRow | undefined;
-  /** The paths `id` references (itself included when it refers to itself). */
-  references(id: number): NodeRow[];
+  /** The ids of the paths `id` references (itself included when it refers to itself). */
+  referenceIds(id: number): number[];
+  /** The valid path with this id. */
+  byId(id: number): NodeRow | undefined;
   /** Every valid path, for `publish = "all"` with exclusions. */
   allPaths(): Iterable<NodeRow>;
   /** Every reference edge, for `publish = "all"` with exclusions. */
@@ -33,14 +35,17 @@ export function openClosureDb(dbPath: string): ClosureDb {
   db.exec('PRAGMA busy_timeout = 0');
   const q = (sql: string): StatementSync => db.prepare(sql);
   const byPath = q('SELECT id, path, deriver, narSize FROM ValidPaths WHERE path = ?');
-  const refs = q('SELECT v.id AS id, v.path AS path, v.deriver AS deriver, v.narSize AS narSize FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer = ?');
+  // The walk reads ids only (the Refs index alone answers it); rows are read once per member afterwards.
+  const refs = q('SELECT reference FROM Refs WHERE referrer = ?');
+  const byId = q('SELECT id, path, deriver, narSize FROM ValidPaths WHERE id = ?');
   const all = q('SELECT id, path, deriver, narSize FROM ValidPaths');
   const allRefs = q('SELECT referrer, reference FROM Refs');
   const version = q('PRAGMA data_version');
   let inTx = false;
   return {
     byPath: (path) => byPath.get(path) as NodeRow | undefined,
-    references: (id) => refs.all(id) as unknown as NodeRow[],
+    referenceIds: (id) => (refs.all(id) as { reference: number }[]).map((r) => r.reference),
+    byId: (id) => byId.get(id) as NodeRow | undefined,
     allPaths: () => all.iterate() as IterableIterator<NodeRow>,
     allRefs: () => allRefs.iterate() as IterableIterator<{ referrer: number; reference: number }>,
     dataVersion: () => (version.get() as { data_version: number }).data_version,

@@ -129,10 +129,10 @@ export async function computePublished(db: ClosureDb, o: ComputeOptions): Promis
       };
     }
 
-    // The closure of the roots, breadth first, remembering each path's references for the exclusion pass.
-    const nodes = new Map<number, NodeRow>();
+    // The closure of the roots, breadth first over ids, remembering each path's references for the exclusion pass.
+    const seen = new Set<number>();
     const refsOf = new Map<number, number[]>();
-    const queue: NodeRow[] = [];
+    const queue: number[] = [];
     for (const r of o.roots) {
       if (!r.storePath) continue;
       const row = db.byPath(r.storePath);
@@ -140,25 +140,28 @@ export async function computePublished(db: ClosureDb, o: ComputeOptions): Promis
         r.problem = `${r.storePath} is not a valid path in the store`;
         continue;
       }
-      if (!nodes.has(row.id)) {
-        nodes.set(row.id, row);
-        queue.push(row);
+      if (!seen.has(row.id)) {
+        seen.add(row.id);
+        queue.push(row.id);
       }
     }
     for (let i = 0; i < queue.length; i++) {
-      const row = queue[i]!;
-      const refs = db.references(row.id);
-      const ids: number[] = [];
-      for (const ref of refs) {
-        if (ref.id === row.id) continue;
-        ids.push(ref.id);
-        if (!nodes.has(ref.id)) {
-          nodes.set(ref.id, ref);
+      const id = queue[i]!;
+      const ids = db.referenceIds(id).filter((r) => r !== id);
+      for (const ref of ids) {
+        if (!seen.has(ref)) {
+          seen.add(ref);
           queue.push(ref);
         }
       }
-      if (patterns.length) refsOf.set(row.id, ids);
+      if (patterns.length) refsOf.set(id, ids);
       if ((i & 255) === 255) await maybeYield();
+    }
+    const nodes = new Map<number, NodeRow>();
+    for (let i = 0; i < queue.length; i++) {
+      const row = db.byId(queue[i]!);
+      if (row) nodes.set(row.id, row);
+      if ((i & 1023) === 1023) await maybeYield();
     }
 
     let exclusions: Exclusion[] = [];

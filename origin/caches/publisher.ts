@@ -10,7 +10,8 @@
 import type { CacheConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { openClosureDb, type ClosureDb } from './closure-db.ts';
-import { computePublished, publishes, type PublishedSet } from './published.ts';
+import { computePublished, publishes, type ComputeOptions, type PublishedSet } from './published.ts';
+import { startComputeWorker } from './worker-compute.ts';
 import { resolveCacheRoots, type ResolvedRoot } from './roots.ts';
 
 export interface Publisher {
@@ -30,14 +31,18 @@ export interface PublisherOptions {
   caches: readonly CacheConfig[];
   log: Logger;
   pollMs?: number;
-  /** The DB connection to use (tests); by default one is opened on dbPath. */
+  /**
+   * The DB connection to compute on, in this thread (tests, the memory store). By default the sets are
+   * computed in a worker thread with its own connection, and this thread only reads data_version.
+   */
   db?: ClosureDb;
 }
 
 /** Stands in for the DB where no cache needs one (publish = "all" without exclusions reads nothing). */
 const noDb: ClosureDb = {
   byPath: () => undefined,
-  references: () => [],
+  referenceIds: () => [],
+  byId: () => undefined,
   allPaths: () => [],
   allRefs: () => [],
   dataVersion: () => 0,
@@ -52,6 +57,8 @@ export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
   const needsWork = (c: CacheConfig) => c.publish === 'roots' || c.exclude.length > 0;
   const ownDb = !o.db && o.caches.some(needsWork);
   const db: ClosureDb | undefined = o.db ?? (ownDb ? openClosureDb(o.dbPath) : undefined);
+  const worker = ownDb ? startComputeWorker(o.dbPath) : undefined;
+  const compute = (opts: ComputeOptions) => (worker ? worker.compute(opts) : computePublished(db ?? noDb, opts));
   const state = new Map<string, { set?: PublishedSet; version: number; rootsKey: string }>();
   let running: Promise<void> | undefined;
   let closed = false;
@@ -72,7 +79,7 @@ export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
       const key = rootsKey(roots);
       if (s.set && (!needsWork(c) || (s.version === version && s.rootsKey === key))) continue;
       try {
-        const set = await computePublished(db ?? noDb, { publish: c.publish, roots, exclude: c.exclude });
+        const set = await compute({ publish: c.publish, roots, exclude: c.exclude });
         const first = !s.set;
         Object.assign(s, { set, version, rootsKey: key });
         o.log.info({
@@ -99,6 +106,7 @@ export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
     // The first computation must succeed: serving with no set would be serving nothing (or everything).
     if (!state.get(c.name)?.set) {
       if (ownDb) db?.close();
+      worker?.close();
       throw new Error(`cache ${c.name}: could not compute its published set`);
     }
   }
@@ -119,6 +127,7 @@ export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
       clearInterval(timer);
       void (running ?? Promise.resolve()).finally(() => {
         if (ownDb) db?.close();
+        worker?.close();
       });
     },
   };

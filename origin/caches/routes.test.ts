@@ -21,11 +21,12 @@ function memoryClosureDb(store: MemoryStore): ClosureDb {
   const rows = () => Object.values(store.paths).map((p, i): NodeRow => ({ id: i + 1, path: p.storePath, deriver: p.deriver ?? null, narSize: p.narSize }));
   return {
     byPath: (path) => rows().find((r) => r.path === path),
-    references: (id) => {
+    referenceIds: (id) => {
       const all = rows();
       const p = Object.values(store.paths)[id - 1]!;
-      return p.references.map((r) => all.find((x) => x.path === r)!);
+      return p.references.map((r) => all.find((x) => x.path === r)!.id);
     },
+    byId: (id) => rows()[id - 1],
     allPaths: () => rows(),
     allRefs: () => Object.values(store.paths).flatMap((p, i) => p.references.map((r) => ({ referrer: i + 1, reference: rows().find((x) => x.path === r)!.id }))),
     dataVersion: () => Object.keys(store.paths).length,
