@@ -17,6 +17,7 @@ import { ensureFixture, hashPart, type Fixture } from './lib/fixture.ts';
 import { freePort, killAllSync, sleep, stopAll, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
 import { runWrk, type WrkResult } from './lib/wrk.ts';
 import { closureCopy, type CopyRun } from './lib/closure.ts';
+import { measureEdgeCpu } from './lib/edge-cpu.ts';
 import { addToken, httpGet, httpHead, keygen, PROJECT_DIR, startNginx, startOrigin, startPassthroughWorker, startWorker, waitOk, WRANGLER } from './lib/servers.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/profile.ts';
 import { evaluateTargets, printReport, renderSvg, type Results, type TargetName, type Measurements } from './lib/report.ts';
@@ -350,6 +351,14 @@ async function main() {
     const rssLoaded = await rssWhileStreaming(origin, `${smallT.base}/${rssInfo.url}`, edgeHeaders, rssInfo.narSize);
     say(`  ${rssLoaded.rssBeforeMb.toFixed(1)} MB before, peak ${rssLoaded.rssPeakMb.toFixed(1)} MB, ${rssLoaded.mbPerSec.toFixed(0)} MB/s`);
     m.rss = { huge: fx.huge !== undefined, storePath: rssPath, narBytes: rssInfo.narSize, fresh: rssFresh, loaded: rssLoaded };
+
+    if (!c.skipWorker) {
+      say('edge CPU per request, in this process (the Worker app vs the do-nothing Worker, origin answered from memory) …');
+      await waitQuiet('edge CPU', c.quietWaitSeconds);
+      const { value, otherCpuPct } = await withOtherCpu(() => measureEdgeCpu(20_000));
+      m.edgeCpu = { ...value, otherCpuPct };
+      say(`  edge ${value.us.edge.narinfo.toFixed(1)} µs/narinfo (${value.us.edgeNoTokenCache.narinfo.toFixed(1)} with TOKEN_CACHE_SECONDS=0), ${value.us.edge.nar.toFixed(1)} µs/NAR response; do-nothing ${value.us.doNothing.narinfo.toFixed(1)} / ${value.us.doNothing.nar.toFixed(1)}`);
+    }
 
     if (c.profile) {
       say('CPU profiles of the origin (--cpu-prof):');

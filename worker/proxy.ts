@@ -13,6 +13,7 @@ import type { EdgeEnv } from './types.ts';
 import type { OriginClient, OriginResult } from './origin-client.ts';
 import { askInTurn, chooseWithoutWinner, inOrder, NAR_ORIGIN_PARAM, provenance, routeNarUrl, type Attempt } from './origins.ts';
 import { isNarPath } from './cache-routing.ts';
+import { NO_STORE } from '../shared/contract.ts';
 
 /** Request headers worth passing on; everything else (Authorization, Cookie, …) stays at the edge. */
 const FORWARD_REQUEST_HEADERS = ['accept', 'range', 'if-range', 'user-agent', 'content-type', 'content-length'];
@@ -65,7 +66,8 @@ export function forwardedRequestHeaders(c: Context<EdgeEnv>): Headers {
 
 /** The origin's answer as the edge passes it on: selected headers, the body streamed (none for HEAD). */
 export function passOn(method: string, upstream: Response): Response {
-  const out = new Headers();
+  // Marked no-store here, while the headers are still ours to set, so noStore() need not rebuild it.
+  const out = new Headers({ 'Cache-Control': NO_STORE });
   for (const name of FORWARD_RESPONSE_HEADERS) {
     const v = upstream.headers.get(name);
     if (v !== null) out.set(name, v);

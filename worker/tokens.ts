@@ -4,11 +4,13 @@
  * The record, its key and its parser are the edge↔origin contract
  * (shared/contract.ts), shared with the `eris token` CLI that writes them.
  */
-import { parseTokenRecord, tokenKey, type TokenRecord } from '../shared/contract.ts';
+import { parseTokenRecord, tokenDigest, tokenKey, type TokenRecord } from '../shared/contract.ts';
 
 export interface TokenStore {
   /** The record for a token digest (hex), or null. */
   get(digestHex: string): Promise<TokenRecord | null>;
+  /** The record for a token itself, when the store can skip hashing it (the isolate cache, on a hit). */
+  byToken?(token: string): Promise<TokenRecord | null>;
 }
 
 /** The part of a KV namespace the edge reads tokens with. */
@@ -32,23 +34,29 @@ export interface TokenCacheOptions {
  * KV's ~60 s + ttl. Misses are kept too (a flood of bad tokens reads KV once per ttl per token); a new
  * token may then be refused for up to ttl after a first failed try, as KV's own negative caching does.
  * Lookups that fail (KV unreachable) are not kept. Only settled answers are kept, never a pending
- * promise: workerd must not resolve one request's promise from another request's I/O.
+ * promise: workerd must not resolve one request's promise from another request's I/O. byToken keys
+ * the same answers by the token itself, so a hit costs no SHA-256 either (the token stays in this
+ * isolate's memory, where the request held it anyway, for at most ttl).
  */
 export function cachedTokenStore(inner: TokenStore, options: TokenCacheOptions): TokenStore {
   if (options.ttlMs <= 0) return inner;
   const now = options.now ?? Date.now;
   const maxEntries = options.maxEntries ?? 10_000;
-  const entries = new Map<string, { until: number; record: TokenRecord | null }>();
+  type Entries = Map<string, { until: number; record: TokenRecord | null }>;
+  const byDigest: Entries = new Map();
+  const byToken: Entries = new Map();
+  async function cached(entries: Entries, key: string, read: () => Promise<TokenRecord | null>) {
+    const hit = entries.get(key);
+    if (hit && hit.until > now()) return hit.record;
+    const record = await read();
+    entries.delete(key);
+    entries.set(key, { until: now() + options.ttlMs, record });
+    if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
+    return record;
+  }
   return {
-    async get(digestHex) {
-      const hit = entries.get(digestHex);
-      if (hit && hit.until > now()) return hit.record;
-      const record = await inner.get(digestHex);
-      entries.delete(digestHex);
-      entries.set(digestHex, { until: now() + options.ttlMs, record });
-      if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
-      return record;
-    },
+    get: (digestHex) => cached(byDigest, digestHex, () => inner.get(digestHex)),
+    byToken: (token) => cached(byToken, token, async () => inner.get(await tokenDigest(token))),
   };
 }
 

@@ -2,6 +2,7 @@
 import type { WrkResult } from './wrk.ts';
 import type { ProfileSummary } from './profile.ts';
 import type { CopyRun } from './closure.ts';
+import type { EdgeCpu } from './edge-cpu.ts';
 
 export type TargetName = 'nginx' | 'origin' | 'worker' | 'passthrough';
 
@@ -32,6 +33,8 @@ export interface Measurements {
   rss: { huge: boolean; storePath: string; narBytes: number; fresh: RssRun; loaded: RssRun };
 
   profiles?: { narinfo: ProfileSummary; nar: ProfileSummary };
+  /** The edge's own CPU per request, measured in process (what Cloudflare bills as CPU time). */
+  edgeCpu?: EdgeCpu & { otherCpuPct: number };
 }
 
 export interface TargetCheck {
@@ -172,6 +175,15 @@ export function printReport(r: Results, write: (s: string) => void) {
     ['p99 ms (1 conn)', f(ms(d.small.latencyUs.p99), 3), f(ms(d.big.latencyUs.p99), 3), f(d.big.latencyUs.p99 / d.small.latencyUs.p99, 2)],
     [`req/s (${p.connections} conns)`, f(d.smallLoaded.reqPerSec), f(d.bigLoaded.reqPerSec), f(d.bigLoaded.reqPerSec / d.smallLoaded.reqPerSec, 2)],
   ]));
+  if (m.edgeCpu) {
+    const e = m.edgeCpu.us;
+    write(`\nedge CPU per request, in process (same V8 as workerd; origin answered from memory, ${f(m.edgeCpu.requests)} requests each):\n`);
+    write(table([
+      ['µs CPU per request', 'eris edge', 'eris edge, TOKEN_CACHE_SECONDS=0', 'do-nothing Worker', 'edge ÷ do-nothing'],
+      ['narinfo', f(e.edge.narinfo, 1), f(e.edgeNoTokenCache.narinfo, 1), f(e.doNothing.narinfo, 1), fr(e.edge.narinfo / e.doNothing.narinfo)],
+      ['NAR (64 KiB body)', f(e.edge.nar, 1), '', f(e.doNothing.nar, 1), fr(e.edge.nar / e.doNothing.nar)],
+    ]));
+  }
   write(`\norigin RSS (VmRSS every 100 ms) while streaming a ${f(m.rss.narBytes / 2 ** 20)} MiB NAR${m.rss.huge ? '' : ' (not the huge one: BENCH_HUGE=1)'}:\n`);
   for (const [k, v] of [['fresh origin', m.rss.fresh], ['origin after the load runs', m.rss.loaded]] as const) {
     write(`  ${k}: ${f(v.rssBeforeMb, 1)} MB before, peak ${f(v.rssPeakMb, 1)} MB, after ${f(v.rssAfterMb, 1)} MB (${v.samples} samples; ${f(v.mbPerSec)} MB/s)\n`);

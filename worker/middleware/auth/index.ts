@@ -76,7 +76,8 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
       c.set('authFailure', 'oversized token');
       return deny(options.realm, c.req.url);
     }
-    const record: TokenRecord | null = await options.tokens.get(await tokenDigest(creds.token));
+    const { tokens } = options;
+    const record: TokenRecord | null = tokens.byToken ? await tokens.byToken(creds.token) : await tokens.get(await tokenDigest(creds.token));
     const scope = scopeFor(c.req.method);
     const ok = record !== null &&
       (creds.user === undefined || creds.user === record.user) &&
