@@ -44,6 +44,7 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
   let edge: EdgeProc;
   let proxy: RecordingProxy;
   let publicKey: string;
+  let teamKey: string;
   let writeNetrc: string;
   let readNetrc: string;
   let writeAuth: string;
@@ -56,8 +57,8 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     return existsSync(s) ? readdirSync(s).flatMap((c) => readdirSync(join(s, c)).map((f) => `${c}/${f}`)) : [];
   };
   const storeRows = () => readdirSync(join(root, 'nix/store')).sort();
-  const push = (paths: string[], netrc?: string, env: Record<string, string> = {}) =>
-    runNix(['copy', '--to', proxy.url, ...paths, '--option', 'connect-timeout', '5', '--option', 'download-attempts', '1',
+  const push = (paths: string[], netrc?: string, env: Record<string, string> = {}, cache = '') =>
+    runNix(['copy', '--to', proxy.url + cache, ...paths, '--option', 'connect-timeout', '5', '--option', 'download-attempts', '1',
       ...(netrc ? ['--option', 'netrc-file', netrc] : [])], { env, timeoutMs: 120_000 });
   const put = (path: string, body: Buffer | string, auth = writeAuth) =>
     fetch(edge.url + path, { method: 'PUT', body, headers: { Authorization: auth }, signal: AbortSignal.timeout(30_000) });
@@ -68,13 +69,18 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     const pub = join(dir, 'cache.pub');
     execFileSync('nix-store', ['--generate-binary-cache-key', 'push-cache-1', sec, pub], { env: nixEnv() });
     publicKey = readFileSync(pub, 'utf8').trim();
-    // The origin's store: its own chroot store, holding one unrelated path to start with.
+    // The origin's store: its own chroot store, holding the fixture's dep -> leaf to start with.
     root = join(dir, 'root');
-    execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, fixture!.closure.find((p) => p.endsWith('-eris-leaf'))!], { env: nixEnv() });
+    execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, fixture!.closure.find((p) => p.endsWith('-eris-dep'))!], { env: nixEnv() });
     pushDir = join(dir, 'push');
-    origin = await startOriginCli({ root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--push-dir', pushDir] });
+    // Two caches: the default one publishing the whole store, and "team" publishing its roots, with a key of its own.
+    execFileSync('nix-store', ['--generate-binary-cache-key', 'push-team-1', join(dir, 'team.sec'), join(dir, 'team.pub')], { env: nixEnv() });
+    teamKey = readFileSync(join(dir, 'team.pub'), 'utf8').trim();
+    const config = join(dir, 'eris.toml');
+    writeFileSync(config, `[[cache]]\nname = "default"\npublish = "all"\n\n[[cache]]\nname = "team"\npublish = "roots"\nsign_key_paths = ["${join(dir, 'team.sec')}"]\n`);
+    origin = await startOriginCli({ root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--config', config, '--push-dir', pushDir] });
     edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET, vars: { MAX_UPLOAD_BYTES: String(MAX_UPLOAD) } });
-    const writer = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'pusher', { scopes: ['read', 'write'] });
+    const writer = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'pusher', { scopes: ['read', 'write'], caches: ['default', 'team'] });
     const reader = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'reader', { scopes: ['read'] });
     proxy = await startRecordingProxy(edge.url);
     writeNetrc = join(dir, 'write-netrc');
@@ -130,6 +136,29 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     const nars = proxy.seen.slice(before).filter((s) => s.url.startsWith('/nar/'));
     expect(nars.length).toBe(closure.length);
     for (const n of nars) expect({ url: n.url, status: n.status }).toEqual({ url: expect.stringMatching(/^\/nar\/[0-9a-z]{52}\.nar\.xz$/), status: 200 });
+  });
+
+  it('pushes to a named cache: served under /team with its key only, rooted there; a path the store has is published without re-import', async () => {
+    const b = build('b', salt + '-team');
+    const a = fixture!.closure.find((p) => p.endsWith('-eris-leaf'))!; // in the origin's store from the start, not in team
+    const r = await push([b, a], writeNetrc, {}, '/team');
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    const answers = proxy.seen.filter((s) => s.method === 'PUT' && s.url.startsWith('/team/') && s.url.endsWith('.narinfo'));
+    expect(answers.map((s) => s.status)).toEqual(answers.map(() => 200));
+    for (const p of [b, a]) expect(existsSync(join(root, 'nix/var/nix/gcroots/eris/team', p.slice('/nix/store/'.length)))).toBe(true);
+    const said = (what: string, p: string) => origin.output().split('\n').some((l) => l.includes(`"msg":"push: ${what}","cache":"team","path":"${p}"`));
+    expect(said('imported', b)).toBe(true);
+    expect(said('published (already in the store)', a)).toBe(true);
+
+    const fresh = join(dir, 'team-client');
+    const c = await nixCopy({ from: `${proxy.url}/team`, to: fresh, paths: [b, a], trustedKeys: teamKey, netrc: writeNetrc });
+    expect(c.stderr).not.toMatch(/error/);
+    expect(c.code).toBe(0);
+    // A path the store has but nobody pushed to team is not there (the default cache serves it).
+    const dep = fixture!.closure.find((p) => p.endsWith('-eris-dep'))!;
+    const narinfo = (prefix: string) => fetch(`${proxy.url}${prefix}/${dep.slice(11, 43)}.narinfo`, { headers: { Authorization: writeAuth } }).then((res) => res.status);
+    expect([await narinfo('/team'), await narinfo('')]).toEqual([404, 200]);
   });
 
   it('no token or a read-only token: the push fails, the store and staging are unchanged', async () => {
