@@ -6,6 +6,7 @@ import { Hono } from 'hono';
 import type { AppSettings, OriginDeps, OriginEnv } from './types.ts';
 import { edgeAuth } from './middleware/edge-auth/index.ts';
 import { usageCounter } from './middleware/usage/index.ts';
+import { admissionControl } from './admission.ts';
 import { send, TEXT } from './respond.ts';
 import { onError } from './errors.ts';
 import { getCacheInfo } from './routes/nix-cache-info.ts';
@@ -39,6 +40,7 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
     await next();
   });
   app.use(edgeAuth(settings.edgeSecret));
+  app.use(admissionControl());
   app.use(usageCounter());
 
   const select = cacheSelector(caches);

@@ -10,6 +10,7 @@ import { startOrigin } from './main.ts';
 import { checkStartup } from './compose.ts';
 import { Metrics, type MetricsSnapshot } from './metrics.ts';
 import type { Logger } from './log.ts';
+import { createClusterSlots, createSlotServer } from './compression/cluster-slots.ts';
 
 type Msg =
   | { type: 'eris:metrics?'; id: number }
@@ -30,6 +31,8 @@ async function primary(config: OriginConfig, log: Logger) {
   let restarts = 0;
   const fork = () => cluster.fork();
   for (let i = 0; i < config.workers; i++) fork();
+  // The compression cap for all workers together.
+  const slots = createSlotServer(config.compressionMax, config.compressionQueue);
 
   // /metrics in one worker: ask every worker for its counters, hand them all back to the asker.
   const pending = new Map<number, { from: Worker; reqId: number; want: number; got: MetricsSnapshot[]; timer: NodeJS.Timeout }>();
@@ -42,6 +45,7 @@ async function primary(config: OriginConfig, log: Logger) {
     if (p.from.isConnected()) p.from.send({ type: 'eris:metrics', id: p.reqId, snapshots: p.got } satisfies Msg);
   };
   cluster.on('message', (from, msg: Msg) => {
+    if (slots.onMessage(from, msg)) return;
     if (msg?.type === 'eris:metrics?') {
       const id = nextId++;
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
@@ -55,6 +59,7 @@ async function primary(config: OriginConfig, log: Logger) {
     }
   });
   cluster.on('exit', (w, code, signal) => {
+    slots.exited(w);
     if (stopping) return;
     restarts++;
     log.error({ msg: 'origin worker died; starting another', pid: w.process.pid, code, signal, restarts });
@@ -85,6 +90,7 @@ async function worker(config: OriginConfig, log: Logger) {
     }
   });
   const origin = await startOrigin(config, log, {
+    slots: createClusterSlots(),
     clusterMetrics: (mine) => {
       const id = nextId++;
       return new Promise<Metrics>((resolve) => {
@@ -96,6 +102,7 @@ async function worker(config: OriginConfig, log: Logger) {
           clearTimeout(timer);
           const all = new Metrics();
           all.gauges = mine.gauges;
+          all.levels = mine.levels;
           for (const s of snapshots) all.absorb(s);
           resolve(all);
         });

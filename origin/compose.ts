@@ -22,6 +22,11 @@ import { startPublisher } from './caches/publisher.ts';
 import type { ClosureDb } from './caches/closure-db.ts';
 import { storeDbPath } from './store/store.ts';
 import { createPush, type PushDeps } from './push/index.ts';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { createAdmission } from './admission.ts';
+import { createCompressions, type Compressions } from './compression/flights.ts';
+import { createLocalSlots, type Slots } from './compression/slots.ts';
 
 /** `key` names the config key in errors: `sign_key_paths`, or `cache[1].sign_key_paths`. */
 export function loadSigners(paths: readonly string[], key = 'sign_key_paths'): Signer[] {
@@ -87,6 +92,8 @@ export interface ComposeOptions {
   closureDb?: ClosureDb;
   /** In cluster mode: every worker's counters, given this process's own. */
   clusterMetrics?: (own: Metrics) => Promise<Metrics>;
+  /** In cluster mode: the compression cap kept by the primary (compression/cluster-slots.ts). */
+  slots?: Slots;
 }
 
 export interface ComposedOrigin {
@@ -119,6 +126,18 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     const cache = narCache;
     metrics.gauges.eris_nar_cache_bytes = () => cache.totalBytes;
   }
+  const admission = createAdmission(config, metrics);
+  let compressions: Compressions | undefined;
+  if (config.compression !== 'none') {
+    const slots = o.slots ?? createLocalSlots(config.compressionMax, config.compressionQueue);
+    compressions = createCompressions({
+      store, slots, narCache, metrics, log: o.log ?? silentLogger,
+      method: config.compression, level: config.compressionLevel, spoolDir: join(tmpdir(), 'eris-spool'),
+    });
+    const c = compressions;
+    metrics.levels.eris_compressions_running = { help: 'NAR compressions running now.', read: () => c.running };
+    metrics.levels.eris_compressions_queued = { help: 'NAR compressions waiting for a place (compression_max).', read: () => c.queued };
+  }
   let usage: Usage;
   try {
     usage = createUsage({ stateDir: config.stateDir, retentionDays: config.usageRetentionDays, metrics, log: o.log ?? silentLogger });
@@ -134,6 +153,8 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     metrics,
     signatures: createSignatureCache(signers, 50_000, metrics),
     narCache,
+    compressions,
+    admission,
     usage,
     clusterMetrics: clusterMetrics ? () => clusterMetrics(metrics) : undefined,
   };

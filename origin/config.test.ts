@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, interpolate, parseConfigFile, resolveConfig } from './config.ts';
 
@@ -24,6 +25,10 @@ describe('origin config', () => {
       narCacheDir: undefined,
       narCacheMaxBytes: 10 * 1024 ** 3,
       workers: 1,
+      compressionMax: availableParallelism(),
+      compressionQueue: 64,
+      maxNarStreams: 256,
+      maxPendingRequests: 1024,
       stateDir: undefined,
       usageRetentionDays: 90,
       caches: [{ name: 'default', publish: 'all', roots: [], exclude: [], signKeyPaths: ['/var/lib/eris/key.sec'], priority: 40 }],

@@ -5,6 +5,7 @@
  * is one line naming the key.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { defaultLevel, type Compression } from './store/compress.ts';
 import { PUSH_FILE_KEYS, resolvePushConfig, type PushConfig, type PushRaw } from './push/config.ts';
@@ -50,6 +51,14 @@ export interface OriginConfig {
   narCacheMaxBytes: number;
   /** Origin processes sharing the port (node:cluster); one per core uses the whole machine. */
   workers: number;
+  /** Compressions running at once, across all workers; further ones wait in a queue. */
+  compressionMax: number;
+  /** Compressions that may wait for a place; past that, 503 + Retry-After. */
+  compressionQueue: number;
+  /** NAR responses streaming at once, per process; past that, 503 + Retry-After. */
+  maxNarStreams: number;
+  /** Requests being handled at once (NAR bodies not counted once they stream), per process; past that, 503 + Retry-After. */
+  maxPendingRequests: number;
   /** Directory for the origin's own state (usage.sqlite); usage is not recorded when undefined. */
   stateDir?: string;
   /** Days of usage figures kept. */
@@ -75,6 +84,9 @@ export const DEFAULTS = {
   dbBusyTimeoutMs: 2000,
   narCacheMaxBytes: 10 * 1024 ** 3,
   usageRetentionDays: 90,
+  compressionQueue: 64,
+  maxNarStreams: 256,
+  maxPendingRequests: 1024,
 } as const;
 
 /** Keys a config file may hold, with the field each fills. */
@@ -92,6 +104,10 @@ const FILE_KEYS = {
   nar_cache_dir: 'narCacheDir',
   nar_cache_max_bytes: 'narCacheMaxBytes',
   workers: 'workers',
+  compression_max: 'compressionMax',
+  compression_queue: 'compressionQueue',
+  max_nar_streams: 'maxNarStreams',
+  max_pending_requests: 'maxPendingRequests',
   state_dir: 'stateDir',
   usage_retention_days: 'usageRetentionDays',
   cache: 'caches',
@@ -226,6 +242,10 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     narCacheDir: raw.narCacheDir === undefined ? undefined : str('nar_cache_dir', raw.narCacheDir),
     narCacheMaxBytes: raw.narCacheMaxBytes === undefined ? DEFAULTS.narCacheMaxBytes : int('nar_cache_max_bytes', raw.narCacheMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     workers: raw.workers === undefined ? 1 : int('workers', raw.workers, 1, 64),
+    compressionMax: raw.compressionMax === undefined ? availableParallelism() : int('compression_max', raw.compressionMax, 1, 1024),
+    compressionQueue: raw.compressionQueue === undefined ? DEFAULTS.compressionQueue : int('compression_queue', raw.compressionQueue, 0, 100_000),
+    maxNarStreams: raw.maxNarStreams === undefined ? DEFAULTS.maxNarStreams : int('max_nar_streams', raw.maxNarStreams, 1, 1_000_000),
+    maxPendingRequests: raw.maxPendingRequests === undefined ? DEFAULTS.maxPendingRequests : int('max_pending_requests', raw.maxPendingRequests, 1, 1_000_000),
     stateDir: raw.stateDir === undefined ? undefined : str('state_dir', raw.stateDir),
     usageRetentionDays: raw.usageRetentionDays === undefined ? DEFAULTS.usageRetentionDays : int('usage_retention_days', raw.usageRetentionDays, 1, 3650),
     caches,

@@ -1,6 +1,7 @@
 import { HTTPException } from 'hono/http-exception';
 import type { ErrorHandler } from 'hono';
 import { StoreBusyError } from './store/db.ts';
+import { BusyError } from './admission.ts';
 import type { OriginEnv } from './types.ts';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { send, TEXT } from './respond.ts';
@@ -19,6 +20,9 @@ export const onError: ErrorHandler<OriginEnv> = (err, c) => {
     return send(c, err.status as ContentfulStatusCode, `${err.message}\n`, TEXT);
   }
   const log = c.get('deps')?.log;
+  if (err instanceof BusyError) {
+    return send(c, 503, `${err.message}\n`, TEXT, { 'Retry-After': String(err.retryAfterSeconds) });
+  }
   if (err instanceof StoreBusyError) {
     log?.warn({ msg: 'store database busy', path: c.req.path, error: err.message });
     return send(c, 503, 'store database busy, retry\n', TEXT, { 'Retry-After': '1' });

@@ -16,8 +16,8 @@ export interface RunningOrigin {
   close(): Promise<void>;
 }
 
-export async function startOrigin(config: OriginConfig, log: Logger = createLogger(), extra: Pick<ComposeOptions, 'clusterMetrics'> = {}): Promise<RunningOrigin> {
-  const origin = composeOrigin(config, { log, clusterMetrics: extra.clusterMetrics });
+export async function startOrigin(config: OriginConfig, log: Logger = createLogger(), extra: Pick<ComposeOptions, 'clusterMetrics' | 'slots'> = {}): Promise<RunningOrigin> {
+  const origin = composeOrigin(config, { log, clusterMetrics: extra.clusterMetrics, slots: extra.slots });
   let server;
   try {
     await origin.ready;

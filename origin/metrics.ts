@@ -14,6 +14,9 @@ export interface MetricsSnapshot {
   sigCacheMisses: number;
   cacheRequests?: [string, number][];
   cacheBytes?: [string, number][];
+  refused?: [string, number][];
+  compressionsStarted?: number;
+  levels?: [string, number][];
 }
 
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300];
@@ -30,8 +33,15 @@ export class Metrics {
   private cacheByteCounts = new Map<string, number>();
   sigCacheHits = 0;
   sigCacheMisses = 0;
+  /** Requests answered 503 by admission control, by reason. */
+  private refusedCounts = new Map<string, number>();
+  compressionsStarted = 0;
   private readonly started = Date.now();
+  /** Gauges read once for all workers (e.g. the shared NAR cache's size). */
   gauges: Record<string, () => number> = {};
+  /** Gauges of this process, summed over workers in cluster mode (compressions running, NAR streams open). */
+  levels: Record<string, { help: string; read: () => number }> = {};
+  private absorbedLevels: Map<string, number> | undefined;
 
   /** The counters as plain data, to send to another process. */
   snapshot(): MetricsSnapshot {
@@ -46,6 +56,9 @@ export class Metrics {
       sigCacheMisses: this.sigCacheMisses,
       cacheRequests: [...this.cacheRequests],
       cacheBytes: [...this.cacheByteCounts],
+      refused: [...this.refusedCounts],
+      compressionsStarted: this.compressionsStarted,
+      levels: Object.entries(this.levels).map(([k, l]) => [k, l.read()]),
     };
   }
 
@@ -61,6 +74,16 @@ export class Metrics {
     this.sigCacheMisses += s.sigCacheMisses;
     for (const [k, v] of s.cacheRequests ?? []) this.cacheRequests.set(k, (this.cacheRequests.get(k) ?? 0) + v);
     for (const [k, v] of s.cacheBytes ?? []) this.cacheByteCounts.set(k, (this.cacheByteCounts.get(k) ?? 0) + v);
+    for (const [k, v] of s.refused ?? []) this.refusedCounts.set(k, (this.refusedCounts.get(k) ?? 0) + v);
+    this.compressionsStarted += s.compressionsStarted ?? 0;
+    this.absorbedLevels ??= new Map();
+    for (const [k, v] of s.levels ?? []) this.absorbedLevels.set(k, (this.absorbedLevels.get(k) ?? 0) + v);
+  }
+
+  /** A request answered 503 by admission control: `nar_streams`, `pending_requests` or `compression_queue`. */
+  refused(reason: string): void {
+    const k = `reason="${reason}"`;
+    this.refusedCounts.set(k, (this.refusedCounts.get(k) ?? 0) + 1);
   }
 
   cacheRequest(cache: string, kind: 'narinfo_hit' | 'narinfo_miss' | 'nar' | 'push'): void {
@@ -106,6 +129,11 @@ export class Metrics {
     out.push('# HELP eris_nar_stream_failures_total NAR streams that ended in an error or an abort.', '# TYPE eris_nar_stream_failures_total counter', `eris_nar_stream_failures_total ${this.narFailures}`);
     out.push('# HELP eris_signature_cache_hits_total narinfo signatures served from the cache.', '# TYPE eris_signature_cache_hits_total counter', `eris_signature_cache_hits_total ${this.sigCacheHits}`);
     out.push('# HELP eris_signature_cache_misses_total narinfo signatures computed.', '# TYPE eris_signature_cache_misses_total counter', `eris_signature_cache_misses_total ${this.sigCacheMisses}`);
+    counter('eris_refused_total', 'Requests answered 503 + Retry-After by admission control, by reason (nar_streams, pending_requests, compression_queue).', this.refusedCounts);
+    out.push('# HELP eris_compressions_started_total Compressions of NARs started (one per NAR, however many requests share it).', '# TYPE eris_compressions_started_total counter', `eris_compressions_started_total ${this.compressionsStarted}`);
+    for (const [name, l] of Object.entries(this.levels)) {
+      out.push(`# HELP ${name} ${l.help}`, `# TYPE ${name} gauge`, `${name} ${this.absorbedLevels?.get(name) ?? (this.absorbedLevels ? 0 : l.read())}`);
+    }
     for (const [name, fn] of Object.entries(this.gauges)) out.push(`# TYPE ${name} gauge`, `${name} ${fn()}`);
     out.push('# TYPE eris_uptime_seconds gauge', `eris_uptime_seconds ${(Date.now() - this.started) / 1000}`);
     return out.join('\n') + '\n';

@@ -23,6 +23,8 @@ export interface NarResponse {
   body: NarBody;
   /** For the log lines. */
   storePath: string;
+  /** Called once when the body has ended, well or not (admission control counts the stream out). */
+  onEnd?: () => void;
 }
 
 type Done = (ok: boolean, bytes: number, err?: NodeJS.ErrnoException) => void;
@@ -32,10 +34,14 @@ export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<
   const { metrics, log, usage } = c.get('deps');
   const route = c.req.routePath;
   metrics.request(route, res.status);
-  if (c.req.method === 'HEAD') return new Response(null, { status: res.status, headers: res.headers });
+  if (c.req.method === 'HEAD') {
+    res.onEnd?.();
+    return new Response(null, { status: res.status, headers: res.headers });
+  }
 
   const started = performance.now();
   const done: Done = (ok, bytes, err) => {
+    res.onEnd?.();
     const seconds = (performance.now() - started) / 1000;
     metrics.narStream(seconds, ok);
     metrics.sent(route, bytes);
@@ -75,16 +81,19 @@ function asIterable(body: NarBody): AsyncIterable<Buffer> {
 
 async function* counted(source: AsyncIterable<Buffer>, done: Done): AsyncGenerator<Buffer> {
   let bytes = 0;
+  let outcome: { ok: boolean; err?: NodeJS.ErrnoException } = { ok: false, err: Object.assign(new Error('reader cancelled'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }) };
   try {
     for await (const chunk of source) {
       bytes += chunk.length;
       yield chunk;
     }
+    outcome = { ok: true };
   } catch (err) {
-    done(false, bytes, err as NodeJS.ErrnoException);
+    outcome = { ok: false, err: err as NodeJS.ErrnoException };
     throw err;
+  } finally {
+    done(outcome.ok, bytes, outcome.err);
   }
-  done(true, bytes);
 }
 
 /** Counts bytes on their way to the client. */

@@ -8,6 +8,8 @@ import type { NarCache } from './store/nar-cache.ts';
 import type { Compression } from './store/compress.ts';
 import type { Usage } from './usage/recorder.ts';
 import type { PushDeps } from './push/index.ts';
+import type { Compressions } from './compression/flights.ts';
+import type { Admission } from './admission.ts';
 
 /** What the routes need; built once in main.ts (or by a test). */
 export interface OriginDeps {
@@ -19,6 +21,10 @@ export interface OriginDeps {
   narCache?: NarCache;
   /** In cluster mode: the counters of every worker, for /metrics. */
   clusterMetrics?: () => Promise<Metrics>;
+  /** Single-flight compressions under the cap; present when the origin serves compressed NARs. */
+  compressions?: Compressions;
+  /** Admission control (requests in progress, NAR streams). */
+  admission?: Admission;
   /** Usage accounting (per user, cache and day) and the per-cache /metrics counters. */
   usage?: Usage;
   /** HTTP push; absent when push_dir is not set. Shared by every cache (it holds the whole store). */

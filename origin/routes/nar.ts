@@ -12,15 +12,17 @@
  */
 import type { Context } from 'hono';
 import { createReadStream } from 'node:fs';
-import type { Duplex, Readable, Transform } from 'node:stream';
 import { isHashPart } from '../../shared/store-path.ts';
 import { isSha256Nix32 } from '../../shared/hash.ts';
 import type { OriginEnv } from '../types.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { NO_STORE, send } from '../respond.ts';
 import { parseRange } from '../http-range.ts';
-import { createCompressor, URL_SUFFIX, type Compression } from '../store/compress.ts';
+import { URL_SUFFIX, type Compression } from '../store/compress.ts';
+import { CompressionRefusedError } from '../compression/slots.ts';
+import { BusyError } from '../admission.ts';
 import { narCacheKey } from '../store/nar-cache.ts';
+import type { PathInfo } from '../store/store.ts';
 import { sendNar, type NarBody } from '../nar-transport.ts';
 
 export interface NarRequest {
@@ -52,7 +54,7 @@ export function parseNarRequest(file: string, hashQuery: string | undefined): Na
 export async function getNar(c: Context<OriginEnv>) {
   const parsed = parseNarRequest(c.req.param('file') ?? '', c.req.query('hash'));
   if (typeof parsed === 'string') throw badRequest(parsed);
-  const { store, narCache } = c.get('deps');
+  const { store } = c.get('deps');
   const settings = c.get('settings');
   if (parsed.compression !== 'none' && parsed.compression !== settings.compression) throw notFound(`this cache does not serve ${parsed.compression} NARs`);
   const info = await store.lookup(parsed.hashPart);
@@ -62,7 +64,18 @@ export async function getNar(c: Context<OriginEnv>) {
   const state = await store.narState(info);
   if (state === 'gone') throw notFound('no such NAR');
   if (state === 'broken') throw new Error(`store path ${info.storePath} is registered but missing on disk`);
+  // One of at most max_nar_streams bodies in flight (HEAD sends none), counted out when it ends.
+  const release = c.req.method === 'HEAD' ? () => {} : (c.get('deps').admission?.enterNar() ?? (() => {}));
+  try {
+    return await respond(c, info, parsed, release);
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
 
+async function respond(c: Context<OriginEnv>, info: PathInfo, parsed: NarRequest, release: () => void): Promise<Response> {
+  const { store, narCache, compressions, metrics } = c.get('deps');
   const base = { 'Content-Type': 'application/x-nix-nar', 'Cache-Control': NO_STORE };
   const method = parsed.compression;
   const cacheKey = method === 'none' ? undefined : narCacheKey(info.narHash, method);
@@ -75,6 +88,7 @@ export async function getNar(c: Context<OriginEnv>) {
     const ifRange = c.req.header('if-range');
     const range = ifRange !== undefined && ifRange !== etag ? { kind: 'full' as const } : parseRange(c.req.header('range'), size);
     if (range.kind === 'unsatisfiable') {
+      release();
       return send(c, 416, '', 'application/x-nix-nar', { 'Content-Range': `bytes */${size}` });
     }
     const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, size];
@@ -84,16 +98,22 @@ export async function getNar(c: Context<OriginEnv>) {
     const body: NarBody = cached
       ? { stages: () => [createReadStream(cached.path, { start, end: end - 1, highWaterMark: 1024 * 1024 })] }
       : { chunks: () => store.narChunks(info, status === 206 ? { start, end } : undefined) };
-    return sendNar(c, { status, headers, body, storePath: info.storePath });
+    return sendNar(c, { status, headers, body, storePath: info.storePath, onEnd: release });
   }
-  // Compressed on the fly: the size is unknown until the end, so no Range here.
-  const body: NarBody = {
-    stages: () => {
-      const stages: (Readable | Duplex | Transform)[] = [store.nar(info), createCompressor(method, settings.compressionLevel)];
-      const tee = narCache?.tee(cacheKey!);
-      if (tee) stages.push(tee);
-      return stages;
-    },
-  };
-  return sendNar(c, { status: 200, headers: { ...base, 'Accept-Ranges': 'none' }, body, storePath: info.storePath });
+  // Compressed on the fly, once for every request that wants it now (compression/flights.ts): the size
+  // is unknown until the end, so no Range here.
+  const headers = { ...base, 'Accept-Ranges': 'none' };
+  if (c.req.method === 'HEAD') return sendNar(c, { status: 200, headers, body: { chunks: async function* () {} }, storePath: info.storePath });
+  let follower;
+  try {
+    follower = await compressions!.join(cacheKey!, info);
+  } catch (e) {
+    if (!(e instanceof CompressionRefusedError)) throw e;
+    metrics.refused('compression_queue');
+    throw new BusyError('origin busy: too many compressions waiting, retry', 2);
+  }
+  const leave = () => follower.leave();
+  c.req.raw.signal.addEventListener('abort', leave, { once: true });
+  c.env?.outgoing?.once('close', leave);
+  return sendNar(c, { status: 200, headers, body: { chunks: () => follower.chunks() }, storePath: info.storePath, onEnd: release });
 }

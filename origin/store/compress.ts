@@ -21,13 +21,50 @@ export function createCompressor(method: Exclude<Compression, 'none'>, level: nu
   if (method === 'zstd') {
     return createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_checksumFlag]: 1 } });
   }
+  return xzCompressor(level);
+}
+
+/**
+ * `xz -c` as a Duplex whose readable side ends only once xz has exited 0: output cut short by a
+ * crash or a kill (stdout closes before the exit status is known) is an error, never a clean end.
+ */
+function xzCompressor(level: number): Duplex {
   const child = spawn('xz', ['-c', '-T1', `-${level}`], { stdio: ['pipe', 'pipe', 'ignore'] });
-  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  let stdoutEnded = false;
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const duplex = new Duplex({
+    write(chunk: Buffer, _enc, cb) {
+      if (child.stdin.write(chunk)) cb();
+      else child.stdin.once('drain', () => cb());
+    },
+    final(cb) {
+      child.stdin.end(() => cb());
+    },
+    read() {
+      child.stdout.resume();
+    },
+    destroy(err, cb) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      cb(err);
+    },
+  });
+  const settle = () => {
+    if (!stdoutEnded || !exit || duplex.destroyed) return;
+    if (exit.code === 0) duplex.push(null);
+    else duplex.destroy(new Error(`xz exited with ${exit.code ?? exit.signal}`));
+  };
+  child.stdout.on('data', (d: Buffer) => {
+    if (!duplex.push(d)) child.stdout.pause();
+  });
+  child.stdout.once('end', () => {
+    stdoutEnded = true;
+    settle();
+  });
   child.once('exit', (code, signal) => {
-    if (code !== 0 && signal !== 'SIGTERM') duplex.destroy(new Error(`xz exited with ${code ?? signal}`));
+    exit = { code, signal };
+    settle();
   });
-  duplex.once('close', () => {
-    if (child.exitCode === null) child.kill('SIGTERM');
-  });
+  child.once('error', (e) => duplex.destroy(e));
+  child.stdin.on('error', (e) => duplex.destroy(e));
   return duplex;
 }

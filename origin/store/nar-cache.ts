@@ -7,11 +7,9 @@
  * only when complete, so a crash never leaves a partial file that is served.
  * Entries are evicted least-recently-used once the total exceeds maxBytes.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { encodeNix32 } from '../../shared/nix32.ts';
 import { URL_SUFFIX, type Compression } from './compress.ts';
 
 /** The cache key of a path's NAR compressed with `method`: `<nar hash nix32><URL suffix>`; `narHash` is `sha256:<nix32>`. */
@@ -29,12 +27,10 @@ export interface CacheEntry {
 
 export interface NarCache {
   get(key: string): CacheEntry | undefined;
-  /**
-   * A pass-through stream that also writes what flows through it into the
-   * cache under `key`; the entry appears only if the stream ends cleanly.
-   * Returns undefined when that key is already being written.
-   */
-  tee(key: string): Transform | undefined;
+  /** Where to write a new entry for `key` (in this process's tmp dir); it is served only after commit. */
+  spoolPath(key: string): string;
+  /** Makes the complete file at `tmpPath` (from spoolPath) the entry for `key`; throws if it cannot. */
+  commit(key: string, tmpPath: string, fileHash: string, fileSize: number): CacheEntry;
   readonly totalBytes: number;
 }
 
@@ -61,7 +57,6 @@ export function createNarCache(dir: string, maxBytes: number, onEvict?: (key: st
   mkdirSync(tmp, { recursive: true });
   const index = new Map<string, CacheEntry>(); // insertion order = least recently used first
   let total = 0;
-  const writing = new Set<string>();
 
   const drop = (key: string) => {
     for (const f of [join(dir, key), join(dir, key + '.json')]) if (existsSync(f)) unlinkSync(f);
@@ -127,60 +122,27 @@ export function createNarCache(dir: string, maxBytes: number, onEvict?: (key: st
       index.set(key, e); // most recently used
       return e;
     },
-    tee(key) {
+    spoolPath(key) {
       if (!KEY_RE.test(key)) throw new Error(`bad cache key ${key}`);
-      if (writing.has(key) || index.has(key)) return undefined;
-      writing.add(key);
-      const tmpPath = join(tmp, `${key}.${randomBytes(6).toString('hex')}`);
-      const file = createWriteStream(tmpPath, { flags: 'wx' });
-      const hash = createHash('sha256');
-      let size = 0;
-      let failed = false;
-      const cleanup = () => {
-        writing.delete(key);
-        rmSync(tmpPath, { force: true });
-      };
-      file.on('error', () => {
-        failed = true;
-      });
-      return new Transform({
-        transform(chunk: Buffer, _enc, cb: TransformCallback) {
-          hash.update(chunk);
-          size += chunk.length;
-          if (failed) return cb(null, chunk); // a full disk must not break the download
-          file.write(chunk, (err) => {
-            if (err) failed = true;
-            cb(null, chunk);
-          });
-        },
-        flush(cb) {
-          file.end(() => {
-            try {
-              if (failed) throw new Error('cache write failed');
-              const fd = openSync(tmpPath, 'r');
-              fsyncSync(fd);
-              closeSync(fd);
-              const entry: CacheEntry = { path: join(dir, key), fileHash: `sha256:${encodeNix32(hash.digest())}`, fileSize: size };
-              const metaTmp = tmpPath + '.json';
-              writeFileSync(metaTmp, JSON.stringify({ fileHash: entry.fileHash, fileSize: entry.fileSize }));
-              renameSync(metaTmp, join(dir, key + '.json'));
-              renameSync(tmpPath, entry.path);
-              index.set(key, entry);
-              total += size;
-              writing.delete(key);
-              evict();
-            } catch {
-              cleanup();
-            }
-            cb();
-          });
-        },
-        destroy(err, cb) {
-          file.destroy();
-          if (writing.has(key) && !index.has(key)) cleanup();
-          cb(err);
-        },
-      });
+      return join(tmp, `${key}.${randomBytes(6).toString('hex')}`);
+    },
+    commit(key, tmpPath, fileHash, fileSize) {
+      // Meta first, data last: an entry is served only once its data file is in place.
+      const fd = openSync(tmpPath, 'r');
+      fsyncSync(fd);
+      closeSync(fd);
+      const entry: CacheEntry = { path: join(dir, key), fileHash, fileSize };
+      const metaTmp = tmpPath + '.json';
+      writeFileSync(metaTmp, JSON.stringify({ fileHash, fileSize }));
+      renameSync(metaTmp, join(dir, key + '.json'));
+      renameSync(tmpPath, entry.path);
+      const old = index.get(key);
+      if (old) total -= old.fileSize;
+      index.delete(key);
+      index.set(key, entry);
+      total += fileSize;
+      evict();
+      return entry;
     },
   };
 }

@@ -1,0 +1,254 @@
+/**
+ * Single flight per compressed NAR. The first request for a NAR that is not in
+ * the on-disk cache starts one compression (once the cap in slots.ts gives it a
+ * place); it writes into a spool file — the cache's temporary file when there is
+ * a cache, an unlinked file otherwise — and every request for the same NAR,
+ * the first included, reads that file behind the writer. All of them get the
+ * same bytes; if the compression fails, every one of them fails (the transport
+ * breaks the connection), never a clean short body. When the last reader goes
+ * away the compression is stopped.
+ *
+ * Reading behind the writer rather than waiting for the file: measured with 16
+ * clients on a 4 MiB xz NAR, both finish at the same time, but a waiter sees
+ * its first byte only when the compression ends (seconds for large NARs; a
+ * proxy may give up on a silent origin) while a follower sees it at once.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { open, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { encodeNix32 } from '../../shared/nix32.ts';
+import { createCompressor } from '../store/compress.ts';
+import type { NarCache } from '../store/nar-cache.ts';
+import type { PathInfo, Store } from '../store/store.ts';
+import { CHUNK, takeChunk } from '../store/buffer-pool.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Slots } from './slots.ts';
+
+export interface CompressionsOptions {
+  store: Pick<Store, 'nar'>;
+  slots: Slots;
+  method: 'zstd' | 'xz';
+  level: number;
+  narCache?: NarCache;
+  /** Where spool files go when there is no cache; they are unlinked as soon as they are open. */
+  spoolDir: string;
+  log: Logger;
+  /** Counts compressions started. */
+  metrics?: Pick<Metrics, 'compressionsStarted'>;
+}
+
+export interface Follower {
+  /** The compressed NAR, from the first byte, as it is produced. Throws if the compression fails. */
+  chunks(): AsyncGenerator<Buffer>;
+  /** Stops following (idempotent); the last one to leave stops the compression. */
+  leave(): void;
+}
+
+export interface Compressions {
+  /** Follows the compression of `key` (starting one if none runs). Rejects with CompressionRefusedError when the queue is full. */
+  join(key: string, info: PathInfo): Promise<Follower>;
+  /** Compressions running in this process / waiting for a place; compressions started so far. */
+  readonly running: number;
+  readonly queued: number;
+  readonly started: number;
+}
+
+type State = 'queued' | 'running' | 'done' | 'failed';
+
+export function createCompressions(o: CompressionsOptions): Compressions {
+  const flights = new Map<string, Flight>();
+  let running = 0;
+  let queued = 0;
+  let started = 0;
+  if (!o.narCache) mkdirSync(o.spoolDir, { recursive: true });
+
+  class Flight {
+    state: State = 'queued';
+    error: Error | undefined;
+    written = 0;
+    readers = 0;
+    fd: FileHandle | undefined;
+    readonly ready: Promise<void>;
+    readonly admitted: Promise<void>;
+    private wakers: (() => void)[] = [];
+    private readonly abort = new AbortController();
+    private readonly key: string;
+    private readonly info: PathInfo;
+    private readonly slot;
+
+    constructor(key: string, info: PathInfo) {
+      this.key = key;
+      this.info = info;
+      this.slot = o.slots.request(key);
+      this.admitted = this.slot.admitted;
+      this.ready = this.run();
+      this.ready.catch(() => {});
+    }
+
+    private wake() {
+      const w = this.wakers;
+      this.wakers = [];
+      for (const f of w) f();
+    }
+
+    changed(): Promise<void> {
+      return new Promise((r) => this.wakers.push(r));
+    }
+
+    private async run(): Promise<void> {
+      await this.admitted;
+      queued++;
+      let release: () => void;
+      try {
+        const aborted = new Promise<never>((_, reject) => this.abort.signal.addEventListener('abort', () => reject(new Error('abandoned')), { once: true }));
+        aborted.catch(() => {});
+        release = await Promise.race([this.slot.granted, aborted]);
+      } finally {
+        queued--;
+      }
+      try {
+        // Another worker may have compressed it while this one waited for the key.
+        const cached = o.narCache?.get(this.key);
+        if (cached) {
+          this.fd = await open(cached.path, 'r');
+          this.written = cached.fileSize;
+          this.finish('done');
+          release();
+          return;
+        }
+        await this.compress(release);
+      } catch (e) {
+        release();
+        this.error = e as Error;
+        this.finish('failed');
+        throw e;
+      }
+    }
+
+    private async compress(release: () => void): Promise<void> {
+      const path = o.narCache ? o.narCache.spoolPath(this.key) : join(o.spoolDir, `${this.key}.${process.pid}.${randomBytes(6).toString('hex')}`);
+      const out = await open(path, 'wx', 0o600);
+      try {
+        this.fd = await open(path, 'r');
+      } catch (e) {
+        await out.close();
+        await rm(path, { force: true });
+        throw e;
+      }
+      if (!o.narCache) await unlink(path);
+      this.state = 'running';
+      running++;
+      started++;
+      if (o.metrics) o.metrics.compressionsStarted++;
+      const hash = createHash('sha256');
+      const sink = new Writable({
+        write: (chunk: Buffer, _enc, cb) => {
+          out.write(chunk, 0, chunk.length, this.written).then(() => {
+            hash.update(chunk);
+            this.written += chunk.length;
+            this.wake();
+            cb();
+          }, cb);
+        },
+      });
+      pipeline(o.store.nar(this.info), createCompressor(o.method, o.level), sink, { signal: this.abort.signal })
+        .then(async () => {
+          await out.close();
+          if (o.narCache) o.narCache.commit(this.key, path, `sha256:${encodeNix32(hash.digest())}`, this.written);
+          this.finish('done');
+        })
+        .catch(async (err: Error) => {
+          await out.close().catch(() => {});
+          if (o.narCache) await rm(path, { force: true });
+          if (!this.abort.signal.aborted) o.log.error({ msg: 'compression failed', path: this.info.storePath, method: o.method, error: err.message });
+          this.error = err;
+          this.finish('failed');
+        })
+        .finally(() => {
+          running--;
+          release();
+        });
+    }
+
+    finish(state: 'done' | 'failed') {
+      this.state = state;
+      if (flights.get(this.key) === this) flights.delete(this.key);
+      this.wake();
+      if (this.readers === 0) void this.fd?.close().catch(() => {});
+    }
+
+    follower(): Follower {
+      this.readers++;
+      let left = false;
+      const leave = () => {
+        if (left) return;
+        left = true;
+        if (--this.readers > 0) return;
+        if (this.state === 'queued' || this.state === 'running') {
+          // Nobody wants it any more: give up the place, or stop compressing.
+          if (flights.get(this.key) === this) flights.delete(this.key);
+          this.slot.cancel();
+          this.abort.abort();
+        } else void this.fd?.close().catch(() => {});
+      };
+      const self = this;
+      return {
+        leave,
+        async *chunks() {
+          try {
+            await self.ready;
+            let pos = 0;
+            for (;;) {
+              if (self.state === 'failed') throw self.error ?? new Error('compression failed');
+              if (pos < self.written) {
+                const n = Math.min(CHUNK, self.written - pos);
+                const buf = n === CHUNK ? takeChunk() : Buffer.allocUnsafe(n);
+                const { bytesRead } = await self.fd!.read(buf, 0, n, pos);
+                if (bytesRead !== n) throw new Error('compressed NAR spool file shrank');
+                pos += n;
+                yield buf;
+              } else if (self.state === 'done') return;
+              else await self.changed();
+            }
+          } finally {
+            leave();
+          }
+        },
+      };
+    }
+  }
+
+  return {
+    get running() {
+      return running;
+    },
+    get queued() {
+      return queued;
+    },
+    get started() {
+      return started;
+    },
+    async join(key, info) {
+      let flight = flights.get(key);
+      if (!flight) {
+        flight = new Flight(key, info);
+        flights.set(key, flight);
+        flight.admitted.catch(() => {
+          if (flights.get(key) === flight) flights.delete(key);
+        });
+      }
+      const f = flight.follower();
+      try {
+        await flight.admitted;
+      } catch (e) {
+        f.leave();
+        throw e;
+      }
+      return f;
+    },
+  };
+}
