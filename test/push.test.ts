@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,7 +71,9 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     publicKey = readFileSync(pub, 'utf8').trim();
     // The origin's store: its own chroot store, holding the fixture's dep -> leaf to start with.
     root = join(dir, 'root');
-    execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, fixture!.closure.find((p) => p.endsWith('-eris-dep'))!], { env: nixEnv() });
+    const dep = fixture!.closure.find((p) => p.endsWith('-eris-dep'))!;
+    execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, dep], { env: nixEnv() });
+    symlinkSync(dep, join(root, 'nix/var/nix/gcroots/fixture-dep')); // kept by the GC below, like any profile
     pushDir = join(dir, 'push');
     // Two caches: the default one publishing the whole store, and "team" publishing its roots, with a key of its own.
     execFileSync('nix-store', ['--generate-binary-cache-key', 'push-team-1', join(dir, 'team.sec'), join(dir, 'team.pub')], { env: nixEnv() });
