@@ -10,14 +10,13 @@ import { createVerifier } from '../shared/signing.ts';
 import { parseSha256, formatSha256Nix32 } from '../shared/hash.ts';
 import { storePathBaseName } from '../shared/store-path.ts';
 import { startTestOrigin, type TestOrigin } from '../test/helpers/origin.ts';
-import { narDump, nixEnv, NIX_FLAGS } from '../test/helpers/nix.ts';
+import { hashOf, narDump, nixEnv, NIX_FLAGS } from '../test/helpers/nix.ts';
 
 const fixture = inject('fixture');
 
 describe.skipIf(!fixture)('origin on a real Nix store', () => {
   let origin: TestOrigin;
   let pathInfo: { path: string; narHash: string; narSize: number; references: string[]; deriver?: string }[];
-  const hashOf = (p: string) => storePathBaseName(p).slice(0, 32);
 
   beforeAll(async () => {
     origin = await startTestOrigin(fixture!.root);

@@ -4,12 +4,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROJECT_DIR } from './tokens.ts';
 import { nixEnv, NIX_FLAGS } from '../test/helpers/nix.ts';
+import { eris } from '../test/helpers/processes.ts';
 
 const fixture = inject('fixture');
-const eris = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
-  spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), ...args], { encoding: 'utf8', env, timeout: 30_000 });
 
 describe('eris CLI', () => {
   it('keygen writes a Nix key pair (secret 0600) and refuses to overwrite it', () => {
@@ -53,7 +51,7 @@ describe('eris CLI', () => {
       [['frobnicate'], withSecret, /^eris: unknown command "frobnicate"/],
     ];
     for (const [args, env, re] of cases) {
-      const r = eris(args, env);
+      const r = eris(args, { env });
       expect({ args, status: r.status }).toEqual({ args, status: 2 });
       const first = r.stderr.trim().split('\n')[0];
       expect(first).toMatch(re);
@@ -74,7 +72,7 @@ describe('eris CLI', () => {
   it('serve fails with one line when the store root holds no Nix store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'eris-cli-'));
     expect(eris(['keygen', 'k-1', join(dir, 'k.sec'), join(dir, 'k.pub')]).status).toBe(0);
-    const r = eris(['serve', '--store-root', dir, '--sign-key', join(dir, 'k.sec')], { ...process.env, ERIS_EDGE_SECRET: 'a-long-enough-edge-secret' });
+    const r = eris(['serve', '--store-root', dir, '--sign-key', join(dir, 'k.sec')], { env: { ...process.env, ERIS_EDGE_SECRET: 'a-long-enough-edge-secret' } });
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(`eris: store_root: no Nix store at ${dir}/nix/store`);
   });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../shared/signing.ts';
 import { startOriginCli, type OriginProc } from '../test/helpers/processes.ts';
+import { hashOf } from '../test/helpers/nix.ts';
 
 const fixture = inject('fixture');
 const SECRET = 'cluster-test-edge-secret-0123';
@@ -21,7 +22,7 @@ function children(pid: number): number[] {
 describe.skipIf(!fixture)('origin cluster', () => {
   let dir: string;
   let origin: OriginProc;
-  const hash = () => fixture!.top.slice(11, 43);
+  const hash = () => hashOf(fixture!.top);
   // A fresh connection per request, so the kernel spreads them over the workers.
   const get = (path: string) => fetch(origin.url + path, { headers: { 'x-eris-edge-secret': SECRET, Connection: 'close' }, signal: AbortSignal.timeout(10_000) });
 

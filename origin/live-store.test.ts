@@ -9,12 +9,10 @@ import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseNarInfo } from '../shared/narinfo.ts';
-import { storePathBaseName } from '../shared/store-path.ts';
 import { startTestOrigin, type TestOrigin } from '../test/helpers/origin.ts';
-import { nixEnv, NIX_FLAGS } from '../test/helpers/nix.ts';
+import { hashOf, nixEnv, NIX_FLAGS } from '../test/helpers/nix.ts';
 
 const fixture = inject('fixture');
-const hashOf = (p: string) => storePathBaseName(p).slice(0, 32);
 
 function copyInto(root: string, path: string) {
   execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--from', fixture!.root, '--to', root, path], { env: nixEnv(), stdio: 'pipe' });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseNarInfo } from '../shared/narinfo.ts';
 import { get } from 'node:http';
 import { EDGE_SECRET, startTestOrigin, type TestOrigin } from '../test/helpers/origin.ts';
-import { narDump, nixEnv, nixMissing, NIX_FLAGS } from '../test/helpers/nix.ts';
+import { hashOf, narDump, nixEnv, nixMissing, NIX_FLAGS } from '../test/helpers/nix.ts';
 
 function slowDownload(url: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -52,7 +52,7 @@ describe.skipIf(nixMissing)('concurrent NAR downloads', () => {
 
   it('gives each of 12 concurrent downloads (some abandoned) exactly the NAR', async () => {
     const expected = narDump(path, root);
-    const info = parseNarInfo(await (await origin.get(`/${path.slice(11, 43)}.narinfo`)).text());
+    const info = parseNarInfo(await (await origin.get(`/${hashOf(path)}.narinfo`)).text());
     for (let round = 0; round < 3; round++) {
       const downloads = Array.from({ length: 12 }, async (_, i) => {
         // Slow readers fill their socket buffers, so the origin's writes wait in memory: a buffer reused

@@ -5,14 +5,11 @@
  * and `wrangler dev` is test/tokens-edge.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
-import { formatTokenTable, PROJECT_DIR, selectForRevoke, tokenEntry, type ListedToken } from './tokens.ts';
+import { formatTokenTable, selectForRevoke, tokenEntry, type ListedToken } from './tokens.ts';
 import { tokenDigest, tokenExpired, tokenKey } from '../shared/contract.ts';
 import { kvTokenStore } from '../worker/tokens.ts';
+import { eris } from '../test/helpers/processes.ts';
 
-const eris = (args: string[]) =>
-  spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), ...args], { encoding: 'utf8', timeout: 30_000 });
 
 function listed(user: string, digest: string, extra: Partial<ListedToken> = {}): ListedToken {
   return { user, scopes: ['read'], created: '2026-01-02T03:04:05.678Z', expires: null, id: digest.slice(0, 12), key: tokenKey(digest), expired: false, ...extra };

@@ -8,12 +8,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROJECT_DIR } from '../origin/tokens.ts';
 import { nixEnv, runNix } from './helpers/nix.ts';
-import { freePort, startProcess, type Proc } from './helpers/processes.ts';
+import { ERIS_CLI, freePort, startProcess, type Proc } from './helpers/processes.ts';
 
 const fixture = inject('fixture');
-const NPM_START = [process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'dev']] as const;
+const NPM_START = [process.execPath, [...ERIS_CLI, 'dev']] as const;
 
 async function waitForOutput(proc: Proc, re: RegExp, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;

@@ -8,36 +8,34 @@
  * edge's own 5xx answers; the edge never ends a cut body cleanly).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.ts';
-import { addRandomFile, readChars, copyStore, hashOf, narInfoOf, nixCopyFrom, openFds, sleep, startStack, storeHas, until, type Stack } from './faults-stack.ts';
+import { addRandomFile, readChars, copyStore, openFds, sleep, storeHas, until } from './helpers/faults.ts';
+import { narInfoOf, nixCopyFrom, useStack } from './helpers/stack.ts';
+import { hashOf } from './helpers/nix.ts';
 
 const fixture = inject('fixture');
 const BIG = 96 * 1024 * 1024;
 const COOLDOWN_MS = 3000;
 
 describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () => {
-  let dir: string;
-  let s: Stack;
   let proxy: RecordingProxy;
   let big: string;
+  const s = useStack(() => ({
+    root(dir) {
+      const root = copyStore(fixture!.root, join(dir, 'root'));
+      big = addRandomFile(root, dir, 'big.bin', BIG);
+      rmSync(join(dir, 'big.bin'));
+      return root;
+    },
+    vars: { BREAKER_THRESHOLD: '3', BREAKER_COOLDOWN_MS: String(COOLDOWN_MS), ORIGIN_TIMEOUT_MS: '3000' },
+  }));
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eris-faults-outage-'));
-    const root = copyStore(fixture!.root, join(dir, 'root'));
-    big = addRandomFile(root, dir, 'big.bin', BIG);
-    rmSync(join(dir, 'big.bin'));
-    s = await startStack({ dir, root, vars: { BREAKER_THRESHOLD: '3', BREAKER_COOLDOWN_MS: String(COOLDOWN_MS), ORIGIN_TIMEOUT_MS: '3000' } });
     proxy = await startRecordingProxy(s.edge.url);
   });
-
-  afterAll(async () => {
-    await proxy?.close();
-    await s?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => proxy?.close());
 
   /** Origin up and the breaker closed again: a narinfo answers 200 (bounded wait). */
   async function healthy() {
@@ -93,7 +91,7 @@ describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () 
     await healthy();
     await s.killOrigin();
     const before = proxy.seen.length;
-    const to = join(dir, 'client-outage');
+    const to = join(s.dir, 'client-outage');
     // download-attempts: Nix 2.8's default is 5 (retries after ~0.25, 0.5, 1, 2 s); 8 rides through the cool-down too.
     const copy = nixCopyFrom(s, { from: proxy.url, to, paths: [fixture!.top], attempts: 8 });
     await sleep(2000);
@@ -112,7 +110,7 @@ describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () 
 
   it('origin killed in the middle of a NAR: nix copy fails loudly and the path is not in the destination', async () => {
     await healthy();
-    const to = join(dir, 'client-killed');
+    const to = join(s.dir, 'client-killed');
     const copy = nixCopyFrom(s, { to, paths: [big], attempts: 3 });
     expect(await killMidNar(big.slice(11))).toBe(true);
     const r = await copy;
@@ -128,7 +126,7 @@ describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () 
   it('origin killed in the middle of a NAR and back soon: Nix resumes with a Range request and the copy verifies', async () => {
     await healthy();
     const before = proxy.seen.length;
-    const to = join(dir, 'client-resumed');
+    const to = join(s.dir, 'client-resumed');
     const copy = nixCopyFrom(s, { from: proxy.url, to, paths: [big], attempts: 10 });
     expect(await killMidNar(big.slice(11))).toBe(true);
     await sleep(1000);

@@ -4,38 +4,35 @@
  * serving, and its open descriptors (store files, sockets, SQLite handles)
  * and RSS come back to their baseline, counted from /proc.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { addRandomFile, copyStore, hashOf, narInfoOf, openFds, rssKiB, sleep, startStack, until, type Stack } from './faults-stack.ts';
-import { rawRequest } from './hostile-helpers.ts';
+import { addRandomFile, copyStore, openFds, rssKiB, sleep, until } from './helpers/faults.ts';
+import { narInfoOf, useStack } from './helpers/stack.ts';
+import { hashOf } from './helpers/nix.ts';
+import { rawRequest } from './helpers/hostile.ts';
 
 const fixture = inject('fixture');
 const BIG = 64 * 1024 * 1024;
 
 describe.skipIf(!fixture)('resource bounds', () => {
-  let dir: string;
-  let s: Stack;
   let big: string;
   let bigUrl: string;
   let pid: number;
+  const s = useStack(() => ({
+    root(dir) {
+      const root = copyStore(fixture!.root, join(dir, 'root'));
+      big = addRandomFile(root, dir, 'big.bin', BIG);
+      rmSync(join(dir, 'big.bin'));
+      return root;
+    },
+  }));
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eris-resources-'));
-    const root = copyStore(fixture!.root, join(dir, 'root'));
-    big = addRandomFile(root, dir, 'big.bin', BIG);
-    rmSync(join(dir, 'big.bin'));
-    s = await startStack({ dir, root });
     pid = s.origin.child.pid!;
     bigUrl = '/' + (await narInfoOf(s, big)).url;
-  });
-
-  afterAll(async () => {
-    await s?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const quick = async (via: 'edge' | 'origin') => {

@@ -5,15 +5,14 @@
  * rollback-journal mode (`use-sqlite-wal = false`), where a writer really
  * does block readers.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NIX_FLAGS, nixEnv } from './helpers/nix.ts';
+import { hashOf, NIX_FLAGS, nixEnv } from './helpers/nix.ts';
 import { formatSha256Nix32 } from '../shared/hash.ts';
-import { addRandomTree, copyStore, hashOf, holdExclusive, narInfoOf, sleep, sqlite, startStack, type Stack } from './faults-stack.ts';
+import { addRandomTree, copyStore, holdExclusive, sleep, sqlite } from './helpers/faults.ts';
+import { narInfoOf, useStack } from './helpers/stack.ts';
 
 const fixture = inject('fixture');
 
@@ -36,25 +35,18 @@ async function drain(res: Response, firstChunkHook?: () => void): Promise<{ outc
 const narHashOf = (b: Buffer) => formatSha256Nix32(createHash('sha256').update(b).digest());
 
 describe.skipIf(!fixture)('faults in the store: garbage collection and a locked DB', () => {
-  let dir: string;
   let root: string;
   let db: string;
-  let s: Stack;
   const trees: Record<string, string> = {};
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eris-faults-store-'));
-    root = copyStore(fixture!.root, join(dir, 'root'));
-    db = join(root, 'nix/var/nix/db/db.sqlite');
-    for (const name of ['gc-between', 'row-gone', 'files-gone', 'files-gone-2']) trees[name] = addRandomTree(root, dir, name, 4, 4096);
-    trees.streaming = addRandomTree(root, dir, 'streaming', 64, 1 << 20);
-    s = await startStack({ dir, root });
-  });
-
-  afterAll(async () => {
-    await s?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const s = useStack(() => ({
+    root(dir) {
+      root = copyStore(fixture!.root, join(dir, 'root'));
+      db = join(root, 'nix/var/nix/db/db.sqlite');
+      for (const name of ['gc-between', 'row-gone', 'files-gone', 'files-gone-2']) trees[name] = addRandomTree(root, dir, name, 4, 4096);
+      trees.streaming = addRandomTree(root, dir, 'streaming', 64, 1 << 20);
+      return root;
+    },
+  }));
 
   const topNarInfo = () => s.get(`/${hashOf(fixture!.top)}.narinfo`);
   const nixStoreDelete = (path: string) =>

@@ -7,17 +7,15 @@
  * `Cache-Control: private, no-store`; only well-formed names of valid paths
  * may be a 200. Counts are bounded (FUZZ_COUNT scales them).
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { unauthorizedBody } from '../shared/client-config.ts';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseNarRequest } from '../origin/routes/nar.ts';
 import { addToken } from '../origin/tokens.ts';
 import { isHashPart } from '../shared/store-path.ts';
 import { isSha256Nix32 } from '../shared/hash.ts';
-import { hashOf, narInfoOf, startStack, type Stack } from './faults-stack.ts';
-import { prng, rawRequest } from './hostile-helpers.ts';
+import { narInfoOf, useStack } from './helpers/stack.ts';
+import { hashOf } from './helpers/nix.ts';
+import { prng, rawRequest } from './helpers/hostile.ts';
 
 const fixture = inject('fixture');
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
@@ -69,13 +67,10 @@ function generator(rng: Rng, known: { hashes: string[]; narHashes: string[] }, o
 }
 
 describe.skipIf(!fixture)('fuzzing the request parsers and routers', () => {
-  let dir: string;
-  let s: Stack;
   let known: { hashes: string[]; narHashes: string[]; narUrls: string[] };
+  const s = useStack(() => ({ root: fixture!.root }));
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eris-fuzz-'));
-    s = await startStack({ dir, root: fixture!.root });
     const infos = await Promise.all(fixture!.closure.map((p) => narInfoOf(s, p)));
     known = {
       hashes: fixture!.closure.map(hashOf),
@@ -83,11 +78,6 @@ describe.skipIf(!fixture)('fuzzing the request parsers and routers', () => {
       narUrls: infos.map((i) => '/' + i.url),
     };
     console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} reproduces), scale ${SCALE}`);
-  });
-
-  afterAll(async () => {
-    await s?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('parseNarRequest: never throws; accepts exactly well-formed names', () => {

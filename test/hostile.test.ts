@@ -4,47 +4,42 @@
  * under strace when it is installed; credentials of every wrong shape; logs
  * and error bodies that must never carry a secret; the failed-auth brake.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { unauthorizedBody } from '../shared/client-config.ts';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { addToken, revokeTokens, wranglerKv } from '../origin/tokens.ts';
 import { tokenDigest, tokenKey } from '../shared/contract.ts';
 import { resolveConfig } from '../origin/config.ts';
-import { copyStore, hashOf, narInfoOf, openFds, sleep, startStack, type Stack } from './faults-stack.ts';
-import { hasStrace, rawRequest, straceFiles, type RawResponse } from './hostile-helpers.ts';
+import { copyStore, openFds, sleep } from './helpers/faults.ts';
+import { narInfoOf, useStack } from './helpers/stack.ts';
+import { hashOf } from './helpers/nix.ts';
+import { hasStrace, rawRequest, straceFiles, type RawResponse } from './helpers/hostile.ts';
 
 const fixture = inject('fixture');
 
 describe.skipIf(!fixture)('hostile input', () => {
-  let dir: string;
   let root: string;
-  let s: Stack;
   const canary = 'CANARY-' + randomBytes(12).toString('hex');
   let fakeHash: string;
   let ipSeq = 0;
   /** A fresh client address per check, so the failed-auth brake only acts where a test wants it. */
   const nextIp = () => `198.51.100.${++ipSeq}`;
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eris-hostile-'));
-    root = copyStore(fixture!.root, join(dir, 'root'));
-    // Canaries outside the store, next to it, and a store-looking directory that is not valid in the DB.
-    writeFileSync(join(dir, 'canary.txt'), canary);
-    writeFileSync(join(root, 'canary.txt'), canary);
-    writeFileSync(join(root, 'nix/canary.txt'), canary);
-    fakeHash = '0'.repeat(31) + '1';
-    mkdirSync(join(root, 'nix/store', `${fakeHash}-canary`));
-    writeFileSync(join(root, 'nix/store', `${fakeHash}-canary`, 'secret'), canary);
-    s = await startStack({ dir, root });
-  });
-
-  afterAll(async () => {
-    await s?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const s = useStack(() => ({
+    root(dir) {
+      root = copyStore(fixture!.root, join(dir, 'root'));
+      // Canaries outside the store, next to it, and a store-looking directory that is not valid in the DB.
+      writeFileSync(join(dir, 'canary.txt'), canary);
+      writeFileSync(join(root, 'canary.txt'), canary);
+      writeFileSync(join(root, 'nix/canary.txt'), canary);
+      fakeHash = '0'.repeat(31) + '1';
+      mkdirSync(join(root, 'nix/store', `${fakeHash}-canary`));
+      writeFileSync(join(root, 'nix/store', `${fakeHash}-canary`, 'secret'), canary);
+      return root;
+    },
+  }));
 
   const top = () => fixture!.top;
   const nar = async () => (await narInfoOf(s, top())).url; // nar/<hash>-<narhash>.nar
@@ -138,7 +133,7 @@ describe.skipIf(!fixture)('hostile input', () => {
 
   it('the origin answers traversal, odd and malformed names with 400/404 and reads nothing outside the store (strace when available)', async () => {
     const targets = hostileTargets(await nar());
-    const trace = hasStrace ? await straceFiles(s.origin.child.pid!, join(dir, 'strace.out')) : undefined;
+    const trace = hasStrace ? await straceFiles(s.origin.child.pid!, join(s.dir, 'strace.out')) : undefined;
     const statuses = new Map<number, number>();
     for (const t of targets) {
       const r = await originRaw(t);

@@ -3,67 +3,38 @@
  * byte ranges, `.ls` listings (`nix store ls`), build logs (`nix log`), and
  * zstd/xz compression with the on-disk cache of compressed NARs.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addToken } from '../origin/tokens.ts';
-import { generateKeyPair } from '../shared/signing.ts';
 import { parseNarInfo } from '../shared/narinfo.ts';
 import { encodeNix32 } from '../shared/nix32.ts';
-import { narDump, nixCopy, nixEnv, NIX_FLAGS, runNix } from './helpers/nix.ts';
-import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './helpers/processes.ts';
+import { hashOf, narDump, nixEnv, NIX_FLAGS, runNix } from './helpers/nix.ts';
+import { nixCopyFrom, useStack } from './helpers/stack.ts';
 
 const fixture = inject('fixture');
-const SECRET = 'protocol-edge-secret-0123456789';
 
 describe.skipIf(!fixture)('protocol features through the Worker', () => {
-  let dir: string;
   let root: string;
-  let keyFile: string;
-  let publicKey: string;
-  let originPort: number;
-  let origin: OriginProc | undefined;
-  let edge: EdgeProc;
-  let netrc: string;
-  let auth: Record<string, string>;
   const top = fixture?.top ?? '';
-  const hashOf = (p: string) => p.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+  const s = useStack(() => ({
+    root(dir) {
+      root = join(dir, 'root');
+      execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--from', fixture!.root, '--to', root, top], { env: nixEnv(), stdio: 'pipe' });
+      return root;
+    },
+  }));
 
-  /** (Re)starts the origin on the same port with an extra config file. */
+  /** Restarts the origin on the same port with a config file. */
   async function useOrigin(config: string) {
-    await origin?.stop();
-    const file = join(dir, `origin-${Date.now()}.toml`);
+    const file = join(s.dir, `origin-${Date.now()}.toml`);
     writeFileSync(file, config);
-    origin = await startOriginCli({ root, keyFiles: [keyFile], edgeSecret: SECRET, port: originPort, extraArgs: ['--config', file] });
+    await s.restartOrigin({ originArgs: ['--config', file] });
   }
 
-  const get = (path: string, headers: Record<string, string> = {}) => fetch(edge.url + path, { headers: { ...auth, ...headers }, signal: AbortSignal.timeout(30_000) });
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eris-protocol-'));
-    root = join(dir, 'root');
-    execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--from', fixture!.root, '--to', root, top], { env: nixEnv(), stdio: 'pipe' });
-    const kp = generateKeyPair('protocol-test-1');
-    keyFile = join(dir, 'key.sec');
-    writeFileSync(keyFile, kp.secret);
-    publicKey = kp.public;
-    originPort = await freePort();
-    await useOrigin('');
-    edge = await startEdge({ originUrl: `http://127.0.0.1:${originPort}`, edgeSecret: SECRET });
-    const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'proto', { scopes: ['read'] });
-    netrc = join(dir, 'netrc');
-    writeFileSync(netrc, `machine 127.0.0.1 login proto password ${token}\n`);
-    auth = { Authorization: `Bearer ${token}` };
-  });
-
-  afterAll(async () => {
-    await edge?.stop();
-    await origin?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    fetch(s.edge.url + path, { headers: { Authorization: `Bearer ${s.token}`, ...headers }, signal: AbortSignal.timeout(30_000) });
 
   it('serves byte ranges of a NAR through the edge (206, Content-Range), as Nix uses to resume', async () => {
     const dep = fixture!.closure.find((p) => p.endsWith('-eris-dep'))!;
@@ -87,7 +58,7 @@ describe.skipIf(!fixture)('protocol features through the Worker', () => {
 
   it('answers nix store ls from the .ls listing', async () => {
     const dep = fixture!.closure.find((p) => p.endsWith('-eris-dep'))!;
-    const r = await runNix(['store', 'ls', '--store', edge.url, '-R', dep, '--option', 'netrc-file', netrc]);
+    const r = await runNix(['store', 'ls', '--store', s.edge.url, '-R', dep, '--option', 'netrc-file', s.netrc]);
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
     const local = execFileSync('nix', [...NIX_FLAGS, 'store', 'ls', '--store', root, '-R', dep], { env: nixEnv(), encoding: 'utf8' });
@@ -106,7 +77,7 @@ describe.skipIf(!fixture)('protocol features through the Worker', () => {
     const res = await get(`/log/${drv}`);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe(text);
-    const r = await runNix(['log', '--store', edge.url, top, '--option', 'netrc-file', netrc]);
+    const r = await runNix(['log', '--store', s.edge.url, top, '--option', 'netrc-file', s.netrc]);
     expect(r.stdout).toBe(text);
     expect((await get('/log/00000000000000000000000000000000-none.drv')).status).toBe(404);
     expect((await get('/log/..%2F..%2Fetc%2Fpasswd')).status).toBe(400);
@@ -114,15 +85,15 @@ describe.skipIf(!fixture)('protocol features through the Worker', () => {
 
   for (const method of ['zstd', 'xz'] as const) {
     it(`copies a closure served ${method}-compressed, and advertises FileHash/FileSize once the file is cached`, async () => {
-      const cacheDir = join(dir, `cache-${method}`);
+      const cacheDir = join(s.dir, `cache-${method}`);
       await useOrigin(`compression = "${method}"\nnar_cache_dir = "${cacheDir}"\n`);
       const first = parseNarInfo(await (await get(`/${hashOf(top)}.narinfo`)).text());
       expect(first.compression).toBe(method);
       expect(first.url).toMatch(method === 'zstd' ? /\.nar\.zstd$/ : /\.nar\.xz$/);
       expect(first.fileHash).toBeUndefined();
 
-      const to = join(dir, `client-${method}`);
-      const r = await nixCopy({ from: edge.url, to, paths: [top], trustedKeys: publicKey, netrc });
+      const to = join(s.dir, `client-${method}`);
+      const r = await nixCopyFrom(s, { to, paths: [top] });
       expect(r.stderr).not.toMatch(/error/i);
       expect(r.code).toBe(0);
       for (const p of fixture!.closure) expect(existsSync(join(to, p))).toBe(true);
@@ -142,14 +113,14 @@ describe.skipIf(!fixture)('protocol features through the Worker', () => {
       writeFileSync(join(cacheDir, 'tmp', '999999999', `${second.fileHash!.slice(7)}.nar.${method}`), 'half a file');
       writeFileSync(join(cacheDir, 'tmp', 'partial'), 'half a file');
       await useOrigin(`compression = "${method}"\nnar_cache_dir = "${cacheDir}"\n`);
-      expect(readdirSync(join(cacheDir, 'tmp'))).toEqual([String(origin!.child.pid)]);
+      expect(readdirSync(join(cacheDir, 'tmp'))).toEqual([String(s.origin.child.pid)]);
       const third = parseNarInfo(await (await get(`/${hashOf(top)}.narinfo`)).text());
       expect([third.fileHash, third.fileSize]).toEqual([second.fileHash, second.fileSize]);
     });
   }
 
   it('counts requests and bytes in /metrics on the origin, which the edge does not forward', async () => {
-    const m = await fetch(`http://127.0.0.1:${originPort}/metrics`, { headers: { 'x-eris-edge-secret': SECRET } });
+    const m = await s.direct('/metrics');
     const text = await m.text();
     expect(text).toMatch(/^eris_requests_total\{route="\/:file\{\[\^\/\]\+\\\.narinfo\}",status="200"\} \d+$/m);
     expect(text).toMatch(/^eris_signature_cache_hits_total \d+$/m);

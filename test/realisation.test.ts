@@ -3,61 +3,40 @@
  * `.doi` files Nix itself writes for a content-addressed output, signed, and
  * a Nix client substitutes a CA derivation through the Worker without building.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { addToken } from '../origin/tokens.ts';
-import { createVerifier, generateKeyPair } from '../shared/signing.ts';
+import { createVerifier } from '../shared/signing.ts';
 import { realisationFingerprint, type Realisation } from '../shared/realisation.ts';
 import { nixEnv, nixMissing, runNix } from './helpers/nix.ts';
-import { startEdge, startOriginCli, type EdgeProc, type OriginProc } from './helpers/processes.ts';
+import { useStack } from './helpers/stack.ts';
 
 const CA = ['--extra-experimental-features', 'nix-command ca-derivations'];
-const SECRET = 'realisation-edge-secret-012345';
 const caNix = new URL('./fixtures/ca.nix', import.meta.url).pathname;
 
 describe.skipIf(nixMissing)('realisations of content-addressed derivations', () => {
-  let dir: string;
-  let root: string;
-  let origin: OriginProc;
-  let edge: EdgeProc;
-  let publicKey: string;
-  let netrc: string;
   let nixDoi: Realisation[];
   let out: string;
+  const s = useStack(() => ({
+    keyName: 'ca-test-1',
+    root(dir) {
+      const root = join(dir, 'root');
+      const env = nixEnv();
+      out = execFileSync('nix-build', [caNix, '--no-out-link', ...CA, '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8' }).trim();
+      // Nix copies the realisations along with the outputs; the file:// cache shows what Nix itself writes.
+      execFileSync('nix', ['copy', ...CA, '--no-check-sigs', '--to', root, '-f', caNix], { env, stdio: 'pipe' });
+      execFileSync('nix', ['copy', ...CA, '--to', `file://${dir}/cache?compression=none`, '-f', caNix], { env, stdio: 'pipe' });
+      nixDoi = readdirSync(join(dir, 'cache/realisations')).map((f) => JSON.parse(readFileSync(join(dir, 'cache/realisations', f), 'utf8')));
+      return root;
+    },
+  }));
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eris-ca-'));
-    root = join(dir, 'root');
-    const env = nixEnv();
-    out = execFileSync('nix-build', [caNix, '--no-out-link', ...CA, '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8' }).trim();
-    // Nix copies the realisations along with the outputs; the file:// cache shows what Nix itself writes.
-    execFileSync('nix', ['copy', ...CA, '--no-check-sigs', '--to', root, '-f', caNix], { env, stdio: 'pipe' });
-    execFileSync('nix', ['copy', ...CA, '--to', `file://${dir}/cache?compression=none`, '-f', caNix], { env, stdio: 'pipe' });
-    nixDoi = readdirSync(join(dir, 'cache/realisations')).map((f) => JSON.parse(readFileSync(join(dir, 'cache/realisations', f), 'utf8')));
-    const kp = generateKeyPair('ca-test-1');
-    writeFileSync(join(dir, 'k.sec'), kp.secret);
-    publicKey = kp.public;
-    origin = await startOriginCli({ root, keyFiles: [join(dir, 'k.sec')], edgeSecret: SECRET });
-    edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET });
-    const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'ca', { scopes: ['read'] });
-    netrc = join(dir, 'netrc');
-    writeFileSync(netrc, `machine 127.0.0.1 login ca password ${token}\n`);
-  });
-
-  afterAll(async () => {
-    await edge?.stop();
-    await origin?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  const get = (path: string) => fetch(origin.url + path, { headers: { 'x-eris-edge-secret': SECRET }, signal: AbortSignal.timeout(10_000) });
+  const get = (path: string) => s.direct(path, { signal: AbortSignal.timeout(10_000) });
 
   it('serves the realisations Nix wrote, with a signature over Nix\'s fingerprint', async () => {
     expect(nixDoi.length).toBeGreaterThanOrEqual(2);
-    const verifier = createVerifier([publicKey]);
+    const verifier = createVerifier([s.publicKey]);
     for (const expected of nixDoi) {
       const res = await get(`/realisations/${expected.id}.doi`);
       expect(res.status).toBe(200);
@@ -76,9 +55,9 @@ describe.skipIf(nixMissing)('realisations of content-addressed derivations', () 
   });
 
   it('lets nix build substitute a CA derivation through the Worker instead of building it', async () => {
-    const client = join(dir, 'client');
+    const client = join(s.dir, 'client');
     const r = await runNix(['build', '--extra-experimental-features', 'ca-derivations', '--store', client, '-f', caNix, '--no-link', '--max-jobs', '0',
-      '--option', 'substituters', edge.url, '--option', 'trusted-public-keys', publicKey, '--option', 'netrc-file', netrc,
+      '--option', 'substituters', s.edge.url, '--option', 'trusted-public-keys', s.publicKey, '--option', 'netrc-file', s.netrc,
       '--option', 'sandbox', 'false'], { timeoutMs: 90_000 });
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);

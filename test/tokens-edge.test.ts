@@ -6,48 +6,37 @@
  * token; the landing page renders in workerd. The origin is a tiny HTTP
  * server that checks the edge secret, so no Nix is needed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, get as httpGet, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { get as httpGet, type ServerResponse } from 'node:http';
 import { generateKeyPair } from '../shared/signing.ts';
-import { addToken, PROJECT_DIR, tokenDigest } from '../origin/tokens.ts';
-import { startEdge, type EdgeProc } from './helpers/processes.ts';
+import { addToken, tokenDigest } from '../origin/tokens.ts';
+import { eris } from './helpers/processes.ts';
+import { useStack } from './helpers/stack.ts';
 
 const SECRET = 'tokens-edge-secret-0123456789';
 const KEY = generateKeyPair('tokens-edge-1').public;
 const TOKEN_CACHE_SECONDS = 2;
 
-const eris = (args: string[]) =>
-  spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), ...args], { encoding: 'utf8', timeout: 60_000 });
-
 describe('token add, list and revoke against wrangler dev', () => {
-  let origin: Server;
-  let edge: EdgeProc;
   const tokens: string[] = []; // every token handed out here, to search the edge's output for
   let alice: string;
+  const send = (res: ServerResponse, status: number, type: string, body: string) =>
+    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body);
+  const s = useStack(() => ({
+    secret: SECRET,
+    user: null,
+    vars: { TOKEN_CACHE_SECONDS: String(TOKEN_CACHE_SECONDS) },
+    origin: {
+      handler(req, res) {
+        if (req.headers['x-eris-edge-secret'] !== SECRET) return send(res, 403, 'text/plain', 'forbidden\n');
+        if (req.url === '/v1/public-key') return send(res, 200, 'text/plain', KEY + '\n');
+        if (req.url === '/nix-cache-info') return send(res, 200, 'text/x-nix-cache-info', 'StoreDir: /nix/store\n');
+        send(res, 404, 'text/plain', 'not found\n');
+      },
+    },
+  }));
 
-  beforeAll(async () => {
-    const send = (res: ServerResponse, status: number, type: string, body: string) =>
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body);
-    origin = createServer((req, res) => {
-      if (req.headers['x-eris-edge-secret'] !== SECRET) return send(res, 403, 'text/plain', 'forbidden\n');
-      if (req.url === '/v1/public-key') return send(res, 200, 'text/plain', KEY + '\n');
-      if (req.url === '/nix-cache-info') return send(res, 200, 'text/x-nix-cache-info', 'StoreDir: /nix/store\n');
-      send(res, 404, 'text/plain', 'not found\n');
-    });
-    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-    edge = await startEdge({ originUrl: `http://127.0.0.1:${(origin.address() as AddressInfo).port}`, edgeSecret: SECRET, vars: { TOKEN_CACHE_SECONDS: String(TOKEN_CACHE_SECONDS) } });
-  });
-
-  afterAll(async () => {
-    await edge?.stop();
-    origin?.closeAllConnections();
-    await new Promise((r) => origin?.close(r));
-  });
-
-  const where = () => ['--persist-to', edge.persistTo];
+  const where = () => ['--persist-to', s.edge.persistTo];
   /**
    * A GET on a fresh connection each time: between requests this test spends
    * seconds in wrangler CLI calls, and a reused keep-alive socket that wrangler
@@ -55,7 +44,7 @@ describe('token add, list and revoke against wrangler dev', () => {
    */
   const get = (path: string, headers: Record<string, string> = {}) =>
     new Promise<Response>((resolve, reject) => {
-      const req = httpGet(edge.url + path, { headers, agent: false, timeout: 20_000 }, (res) => {
+      const req = httpGet(s.edge.url + path, { headers, agent: false, timeout: 20_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
@@ -124,7 +113,7 @@ describe('token add, list and revoke against wrangler dev', () => {
   });
 
   it('revoke --user takes every token of that user; an expired token is refused and listed as expired', async () => {
-    const target = { mode: 'local' as const, persistTo: edge.persistTo };
+    const target = { mode: 'local' as const, persistTo: s.edge.persistTo };
     const bob1 = await addToken(target, 'bob', { scopes: ['read'] });
     const bob2 = await addToken(target, 'bob', { scopes: ['read', 'write'], expiresDays: 30 });
     const erin = await addToken(target, 'erin', { expires: '2001-02-03T04:05:06Z' });
@@ -151,14 +140,14 @@ describe('token add, list and revoke against wrangler dev', () => {
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
     const html = await res.text();
     expect(html).toContain(`<pre id="public-key">${KEY}</pre>`);
-    expect(html).toContain(`substituters = ${edge.url}\ntrusted-public-keys = ${KEY}\nnetrc-file = /etc/nix/netrc`);
+    expect(html).toContain(`substituters = ${s.edge.url}\ntrusted-public-keys = ${KEY}\nnetrc-file = /etc/nix/netrc`);
     expect(html).toContain('machine 127.0.0.1 login &lt;user&gt; password &lt;token&gt;');
     expect(html).not.toContain(SECRET);
   });
 
   it('logs one JSON line per request with user, status, bytes and duration, and never a token', async () => {
     await new Promise((r) => setTimeout(r, 500)); // let wrangler flush its output
-    const out = edge.output();
+    const out = s.edge.output();
     const lines = out.split('\n').flatMap((l) => {
       const at = l.indexOf('{"method"');
       if (at < 0) return [];
@@ -185,8 +174,7 @@ describe('token add, list and revoke against wrangler dev', () => {
   });
 
   it('still renders the landing page, saying the key is unavailable, when the origin is down (503)', async () => {
-    origin.closeAllConnections();
-    await new Promise((r) => origin.close(r));
+    await s.origin.stop();
     const res = await get('/');
     expect(res.status).toBe(503);
     expect(res.headers.get('cache-control')).toBe('private, no-store');

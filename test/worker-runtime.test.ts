@@ -3,63 +3,55 @@
  * origin: auth against the local KV namespace, headers, forwarding, streaming,
  * and what a client sees when the origin stalls, refuses or is down.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { addToken } from '../origin/tokens.ts';
-import { startEdge, type EdgeProc } from './helpers/processes.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { IncomingHttpHeaders } from 'node:http';
+import { useStack } from './helpers/stack.ts';
 
 const SECRET = 'runtime-test-edge-secret-42';
 const BIG = 3 * 1024 * 1024 + 17;
 
 describe('edge Worker in workerd', () => {
-  let origin: Server;
-  let edge: EdgeProc;
-  let token: string;
   let writer: string;
   const seen: { url: string; headers: IncomingHttpHeaders }[] = [];
-
+  const s = useStack(() => ({
+    secret: SECRET,
+    vars: { ORIGIN_TIMEOUT_MS: '1500' },
+    origin: {
+      handler(req, res) {
+        seen.push({ url: req.url!, headers: req.headers });
+        if (req.url === '/stall.narinfo') return; // never answers
+        if (req.url === '/refuse.narinfo') return res.writeHead(403).end('no');
+        if (req.url === '/big.nar') {
+          res.writeHead(200, { 'content-type': 'application/x-nix-nar', 'content-length': String(BIG) });
+          const chunk = Buffer.alloc(64 * 1024, 7);
+          let left = BIG;
+          const pump = () => {
+            while (left > 0) {
+              const n = Math.min(left, chunk.length);
+              left -= n;
+              if (!res.write(chunk.subarray(0, n))) return void res.once('drain', pump);
+            }
+            res.end();
+          };
+          return pump();
+        }
+        if (req.url === '/cut.nar') {
+          res.writeHead(200, { 'content-type': 'application/x-nix-nar', 'content-length': '1000000' });
+          res.write(Buffer.alloc(1000, 1));
+          return setTimeout(() => res.destroy(), 50);
+        }
+        res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': 'x=y', 'cache-control': 'public, max-age=31536000' });
+        res.end(`origin saw ${req.method} ${req.url}\n`);
+      },
+    },
+  }));
+  let token: string;
   beforeAll(async () => {
-    origin = createServer((req, res) => {
-      seen.push({ url: req.url!, headers: req.headers });
-      if (req.url === '/stall.narinfo') return; // never answers
-      if (req.url === '/refuse.narinfo') return res.writeHead(403).end('no');
-      if (req.url === '/big.nar') {
-        res.writeHead(200, { 'content-type': 'application/x-nix-nar', 'content-length': String(BIG) });
-        const chunk = Buffer.alloc(64 * 1024, 7);
-        let left = BIG;
-        const pump = () => {
-          while (left > 0) {
-            const n = Math.min(left, chunk.length);
-            left -= n;
-            if (!res.write(chunk.subarray(0, n))) return void res.once('drain', pump);
-          }
-          res.end();
-        };
-        return pump();
-      }
-      if (req.url === '/cut.nar') {
-        res.writeHead(200, { 'content-type': 'application/x-nix-nar', 'content-length': '1000000' });
-        res.write(Buffer.alloc(1000, 1));
-        return setTimeout(() => res.destroy(), 50);
-      }
-      res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': 'x=y', 'cache-control': 'public, max-age=31536000' });
-      res.end(`origin saw ${req.method} ${req.url}\n`);
-    });
-    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
-    const port = (origin.address() as AddressInfo).port;
-    edge = await startEdge({ originUrl: `http://127.0.0.1:${port}`, edgeSecret: SECRET, vars: { ORIGIN_TIMEOUT_MS: '1500' } });
-    token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
-    writer = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'carol', { scopes: ['write'] });
+    token = s.token;
+    writer = await s.addToken('carol', { scopes: ['write'] });
   });
 
-  afterAll(async () => {
-    await edge?.stop();
-    origin?.closeAllConnections();
-    await new Promise((r) => origin?.close(r));
-  });
-
-  const get = (path: string, init: RequestInit = {}) => fetch(edge.url + path, { ...init, signal: AbortSignal.timeout(20_000) });
+  const get = (path: string, init: RequestInit = {}) => fetch(s.edge.url + path, { ...init, signal: AbortSignal.timeout(20_000) });
   const asAlice = () => ({ Authorization: 'Basic ' + btoa(`alice:${token}`) });
 
   it('refuses missing and wrong credentials with 401, no-store, and never reaches the origin', async () => {
@@ -126,8 +118,7 @@ describe('edge Worker in workerd', () => {
   });
 
   it('answers 502 with no-store when the origin is down', async () => {
-    origin.closeAllConnections();
-    await new Promise((r) => origin.close(r));
+    await s.origin.stop();
     const res = await get('/abc.narinfo', { headers: asAlice() });
     expect(res.status).toBe(502);
     expect(res.headers.get('cache-control')).toBe('private, no-store');

@@ -3,8 +3,12 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseStorePath } from '../../shared/store-path.ts';
 
 export const NIX_FLAGS = ['--extra-experimental-features', 'nix-command'];
+
+/** The hash part of a store path (`/nix/store/<hash>-<name>`): what narinfo URLs are named by. */
+export const hashOf = (storePath: string): string => parseStorePath(storePath).hashPart;
 
 export function hasNix(): boolean {
   try {
@@ -48,23 +52,6 @@ export function runNix(args: string[], options: { env?: Record<string, string>; 
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-export interface CopyOptions {
-  from: string;
-  paths: string[];
-  to: string;
-  trustedKeys: string;
-  netrc?: string;
-}
-
-/** `nix copy --from <cache>` into a fresh store root, checking signatures against `trustedKeys`. */
-export function nixCopy(o: CopyOptions): Promise<NixResult> {
-  const args = ['copy', '--from', o.from, '--to', o.to, ...o.paths,
-    '--option', 'trusted-public-keys', o.trustedKeys, '--option', 'substituters', '',
-    '--option', 'connect-timeout', '5', '--option', 'download-attempts', '1'];
-  if (o.netrc) args.push('--option', 'netrc-file', o.netrc);
-  return runNix(args);
 }
 
 export function narDump(path: string, root?: string): Buffer {

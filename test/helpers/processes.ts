@@ -1,10 +1,18 @@
 /** Starting the real parts (origin CLI, wrangler dev) on free loopback ports, with bounded waits. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { PROJECT_DIR, WRANGLER, wranglerEnv } from '../../origin/tokens.ts';
+
+/** Node arguments that run the `eris` command from this checkout. */
+export const ERIS_CLI = ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts')];
+
+/** Runs `eris ARGS…` to the end (bounded), as a user types it. */
+export function eris(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [...ERIS_CLI, ...args], { encoding: 'utf8', env: o.env ?? process.env, timeout: o.timeoutMs ?? 60_000 });
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -74,7 +82,7 @@ export interface OriginProc extends Proc {
 /** The origin as users run it: `eris serve` in its own process. */
 export async function startOriginCli(o: { root: string; keyFiles: string[]; edgeSecret: string; port?: number; extraArgs?: string[] }): Promise<OriginProc> {
   const port = o.port ?? (await freePort());
-  const args = ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'serve', '--bind', `127.0.0.1:${port}`, '--store-root', o.root];
+  const args = [...ERIS_CLI, 'serve', '--bind', `127.0.0.1:${port}`, '--store-root', o.root];
   for (const k of o.keyFiles) args.push('--sign-key', k);
   args.push(...(o.extraArgs ?? []));
   const proc = startProcess(process.execPath, args, { env: { ...process.env, ERIS_EDGE_SECRET: o.edgeSecret } });
@@ -89,10 +97,10 @@ export interface EdgeProc extends Proc {
   persistTo: string;
 }
 
-/** The Worker in workerd via `wrangler dev --local`, offline. */
-export async function startEdge(o: { originUrl: string; edgeSecret: string; vars?: Record<string, string>; persistTo?: string }): Promise<EdgeProc> {
+/** The Worker in workerd via `wrangler dev --local`, offline; its env file and KV state in `dir` (default: a new temp dir). */
+export async function startEdge(o: { originUrl: string; edgeSecret: string; vars?: Record<string, string>; persistTo?: string; dir?: string }): Promise<EdgeProc> {
   const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'eris-edge-'));
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'eris-edge-'));
   const persistTo = o.persistTo ?? join(dir, 'state');
   const envFile = join(dir, 'worker.env');
   writeFileSync(envFile, `ORIGIN_URL=${o.originUrl}\nEDGE_SECRET=${o.edgeSecret}\n`);

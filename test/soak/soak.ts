@@ -19,7 +19,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'node:http';
 import { NIX_FLAGS, nixEnv } from '../helpers/nix.ts';
-import { addRandomFile, hashOf, narInfoOf, openFds, rssKiB, sleep, startStack, type Stack } from '../faults-stack.ts';
+import { addRandomFile, openFds, rssKiB, sleep } from '../helpers/faults.ts';
+import { narInfoOf, startStack, type Stack } from '../helpers/stack.ts';
+import { hashOf } from '../helpers/nix.ts';
 
 export interface SoakOptions {
   clients: number;

@@ -1,24 +1,16 @@
 /**
- * Helpers for the fault, hostile-input, resource and soak tests: a private
- * copy of the fixture store (plus large paths), the real stack (`eris serve`
- * + `wrangler dev`) with an origin that can be killed and restarted on the
- * same port, process probes (/proc fd count, RSS) and a SQLite lock holder.
- * Every wait here is bounded.
+ * Tools for the fault, hostile-input, resource and soak tests: a private copy
+ * of a chroot store with large paths added, process probes (/proc fd count,
+ * bytes read, RSS), bounded polling and a SQLite lock holder. The stack they
+ * run against is test/helpers/stack.ts.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { addToken } from '../origin/tokens.ts';
-import { generateKeyPair } from '../shared/signing.ts';
-import { parseNarInfo } from '../shared/narinfo.ts';
-import { NIX_FLAGS, nixEnv, runNix, type NixResult } from './helpers/nix.ts';
-import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './helpers/processes.ts';
+import { randomFillSync } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { NIX_FLAGS, nixEnv } from './nix.ts';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Hash part of a store path. */
-export const hashOf = (storePath: string) => storePath.slice('/nix/store/'.length, '/nix/store/'.length + 32);
 
 /** A writable copy of a chroot store (`cp -a` keeps the read-only store modes). */
 export function copyStore(from: string, to: string): string {
@@ -56,94 +48,6 @@ function writeRandom(file: string, bytes: number) {
   }
 }
 
-export interface Stack {
-  dir: string;
-  root: string;
-  secret: string;
-  origin: OriginProc;
-  edge: EdgeProc;
-  token: string;
-  publicKey: string;
-  netrc: string;
-  /** Basic credentials for fetch. */
-  auth: Record<string, string>;
-  /** GET (or other) through the edge with credentials. */
-  get(path: string, init?: RequestInit & { auth?: boolean }): Promise<Response>;
-  /** Straight to the origin with the edge secret. */
-  direct(path: string, init?: RequestInit): Promise<Response>;
-  /** SIGKILL the origin (no clean shutdown). */
-  killOrigin(): Promise<void>;
-  /** Start the origin again on the same port. */
-  restartOrigin(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export async function startStack(o: { dir: string; root: string; secret?: string; vars?: Record<string, string>; originArgs?: string[] }): Promise<Stack> {
-  const secret = o.secret ?? 'faults-edge-secret-' + createHash('sha256').update(o.dir).digest('hex').slice(0, 24);
-  const kp = generateKeyPair('eris-faults-1');
-  const keyFile = join(o.dir, 'cache.sec');
-  writeFileSync(keyFile, kp.secret);
-  const port = await freePort();
-  const originOpts = { root: o.root, keyFiles: [keyFile], edgeSecret: secret, port, extraArgs: o.originArgs };
-  let origin = await startOriginCli(originOpts);
-  const edge = await startEdge({ originUrl: origin.url, edgeSecret: secret, vars: o.vars });
-  const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
-  const netrc = join(o.dir, 'netrc');
-  writeFileSync(netrc, `machine 127.0.0.1 login alice password ${token}\n`);
-  const auth = { Authorization: 'Basic ' + btoa(`alice:${token}`) };
-  const stack: Stack = {
-    dir: o.dir,
-    root: o.root,
-    secret,
-    get origin() {
-      return origin;
-    },
-    edge,
-    token,
-    publicKey: kp.public,
-    netrc,
-    auth,
-    get(path, init = {}) {
-      const headers = new Headers(init.headers);
-      if (init.auth !== false) for (const [k, v] of Object.entries(auth)) headers.set(k, v);
-      return fetch(edge.url + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
-    },
-    direct(path, init = {}) {
-      const headers = new Headers(init.headers);
-      headers.set('x-eris-edge-secret', secret);
-      return fetch(origin.url + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
-    },
-    async killOrigin() {
-      const child = origin.child;
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      process.kill(child.pid!, 'SIGKILL');
-      await Promise.race([exited, sleep(5000)]);
-    },
-    async restartOrigin() {
-      origin = await startOriginCli(originOpts);
-    },
-    async stop() {
-      await edge.stop();
-      await origin.stop();
-      // startEdge keeps its wrangler state in a temp dir of its own.
-      rmSync(dirname(edge.persistTo), { recursive: true, force: true });
-    },
-  };
-  return stack;
-}
-
-/** `nix copy --from <edge or proxy>` with explicit retry settings. */
-export function nixCopyFrom(s: Stack, o: { from?: string; to: string; paths: string[]; attempts: number; timeoutMs?: number }): Promise<NixResult> {
-  return runNix(
-    ['copy', '--from', o.from ?? s.edge.url, '--to', o.to, ...o.paths,
-      '--option', 'trusted-public-keys', s.publicKey, '--option', 'substituters', '',
-      '--option', 'netrc-file', s.netrc, '--option', 'connect-timeout', '5',
-      '--option', 'download-attempts', String(o.attempts)],
-    { timeoutMs: o.timeoutMs ?? 90_000 },
-  );
-}
-
 /** True if `path` is valid in the chroot store `root`. */
 export function storeHas(root: string, path: string): boolean {
   try {
@@ -152,13 +56,6 @@ export function storeHas(root: string, path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** The narinfo of a path, fetched straight from the origin. */
-export async function narInfoOf(s: Stack, storePath: string) {
-  const res = await s.direct(`/${hashOf(storePath)}.narinfo`);
-  if (res.status !== 200) throw new Error(`narinfo of ${storePath}: ${res.status}`);
-  return parseNarInfo(await res.text());
 }
 
 // ---- process probes -------------------------------------------------------

@@ -1,0 +1,233 @@
+/**
+ * The end-to-end harness: `eris serve` (its own process, as users run it) and
+ * the Worker under `wrangler dev --local`, wired with an edge secret, a signing
+ * key and a token — what every end-to-end test file uses instead of building
+ * its own. In a describe block:
+ *
+ *   const s = useStack(() => ({ root: fixture!.root }));  // boots in beforeAll; stops and cleans up in afterAll
+ *   it('…', async () => expect((await s.get('/nix-cache-info')).status).toBe(200));
+ *
+ * - `root` may be a function of the stack's temp dir that prepares a private store (copyStore,
+ *   addRandomFile from ./faults.ts) when a test changes the store; the fixture root is read-only.
+ * - `origin: { handler }` puts a stand-in HTTP origin behind the Worker instead (no Nix needed).
+ * - The stack has a temp dir (`s.dir`, removed afterwards), a signing key (`s.keyFile` 0600, `.pub`
+ *   beside it, `s.publicKey`), a read token for `alice` (`s.token`, `s.netrc` for Nix, `s.auth` for
+ *   fetch), `s.get` (through the edge with the token), `s.direct` (straight to the origin with the
+ *   edge secret), `s.addToken`, `s.killOrigin` / `s.restartOrigin` (same port, optionally other flags).
+ * - Every wait is bounded; processes are stopped by their process group.
+ * Each wrangler dev boot costs seconds of CPU on a 2-core machine: add tests to a file whose stack
+ * fits before booting another. Outside vitest (the soak run) use startStack().
+ */
+import { afterAll, beforeAll } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { addToken, type AddTokenOptions } from '../../origin/tokens.ts';
+import { EDGE_SECRET_HEADER } from '../../shared/contract.ts';
+import { writeKeyPair } from '../../origin/keygen.ts';
+import { parseNarInfo } from '../../shared/narinfo.ts';
+import { hashOf, nixEnv, runNix, type NixResult } from './nix.ts';
+import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './processes.ts';
+
+export interface StackOptions {
+  /** The store root `eris serve` serves, or a function preparing one in the stack's dir. */
+  root?: string | ((dir: string) => string | Promise<string>);
+  /** Extra `eris serve` arguments, e.g. ['--config', file] or ['--workers', '2']. */
+  originArgs?: string[];
+  /** A stand-in origin behind the Worker instead of `eris serve` (then `root` is not used). */
+  origin?: { handler: RequestListener };
+  /** Worker variables (`--var`), e.g. { ORIGIN_TIMEOUT_MS: '1500' }. */
+  vars?: Record<string, string>;
+  secret?: string;
+  /** The signing key's name (default eris-test-1); `keyBy: 'nix'` has nix-store --generate-binary-cache-key make it. */
+  keyName?: string;
+  keyBy?: 'eris' | 'nix';
+  /** The token's user (default alice) and scopes (default read); `user: null` adds no token. */
+  user?: string | null;
+  scopes?: ('read' | 'write')[];
+}
+
+/** `eris serve`, or a stand-in server in its place (then `child` is absent). */
+export interface StackOrigin {
+  url: string;
+  port: number;
+  child?: OriginProc['child'];
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface Stack<O extends StackOrigin = OriginProc> {
+  dir: string;
+  /** The store root served (undefined with a stand-in origin). */
+  root: string;
+  secret: string;
+  origin: O;
+  edge: EdgeProc;
+  user: string;
+  token: string;
+  keyFile: string;
+  publicKeyFile: string;
+  publicKey: string;
+  /** A netrc for Nix holding the token. */
+  netrc: string;
+  /** Basic credentials for fetch. */
+  auth: Record<string, string>;
+  /** GET (or other) through the edge with credentials (`auth: false`: without). */
+  get(path: string, init?: RequestInit & { auth?: boolean }): Promise<Response>;
+  /** Straight to the origin with the edge secret. */
+  direct(path: string, init?: RequestInit): Promise<Response>;
+  /** Another token in the edge's KV. */
+  addToken(user: string, opts?: AddTokenOptions): Promise<string>;
+  /** SIGKILL the origin (no clean shutdown). */
+  killOrigin(): Promise<void>;
+  /** Start the origin again on the same port (after it stopped or was killed), optionally with other arguments. */
+  restartOrigin(o?: { originArgs?: string[] }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function writeKey(dir: string, name: string, by: 'eris' | 'nix'): { keyFile: string; publicKeyFile: string; publicKey: string } {
+  const keyFile = join(dir, 'cache.sec');
+  const publicKeyFile = join(dir, 'cache.pub');
+  if (by === 'nix') execFileSync('nix-store', ['--generate-binary-cache-key', name, keyFile, publicKeyFile], { env: nixEnv() });
+  else writeKeyPair(name, keyFile, publicKeyFile);
+  return { keyFile, publicKeyFile, publicKey: readFileSync(publicKeyFile, 'utf8').trim() };
+}
+
+async function startStandIn(handler: RequestListener): Promise<StackOrigin> {
+  const server: Server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    output: () => '',
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Boots a stack in `dir` (which the caller removes). */
+export async function startStack<O extends StackOrigin = OriginProc>(o: StackOptions & { dir: string }): Promise<Stack<O>> {
+  const secret = o.secret ?? 'e2e-edge-secret-' + randomBytes(12).toString('hex');
+  const user = o.user === undefined ? 'alice' : o.user;
+  const key = writeKey(o.dir, o.keyName ?? 'eris-test-1', o.keyBy ?? 'eris');
+  const root = o.origin ? '' : typeof o.root === 'function' ? await o.root(o.dir) : o.root;
+  if (root === undefined) throw new Error('startStack: give root (a store root) or origin (a stand-in)');
+  const port = await freePort();
+  const originOpts = (args = o.originArgs) => ({ root, keyFiles: [key.keyFile], edgeSecret: secret, port, extraArgs: args });
+  let origin: StackOrigin = o.origin ? await startStandIn(o.origin.handler) : await startOriginCli(originOpts());
+  let edge: EdgeProc;
+  try {
+    const edgeDir = join(o.dir, 'edge');
+    mkdirSync(edgeDir);
+    edge = await startEdge({ originUrl: origin.url, edgeSecret: secret, vars: o.vars, dir: edgeDir });
+  } catch (e) {
+    await origin.stop();
+    throw e;
+  }
+  const kv = { mode: 'local' as const, persistTo: edge.persistTo };
+  const token = user === null ? '' : await addToken(kv, user, { scopes: o.scopes ?? ['read'] });
+  const netrc = join(o.dir, 'netrc');
+  writeFileSync(netrc, user === null ? '' : `machine 127.0.0.1 login ${user} password ${token}\n`, { mode: 0o600 });
+  const auth: Record<string, string> = user === null ? {} : { Authorization: 'Basic ' + btoa(`${user}:${token}`) };
+  const stack: Stack<StackOrigin> = {
+    dir: o.dir,
+    root,
+    secret,
+    get origin() {
+      return origin;
+    },
+    edge,
+    user: user ?? '',
+    token,
+    ...key,
+    netrc,
+    auth,
+    get(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.auth !== false) for (const [k, v] of Object.entries(auth)) headers.set(k, v);
+      return fetch(edge.url + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
+    },
+    direct(path, init = {}) {
+      const headers = new Headers(init.headers);
+      headers.set(EDGE_SECRET_HEADER, secret);
+      return fetch(origin.url + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
+    },
+    addToken: (u, opts) => addToken(kv, u, opts),
+    async killOrigin() {
+      const child = origin.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      process.kill(child.pid!, 'SIGKILL');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    },
+    async restartOrigin(r = {}) {
+      if (o.origin) throw new Error('restartOrigin: the stand-in origin is the test\'s own');
+      await origin.stop();
+      origin = await startOriginCli(originOpts(r.originArgs ?? o.originArgs));
+    },
+    async stop() {
+      await edge.stop();
+      await origin.stop();
+    },
+  };
+  return stack as unknown as Stack<O>;
+}
+
+/** A stand-in for an object that exists only once a hook has run: any use before then is a clear error. */
+function later<T extends object>(what: string, current: () => T | undefined): T {
+  return new Proxy({} as T, {
+    get(_, k) {
+      const v = current();
+      if (!v) throw new Error(`${what} is not started: use it in it() or in a beforeAll registered after useStack()`);
+      const x = Reflect.get(v, k, v);
+      return typeof x === 'function' ? x.bind(v) : x;
+    },
+  });
+}
+
+/**
+ * A stack for the enclosing describe block: started in beforeAll (options read then, so they may
+ * use inject()ed values), stopped and its temp dir removed in afterAll.
+ */
+export function useStack(options: () => StackOptions & { origin?: undefined }): Stack;
+export function useStack(options: () => StackOptions & { origin: { handler: RequestListener } }): Stack<StackOrigin>;
+export function useStack(options: () => StackOptions): Stack<StackOrigin> {
+  let dir: string | undefined;
+  let stack: Stack<StackOrigin> | undefined;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'eris-stack-'));
+    stack = await startStack({ ...options(), dir });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  return later('the stack', () => stack);
+}
+
+/** `nix copy --from <edge or proxy>` with the stack's key and netrc and explicit retry settings. */
+export function nixCopyFrom(s: Stack, o: { from?: string; to: string; paths: string[]; attempts?: number; timeoutMs?: number; trustedKeys?: string; netrc?: string | null }): Promise<NixResult> {
+  const netrc = o.netrc === undefined ? s.netrc : o.netrc;
+  return runNix(
+    ['copy', '--from', o.from ?? s.edge.url, '--to', o.to, ...o.paths,
+      '--option', 'trusted-public-keys', o.trustedKeys ?? s.publicKey, '--option', 'substituters', '',
+      ...(netrc ? ['--option', 'netrc-file', netrc] : []), '--option', 'connect-timeout', '5',
+      '--option', 'download-attempts', String(o.attempts ?? 1)],
+    { timeoutMs: o.timeoutMs ?? 90_000 },
+  );
+}
+
+/** The narinfo of a path, fetched straight from the origin. */
+export async function narInfoOf(s: Pick<Stack, 'direct'>, storePath: string) {
+  const res = await s.direct(`/${hashOf(storePath)}.narinfo`);
+  if (res.status !== 200) throw new Error(`narinfo of ${storePath}: ${res.status}`);
+  return parseNarInfo(await res.text());
+}
