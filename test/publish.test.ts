@@ -3,16 +3,15 @@
  * Nix's own garbage collector (`nix-collect-garbage`) keeping what is published.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROJECT_DIR } from '../origin/tokens.ts';
 import { nixEnv, NIX_FLAGS } from './helpers/nix.ts';
+import { eris as erisCli } from './helpers/processes.ts';
 
 const fixture = inject('fixture');
-const eris = (...args: string[]) =>
-  spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), ...args], { encoding: 'utf8' });
+const eris = (...args: string[]) => erisCli(args);
 
 describe.skipIf(!fixture)('eris publish on a chroot store', () => {
   let dir: string;

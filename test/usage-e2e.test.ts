@@ -6,17 +6,15 @@
  * restart, and count nothing twice. And `eris client-config` prints what a
  * fresh client pastes into nix.conf and netrc to copy with no other flag.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addToken, PROJECT_DIR } from '../origin/tokens.ts';
-import { nixCopy, nixEnv, NIX_FLAGS, runNix } from './helpers/nix.ts';
-import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './helpers/processes.ts';
+import { nixEnv, NIX_FLAGS, runNix } from './helpers/nix.ts';
+import { eris } from './helpers/processes.ts';
+import { nixCopyFrom, useStack } from './helpers/stack.ts';
 
 const fixture = inject('fixture');
-const SECRET = 'usage-edge-secret-0123456789abcdef';
 
 /** NarSize of every path in the closures of `paths`, from the fixture store itself. */
 function narSizes(paths: string[]): Map<string, number> {
@@ -26,52 +24,36 @@ function narSizes(paths: string[]): Map<string, number> {
 }
 
 function erisUsage(args: string[]): { users: { user: string | null; nars: number; narBytesSent: number; narinfoHits: number }[]; totals: Record<string, number> } {
-  const out = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'usage', '--json', ...args], { encoding: 'utf8' });
-  return JSON.parse(out);
+  const r = eris(['usage', '--json', ...args]);
+  if (r.status !== 0) throw new Error(`eris usage: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 describe.skipIf(!fixture)('usage accounting through the Worker, two origin workers', () => {
-  let dir: string;
   let stateDir: string;
-  let configFile: string;
-  let keyFile: string;
-  let publicKey: string;
-  let originPort: number;
-  let origin: OriginProc;
-  let edge: EdgeProc;
   const netrc: Record<string, string> = {};
   const tokens: Record<string, string> = {};
-
-  const startOrigin = () =>
-    startOriginCli({ root: fixture!.root, keyFiles: [keyFile], edgeSecret: SECRET, port: originPort, extraArgs: ['--config', configFile] });
+  const s = useStack(() => ({
+    keyBy: 'nix',
+    keyName: 'usage-cache-1',
+    root(dir) {
+      stateDir = join(dir, 'state');
+      writeFileSync(join(dir, 'eris.toml'), `state_dir = "${stateDir}"\nworkers = 2\n`);
+      return fixture!.root;
+    },
+    originArgs: (dir) => ['--config', join(dir, 'eris.toml')],
+  }));
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eris-usage-e2e-'));
-    stateDir = join(dir, 'state');
-    keyFile = join(dir, 'cache.sec');
-    const pub = join(dir, 'cache.pub');
-    execFileSync('nix-store', ['--generate-binary-cache-key', 'usage-cache-1', keyFile, pub], { env: nixEnv() });
-    publicKey = readFileSync(pub, 'utf8').trim();
-    configFile = join(dir, 'eris.toml');
-    writeFileSync(configFile, `state_dir = "${stateDir}"\nworkers = 2\n`);
-    originPort = await freePort();
-    origin = await startOrigin();
-    edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET });
-    for (const user of ['alice', 'bob']) {
-      const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, user, { scopes: ['read'] });
-      tokens[user] = token;
-      netrc[user] = join(dir, `netrc-${user}`);
-      writeFileSync(netrc[user]!, `machine 127.0.0.1 login ${user} password ${token}\n`);
-    }
-  }, 180_000);
-
-  afterAll(async () => {
-    await edge?.stop();
-    await origin?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    netrc.alice = s.netrc;
+    tokens.alice = s.token;
+    const token = await s.addToken('bob', { scopes: ['read'] });
+    tokens.bob = token;
+    netrc.bob = join(s.dir, 'netrc-bob');
+    writeFileSync(netrc.bob, `machine 127.0.0.1 login bob password ${token}\n`);
   });
 
-  const copy = (user: string, paths: string[], to: string) => nixCopy({ from: edge.url, to: join(dir, to), paths, trustedKeys: publicKey, netrc: netrc[user] });
+  const copy = (user: string, paths: string[], to: string) => nixCopyFrom(s, { to: join(s.dir, to), paths, netrc: netrc[user] });
 
   /** Polls `eris usage` until it shows `want` NAR bytes per user (flushes happen every second). */
   async function usageSettles(want: Record<string, number>, timeoutMs = 10_000) {
@@ -111,8 +93,7 @@ describe.skipIf(!fixture)('usage accounting through the Worker, two origin worke
   });
 
   it('keeps the figures across a restart and adds to them', async () => {
-    await origin.stop();
-    origin = await startOrigin();
+    await s.restartOrigin();
     expect(erisUsage(['--state-dir', stateDir]).totals.narBytesSent).toBe(aliceBytes + bobBytes);
     const again = await copy('bob', [bobPath], 'bob-store-2');
     expect(again.code, again.stderr).toBe(0);
@@ -120,28 +101,31 @@ describe.skipIf(!fixture)('usage accounting through the Worker, two origin worke
   });
 
   it('prints a readable table and per-cache /metrics counters without user names', async () => {
-    const text = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'usage', '--state-dir', stateDir, '--since', '1d'], { encoding: 'utf8' });
+    const text = eris(['usage', '--state-dir', stateDir, '--since', '1d']).stdout;
     expect(text).toMatch(/^total\s+\d+/m);
     expect(text).toMatch(/^alice\s+\d+/m);
     expect(text).toMatch(/^bob\s+\d+/m);
     expect(text).toContain('top paths by NAR bytes sent');
-    const metrics = await (await fetch(`${origin.url}/metrics`, { headers: { 'x-eris-edge-secret': SECRET } })).text();
+    const metrics = await (await s.direct('/metrics')).text();
     expect(metrics).toMatch(/^eris_cache_nar_bytes_total\{cache="default",direction="sent"\} \d+$/m);
     expect(metrics).not.toContain('alice');
   });
 
-  const clientConfig = (args: string[]) =>
-    execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'client-config', '--edge-url', edge.url, ...args], { encoding: 'utf8' });
+  const clientConfig = (args: string[]) => {
+    const r = eris(['client-config', '--edge-url', s.edge.url, ...args]);
+    if (r.status !== 0) throw Object.assign(new Error(r.stderr), { stderr: r.stderr });
+    return r.stdout;
+  };
 
   it('eris client-config prints nix.conf and netrc lines that let a fresh client copy with no other flag', async () => {
-    const client = join(dir, 'fresh-client');
+    const client = join(s.dir, 'fresh-client');
     mkdirSync(client);
     const netrcPath = join(client, 'netrc');
     const out = clientConfig(['--netrc', netrc.bob!, '--netrc-path', netrcPath]);
     // The nix.conf block is everything up to the first blank line; the netrc line starts with "machine".
     const nixConf = out.split('\n\n')[0]! + '\n';
-    expect(nixConf).toContain(`extra-substituters = ${edge.url}/default\n`);
-    expect(nixConf).toContain(`extra-trusted-public-keys = ${publicKey}\n`);
+    expect(nixConf).toContain(`extra-substituters = ${s.edge.url}/default\n`);
+    expect(nixConf).toContain(`extra-trusted-public-keys = ${s.publicKey}\n`);
     expect(nixConf).toContain(`netrc-file = ${netrcPath}\n`);
     const netrcLine = out.split('\n').find((l) => l.startsWith('machine '))!;
     expect(netrcLine).toBe(`machine 127.0.0.1 login bob password ${tokens.bob}`);
@@ -151,7 +135,7 @@ describe.skipIf(!fixture)('usage accounting through the Worker, two origin worke
     chmodSync(netrcPath, 0o600);
 
     const substituter = /^extra-substituters = (\S+)$/m.exec(nixConf)![1]!;
-    const to = join(dir, 'fresh-client-store');
+    const to = join(s.dir, 'fresh-client-store');
     // No --option at all: keys, netrc and substituter come from the pasted files (NIX_CONFIG emptied).
     const r = await runNix(['copy', '--from', substituter, '--to', to, fixture!.top], { env: { NIX_CONF_DIR: client, NIX_CONFIG: '' } });
     expect(r.code, r.stderr).toBe(0);
@@ -159,7 +143,7 @@ describe.skipIf(!fixture)('usage accounting through the Worker, two origin worke
 
     // Without the netrc the same command fails: the pasted netrc is what made it work.
     writeFileSync(netrcPath, '');
-    const denied = await runNix(['copy', '--from', substituter, '--to', join(dir, 'fresh-client-store-2'), fixture!.top], { env: { NIX_CONF_DIR: client, NIX_CONFIG: '' } });
+    const denied = await runNix(['copy', '--from', substituter, '--to', join(s.dir, 'fresh-client-store-2'), fixture!.top], { env: { NIX_CONF_DIR: client, NIX_CONFIG: '' } });
     expect(denied.code).not.toBe(0);
   });
 

@@ -36,8 +36,8 @@ import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } f
 export interface StackOptions {
   /** The store root `eris serve` serves, or a function preparing one in the stack's dir. */
   root?: string | ((dir: string) => string | Promise<string>);
-  /** Extra `eris serve` arguments, e.g. ['--config', file] or ['--workers', '2']. */
-  originArgs?: string[];
+  /** Extra `eris serve` arguments, e.g. ['--workers', '2'], or a function of the stack's dir giving them. */
+  originArgs?: string[] | ((dir: string) => string[]);
   /** A stand-in origin behind the Worker instead of `eris serve` (then `root` is not used). */
   origin?: { handler: RequestListener };
   /** Worker variables (`--var`), e.g. { ORIGIN_TIMEOUT_MS: '1500' }. */
@@ -121,7 +121,8 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
   const root = o.origin ? '' : typeof o.root === 'function' ? await o.root(o.dir) : o.root;
   if (root === undefined) throw new Error('startStack: give root (a store root) or origin (a stand-in)');
   const port = await freePort();
-  const originOpts = (args = o.originArgs) => ({ root, keyFiles: [key.keyFile], edgeSecret: secret, port, extraArgs: args });
+  const defaultArgs = typeof o.originArgs === 'function' ? o.originArgs(o.dir) : o.originArgs;
+  const originOpts = (args = defaultArgs) => ({ root, keyFiles: [key.keyFile], edgeSecret: secret, port, extraArgs: args });
   let origin: StackOrigin = o.origin ? await startStandIn(o.origin.handler) : await startOriginCli(originOpts());
   let edge: EdgeProc;
   try {
@@ -171,7 +172,7 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
     async restartOrigin(r = {}) {
       if (o.origin) throw new Error('restartOrigin: the stand-in origin is the test\'s own');
       await origin.stop();
-      origin = await startOriginCli(originOpts(r.originArgs ?? o.originArgs));
+      origin = await startOriginCli(originOpts(r.originArgs ?? defaultArgs));
     },
     async stop() {
       await edge.stop();
