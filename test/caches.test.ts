@@ -8,19 +8,18 @@
  *   public  publish = "all", exclude = ["*-secret*"], the dev stack's key; the default cache
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { PROJECT_DIR } from '../origin/tokens.ts';
 import { formatSha256Nix32, parseSha256 } from '../shared/hash.ts';
 import { parseNarInfo } from '../shared/narinfo.ts';
-import { nixCopy, nixEnv, NIX_FLAGS } from './helpers/nix.ts';
-import { freePort, startProcess, type Proc } from './helpers/processes.ts';
+import { hashOf, nixCopy, nixEnv, NIX_FLAGS } from './helpers/nix.ts';
+import { ERIS_CLI, eris, freePort, startProcess, type Proc } from './helpers/processes.ts';
 
 const fixture = inject('fixture');
-const cli = (...args: string[]) => spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), ...args], { encoding: 'utf8' });
+const cli = (...args: string[]) => eris(args);
 const cachesNix = new URL('./fixtures/caches.nix', import.meta.url).pathname;
 
 async function waitForOutput(proc: Proc, re: RegExp, timeoutMs: number): Promise<string> {
@@ -59,7 +58,6 @@ describe.skipIf(!fixture)('several caches on one origin, through wrangler dev, w
   let rows: Row[];
   let out: string;
 
-  const hashOf = (p: string) => p.slice(11, 43);
   const narPath = (r: Row) => `nar/${hashOf(r.path)}-${formatSha256Nix32(parseSha256(r.hash)).slice('sha256:'.length)}.nar`;
   const atOrigin = (path: string) => fetch(origin + path, { headers: { 'x-eris-edge-secret': edgeSecret }, signal: AbortSignal.timeout(10_000) });
   const atEdge = (path: string, who?: string) => {
@@ -114,7 +112,7 @@ describe.skipIf(!fixture)('several caches on one origin, through wrangler dev, w
     const originPort = await freePort();
     edge = `http://127.0.0.1:${edgePort}`;
     origin = `http://127.0.0.1:${originPort}`;
-    stack = startProcess(process.execPath, ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts'), 'dev'], {
+    stack = startProcess(process.execPath, [...ERIS_CLI, 'dev'], {
       env: { ...process.env, ERIS_CONFIG: configFile, ERIS_EDGE_PORT: String(edgePort), ERIS_ORIGIN_PORT: String(originPort), ERIS_DEV_DIR: devDir },
       cwd: dir,
     });

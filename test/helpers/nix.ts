@@ -54,6 +54,26 @@ export function runNix(args: string[], options: { env?: Record<string, string>; 
   });
 }
 
+export interface CopyOptions {
+  from: string;
+  paths: string[];
+  to: string;
+  trustedKeys: string;
+  netrc?: string;
+  /** download-attempts (default 1: a failure shows at once). */
+  attempts?: number;
+  timeoutMs?: number;
+}
+
+/** `nix copy --from <cache>` into a fresh store root, checking signatures against `trustedKeys`. */
+export function nixCopy(o: CopyOptions): Promise<NixResult> {
+  const args = ['copy', '--from', o.from, '--to', o.to, ...o.paths,
+    '--option', 'trusted-public-keys', o.trustedKeys, '--option', 'substituters', '',
+    '--option', 'connect-timeout', '5', '--option', 'download-attempts', String(o.attempts ?? 1)];
+  if (o.netrc) args.push('--option', 'netrc-file', o.netrc);
+  return runNix(args, { timeoutMs: o.timeoutMs ?? 90_000 });
+}
+
 export function narDump(path: string, root?: string): Buffer {
   const args = root ? ['--store', root, 'store', 'dump-path', path] : ['store', 'dump-path', path];
   return execFileSync('nix', [...NIX_FLAGS, ...args], { env: nixEnv(), maxBuffer: 1 << 30 });

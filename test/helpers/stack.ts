@@ -30,7 +30,7 @@ import { addToken, type AddTokenOptions } from '../../origin/tokens.ts';
 import { EDGE_SECRET_HEADER } from '../../shared/contract.ts';
 import { writeKeyPair } from '../../origin/keygen.ts';
 import { parseNarInfo } from '../../shared/narinfo.ts';
-import { hashOf, nixEnv, runNix, type NixResult } from './nix.ts';
+import { hashOf, nixCopy, nixEnv, type CopyOptions, type NixResult } from './nix.ts';
 import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './processes.ts';
 
 export interface StackOptions {
@@ -214,16 +214,9 @@ export function useStack(options: () => StackOptions): Stack<StackOrigin> {
   return later('the stack', () => stack);
 }
 
-/** `nix copy --from <edge or proxy>` with the stack's key and netrc and explicit retry settings. */
-export function nixCopyFrom(s: Stack, o: { from?: string; to: string; paths: string[]; attempts?: number; timeoutMs?: number; trustedKeys?: string; netrc?: string | null }): Promise<NixResult> {
-  const netrc = o.netrc === undefined ? s.netrc : o.netrc;
-  return runNix(
-    ['copy', '--from', o.from ?? s.edge.url, '--to', o.to, ...o.paths,
-      '--option', 'trusted-public-keys', o.trustedKeys ?? s.publicKey, '--option', 'substituters', '',
-      ...(netrc ? ['--option', 'netrc-file', netrc] : []), '--option', 'connect-timeout', '5',
-      '--option', 'download-attempts', String(o.attempts ?? 1)],
-    { timeoutMs: o.timeoutMs ?? 90_000 },
-  );
+/** `nix copy` from the stack's edge (or `from`, e.g. a proxy in front of it) with the stack's key and netrc (`netrc: null`: none). */
+export function nixCopyFrom(s: Stack, o: Omit<CopyOptions, 'from' | 'trustedKeys' | 'netrc'> & { from?: string; trustedKeys?: string; netrc?: string | null }): Promise<NixResult> {
+  return nixCopy({ ...o, from: o.from ?? s.edge.url, trustedKeys: o.trustedKeys ?? s.publicKey, netrc: o.netrc === null ? undefined : o.netrc ?? s.netrc });
 }
 
 /** The narinfo of a path, fetched straight from the origin. */
