@@ -15,9 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens.ts';
 import { generateKeyPair } from '../shared/signing.ts';
-import { NIX_FLAGS, nixEnv, runNix, type NixResult } from './helpers/nix.ts';
+import { hashOf, NIX_FLAGS, nixEnv, runNix, type NixResult } from './helpers/nix.ts';
 import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './helpers/processes.ts';
-import { addRandomFile, hashOf, readChars, openFds, sleep, storeHas, until } from './faults-stack.ts';
+import { addRandomFile, readChars, openFds, sleep, storeHas, until } from './helpers/faults.ts';
 
 const fixture = inject('fixture');
 const IDS = ['a', 'b', 'c'] as const;
