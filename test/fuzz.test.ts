@@ -11,8 +11,6 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { unauthorizedBody } from '../shared/client-config.ts';
 import { parseNarRequest } from '../origin/routes/nar.ts';
 import { addToken } from '../origin/tokens.ts';
-import { isHashPart } from '../shared/store-path.ts';
-import { isSha256Nix32 } from '../shared/hash.ts';
 import { narInfoOf, useStack } from './helpers/stack.ts';
 import { hashOf } from './helpers/nix.ts';
 import { prng, rawRequest } from './helpers/hostile.ts';
@@ -23,6 +21,20 @@ const SCALE = Number(process.env.FUZZ_COUNT ?? 1);
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
 
 type Rng = ReturnType<typeof prng>;
+
+/**
+ * The NAR file names the origin serves, written from the protocol, not from the parser:
+ * `<32 nix32>-<52 nix32>.nar` (ours, nix-serve's) or harmonia's `<52 nix32>.nar` with `?hash=<32 nix32>`,
+ * each plain or with the `.zstd` / `.xz` suffix.
+ */
+function wellFormedNar(file: string, hash: string | undefined) {
+  const c = `[${NIX32}]`;
+  const m = new RegExp(`^(?:(${c}{32})-)?(${c}{52})\\.nar(\\.zstd|\\.xz)?$`).exec(file);
+  if (!m) return undefined;
+  const hashPart = m[1] ?? (hash !== undefined && new RegExp(`^${c}{32}$`).test(hash) ? hash : undefined);
+  if (!hashPart) return undefined;
+  return { hashPart, narHash: m[2]!, compression: m[3] === '.zstd' ? 'zstd' : m[3] === '.xz' ? 'xz' : 'none' };
+}
 
 /** Generates request targets around the shapes the routers know. */
 function generator(rng: Rng, known: { hashes: string[]; narHashes: string[] }, o: { exclude?: string } = {}) {
@@ -80,19 +92,31 @@ describe.skipIf(!fixture)('fuzzing the request parsers and routers', () => {
     console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} reproduces), scale ${SCALE}`);
   });
 
-  it('parseNarRequest: never throws; accepts exactly well-formed names', () => {
+  it('parseNarRequest: never throws; accepts exactly the well-formed names, and reads them right', () => {
     const rng = prng(SEED);
     const gen = generator(rng, known);
+    const seen = { accepted: 0, rejected: 0 };
+    const check = (file: string, hash: string | undefined) => {
+      const r = parseNarRequest(file, hash);
+      const got = typeof r === 'string' ? undefined : r;
+      expect({ file, hash, got }).toEqual({ file, hash, got: wellFormedNar(file, hash) });
+      seen[got ? 'accepted' : 'rejected']++;
+    };
     for (let i = 0; i < 20_000 * SCALE; i++) {
       const { target } = gen();
       const q = target.indexOf('?');
       const file = (q < 0 ? target : target.slice(0, q)).split('/').pop()!;
-      const hash = q < 0 ? undefined : new URLSearchParams(target.slice(q + 1)).get('hash') ?? undefined;
-      const r = parseNarRequest(file, hash);
-      if (typeof r === 'string') continue;
-      expect({ file, hash, ok: isHashPart(r.hashPart) && isSha256Nix32(r.narHash) }).toEqual({ file, hash, ok: true });
-      expect(file.startsWith(`${r.hashPart}-${r.narHash}.nar`) || (file.startsWith(`${r.narHash}.nar`) && hash === r.hashPart)).toBe(true);
+      check(file, q < 0 ? undefined : new URLSearchParams(target.slice(q + 1)).get('hash') ?? undefined);
     }
+    // Every form on purpose, with one character off in each part.
+    const [h, n] = [known.hashes[0]!, known.narHashes[0]!];
+    for (const suffix of ['.nar', '.nar.zstd', '.nar.xz', '.nar.zst', '.nar.bz2', '.NAR', '']) {
+      for (const [file, hash] of [[`${h}-${n}${suffix}`, undefined], [`${n}${suffix}`, h], [`${n}${suffix}`, undefined], [`${n}${suffix}`, h.slice(1) + 'e'],
+        [`${h.slice(1)}e-${n}${suffix}`, undefined], [`${h}-${n.slice(1)}u${suffix}`, undefined], [`${h}_${n}${suffix}`, undefined], [`${h}-${n}x${suffix}`, undefined]] as const) check(file, hash);
+    }
+    // Both directions were exercised, not just the rejections.
+    expect(seen.accepted).toBeGreaterThan(100);
+    expect(seen.rejected).toBeGreaterThan(1000);
   });
 
   /** Sends generated requests; returns counts by status. Fails on the first bad answer, with the input. */
