@@ -131,11 +131,10 @@ describe.skipIf(!fixture)('hostile input', () => {
     if (r.status !== 0) expect({ target: target.slice(0, 120), cc: r.headers['cache-control'] }).toEqual({ target: target.slice(0, 120), cc: 'private, no-store' });
   }
 
-  it('the origin answers traversal, odd and malformed names with 400/404 and reads nothing outside the store (strace when available)', async () => {
-    const targets = hostileTargets(await nar());
-    const trace = hasStrace ? await straceFiles(s.origin.child.pid!, join(s.dir, 'strace.out')) : undefined;
+  /** Sends every hostile, harmless and parser-level target straight to the origin; returns the statuses seen. */
+  async function hostileToOrigin(): Promise<Map<number, number>> {
     const statuses = new Map<number, number>();
-    for (const t of targets) {
+    for (const t of hostileTargets(await nar())) {
       const r = await originRaw(t);
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
       checkHostile(t, r, [400, 404, 414, 431]);
@@ -150,9 +149,23 @@ describe.skipIf(!fixture)('hostile input', () => {
       expect(r.status).toBe(400);
       expect(r.body.toString('latin1')).not.toContain(canary);
     }
-    const paths = (await trace?.stop()) ?? [];
-    console.log(`origin: ${targets.length} hostile targets → ${[...statuses].map(([k, v]) => `${v}×${k}`).join(', ')}; ` +
-      (trace ? `strace saw ${paths.length} file syscalls: ${[...new Set(paths)].join(' ') || 'none'}` : 'strace not installed'));
+    return statuses;
+  }
+
+  it('the origin answers traversal, odd and malformed names with 400/404', async () => {
+    const statuses = await hostileToOrigin();
+    console.log(`origin: hostile targets → ${[...statuses].map(([k, v]) => `${v}×${k}`).join(', ')}`);
+  });
+
+  // Needs strace (and ptrace rights): skipped, visibly, where it is missing — except under CI=true, where it must run.
+  it.skipIf(!hasStrace && process.env.CI !== 'true')('the origin reads nothing outside the store while it answers them (strace)', async () => {
+    expect(hasStrace, 'CI=true: strace is needed here (apt-get install strace)').toBe(true);
+    const trace = await straceFiles(s.origin.child.pid!, join(s.dir, 'strace.out'));
+    await hostileToOrigin();
+    const paths = await trace.stop();
+    console.log(`strace saw ${paths.length} file syscalls: ${[...new Set(paths)].join(' ') || 'none'}`);
+    // The store path the harmless targets read must show up, or strace saw nothing at all.
+    expect(paths.some((p) => p.startsWith(join(root, fixture!.top)))).toBe(true);
     for (const p of paths) {
       expect(p).not.toMatch(/passwd|canary/);
       // The only files a request may touch: valid store paths, the DB, the build-log tree.
