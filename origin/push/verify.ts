@@ -13,7 +13,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import type { UploadCompression } from '../../shared/upload.ts';
-import { rejected } from './errors.ts';
+import { PushError, rejected } from './errors.ts';
 
 export interface NarExpectation {
   narHash: string;
@@ -65,9 +65,14 @@ export async function verifyNarFile(file: string, compression: UploadCompression
       cb();
     },
   });
-  const results = await Promise.allSettled([pipeline(out, sink), done]);
+  const [piped, finished] = await Promise.allSettled([pipeline(out, sink), done]);
   if (tooLong) throw rejected(`NAR is larger than its NarSize ${want.narSize}`);
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  // The decompressor's own verdict first (it names the codec); a codec error seen by the pipeline is the upload's fault too.
+  if (finished.status === 'rejected') throw finished.reason;
+  if (piped.status === 'rejected') {
+    if (compression === 'none' || piped.reason instanceof PushError) throw piped.reason;
+    throw rejected(`NAR file does not decompress as ${compression}: ${(piped.reason as Error).message}`);
+  }
   if (size !== want.narSize) throw rejected(`NAR is ${size} bytes, narinfo says NarSize ${want.narSize}`);
   const got = formatSha256Nix32(hash.digest());
   if (got !== want.narHash) throw rejected(`NAR hash mismatch: the upload is ${got}, narinfo says ${want.narHash}`);
