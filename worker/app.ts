@@ -71,7 +71,7 @@ export function createWorkerApp(deps: WorkerDeps) {
   // Pushes (auth above required the write scope on that cache): bounded by MAX_UPLOAD_BYTES, streamed to the
   // first origin, which verifies and imports before it answers — so they get their own, longer budget.
   const pushProxy = createProxy({ origins: deps.origins, timeoutFor: () => config.pushTimeoutMs, hedgeMs: 0 });
-  app.put('*', uploadLimit(config.maxUploadBytes), pushProxy);
+  app.put('*', uploadLimit(config.maxUploadBytes, config.defaultCache), pushProxy);
   app.all('*', (c) => c.text('method not allowed\n', 405, { Allow: 'GET, HEAD, PUT' }));
   app.onError((err, c) => {
     log({ msg: 'edge error', path: c.req.path, error: String(err) });

@@ -45,7 +45,7 @@ describe('PUT at the edge', () => {
     expect(res.status).toBe(413);
     const text = await res.text();
     expect(text.trimEnd().split('\n')).toHaveLength(1);
-    expect(text).toMatch(/ssh.*eris publish/);
+    expect(text).toMatch(/ssh.*eris publish PATH --cache default/);
     expect(res.headers.get('cache-control')).toBe('private, no-store');
     expect(seen).toHaveLength(0);
   });

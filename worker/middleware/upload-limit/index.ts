@@ -8,16 +8,17 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import type { EdgeEnv } from '../../types.ts';
+import { requestedCache } from '../../cache-routing.ts';
 
 /** Cloudflare's request body limit on the Free and Pro plans. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 100_000_000;
 
-export function tooLargeMessage(length: number, max: number): string {
+export function tooLargeMessage(length: number, max: number, cache: string): string {
   return `upload of ${length} bytes is over this cache's limit of ${max} bytes per request (MAX_UPLOAD_BYTES; Cloudflare Free/Pro allow 100 MB): ` +
-    'push this path over ssh (nix copy --to ssh://<box>), then run eris publish on the box\n';
+    `push this path over ssh (nix copy --to ssh://<box> PATH), then run eris publish PATH --cache ${cache} on the box\n`;
 }
 
-export function uploadLimit(maxBytes: number): MiddlewareHandler<EdgeEnv> {
+export function uploadLimit(maxBytes: number, defaultCache: string): MiddlewareHandler<EdgeEnv> {
   return async function uploadLimitMiddleware(c, next) {
     const header = c.req.header('content-length');
     const text = { 'Content-Type': 'text/plain; charset=utf-8' };
@@ -25,7 +26,7 @@ export function uploadLimit(maxBytes: number): MiddlewareHandler<EdgeEnv> {
       return new Response('uploads need a Content-Length\n', { status: 411, headers: text });
     }
     const length = Number(header);
-    if (length > maxBytes) return new Response(tooLargeMessage(length, maxBytes), { status: 413, headers: { ...text, Connection: 'close' } });
+    if (length > maxBytes) return new Response(tooLargeMessage(length, maxBytes, requestedCache(c.req.path, defaultCache) ?? defaultCache), { status: 413, headers: { ...text, Connection: 'close' } });
     await next();
   };
 }
