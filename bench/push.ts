@@ -9,7 +9,7 @@
  * Every target gets paths of its own (a fresh salt), so nothing is skipped as already there.
  * MB/s is NAR bytes (NarSize summed) over the wall time of `nix copy`; ×file is the ratio to file://.
  *
- *   node --disable-warning=ExperimentalWarning bench/push.ts      # writes bench/results/push-latest.json
+ *   npm run bench:push      # writes bench/results/push-latest.json
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
