@@ -140,7 +140,7 @@ describe('token add, list and revoke against wrangler dev', () => {
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
     const html = await res.text();
     expect(html).toContain(`<pre id="public-key">${KEY}</pre>`);
-    expect(html).toContain(`substituters = ${s.edge.url}\ntrusted-public-keys = ${KEY}\nnetrc-file = /etc/nix/netrc`);
+    expect(html).toContain(`extra-substituters = ${s.edge.url}\nextra-trusted-public-keys = ${KEY}\nnetrc-file = /etc/nix/netrc`);
     expect(html).toContain('machine 127.0.0.1 login &lt;user&gt; password &lt;token&gt;');
     expect(html).not.toContain(SECRET);
   });
