@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { addToken } from '../origin/tokens.ts';
 import { encodeNix32 } from '../shared/nix32.ts';
 import { NIX_FLAGS, narDump, nixCopy, nixEnv, runNix } from './helpers/nix.ts';
-import { startEdge, startOriginCli, type EdgeProc, type OriginProc } from './helpers/processes.ts';
+import { eris, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './helpers/processes.ts';
+import { DatabaseSync } from 'node:sqlite';
 import { startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.ts';
 
 const fixture = inject('fixture');
@@ -80,7 +81,7 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     teamKey = readFileSync(join(dir, 'team.pub'), 'utf8').trim();
     const config = join(dir, 'eris.toml');
     writeFileSync(config, `[[cache]]\nname = "default"\npublish = "all"\n\n[[cache]]\nname = "team"\npublish = "roots"\nsign_key_paths = ["${join(dir, 'team.sec')}"]\n`);
-    origin = await startOriginCli({ root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--config', config, '--push-dir', pushDir] });
+    origin = await startOriginCli({ root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--config', config, '--push-dir', pushDir, '--state-dir', join(dir, 'state')] });
     edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET, vars: { MAX_UPLOAD_BYTES: String(MAX_UPLOAD) } });
     const writer = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'pusher', { scopes: ['read', 'write'], caches: ['default', 'team'] });
     const reader = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'reader', { scopes: ['read'] });
@@ -114,6 +115,18 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     expect(r.code).toBe(0);
     for (const p of closure) expect(await validInOrigin(p)).toBe(true);
     expect(stagedFiles()).toEqual([]); // moved on after the import
+
+    // Usage: the pusher's pushes and bytes received are what Nix says it uploaded (its narinfo cache's FileSize).
+    const nixDb = new DatabaseSync(join(narinfoCache, 'nix/binary-cache-v6.sqlite'), { readOnly: true });
+    const uploaded = nixDb.prepare('SELECT SUM(fileSize) AS bytes, COUNT(*) AS n FROM NARs WHERE present = 1').get() as { bytes: number; n: number };
+    nixDb.close();
+    expect(uploaded.n).toBe(closure.length);
+    let pusher: Record<string, unknown> | undefined;
+    for (let i = 0; i < 30 && pusher?.pushes !== closure.length; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      pusher = (JSON.parse(eris(['usage', '--json', '--state-dir', join(dir, 'state'), '--user', 'pusher']).stdout || '{}').users ?? [])[0];
+    }
+    expect(pusher).toMatchObject({ user: 'pusher', pushes: closure.length, bytesReceived: uploaded.bytes });
 
     const fresh = join(dir, 'fresh-client');
     const c = await nixCopy({ from: proxy.url, to: fresh, paths: [a], trustedKeys: publicKey, netrc: readNetrc });

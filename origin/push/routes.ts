@@ -18,6 +18,7 @@ import type { OriginEnv } from '../types.ts';
 import { NO_STORE, send, TEXT } from '../respond.ts';
 import { createCompressor } from '../store/compress.ts';
 import { PushError } from './errors.ts';
+import { requestCache, requestUser } from '../usage/request.ts';
 import type { PushTarget } from './service.ts';
 
 /** Where Nix PUTs, relative to a cache's root (the same shapes the GET routes have). */
@@ -65,6 +66,9 @@ export async function putUpload(c: Context<OriginEnv>) {
   const length = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
   try {
     const r = await push.service.put(targetOf(c), upload, bodyOf(c), length, c.req.header(USER_HEADER));
+    const usage = c.get('deps').usage;
+    if (upload.kind === 'nar') usage?.received(requestUser(c), requestCache(c), r.bytes ?? 0);
+    else if (upload.kind === 'narinfo') usage?.pushed(requestUser(c), requestCache(c));
     return send(c, r.status, r.message + '\n', TEXT);
   } catch (e) {
     return failure(c, e);

@@ -52,7 +52,8 @@ export interface PushServiceOptions {
 }
 
 /** Nix 2.8 takes any 2xx; eris answers 200 with one line saying what happened. */
-export type PushResult = { status: 200; message: string };
+/** `bytes`: the size of an accepted NAR file (for usage accounting). */
+export type PushResult = { status: 200; message: string; bytes?: number };
 
 export interface PushService {
   /** A PUT of any upload path; `body` is the request body stream, `length` its Content-Length. */
@@ -212,7 +213,7 @@ export function createPushService(o: PushServiceOptions): PushService {
             await o.staging.remove(file.path);
             throw rejected(`file hash mismatch: the body of nar/${upload.file} hashes to ${formatSha256Nix32(file.sha256)}`);
           }
-          return { status: 200, message: `staged nar/${upload.file}` };
+          return { status: 200, message: `staged nar/${upload.file}`, bytes: file.size };
         }
         case 'narinfo': {
           const text = (await readSmall(body, maxMeta, length)).toString('utf8');

@@ -17,8 +17,10 @@ export interface Usage {
   narinfo(user: string, cache: string, hit: boolean): void;
   /** A NAR response ended (completely or not) after `bytes` body bytes. */
   nar(user: string, cache: string, storePath: string, bytes: number): void;
-  /** An accepted upload of `bytes` bytes. */
-  push(user: string, cache: string, bytes: number): void;
+  /** A pushed path accepted (its narinfo). */
+  pushed(user: string, cache: string): void;
+  /** An accepted upload of a NAR file of `bytes` bytes. */
+  received(user: string, cache: string, bytes: number): void;
   /** Writes the aggregate now (tests, shutdown). */
   flush(): void;
   close(): void;
@@ -131,13 +133,13 @@ export function createUsage(o: UsageOptions): Usage {
         p.bytes += bytes;
       } else paths.set(key, { day: r.day, user, cache, path: storePath, nars: 1, bytes });
     },
-    push(user, cache, bytes) {
+    pushed(user, cache) {
       metrics.cacheRequest(cache, 'push');
+      if (db) row(user, cache).pushes++;
+    },
+    received(user, cache, bytes) {
       metrics.cacheBytes(cache, 'received', bytes);
-      if (!db) return;
-      const r = row(user, cache);
-      r.pushes++;
-      r.bytesReceived += bytes;
+      if (db) row(user, cache).bytesReceived += bytes;
     },
     flush: () => flush(),
     close() {
