@@ -71,8 +71,11 @@ describe('edge authentication', () => {
     expect((await app.request('/v1/public-key')).status).toBe(200);
   });
 
-  it('allows anonymous reads only when ALLOW_ANONYMOUS is true', async () => {
-    expect((await setup({ ALLOW_ANONYMOUS: 'true' }).app.request('/nix-cache-info')).status).toBe(200);
+  it('allows anonymous reads only when ALLOW_ANONYMOUS is true, and names no user to the origin for them', async () => {
+    const anon = setup({ ALLOW_ANONYMOUS: 'true' });
+    expect((await anon.app.request('/nix-cache-info')).status).toBe(200);
+    expect(anon.seen[0]!.headers.get('x-eris-user')).toBeNull();
+    expect(anon.logs.at(-1)).toMatchObject({ user: 'anonymous' });
     expect((await setup({ ALLOW_ANONYMOUS: 'false' }).app.request('/nix-cache-info')).status).toBe(401);
     expect((await setup().app.request('/nix-cache-info')).status).toBe(401);
   });

@@ -113,7 +113,8 @@ export function createProxy(options: ProxyOptions) {
     const reads = method === 'GET' || method === 'HEAD';
     const nar = isNarPath(path);
     const headers = forwardedRequestHeaders(c);
-    const user = c.get('user');
+    // The contract: USER_HEADER names an authenticated user, and is absent for anonymous reads.
+    const user = c.get('anonymous') ? undefined : c.get('user');
     const timeoutMs = options.timeoutFor(path);
     const targets = reads ? inOrder(options.origins, nar ? preferred : null) : options.origins.slice(0, 1);
 

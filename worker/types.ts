@@ -5,8 +5,10 @@ import type { Provenance } from './origins.ts';
 export type EdgeEnv = {
   Bindings: Env;
   Variables: {
-    /** The authenticated user ('anonymous' for anonymous reads). */
+    /** The authenticated user ('anonymous' for anonymous reads, as the request log shows them). */
     user?: string;
+    /** An anonymous read (ALLOW_ANONYMOUS): the origin gets no USER_HEADER. */
+    anonymous?: boolean;
     /** The caches the request's token may use (the default cache only for tokens without a list, and anonymous reads). */
     caches?: string[];
     /** Why authentication failed, for the request log. */

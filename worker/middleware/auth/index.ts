@@ -66,6 +66,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
       const cache = requestedCache(c.req.path, options.defaultCache);
       if (options.allowAnonymous && scopeFor(c.req.method) === 'read' && (cache === undefined || cache === options.defaultCache)) {
         c.set('user', 'anonymous');
+        c.set('anonymous', true);
         c.set('caches', [options.defaultCache]);
         return next();
       }
