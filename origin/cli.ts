@@ -183,43 +183,30 @@ export async function doctor(argv: string[]) {
   if (failed) process.exitCode = 1;
 }
 
+/** Every `eris` command, by name. */
+export const COMMANDS: Record<string, (argv: string[]) => unknown> = {
+  serve,
+  keygen,
+  token,
+  doctor,
+  publish: publishCommand,
+  unpublish: unpublishCommand,
+  published: publishedCommand,
+  'client-config': clientConfigCommand,
+  usage: usageCommand,
+  dev: () => runDevStack(process.env),
+};
+
 /** Runs one `eris` command; failures throw (ConfigError: a usage or configuration problem). */
 export async function main(args: readonly string[]): Promise<void> {
   const [cmd, ...argv] = args;
-  if (cmd !== undefined && wantsHelp(argv)) {
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help' || wantsHelp(argv)) {
     process.stdout.write((cmd === 'token' ? TOKEN_USAGE : USAGE) + '\n');
     return;
   }
-  switch (cmd) {
-    case 'serve':
-      return serve(argv);
-    case 'keygen':
-      return keygen(argv);
-    case 'token':
-      return token(argv);
-    case 'doctor':
-      return doctor(argv);
-    case 'publish':
-      return publishCommand(argv);
-    case 'unpublish':
-      return unpublishCommand(argv);
-    case 'published':
-      return publishedCommand(argv);
-    case 'client-config':
-      return clientConfigCommand(argv);
-    case 'usage':
-      return usageCommand(argv);
-    case 'dev':
-      return runDevStack(process.env);
-    case undefined:
-    case '--help':
-    case '-h':
-    case 'help':
-      process.stdout.write(USAGE + '\n');
-      return;
-    default:
-      throw new ConfigError(`unknown command "${cmd}"\n${USAGE}`);
-  }
+  const command = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (!command) throw new ConfigError(`unknown command "${cmd}"\n${USAGE}`);
+  await command(argv);
 }
 
 /** The process entry point: one line on stderr and exit 2 (usage, configuration) or 1 (anything else). */

@@ -16,21 +16,11 @@ import { DatabaseSync } from 'node:sqlite';
 import { formatSha256Nix32, parseSha256 } from '../shared/hash.ts';
 import { parseNarInfo } from '../shared/narinfo.ts';
 import { hashOf, nixCopy, nixEnv, NIX_FLAGS } from './helpers/nix.ts';
-import { ERIS_CLI, eris, freePort, startProcess, type Proc } from './helpers/processes.ts';
+import { ERIS_CLI, eris, freePort, startProcess, waitForOutput, type Proc } from './helpers/processes.ts';
 
 const fixture = inject('fixture');
 const cli = (...args: string[]) => eris(args);
 const cachesNix = new URL('./fixtures/caches.nix', import.meta.url).pathname;
-
-async function waitForOutput(proc: Proc, re: RegExp, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (re.test(proc.output())) return proc.output();
-    if (proc.child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`no ${re} in output:\n${proc.output()}`);
-}
 
 async function eventually(what: string, cond: () => Promise<boolean>, ms = 3000): Promise<number> {
   const start = Date.now();

@@ -9,20 +9,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nixEnv, runNix } from './helpers/nix.ts';
-import { ERIS_CLI, freePort, startProcess, type Proc } from './helpers/processes.ts';
+import { ERIS_CLI, freePort, startProcess, waitForOutput } from './helpers/processes.ts';
 
 const fixture = inject('fixture');
 const NPM_START = [process.execPath, [...ERIS_CLI, 'dev']] as const;
-
-async function waitForOutput(proc: Proc, re: RegExp, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (re.test(proc.output())) return proc.output();
-    if (proc.child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`no ${re} in output:\n${proc.output()}`);
-}
 
 describe('npm start', () => {
   const dirs: string[] = [];

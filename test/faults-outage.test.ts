@@ -8,10 +8,10 @@
  * edge's own 5xx answers; the edge never ends a cut body cleanly).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.ts';
-import { addRandomFile, readChars, copyStore, openFds, sleep, storeHas, until } from './helpers/faults.ts';
+import { copyStoreWithBigFile, readChars, openFds, sleep, storeHas, until } from './helpers/faults.ts';
 import { narInfoOf, nixCopyFrom, useStack } from './helpers/stack.ts';
 import { hashOf } from './helpers/nix.ts';
 
@@ -21,14 +21,9 @@ const COOLDOWN_MS = 3000;
 
 describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () => {
   let proxy: RecordingProxy;
-  let big: string;
+  const big = { path: '' };
   const s = useStack(() => ({
-    root(dir) {
-      const root = copyStore(fixture!.root, join(dir, 'root'));
-      big = addRandomFile(root, dir, 'big.bin', BIG);
-      rmSync(join(dir, 'big.bin'));
-      return root;
-    },
+    root: (dir) => copyStoreWithBigFile(fixture!.root, dir, BIG, big),
     vars: { BREAKER_THRESHOLD: '3', BREAKER_COOLDOWN_MS: String(COOLDOWN_MS), ORIGIN_TIMEOUT_MS: '3000' },
   }));
 
@@ -60,7 +55,7 @@ describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () 
   it('origin down: 502 for the first requests, then 503 + Retry-After at once, never 404; recovers when it is back', async () => {
     await healthy();
     await s.killOrigin();
-    const paths = [`/${hashOf(fixture!.top)}.narinfo`, '/nix-cache-info', `/${hashOf(big)}.narinfo`];
+    const paths = [`/${hashOf(fixture!.top)}.narinfo`, '/nix-cache-info', `/${hashOf(big.path)}.narinfo`];
     const seen: { status: number; ms: number; retryAfter: string | null; cc: string | null }[] = [];
     for (let i = 0; i < 6; i++) {
       const t = performance.now();
@@ -111,38 +106,38 @@ describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () 
   it('origin killed in the middle of a NAR: nix copy fails loudly and the path is not in the destination', async () => {
     await healthy();
     const to = join(s.dir, 'client-killed');
-    const copy = nixCopyFrom(s, { to, paths: [big], attempts: 3 });
-    expect(await killMidNar(big.slice(11))).toBe(true);
+    const copy = nixCopyFrom(s, { to, paths: [big.path], attempts: 3 });
+    expect(await killMidNar(big.path.slice(11))).toBe(true);
     const r = await copy;
     await s.restartOrigin();
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/error: unable to download '[^']*\/nar\//);
-    expect(storeHas(to, big)).toBe(false);
+    expect(storeHas(to, big.path)).toBe(false);
     // Nix 2.8 unpacks into the final location before registering: what it leaves is a short, invalid
     // (unregistered) file that its next attempt or GC removes — never a valid path.
-    if (existsSync(join(to, big))) expect(statSync(join(to, big)).size).toBeLessThan(BIG);
+    if (existsSync(join(to, big.path))) expect(statSync(join(to, big.path)).size).toBeLessThan(BIG);
   });
 
   it('origin killed in the middle of a NAR and back soon: Nix resumes with a Range request and the copy verifies', async () => {
     await healthy();
     const before = proxy.seen.length;
     const to = join(s.dir, 'client-resumed');
-    const copy = nixCopyFrom(s, { from: proxy.url, to, paths: [big], attempts: 10 });
-    expect(await killMidNar(big.slice(11))).toBe(true);
+    const copy = nixCopyFrom(s, { from: proxy.url, to, paths: [big.path], attempts: 10 });
+    expect(await killMidNar(big.path.slice(11))).toBe(true);
     await sleep(1000);
     await s.restartOrigin();
     const r = await copy;
     const trace = proxy.seen.slice(before).map((a) => `${a.method} ${a.url.slice(0, 20)} ${a.status}`);
     expect({ stderr: r.stderr, trace }).toMatchObject({ stderr: expect.stringMatching(/retrying from offset [1-9]/) });
     expect(r.code).toBe(0);
-    expect(storeHas(to, big)).toBe(true);
+    expect(storeHas(to, big.path)).toBe(true);
     const nars = proxy.seen.slice(before).filter((a) => a.url.startsWith('/nar/'));
     expect(nars.map((a) => a.status)).toContain(206);
   });
 
   it('the edge does not turn a NAR cut by a dying origin into a clean end', async () => {
     await healthy();
-    const info = await narInfoOf(s, big);
+    const info = await narInfoOf(s, big.path);
     const res = await s.get('/' + info.url);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-length')).toBe(String(info.narSize));

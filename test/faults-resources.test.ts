@@ -7,9 +7,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { addRandomFile, copyStore, openFds, rssKiB, sleep, until } from './helpers/faults.ts';
+import { copyStoreWithBigFile, openFds, rssKiB, sleep, until } from './helpers/faults.ts';
 import { narInfoOf, useStack } from './helpers/stack.ts';
 import { hashOf } from './helpers/nix.ts';
 import { rawRequest } from './helpers/hostile.ts';
@@ -18,21 +16,16 @@ const fixture = inject('fixture');
 const BIG = 64 * 1024 * 1024;
 
 describe.skipIf(!fixture)('resource bounds', () => {
-  let big: string;
+  const big = { path: '' };
   let bigUrl: string;
   let pid: number;
   const s = useStack(() => ({
-    root(dir) {
-      const root = copyStore(fixture!.root, join(dir, 'root'));
-      big = addRandomFile(root, dir, 'big.bin', BIG);
-      rmSync(join(dir, 'big.bin'));
-      return root;
-    },
+    root: (dir) => copyStoreWithBigFile(fixture!.root, dir, BIG, big),
   }));
 
   beforeAll(async () => {
     pid = s.origin.child.pid!;
-    bigUrl = '/' + (await narInfoOf(s, big)).url;
+    bigUrl = '/' + (await narInfoOf(s, big.path)).url;
   });
 
   const quick = async (via: 'edge' | 'origin') => {

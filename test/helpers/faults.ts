@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { NIX_FLAGS, nixEnv } from './nix.ts';
 
@@ -23,6 +23,14 @@ export function addRandomFile(root: string, dir: string, name: string, bytes: nu
   const file = join(dir, name);
   writeRandom(file, bytes);
   return execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', '--store', root, file], { env: nixEnv(), encoding: 'utf8' }).trim();
+}
+
+/** A private copy of the store `from` at `<dir>/root` plus one path of `bytes` random bytes (a large NAR) in `big.path`; returns the root. */
+export function copyStoreWithBigFile(from: string, dir: string, bytes: number, big: { path: string }): string {
+  const root = copyStore(from, join(dir, 'root'));
+  big.path = addRandomFile(root, dir, 'big.bin', bytes);
+  rmSync(join(dir, 'big.bin'));
+  return root;
 }
 
 /** Adds a directory of `files` random files of `bytesEach` to a chroot store; returns its store path. */

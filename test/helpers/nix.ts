@@ -74,6 +74,16 @@ export function nixCopy(o: CopyOptions): Promise<NixResult> {
   return runNix(args, { timeoutMs: o.timeoutMs ?? 90_000 });
 }
 
+/** Builds test/fixtures/fixture.nix's `top` with real Nix and copies its closure into a chroot store at `root`. */
+export function buildFixtureStore(root: string): { top: string; closure: string[] } {
+  const env = nixEnv();
+  const fixtureNix = new URL('../fixtures/fixture.nix', import.meta.url).pathname;
+  const top = execFileSync('nix-build', [fixtureNix, '-A', 'top', '--no-out-link', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8' }).trim();
+  const closure = execFileSync('nix-store', ['-qR', top], { env, encoding: 'utf8' }).trim().split('\n');
+  execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, top], { env, stdio: 'pipe' });
+  return { top, closure };
+}
+
 export function narDump(path: string, root?: string): Buffer {
   const args = root ? ['--store', root, 'store', 'dump-path', path] : ['store', 'dump-path', path];
   return execFileSync('nix', [...NIX_FLAGS, ...args], { env: nixEnv(), maxBuffer: 1 << 30 });

@@ -74,6 +74,17 @@ export async function waitFor(url: string, proc: Proc, timeoutMs = 90_000, init?
   throw new Error(`${url} not ready after ${timeoutMs} ms:\n${proc.output()}`);
 }
 
+/** Waits (bounded) until the process has printed a line matching `re`; returns all its output so far. */
+export async function waitForOutput(proc: Proc, re: RegExp, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (re.test(proc.output())) return proc.output();
+    if (proc.child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no ${re} in output:\n${proc.output()}`);
+}
+
 export interface OriginProc extends Proc {
   url: string;
   port: number;

@@ -11,17 +11,15 @@
  * Exits 1 when any answer was unexpected or the origin's descriptors did not
  * come back to their baseline. `npm test` runs a short version (soak.test.ts).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'node:http';
-import { NIX_FLAGS, nixEnv } from '../helpers/nix.ts';
 import { addRandomFile, openFds, rssKiB, sleep } from '../helpers/faults.ts';
 import { narInfoOf, startStack, type Stack } from '../helpers/stack.ts';
-import { hashOf } from '../helpers/nix.ts';
+import { buildFixtureStore, hashOf } from '../helpers/nix.ts';
 
 export interface SoakOptions {
   clients: number;
@@ -269,12 +267,8 @@ export function soakProblems(r: SoakReport): string[] {
 
 /** A chroot store with the fixture closure, built by real Nix, plus NARs of 256 KiB and 4 MiB. */
 export function prepareSoakStore(dir: string): { root: string; paths: string[] } {
-  const env = nixEnv();
-  const fixtureNix = new URL('../fixtures/fixture.nix', import.meta.url).pathname;
-  const top = execFileSync('nix-build', [fixtureNix, '-A', 'top', '--no-out-link', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8' }).trim();
-  const closure = execFileSync('nix-store', ['-qR', top], { env, encoding: 'utf8' }).trim().split('\n');
   const root = join(dir, 'root');
-  execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, top], { env, stdio: 'pipe' });
+  const { closure } = buildFixtureStore(root);
   const paths = [...closure, addRandomFile(root, dir, 'soak-small.bin', 256 * 1024), addRandomFile(root, dir, 'soak-large.bin', 4 * 1024 * 1024)];
   return { root, paths };
 }
