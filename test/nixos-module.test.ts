@@ -253,7 +253,9 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
     });
 
     it('imports through the daemon, which trusts the caches\' keys (in addition to cache.nixos.org\'s)', () => {
-      expect(configOf(out.services.eris!)).toMatchObject({ push_dir: '/var/lib/eris/push', push_store: 'daemon', push_trust: 'signature' });
+      const settings = configOf(out.services.eris!);
+      expect(settings).toMatchObject({ push_dir: '/var/lib/eris/push', push_store: 'daemon', push_trust: 'signature' });
+      expect(originReads(settings).push).toMatchObject({ dir: '/var/lib/eris/push', storeUri: 'daemon', trust: 'signature' });
       expect(out.nixSettings['extra-trusted-public-keys']).toEqual(['cache.example.com-1:8Ku6sSR6QwQmzJdPYjvN3TbgZVhDXnHiaE4Y5Y3wz1g=']);
       expect(out.nixSettings['trusted-public-keys']).toEqual(['cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=']);
       expect(out.nixSettings['trusted-users']).toEqual(['root']);
@@ -262,6 +264,7 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
     it('with trust = "no-check-sigs", makes eris a trusted user instead', () => {
       const o = evalOk({ push: { enable: true, trust: 'no-check-sigs' } });
       expect(configOf(o.services.eris!)).toMatchObject({ push_trust: 'no-check-sigs' });
+      expect(originReads(configOf(o.services.eris!)).push).toMatchObject({ trust: 'no-check-sigs' });
       expect(o.nixSettings['trusted-users']).toEqual(['eris']);
       expect(o.nixSettings).not.toHaveProperty('extra-trusted-public-keys');
     });
@@ -276,6 +279,7 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
       expect(o.tmpfiles).toEqual([]);
       expect(o.nixSettings).toEqual({ 'trusted-users': ['root'], 'trusted-public-keys': ['cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY='] });
       expect(configOf(o.services.eris!)).not.toHaveProperty('push_dir');
+      expect(originReads(configOf(o.services.eris!)).push).toBeUndefined();
     });
   });
 
