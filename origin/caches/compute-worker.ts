@@ -24,6 +24,7 @@ parentPort!.on('message', async (m: WorkerRequest) => {
         members: [...set.members].join('\n'),
         excludedHashes: [...set.excludedHashes].join('\n'),
         derivers: [...set.derivers].join('\n'),
+        excludedDerivers: [...set.excludedDerivers].join('\n'),
         exclusions: set.exclusions,
         narBytes: set.narBytes,
         roots: set.roots,

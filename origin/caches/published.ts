@@ -33,6 +33,8 @@ export interface PublishedSet {
   excludedHashes: ReadonlySet<string>;
   /** Base names (`<hash>-<name>.drv`) of the derivers of published paths: their build logs are published too. */
   derivers: ReadonlySet<string>;
+  /** Kind `all`: base names of the derivers of excluded paths, whose build logs are not published. */
+  excludedDerivers: ReadonlySet<string>;
   exclusions: Exclusion[];
   /** Sum of NarSize over the members (kind `set`). */
   narBytes: number;
@@ -95,15 +97,17 @@ export async function computePublished(db: ClosureDb, o: ComputeOptions): Promis
     const base = { roots: o.roots, computedAt: Date.now() };
     if (o.publish === 'all') {
       if (!patterns.length) {
-        return { ...base, kind: 'all', members: new Set(), excludedHashes: new Set(), derivers: new Set(), exclusions: [], narBytes: 0, computeMs: performance.now() - started };
+        return { ...base, kind: 'all', members: new Set(), excludedHashes: new Set(), derivers: new Set(), excludedDerivers: new Set(), exclusions: [], narBytes: 0, computeMs: performance.now() - started };
       }
       // Everything except the matches and their dependents: walk the reverse edges from each match.
       const paths = new Map<number, string>();
+      const deriverOf = new Map<string, string>();
       const seeds: number[] = [];
       const reasons = new Map<number, string>();
       let n = 0;
       for (const row of db.allPaths()) {
         paths.set(row.id, row.path);
+        if (row.deriver) deriverOf.set(row.path, storePathBaseName(row.deriver));
         const g = matching(row.path);
         if (g !== undefined) {
           seeds.push(row.id);
@@ -125,7 +129,8 @@ export async function computePublished(db: ClosureDb, o: ComputeOptions): Promis
       const exclusions = await taint(seeds, reasons, (id) => referrers.get(id) ?? [], (id) => paths.get(id)!, maybeYield);
       return {
         ...base, kind: 'all', members: new Set(), excludedHashes: new Set(exclusions.map((e) => hashOf(e.storePath))),
-        derivers: new Set(), exclusions, narBytes: 0, computeMs: performance.now() - started,
+        derivers: new Set(), excludedDerivers: new Set(exclusions.map((e) => deriverOf.get(e.storePath)).filter((d): d is string => d !== undefined)),
+        exclusions, narBytes: 0, computeMs: performance.now() - started,
       };
     }
 
@@ -197,7 +202,7 @@ export async function computePublished(db: ClosureDb, o: ComputeOptions): Promis
       if (row.deriver) derivers.add(storePathBaseName(row.deriver));
       narBytes += Number(row.narSize ?? 0);
     }
-    return { ...base, kind: 'set', members, excludedHashes: new Set(), derivers, exclusions, narBytes, computeMs: performance.now() - started };
+    return { ...base, kind: 'set', members, excludedHashes: new Set(), derivers, excludedDerivers: new Set(), exclusions, narBytes, computeMs: performance.now() - started };
   });
 }
 

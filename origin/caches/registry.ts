@@ -40,7 +40,8 @@ export interface CacheRegistry {
 /** Does the set allow the build log of this derivation (`<hash>-<name>.drv`)? */
 function logPublished(set: PublishedSet, drvBaseName: string): boolean {
   const hash = drvBaseName.slice(0, 32);
-  if (set.kind === 'all') return !set.excludedHashes.has(hash);
+  // Everything but the logs of excluded derivations and of derivations whose outputs are excluded.
+  if (set.kind === 'all') return !set.excludedHashes.has(hash) && !set.excludedDerivers.has(drvBaseName);
   return set.members.has(hash) || set.derivers.has(drvBaseName);
 }
 

@@ -51,7 +51,7 @@ describe('several caches on one origin', () => {
       { name: 'app-b', references: ['libc'], deriver: drv('app-b') },
       // Signed in the DB by cache A's key (e.g. pushed after a build elsewhere): never shown by B.
       { name: 'secrets', sigs: [] },
-      { name: 'uses-secrets', references: ['secrets', 'libc'] },
+      { name: 'uses-secrets', references: ['secrets', 'libc'], deriver: drv('uses-secrets') },
     ]);
     const p = (n: string) => store.paths[n]!.storePath;
     const config = resolveConfig({
@@ -132,6 +132,11 @@ describe('several caches on one origin', () => {
     expect((await get(`/team-b/log/${drvA.slice(0, 32)}-nothing.drv`)).status).toBe(404);
     const r: Realisation = { id: `sha256:${'ab'.repeat(32)}!out`, outPath: storePathBaseName(store.paths['app-a']!.storePath), signatures: [], dependentRealisations: {} };
     store.realisations.set(r.id, r);
+    // publish = "all": the log of an excluded path's derivation is not published either.
+    const drvU = storePathBaseName(store.paths['uses-secrets']!.deriver!);
+    store.logs.set(drvU, 'built uses-secrets\n');
+    expect((await get(`/log/${drvU}`)).status).toBe(404);
+    expect((await get(`/log/${drvA}`)).status).toBe(200);
     expect((await get(`/team-a/realisations/${r.id}.doi`)).status).toBe(200);
     expect((await get(`/team-b/realisations/${r.id}.doi`)).status).toBe(404);
   });

@@ -11,7 +11,7 @@ export interface WorkerRequest {
 }
 
 export type WorkerReply =
-  | { id: number; ok: true; set: { kind: 'all' | 'set'; members: string; excludedHashes: string; derivers: string; exclusions: Exclusion[]; narBytes: number; roots: ResolvedRoot[]; computedAt: number; computeMs: number } }
+  | { id: number; ok: true; set: { kind: 'all' | 'set'; members: string; excludedHashes: string; derivers: string; excludedDerivers: string; exclusions: Exclusion[]; narBytes: number; roots: ResolvedRoot[]; computedAt: number; computeMs: number } }
   | { id: number; ok: false; error: string };
 
 export interface WorkerCompute {
@@ -36,7 +36,7 @@ export function startComputeWorker(dbPath: string): WorkerCompute {
     waiting.delete(r.id);
     if (!r.ok) return w.reject(new Error(r.error));
     const s = r.set;
-    w.resolve({ ...s, members: split(s.members), excludedHashes: split(s.excludedHashes), derivers: split(s.derivers) });
+    w.resolve({ ...s, members: split(s.members), excludedHashes: split(s.excludedHashes), derivers: split(s.derivers), excludedDerivers: split(s.excludedDerivers) });
   });
   worker.on('error', (e) => failAll(e));
   worker.on('exit', (code) => failAll(new Error(`the published-set worker exited (code ${code})`)));
