@@ -41,6 +41,10 @@ describe('npm start', () => {
       expect(out).toContain(`public key: ${publicKey}`);
       expect(readFileSync(join(devDir, 'netrc'), 'utf8')).toMatch(/^machine 127\.0\.0\.1 login dev password eris_\S+\n$/);
       expect((await fetch(`http://127.0.0.1:${edgePort}/v1/public-key`)).status).toBe(200);
+      // Without ERIS_CONFIG: one cache, `default`, publishing the whole store, at the bare root.
+      const devToken = /password (\S+)/.exec(readFileSync(join(devDir, 'netrc'), 'utf8'))![1]!;
+      const list = await (await fetch(`http://127.0.0.1:${edgePort}/v1/caches`, { headers: { Authorization: `Bearer ${devToken}` } })).json();
+      expect(list).toEqual({ caches: [{ name: 'default', priority: 30, publicKeys: [publicKey], default: true, url: `http://127.0.0.1:${edgePort}/default` }] });
       expect((await fetch(`http://127.0.0.1:${originPort}/v1/public-key`)).status).toBe(403);
 
       // Run the printed command, with the destination and the path swapped for a fresh store and our closure.
