@@ -49,6 +49,8 @@ export interface StackOptions {
   /** The token's user (default alice) and scopes (default read); `user: null` adds no token. */
   user?: string | null;
   scopes?: ('read' | 'write')[];
+  /** The caches the token may use (default: the default cache only). */
+  caches?: string[];
 }
 
 /** `eris serve`, or a stand-in server in its place (then `child` is absent). */
@@ -134,7 +136,7 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
     throw e;
   }
   const kv = { mode: 'local' as const, persistTo: edge.persistTo };
-  const token = user === null ? '' : await addToken(kv, user, { scopes: o.scopes ?? ['read'] });
+  const token = user === null ? '' : await addToken(kv, user, { scopes: o.scopes ?? ['read'], caches: o.caches });
   const netrc = join(o.dir, 'netrc');
   writeFileSync(netrc, user === null ? '' : `machine 127.0.0.1 login ${user} password ${token}\n`, { mode: 0o600 });
   const auth: Record<string, string> = user === null ? {} : { Authorization: 'Basic ' + btoa(`${user}:${token}`) };
