@@ -13,6 +13,7 @@ import { checkStoreRoot, storeDbPath } from './store/store.ts';
 import { openStoreDb } from './store/db.ts';
 import { createSigner } from '../shared/signing.ts';
 import { checkPush } from './push/doctor.ts';
+import { checkUsage } from './usage/doctor.ts';
 import { EDGE_SECRET_HEADER, NO_STORE } from '../shared/contract.ts';
 
 export interface Check {
@@ -301,6 +302,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
     checkStore(config, checks);
     if (!checks.some((c) => c.what === 'store' && c.status === 'FAIL')) await checkCaches(config, checks);
     checks.push(...checkPush(config, config.caches.flatMap((c) => keysOf(c.signKeyPaths) ?? [])));
+    checks.push(...checkUsage(config));
     await checkOrigin(config, keys, timeoutMs, checks);
     if (checks.some((c) => c.what === 'origin' && c.status === 'ok')) await checkServedCaches(config, keysOf, timeoutMs, checks);
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -8,6 +8,7 @@ import { silentLogger } from '../log.ts';
 import { createUsage } from './recorder.ts';
 import { UsageDb } from './db.ts';
 import { formatUsage, parseSince, usageReport } from './report.ts';
+import { checkUsage } from './doctor.ts';
 
 const T0 = Date.parse('2026-12-01T12:00:00Z');
 const P = (name: string) => `/nix/store/${'a'.repeat(32)}-${name}`;
@@ -140,6 +141,28 @@ describe('usage accounting', () => {
       expect(text).toMatch(/^alice\s+1\s+0\s+1\s+3\.0 MiB/m);
       expect(text).toMatch(/^\(anonymous\)\s+0\s+0\s+1\s+10 B/m);
       expect(text).toContain(`${P('hello')}     2  3.0 MiB`);
+    });
+  });
+});
+
+describe('eris doctor: usage', () => {
+  const config = (stateDir: string | undefined) => ({ stateDir, usageRetentionDays: 30 }) as Parameters<typeof checkUsage>[0];
+
+  it('says usage is off without state_dir, fine for a writable one, and what is recorded', () => {
+    expect(checkUsage(config(undefined))).toEqual([{ status: 'skip', what: 'usage', detail: 'not recorded: set state_dir (e.g. /var/lib/eris) for `eris usage`' }]);
+    withDir((dir) => {
+      expect(checkUsage(config(join(dir, 'state')))[0]).toMatchObject({ status: 'ok', detail: `state_dir ${join(dir, 'state')} is writable; no usage recorded yet` });
+      const u = recorder(dir);
+      u.nar('alice', 'default', P('x'), 1);
+      u.close();
+      expect(checkUsage(config(dir))[0]).toMatchObject({ status: 'ok', detail: `${join(dir, 'usage.sqlite')}: 1 day(s) recorded, 2026-12-01 to 2026-12-01, kept 30 days` });
+    });
+  });
+
+  it('fails when the state directory cannot be made', () => {
+    withDir((dir) => {
+      writeFileSync(join(dir, 'file'), '');
+      expect(checkUsage(config(join(dir, 'file/state')))[0]).toEqual({ status: 'FAIL', what: 'usage', detail: `state_dir ${join(dir, 'file/state')}: ${join(dir, 'file')} is not a directory` });
     });
   });
 });
