@@ -55,10 +55,10 @@ async function startSwitch(target: () => number): Promise<Switch> {
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  const port = await freePort();
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  // Port 0: bound at once, so no other test's freePort() can pick the same port in between.
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    port,
+    port: (server.address() as { port: number }).port,
     set(m) {
       mode = m;
       // Pooled connections would keep the old behaviour: drop them all.
