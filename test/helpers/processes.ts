@@ -65,7 +65,11 @@ export async function waitFor(url: string, proc: Proc, timeoutMs = 90_000, init?
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null) throw new Error(`process exited early:\n${proc.output()}`);
     try {
-      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(2000) });
+      // Connection: close — a readiness probe must not leave a pooled socket that the server's
+      // keep-alive timeout closes just as a test reuses it ("other side closed" under load).
+      const headers = new Headers(init?.headers);
+      headers.set('Connection', 'close');
+      const res = await fetch(url, { ...init, headers, signal: AbortSignal.timeout(2000) });
       await res.body?.cancel();
       if (res.status < 500) return;
     } catch {}
