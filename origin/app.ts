@@ -52,10 +52,11 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
   app.get('/metrics', getMetrics);
   // Every bare route before any /<cache>/ one: `/log/x.narinfo` stays a (malformed) log request.
   for (const [path, handler] of PER_CACHE) app.get(path, select.bare, handler);
-  for (const [path, handler] of PER_CACHE) app.get(`/:cache{[a-z0-9][a-z0-9_-]*}${path}`, select.named, handler);
+  // `:cache` takes any segment (the metrics label stays /:cache/…); select.named answers 404 for a name no cache has.
+  for (const [path, handler] of PER_CACHE) app.get(`/:cache${path}`, select.named, handler);
   // Push (`nix copy --to http…`): the same paths, PUT.
   for (const path of PUSH_PATHS) app.put(path, select.bare, putUpload);
-  for (const path of PUSH_PATHS) app.put(`/:cache{[a-z0-9][a-z0-9_-]*}${path}`, select.named, putUpload);
+  for (const path of PUSH_PATHS) app.put(`/:cache${path}`, select.named, putUpload);
 
   app.notFound((c) => send(c, 404, 'not found\n', TEXT));
   app.onError(onError);
