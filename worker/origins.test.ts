@@ -10,7 +10,7 @@ import { parseEdgeConfig } from './config.ts';
 import { routeNarUrl } from './origins.ts';
 import type { Env } from './env.ts';
 
-const tokens = { 'tok-alice': { user: 'alice', scopes: ['read' as const] } };
+const tokens = { 'tok-alice': { user: 'alice', scopes: ['read' as const] }, 'tok-carol': { user: 'carol', scopes: ['write' as const] } };
 const auth = { Authorization: basic('alice', 'tok-alice') };
 const SECRET_B = 'edge-secret-of-box-b-0123456789';
 const ORIGINS = JSON.stringify([
@@ -138,6 +138,17 @@ describe('NARs from several origins', () => {
     const res = await m.get(`${nar}?eris-origin=nonesuch`);
     expect(res.status).toBe(200);
     expect(m.asked).toEqual(['a', 'b']); // b only after a's budget, not after the hedge delay
+  });
+});
+
+describe('uploads with several origins', () => {
+  it('go to the first origin only, once, and its answer is passed on as it is', async () => {
+    const m = multi({ a: ok('URL: nar/x.nar\n'), b: ok('never asked') });
+    const res = await m.get(`/${HASH}.narinfo`, { method: 'PUT', body: narinfo(), headers: { Authorization: basic('carol', 'tok-carol'), 'content-type': 'text/x-nix-narinfo', 'content-length': String(narinfo().length) } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('URL: nar/x.nar\n');
+    expect(m.asked).toEqual(['a']);
+    expect(m.seen[0]!.method).toBe('PUT');
   });
 });
 

@@ -131,7 +131,7 @@ export function createProxy(options: ProxyOptions) {
       res = pass ? (pass.result.kind === 'answer' ? passOn(method, pass.result.response) : failureResponse(pass.result)) : noOriginAnswered(failed);
     } else {
       res = passed.result.kind === 'answer' ? passOn(method, passed.result.response) : failureResponse(passed.result);
-      if (several && passed.result.kind === 'answer' && res.status === 200 && path.endsWith('.narinfo')) res = await routed(method, res, passed.origin.id);
+      if (several && reads && passed.result.kind === 'answer' && res.status === 200 && path.endsWith('.narinfo')) res = await routed(method, res, passed.origin.id);
     }
     c.set('provenance', provenance(asked, passed));
     return keepRangesOnFailure(path, res);
