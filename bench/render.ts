@@ -1,16 +1,24 @@
 /**
- * Re-prints the table and re-draws the chart of a saved run:
- *   npx node --disable-warning=ExperimentalWarning bench/render.ts bench/results/latest.json [out.svg]
+ * Re-prints the table of a saved run, re-draws its chart, and rewrites the
+ * performance table of the README from it:
+ *   node --disable-warning=ExperimentalWarning bench/render.ts bench/results/latest.json [out.svg] [--readme README.md]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { evaluateTargets, printReport, renderSvg, type Results } from './lib/report.ts';
+import { evaluateTargets, printReport, renderSvg, replaceReadmeTable, type Results } from './lib/report.ts';
 
-const [file, out] = process.argv.slice(2);
-if (!file) {
-  process.stderr.write('usage: bench/render.ts RESULTS.json [OUT.svg]\n');
+const args = process.argv.slice(2);
+const at = args.indexOf('--readme');
+const readme = at >= 0 ? args.splice(at, 2)[1] : undefined;
+const [file, out] = args;
+if (!file || (at >= 0 && !readme)) {
+  process.stderr.write('usage: bench/render.ts RESULTS.json [OUT.svg] [--readme README.md]\n');
   process.exit(2);
 }
 const r = JSON.parse(readFileSync(file, 'utf8')) as Results;
 r.targets = evaluateTargets(r.measurements);
 printReport(r, (s) => process.stdout.write(s));
 if (out) writeFileSync(out, renderSvg(r));
+if (readme) {
+  writeFileSync(readme, replaceReadmeTable(readFileSync(readme, 'utf8'), r));
+  process.stderr.write(`rewrote the performance table in ${readme}\n`);
+}

@@ -353,3 +353,80 @@ ${head}${legend}${body}
 </svg>
 `;
 }
+
+// ---------- README ----------
+
+/** The performance table of README.md (between its bench markers), from a results file. */
+export function markdownSummary(r: Results): string {
+  const m = r.measurements;
+  const p = r.params;
+  const n = m.targets.nginx!;
+  const o = m.targets.origin!;
+  const w = m.targets.worker;
+  const pt = m.targets.passthrough;
+  const refs = p.wideRefs ?? 300;
+  const cell = (v: number | undefined, digits: number) => (v === undefined || !Number.isFinite(v) ? '–' : f(v, digits).replace(/,/g, ' '));
+  const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !Number.isFinite(a / b) ? '–' : fr(a / b));
+  const rows: [string, (x: TargetRuns) => number | undefined, number][] = [
+    [`narinfo req/s, ${p.connections} connections`, (x) => x.narinfoLoaded.reqPerSec, 0],
+    [`narinfo p99 ms, ${p.connections} connections`, (x) => ms(x.narinfoLoaded.latencyUs.p99), 2],
+    [`narinfo with ${refs} references, req/s`, (x) => x.narinfoWide?.reqPerSec, 0],
+    [`narinfo with ${refs} references, p99 ms`, (x) => (x.narinfoWide ? ms(x.narinfoWide.latencyUs.p99) : undefined), 2],
+    ['narinfo p50 ms, 1 connection', (x) => ms(x.narinfoSingle.latencyUs.p50), 3],
+    ['server CPU µs per narinfo', (x) => x.narinfoLoaded.serverCpuUsPerReq, 1],
+    ['NAR MB/s, 1 stream', (x) => x.narSingle.mbPerSec, 0],
+    [`NAR MB/s, ${p.narParallel} streams`, (x) => x.narParallel.mbPerSec, 0],
+    [`\`nix copy\` of ${p.closurePaths ?? '?'} paths, s`, (x) => x.closureCopy?.median, 2],
+  ];
+  const out: string[] = [];
+  const other = Math.max(0, ...Object.values(m.targets).flatMap((t) => [t!.narinfoLoaded, t!.narinfoWide, t!.narinfoSingle, t!.narSingle, t!.narParallel].map((x) => x?.otherCpuPct ?? 0)));
+  out.push(`Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC (commit ${r.commit}) on ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}; ` +
+    `wrk -t${p.threads} -c${p.connections}, ${p.seconds} s per run, origin with ${p.originWorkers} worker processes; other processes took up to ${f(other)}% of the CPUs during a run` +
+    `${other > 10 ? ' (a busy machine: the ratios are rougher than usual)' : ''}. Regenerate with \`node bench/render.ts bench/results/latest.json --readme README.md\`.`);
+  out.push('');
+  out.push('| | nginx | origin | × nginx | do-nothing Worker | eris edge | edge ÷ do-nothing |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const [label, get, digits] of rows) {
+    const [vn, vo, vp, vw] = [get(n), get(o), pt ? get(pt) : undefined, w ? get(w) : undefined];
+    out.push(`| ${label} | ${cell(vn, digits)} | ${cell(vo, digits)} | ${ratio(vo, vn)} | ${cell(vp, digits)} | ${cell(vw, digits)} | ${ratio(vw, vp)} |`);
+  }
+  if (m.edgeCpu) {
+    const e = m.edgeCpu.us;
+    out.push(`| edge CPU µs per narinfo, in process | | | | ${cell(e.doNothing.narinfo, 1)} | ${cell(e.edge.narinfo, 1)} | ${ratio(e.edge.narinfo, e.doNothing.narinfo)} |`);
+    out.push(`| edge CPU µs per NAR response, in process | | | | ${cell(e.doNothing.nar, 1)} | ${cell(e.edge.nar, 1)} | ${ratio(e.edge.nar, e.doNothing.nar)} |`);
+  }
+  out.push('');
+  out.push(`Origin RSS streaming a ${f(m.rss.narBytes / 2 ** 20)} MiB NAR: ${f(m.rss.fresh.rssPeakMb, 0)} MB peak (fresh), ${f(m.rss.loaded.rssPeakMb, 0)} MB (after the load runs). ` +
+    `narinfo p50 with ${f(m.dbScale.rowsBig).replace(/,/g, ' ')} paths in the DB: ${f(m.dbScale.big.latencyUs.p50 / m.dbScale.small.latencyUs.p50, 2)}× that with ${f(m.dbScale.rowsSmall)}.`);
+  if (m.edgeCpu) {
+    const e = m.edgeCpu.us;
+    const N = Number(p.closurePaths ?? 301);
+    const perPath = (e.edge.narinfo + e.edge.nar) / 1000;
+    const copy = w?.closureCopy?.median;
+    const reads = copy !== undefined ? Math.max(1, Math.ceil(copy / 5)) : undefined;
+    out.push('');
+    out.push(`**Cost at Cloudflare of fetching a closure of N paths** (what Workers Free counts: 100 000 requests and 100 000 KV reads a day, 10 ms CPU per request). ` +
+      `Nix asks for \`nix-cache-info\` once, one narinfo per path and one NAR per path it lacks: at most 2N + 1 Worker requests. ` +
+      `KV reads: with the token cache (\`TOKEN_CACHE_SECONDS\`, default 5) one per isolate per 5 s of the fetch, whatever N` +
+      `${reads !== undefined ? ` — the ${N}-path copy above, ${f(copy!, 1)} s through one isolate, cost ${reads} instead of ${2 * N + 1}` : ''}; with \`TOKEN_CACHE_SECONDS=0\`, 2N + 1. ` +
+      `Worker CPU: about ${f(e.edge.narinfo / 1000, 2)} ms per narinfo and ${f(e.edge.nar / 1000, 2)} ms per NAR response (the body is streamed through, not touched), so about ${f(perPath, 2)} ms per path, ` +
+      `${f(perPath * N, 0)} ms for ${N} paths (measured in Node, whose fetch objects are slower than workerd's: an upper bound). ` +
+      `A day of Workers Free thus covers about 50 000 fetched paths.`);
+  }
+  out.push('');
+  out.push('Targets:');
+  out.push('');
+  for (const t of r.targets) out.push(`- ${t.status === 'pass' ? '**PASS**' : t.status === 'fail' ? '**FAIL**' : 'SKIP'} ${t.label}: ${fmtValue(t)}${t.note ? ` (${t.note})` : ''}`);
+  return out.join('\n') + '\n';
+}
+
+export const README_START = '<!-- bench:start (generated from bench/results/latest.json by bench/render.ts) -->';
+export const README_END = '<!-- bench:end -->';
+
+/** README text with the part between the markers replaced; throws when the markers are missing. */
+export function replaceReadmeTable(readme: string, r: Results): string {
+  const a = readme.indexOf(README_START);
+  const b = readme.indexOf(README_END);
+  if (a < 0 || b < a) throw new Error(`README has no ${README_START} … ${README_END} markers`);
+  return readme.slice(0, a + README_START.length) + '\n' + markdownSummary(r) + readme.slice(b);
+}
