@@ -1,6 +1,8 @@
 /**
  * Push throughput (issue #11): real `nix copy --to <url>?compression=zstd` of
- *   - a 100-path closure (each path BENCH_PUSH_KIB KiB of random bytes, 256 by default), and
+ *   - a 100-path closure (each path BENCH_PUSH_KIB KiB of random bytes, 256 by default), twice: as a chain
+ *     (each path refers to the one before, so Nix pushes one path at a time) and wide (99 paths and one
+ *     referring to them all, so Nix pushes many at once), and
  *   - one 90 MB path (BENCH_PUSH_BIG_MB),
  * from this machine's store, to three targets measured in the same run:
  *   file://      a local binary cache directory: the client's own cost (NAR, zstd, hashing), no network, no import — the reference
@@ -31,8 +33,8 @@ const PUSH_NIX = new URL('../test/fixtures/push.nix', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'eris-bench-push-'));
 const env = nixEnv();
 
-function buildChain(salt: string): string {
-  return execFileSync('nix-build', [PUSH_NIX, '-A', 'chain', '--argstr', 'salt', salt, '--arg', 'n', String(PATHS), '--arg', 'kib', String(KIB),
+function buildClosure(attr: 'chain' | 'wide', salt: string): string {
+  return execFileSync('nix-build', [PUSH_NIX, '-A', attr, '--argstr', 'salt', salt, '--arg', 'n', String(PATHS), '--arg', 'kib', String(KIB),
     '--no-out-link', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 }
 
@@ -94,19 +96,22 @@ async function main() {
     { name: 'edge', url: `${edge.url}?compression=zstd`, netrc },
   ];
   const run = randomBytes(4).toString('hex');
-  const rows: { target: string; closureMBps: number; closureSeconds: number; bigMBps: number; bigSeconds: number }[] = [];
+  const rows: { target: string; chainSeconds: number; chainMBps: number; wideSeconds: number; wideMBps: number; bigMBps: number; bigSeconds: number }[] = [];
   let closureBytes = 0;
   let bigBytes = 0;
   try {
     for (const t of targets) {
-      const chain = buildChain(`${run}-${t.name}`);
+      const chain = buildClosure('chain', `${run}-${t.name}`);
+      const wide = buildClosure('wide', `${run}-${t.name}`);
       const big = addBig(`big-${run}-${t.name.replace(/\W/g, '')}`);
       closureBytes = narBytes([chain], true);
       bigBytes = narBytes([big], false);
-      const closureSeconds = await timeCopy(t.url, [chain], t.netrc);
+      const wideBytes = narBytes([wide], true);
+      const chainSeconds = await timeCopy(t.url, [chain], t.netrc);
+      const wideSeconds = await timeCopy(t.url, [wide], t.netrc);
       const bigSeconds = await timeCopy(t.url, [big], t.netrc);
-      rows.push({ target: t.name, closureSeconds, closureMBps: closureBytes / 1e6 / closureSeconds, bigSeconds, bigMBps: bigBytes / 1e6 / bigSeconds });
-      console.error(`${t.name}: closure ${closureSeconds.toFixed(2)} s, big ${bigSeconds.toFixed(2)} s`);
+      rows.push({ target: t.name, chainSeconds, chainMBps: closureBytes / 1e6 / chainSeconds, wideSeconds, wideMBps: wideBytes / 1e6 / wideSeconds, bigSeconds, bigMBps: bigBytes / 1e6 / bigSeconds });
+      console.error(`${t.name}: chain ${chainSeconds.toFixed(2)} s, wide ${wideSeconds.toFixed(2)} s, big ${bigSeconds.toFixed(2)} s`);
     }
   } finally {
     proxy.close();
@@ -116,10 +121,12 @@ async function main() {
   const ref = rows[0]!;
   const fmt = (n: number) => n.toFixed(n < 10 ? 2 : 1);
   console.log(`push: ${PATHS}-path closure (${fmt(closureBytes / 1e6)} MB NAR) and one ${fmt(bigBytes / 1e6)} MB path, nix copy --to …?compression=zstd`);
-  console.log('| target | closure s | closure MB/s | × file:// | 90 MB path s | MB/s | × file:// |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| target | chain s | chain MB/s | × file:// | wide s | wide MB/s | × file:// | 90 MB path s | MB/s | × file:// |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
-    console.log(`| ${r.target} | ${fmt(r.closureSeconds)} | ${fmt(r.closureMBps)} | ${(r.closureMBps / ref.closureMBps).toFixed(2)} | ${fmt(r.bigSeconds)} | ${fmt(r.bigMBps)} | ${(r.bigMBps / ref.bigMBps).toFixed(2)} |`);
+    console.log(`| ${r.target} | ${fmt(r.chainSeconds)} | ${fmt(r.chainMBps)} | ${(r.chainMBps / ref.chainMBps).toFixed(2)} | ` +
+      `${fmt(r.wideSeconds)} | ${fmt(r.wideMBps)} | ${(r.wideMBps / ref.wideMBps).toFixed(2)} | ` +
+      `${fmt(r.bigSeconds)} | ${fmt(r.bigMBps)} | ${(r.bigMBps / ref.bigMBps).toFixed(2)} |`);
   }
   const out = new URL('./results/push-latest.json', import.meta.url).pathname;
   writeFileSync(out, JSON.stringify({ when: new Date().toISOString(), paths: PATHS, kibPerPath: KIB, closureBytes, bigBytes, rows }, null, 2) + '\n');

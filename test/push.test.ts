@@ -102,6 +102,9 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     expect(r.code).toBe(0);
     for (const p of closure) expect(await validInOrigin(p)).toBe(true);
     expect(stagedFiles()).toEqual([]); // moved on after the import
+    // Usage accounting counts each pushed path.
+    const metrics = await (await fetch(`${origin.url}/metrics`, { headers: { 'x-eris-edge-secret': SECRET } })).text();
+    expect(Number(/eris_cache_requests_total\{[^}]*cache="default"[^}]*kind="push"[^}]*\} (\d+)/.exec(metrics)?.[1])).toBe(closure.length);
 
     // Usage: the pusher's pushes and bytes received are what Nix says it uploaded (its narinfo cache's FileSize).
     const nixDb = new DatabaseSync(join(narinfoCache, 'nix/binary-cache-v6.sqlite'), { readOnly: true });
@@ -231,6 +234,19 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     const again = await put(narinfoPath, info({}));
     expect(again.status).toBe(200);
     expect(await again.text()).toMatch(/already in the cache/);
+  });
+
+  it('listing, build log and realisation uploads are accepted (so nix copy and copy-log succeed); malformed names are 400', async () => {
+    const h = '0'.repeat(32);
+    for (const [path, body] of [[`/${h}.ls`, '{"version":1,"root":{"type":"regular","size":1}}'], [`/log/${h}-x.drv`, 'build log\n'],
+      [`/realisations/sha256:${'a'.repeat(64)}!out.doi`, '{}']] as const) {
+      const res = await put(path, body);
+      expect({ path, status: res.status }).toEqual({ path, status: 200 });
+    }
+    for (const path of ['/nar/short.nar.xz', `/nar/${'0'.repeat(52)}.nar.gz`, '/log/not-a-drv', `/realisations/x.doi`]) {
+      const res = await put(path, 'x');
+      expect({ path, status: res.status, lines: (await res.text()).trimEnd().split('\n').length }).toEqual({ path, status: 400, lines: 1 });
+    }
   });
 
   it('an upload cut mid-body leaves nothing behind', async () => {
