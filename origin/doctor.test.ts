@@ -11,7 +11,7 @@ import { netrcLookup, publicKeyFileFor } from './doctor.ts';
 import { generateKeyPair } from '../shared/signing.ts';
 import { parseSecretKey, renderSecretKey } from '../shared/keys.ts';
 import { eris, freePort } from '../test/helpers/processes.ts';
-import { useStack } from '../test/helpers/stack.ts';
+import { useSharedStack } from '../test/helpers/shared-stack.ts';
 
 const fixture = inject('fixture');
 const WRONG_SECRET = 'doctor-wrong-secret-9876543210';
@@ -36,7 +36,7 @@ describe('doctor helpers', () => {
 });
 
 describe.skipIf(!fixture)('eris doctor against a real origin and edge', () => {
-  const s = useStack(() => ({ root: fixture!.root, keyName: 'doctor-test-1' }));
+  const s = useSharedStack();
   const writeConfig = (name: string, o: { port: number; key: string; secret: string; root?: string }) => {
     const file = join(s.dir, name);
     writeFileSync(file, [
@@ -91,7 +91,7 @@ describe.skipIf(!fixture)('eris doctor against a real origin and edge', () => {
       expect.stringMatching(new RegExp(`^FAIL key pair ${join(s.dir, 'other.pub')}: does not belong to ${other}`)),
       `FAIL origin: ${s.origin.url} refused the configured edge secret (403): the running origin has another one; restart it after changing the secret, and give the Worker the same EDGE_SECRET`,
       expect.stringMatching(/^FAIL edge: the edge refused the token \(401\): unknown, revoked or expired/),
-      expect.stringMatching(/^FAIL edge public key: the edge serves doctor-test-1:\S+, the config has doctor-other-1:\S+/),
+      expect.stringMatching(new RegExp(`^FAIL edge public key: the edge serves ${s.publicKey.split(':')[0]}:\\S+, the config has doctor-other-1:\\S+`)),
     ]);
     expect(r.lines.at(-1)).toBe('5 problems found');
     expect(r.lines).toContain('ok   store: ' + join(fixture!.root, 'nix/var/nix/db/db.sqlite') + ` opens read-only: ${fixture!.closure.length} valid paths`);

@@ -8,13 +8,14 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair } from '../shared/signing.ts';
 import { hashOf } from './helpers/nix.ts';
-import { nixCopyFrom, useStack } from './helpers/stack.ts';
+import { nixCopyFrom } from './helpers/stack.ts';
+import { useSharedStack } from './helpers/shared-stack.ts';
 import { startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.ts';
 
 const fixture = inject('fixture');
 
 describe.skipIf(!fixture)('nix copy through the Worker from a live store', () => {
-  const s = useStack(() => ({ root: fixture!.root, keyBy: 'nix', keyName: 'e2e-cache-1' }));
+  const s = useSharedStack();
   let proxy: RecordingProxy;
   let badNetrc: string;
 
@@ -40,7 +41,7 @@ describe.skipIf(!fixture)('nix copy through the Worker from a live store', () =>
   });
 
   it('fails on the signature when the client trusts another key', async () => {
-    const other = generateKeyPair('e2e-cache-1').public; // same name, other key
+    const other = generateKeyPair(s.publicKey.split(':')[0]!).public; // same name, other key
     const r = await nixCopyFrom(s, { from: proxy.url, to: join(s.dir, 'client-wrong-key'), paths: [fixture!.top], trustedKeys: other });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/signature/i);

@@ -12,7 +12,8 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { unauthorizedBody } from '../shared/client-config.ts';
 import { parseNarRequest } from '../origin/routes/nar.ts';
 import { addToken } from '../origin/tokens.ts';
-import { narInfoOf, useStack } from './helpers/stack.ts';
+import { narInfoOf } from './helpers/stack.ts';
+import { useSharedStack } from './helpers/shared-stack.ts';
 import { hashOf } from './helpers/nix.ts';
 import { prng, rawRequest } from './helpers/hostile.ts';
 
@@ -81,7 +82,7 @@ function generator(rng: Rng, known: { hashes: string[]; narHashes: string[] }, o
 
 describe.skipIf(!fixture)('fuzzing the request parsers and routers', () => {
   let known: { hashes: string[]; narHashes: string[]; narUrls: string[] };
-  const s = useStack(() => ({ root: fixture!.root }));
+  const s = useSharedStack();
 
   beforeAll(async () => {
     const infos = await Promise.all(fixture!.closure.map((p) => narInfoOf(s, p)));

@@ -2,7 +2,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { PROJECT_DIR, WRANGLER, wranglerEnv } from '../../origin/tokens.ts';
 
@@ -31,14 +31,22 @@ export interface Proc {
   stop: () => Promise<void>;
 }
 
-export function startProcess(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
-  const child = spawn(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+/**
+ * Starts a process in its own process group, its output collected in memory — or, with `logFile`, written
+ * to that file, so the process may outlive this one (a stack shared by several test files).
+ */
+export function startProcess(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; logFile?: string } = {}): Proc {
+  const fd = options.logFile ? openSync(options.logFile, 'a') : undefined;
+  const child = spawn(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'], detached: true });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  if (fd !== undefined) closeSync(fd);
+  else {
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+  }
   return {
     child,
-    output: () => out,
+    output: () => (options.logFile ? readFileSync(options.logFile, 'utf8') : out),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -95,12 +103,12 @@ export interface OriginProc extends Proc {
 }
 
 /** The origin as users run it: `eris serve` in its own process. */
-export async function startOriginCli(o: { root: string; keyFiles: string[]; edgeSecret: string; port?: number; extraArgs?: string[] }): Promise<OriginProc> {
+export async function startOriginCli(o: { root: string; keyFiles: string[]; edgeSecret: string; port?: number; extraArgs?: string[]; logFile?: string }): Promise<OriginProc> {
   const port = o.port ?? (await freePort());
   const args = [...ERIS_CLI, 'serve', '--bind', `127.0.0.1:${port}`, '--store-root', o.root];
   for (const k of o.keyFiles) args.push('--sign-key', k);
   args.push(...(o.extraArgs ?? []));
-  const proc = startProcess(process.execPath, args, { env: { ...process.env, ERIS_EDGE_SECRET: o.edgeSecret } });
+  const proc = startProcess(process.execPath, args, { env: { ...process.env, ERIS_EDGE_SECRET: o.edgeSecret }, logFile: o.logFile });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/health`, proc, 20_000);
   return { ...proc, url, port };
@@ -113,7 +121,7 @@ export interface EdgeProc extends Proc {
 }
 
 /** The Worker in workerd via `wrangler dev --local`, offline; its env file and KV state in `dir` (default: a new temp dir). */
-export async function startEdge(o: { originUrl: string; edgeSecret: string; vars?: Record<string, string>; persistTo?: string; dir?: string }): Promise<EdgeProc> {
+export async function startEdge(o: { originUrl: string; edgeSecret: string; vars?: Record<string, string>; persistTo?: string; dir?: string; logFile?: string }): Promise<EdgeProc> {
   const port = await freePort();
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'eris-edge-'));
   const persistTo = o.persistTo ?? join(dir, 'state');
@@ -122,7 +130,7 @@ export async function startEdge(o: { originUrl: string; edgeSecret: string; vars
   const args = ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', '0',
     '--show-interactive-dev-session=false', '--config', join(PROJECT_DIR, 'wrangler.toml'), '--persist-to', persistTo, '--env-file', envFile];
   for (const [k, v] of Object.entries(o.vars ?? {})) args.push('--var', `${k}:${v}`);
-  const proc = startProcess(WRANGLER, args, { env: wranglerEnv(), cwd: dir });
+  const proc = startProcess(WRANGLER, args, { env: wranglerEnv(), cwd: dir, logFile: o.logFile });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/nix-cache-info`, proc, 120_000);
   return { ...proc, url, port, persistTo };

@@ -15,8 +15,10 @@
  *   fetch), `s.get` (through the edge with the token), `s.direct` (straight to the origin with the
  *   edge secret), `s.addToken`, `s.killOrigin` / `s.restartOrigin` (same port, optionally other flags).
  * - Every wait is bounded; processes are stopped by their process group.
- * Each wrangler dev boot costs seconds of CPU on a 2-core machine: add tests to a file whose stack
- * fits before booting another. Outside vitest (the soak run) use startStack().
+ * Each wrangler dev boot costs seconds of CPU on a 2-core machine: a file that only reads through the
+ * default stack over the fixture store uses the run's shared one instead (useSharedStack() in
+ * ./shared-stack.ts: e2e, doctor and fuzz boot one stack between them); otherwise add tests to a file
+ * whose stack fits before booting another. Outside vitest (the soak run) use startStack().
  */
 import { afterAll, beforeAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -51,6 +53,8 @@ export interface StackOptions {
   scopes?: ('read' | 'write')[];
   /** The caches the token may use (default: the default cache only). */
   caches?: string[];
+  /** Write the processes' output to files in this dir (so they may outlive this process) instead of memory. */
+  logDir?: string;
 }
 
 /** `eris serve`, or a stand-in server in its place (then `child` is absent). */
@@ -124,13 +128,14 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
   if (root === undefined) throw new Error('startStack: give root (a store root) or origin (a stand-in)');
   const port = await freePort();
   const defaultArgs = typeof o.originArgs === 'function' ? o.originArgs(o.dir) : o.originArgs;
-  const originOpts = (args = defaultArgs) => ({ root, keyFiles: [key.keyFile], edgeSecret: secret, port, extraArgs: args });
+  const originLog = o.logDir && join(o.logDir, 'origin.log');
+  const originOpts = (args = defaultArgs) => ({ root, keyFiles: [key.keyFile], edgeSecret: secret, port, extraArgs: args, logFile: originLog });
   let origin: StackOrigin = o.origin ? await startStandIn(o.origin.handler) : await startOriginCli(originOpts());
   let edge: EdgeProc;
   try {
     const edgeDir = join(o.dir, 'edge');
     mkdirSync(edgeDir);
-    edge = await startEdge({ originUrl: origin.url, edgeSecret: secret, vars: o.vars, dir: edgeDir });
+    edge = await startEdge({ originUrl: origin.url, edgeSecret: secret, vars: o.vars, dir: edgeDir, logFile: o.logDir && join(o.logDir, 'edge.log') });
   } catch (e) {
     await origin.stop();
     throw e;
@@ -153,17 +158,7 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
     ...key,
     netrc,
     auth,
-    get(path, init = {}) {
-      const headers = new Headers(init.headers);
-      if (init.auth !== false) for (const [k, v] of Object.entries(auth)) headers.set(k, v);
-      return fetch(edge.url + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
-    },
-    direct(path, init = {}) {
-      const headers = new Headers(init.headers);
-      headers.set(EDGE_SECRET_HEADER, secret);
-      return fetch(origin.url + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
-    },
-    addToken: (u, opts) => addToken(kv, u, opts),
+    ...clients({ edgeUrl: edge.url, originUrl: () => origin.url, secret, auth, persistTo: edge.persistTo }),
     async killOrigin() {
       const child = origin.child;
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
@@ -184,8 +179,25 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
   return stack as unknown as Stack<O>;
 }
 
+/** get / direct / addToken over a stack's addresses and credentials. */
+export function clients(o: { edgeUrl: string; originUrl: () => string; secret: string; auth: Record<string, string>; persistTo: string }): Pick<Stack, 'get' | 'direct' | 'addToken'> {
+  return {
+    get(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.auth !== false) for (const [k, v] of Object.entries(o.auth)) headers.set(k, v);
+      return fetch(o.edgeUrl + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
+    },
+    direct(path, init = {}) {
+      const headers = new Headers(init.headers);
+      headers.set(EDGE_SECRET_HEADER, o.secret);
+      return fetch(o.originUrl() + path, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
+    },
+    addToken: (u, opts) => addToken({ mode: 'local', persistTo: o.persistTo }, u, opts),
+  };
+}
+
 /** A stand-in for an object that exists only once a hook has run: any use before then is a clear error. */
-function later<T extends object>(what: string, current: () => T | undefined): T {
+export function later<T extends object>(what: string, current: () => T | undefined): T {
   return new Proxy({} as T, {
     get(_, k) {
       const v = current();
@@ -217,7 +229,7 @@ export function useStack(options: () => StackOptions): Stack<StackOrigin> {
 }
 
 /** `nix copy` from the stack's edge (or `from`, e.g. a proxy in front of it) with the stack's key and netrc (`netrc: null`: none). */
-export function nixCopyFrom(s: Stack, o: Omit<CopyOptions, 'from' | 'trustedKeys' | 'netrc'> & { from?: string; trustedKeys?: string; netrc?: string | null }): Promise<NixResult> {
+export function nixCopyFrom(s: { edge: { url: string }; publicKey: string; netrc: string }, o: Omit<CopyOptions, 'from' | 'trustedKeys' | 'netrc'> & { from?: string; trustedKeys?: string; netrc?: string | null }): Promise<NixResult> {
   return nixCopy({ ...o, from: o.from ?? s.edge.url, trustedKeys: o.trustedKeys ?? s.publicKey, netrc: o.netrc === null ? undefined : o.netrc ?? s.netrc });
 }
 
