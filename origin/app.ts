@@ -22,10 +22,14 @@ import type { CacheRegistry } from './caches/registry.ts';
 import { cacheSelector, getCaches } from './caches/routes.ts';
 import { PUSH_PATHS, putUpload, withPushedNars } from './push/routes.ts';
 
+/** The narinfo route and the cache prefix (routes/narinfo-fast.ts answers the same routes and counts them under these names). */
+export const NARINFO_ROUTE = '/:file{[^/]+\\.narinfo}';
+export const CACHE_PREFIX = '/:cache';
+
 /** Routes every cache answers, at `/<name>/…` and (the default cache) at the bare path. */
 const PER_CACHE = [
   ['/nix-cache-info', getCacheInfo],
-  ['/:file{[^/]+\\.narinfo}', getNarInfo],
+  [NARINFO_ROUTE, getNarInfo],
   ['/:file{[^/]+\\.ls}', getListing],
   ['/nar/:file', withPushedNars(getNar)],
   ['/log/:drv', getBuildLog],
@@ -53,7 +57,7 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
   // Every bare route before any /<cache>/ one: `/log/x.narinfo` stays a (malformed) log request.
   for (const [path, handler] of PER_CACHE) app.get(path, select.bare, handler);
   // `:cache` takes any segment (the metrics label stays /:cache/…); select.named answers 404 for a name no cache has.
-  for (const [path, handler] of PER_CACHE) app.get(`/:cache${path}`, select.named, handler);
+  for (const [path, handler] of PER_CACHE) app.get(`${CACHE_PREFIX}${path}`, select.named, handler);
   // Push (`nix copy --to http…`): the same paths, PUT.
   for (const path of PUSH_PATHS) app.put(path, select.bare, putUpload);
   for (const path of PUSH_PATHS) app.put(`/:cache${path}`, select.named, putUpload);

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { composeOrigin, type ComposeOptions } from './compose.ts';
 import { listen } from './server.ts';
+import { narinfoFastPath } from './routes/narinfo-fast.ts';
 
 export interface RunningOrigin {
   url: string;
@@ -21,7 +22,7 @@ export async function startOrigin(config: OriginConfig, log: Logger = createLogg
   let server;
   try {
     await origin.ready;
-    server = await listen(origin.app.fetch, config);
+    server = await listen(origin.app.fetch, config, narinfoFastPath(origin.caches, origin.settings));
   } catch (e) {
     origin.close();
     throw e;

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
 import { NO_STORE, TEXT } from './respond.ts';
+import type { FastPath } from './routes/narinfo-fast.ts';
 
 export interface Listening {
   server: Server;
@@ -17,11 +18,17 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-export async function listen(fetch: (req: Request) => Response | Promise<Response>, where: { host: string; port: number }): Promise<Listening> {
+/** `fast`, if given, may answer a request first (routes/narinfo-fast.ts); what it leaves goes to `fetch`. */
+export async function listen(fetch: (req: Request) => Response | Promise<Response>, where: { host: string; port: number }, fast?: FastPath): Promise<Listening> {
   const listener = getRequestListener(fetch, {
     errorHandler: () => new Response('bad request\n', { status: 400, headers: { 'Cache-Control': NO_STORE, 'Content-Type': TEXT } }),
   });
-  const server = createServer(listener);
+  const server = createServer(fast
+    ? (req, res) => {
+        const rest = () => void (res.headersSent || listener(req, res));
+        fast(req, res).then((answered) => void (answered || rest()), rest);
+      }
+    : listener);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable || (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) return void socket.destroy();
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
