@@ -24,24 +24,15 @@ export interface SharedProc {
   output(): string;
 }
 
-export interface SharedStack extends Pick<Stack, 'secret' | 'user' | 'token' | 'keyFile' | 'publicKeyFile' | 'publicKey' | 'netrc' | 'auth' | 'get' | 'direct' | 'addToken'> {
+export interface SharedStack extends Pick<Stack, 'root' | 'secret' | 'user' | 'token' | 'keyFile' | 'publicKeyFile' | 'publicKey' | 'netrc' | 'auth' | 'get' | 'direct' | 'addToken'> {
   /** This file's own temp dir. */
   dir: string;
-  root: string;
   origin: SharedProc;
   edge: SharedProc & { persistTo: string };
 }
 
-interface State {
-  root: string;
-  secret: string;
-  user: string;
-  token: string;
-  keyFile: string;
-  publicKeyFile: string;
-  publicKey: string;
-  netrc: string;
-  auth: Record<string, string>;
+/** What later files need to reuse the stack (state.json). */
+interface State extends Pick<Stack, 'root' | 'secret' | 'user' | 'token' | 'keyFile' | 'publicKeyFile' | 'publicKey' | 'netrc' | 'auth'> {
   origin: { url: string; port: number; pid: number; log: string };
   edge: { url: string; port: number; pid: number; log: string; persistTo: string };
 }
