@@ -3,7 +3,7 @@
  * requests for one compressed NAR share one compression; distinct ones never run more compressors
  * than compression_max, the rest wait or get 503 + Retry-After; uncompressed NARs are not held up;
  * a failed compression fails every request sharing it; memory stays bounded with 24 clients.
- * Small NARs (0.5–3 MiB of random bytes) keep it fast: the properties do not need large ones.
+ * Small NARs (0.25–2 MiB of random bytes) keep it fast: the properties do not need large ones.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -112,7 +112,7 @@ describe.skipIf(nixMissing)('bounded compression', () => {
     root = join(dir, 'root');
     const src = join(dir, 'src');
     mkdirSync(src);
-    const files = { shared: 3 * MiB, ...Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`distinct-${i}`, MiB / 2])) };
+    const files = { shared: 2 * MiB, ...Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`distinct-${i}`, MiB / 4])) };
     for (const [name, size] of Object.entries(files)) writeFileSync(join(src, `eris-${name}`), randomBytes(size));
     const added = execFileSync('nix-store', ['--add', ...Object.keys(files).map((n) => join(src, `eris-${n}`))], { env: nixEnv(), encoding: 'utf8' }).trim().split('\n');
     Object.keys(files).forEach((n, i) => (paths[n] = added[i]!));
@@ -162,7 +162,7 @@ describe.skipIf(nixMissing)('bounded compression', () => {
     expect(await metric('eris_compressions_started_total')).toBe(1);
     expect(cacheEntries(cacheDir)).toHaveLength(1);
     // Reading behind the writer: every client has its first byte long before the compression ends.
-    console.log(`single flight, 16 clients, 3 MiB NAR: first bytes after ${Math.round(Math.min(...firstByte))}–${Math.round(Math.max(...firstByte))} ms, all done after ${Math.round(elapsed)} ms`);
+    console.log(`single flight, 16 clients, 2 MiB NAR: first bytes after ${Math.round(Math.min(...firstByte))}–${Math.round(Math.max(...firstByte))} ms, all done after ${Math.round(elapsed)} ms`);
   });
 
   it('16 concurrent requests through two cluster workers: still one compression', async () => {
