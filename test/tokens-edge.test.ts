@@ -131,7 +131,7 @@ describe('token add, list and revoke against wrangler dev', () => {
     expect(r.stdout.trim().split('\n')).toHaveLength(2);
     expect((await refusedWithinBound('/nix-cache-info', basic('bob', bob1))).status).toBe(401);
     expect((await refusedWithinBound('/nix-cache-info', basic('bob', bob2))).status).toBe(401);
-  });
+  }, 150_000); // about eight wrangler CLI runs (KV reads and writes), each a few seconds on a busy 2-core machine
 
   it('serves the landing page from workerd without a token, with the key from the origin', async () => {
     const res = await get('/');
