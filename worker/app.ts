@@ -22,6 +22,7 @@ import { cacheList } from './routes/caches.ts';
 import { cacheConfig } from './routes/cache-config.ts';
 import { CACHE_SEGMENT, isNarPath } from './cache-routing.ts';
 import { uploadLimit } from './middleware/upload-limit/index.ts';
+import { pushProtocol, PUSH_ROUTES } from './routes/push.ts';
 
 export interface WorkerDeps {
   config: EdgeConfig;
@@ -71,8 +72,11 @@ export function createWorkerApp(deps: WorkerDeps) {
   // Pushes (auth above required the write scope on that cache): bounded by MAX_UPLOAD_BYTES, streamed to the
   // first origin, which verifies and imports before it answers — so they get their own, longer budget.
   const pushProxy = createProxy({ origins: deps.origins, timeoutFor: () => config.pushTimeoutMs, hedgeMs: 0 });
-  app.put('*', uploadLimit(config.maxUploadBytes, config.defaultCache), pushProxy);
-  app.all('*', (c) => c.text('method not allowed\n', 405, { Allow: 'GET, HEAD, PUT' }));
+  const limit = uploadLimit(config.maxUploadBytes, config.defaultCache);
+  // `eris push`: the missing question, upload starts and parts, under a named cache only (never the global /v1/).
+  app.post(`/:cache{${CACHE_SEGMENT}}${PUSH_ROUTES.post}`, limit, pushProtocol(pushProxy, config.maxUploadBytes));
+  app.put('*', limit, pushProxy);
+  app.all('*', (c) => c.text('method not allowed\n', 405, { Allow: 'GET, HEAD, PUT, POST' }));
   app.onError((err, c) => {
     log({ msg: 'edge error', path: c.req.path, error: String(err) });
     return c.text('edge error\n', 500);

@@ -9,6 +9,8 @@ import type { TokenStore } from '../../tokens.ts';
 import type { EdgeEnv } from '../../types.ts';
 import { requestedCache } from '../../cache-routing.ts';
 import { unauthorizedBody } from '../../../shared/client-config.ts';
+import { scopeFor as pushScopeFor } from '../../../shared/push-protocol.ts';
+import { cacheOfPath } from '../../../shared/caches.ts';
 
 export interface AuthOptions {
   tokens: TokenStore;
@@ -18,8 +20,8 @@ export interface AuthOptions {
   publicPaths: ReadonlySet<string>;
   /** The cache of the bare paths (DEFAULT_CACHE). */
   defaultCache: string;
-  /** Scope a request needs. */
-  scopeFor?: (method: string) => string;
+  /** Scope a request needs (by default shared/push-protocol.ts's rule: reads read, writes and uploads write). */
+  scopeFor?: (method: string, path: string) => string;
   now?: () => number;
 }
 
@@ -49,7 +51,7 @@ export function parseAuthorization(header: string | undefined): Credentials | nu
 }
 
 export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
-  const scopeFor = options.scopeFor ?? ((m: string) => (m === 'GET' || m === 'HEAD' ? 'read' : 'write'));
+  const scopeFor = options.scopeFor ?? ((m: string, path: string) => pushScopeFor(m, cacheOfPath(path).rest));
   const now = options.now ?? Date.now;
   // The body says in one line what Nix needs: a netrc entry for this host.
   const deny = (realm: string, url: string) =>
@@ -64,7 +66,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
     if (!creds) {
       // Anonymous reads, when allowed, reach the default cache only.
       const cache = requestedCache(c.req.path, options.defaultCache);
-      if (options.allowAnonymous && scopeFor(c.req.method) === 'read' && (cache === undefined || cache === options.defaultCache)) {
+      if (options.allowAnonymous && scopeFor(c.req.method, c.req.path) === 'read' && (cache === undefined || cache === options.defaultCache)) {
         c.set('user', 'anonymous');
         c.set('anonymous', true);
         c.set('caches', [options.defaultCache]);
@@ -79,7 +81,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
     }
     const { tokens } = options;
     const record: TokenRecord | null = tokens.byToken ? await tokens.byToken(creds.token) : await tokens.get(await tokenDigest(creds.token));
-    const scope = scopeFor(c.req.method);
+    const scope = scopeFor(c.req.method, c.req.path);
     const ok = record !== null &&
       (creds.user === undefined || creds.user === record.user) &&
       !tokenExpired(record, now()) &&

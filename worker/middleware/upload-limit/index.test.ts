@@ -39,13 +39,13 @@ describe('PUT at the edge', () => {
     expect(seen).toHaveLength(0);
   });
 
-  it('over MAX_UPLOAD_BYTES: 413 with one line naming ssh and eris publish, before the body is read', async () => {
+  it('over MAX_UPLOAD_BYTES: 413 with one line naming eris push (and ssh + eris publish), before the body is read', async () => {
     const { seen, untouchable, put } = setup({ MAX_UPLOAD_BYTES: '1000' });
     const res = await put('/nar/x.nar.xz', { Authorization: basic('w', 'tok-write'), 'Content-Length': '1001' }, untouchable());
     expect(res.status).toBe(413);
     const text = await res.text();
     expect(text.trimEnd().split('\n')).toHaveLength(1);
-    expect(text).toMatch(/ssh.*eris publish PATH --cache default/);
+    expect(text).toMatch(/eris push --cache default PATH.*ssh.*eris publish PATH --cache default/);
     expect(res.headers.get('cache-control')).toBe('private, no-store');
     expect(seen).toHaveLength(0);
   });

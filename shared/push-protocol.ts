@@ -1,0 +1,133 @@
+/**
+ * The wire of `eris push` (client, edge and origin import this one module).
+ * Everything lives under a named cache, `/<cache>/v1/push/…` (never the bare
+ * paths: `/v1/…` is global, and the edge checks the token's grant on the cache
+ * the first segment names).
+ *
+ *   POST /<cache>/v1/push/missing          read (or write) grant
+ *        {"paths": ["/nix/store/…", …]}  →  {"missing": [the ones the cache does not serve]}
+ *        One request for a whole closure (at most MAX_MISSING_PATHS a request). The edge adds
+ *        MAX_UPLOAD_HEADER to the answer: the largest part it lets through.
+ *   POST /<cache>/v1/push/uploads          write grant
+ *        {"storePath", "narHash": "sha256:<nix32>", "narSize"}  →  UploadState
+ *        Starts the upload of one NAR, or finds the one already under way for the same NAR
+ *        (what a client does after a cut: it resumes at `offset`).
+ *   GET  /<cache>/v1/push/uploads/<id>      write grant  →  UploadState
+ *   PUT  /<cache>/v1/push/uploads/<id>?offset=N&sha256=<hex>   write grant, exact Content-Length
+ *        One part: the NAR's bytes [N, N + Content-Length). Parts go in order: N must be the
+ *        upload's offset (else 409 with the offset, nothing kept). The part's SHA-256 is checked on
+ *        arrival (mismatch: 400 and the whole upload is removed); an accepted part is written,
+ *        recorded, then acknowledged (200 + UploadState) and never needed again. The last part
+ *        completes the upload: the whole NAR is checked against narHash/narSize and becomes the
+ *        staged file `nar/<narHash nix32>.nar` (uncompressed).
+ *   PUT  /<cache>/<hash>.narinfo            the stock upload (as `nix copy` sends it), last:
+ *        `URL: nar/<narHash nix32>.nar`, `Compression: none`; it imports through the same path.
+ *
+ * Every error is a status and one line of text.
+ */
+import { formatSha256Nix32, parseSha256 } from './hash.ts';
+import { isCacheName } from './caches.ts';
+
+export const PUSH_PREFIX = '/v1/push';
+export const MISSING_PATH = `${PUSH_PREFIX}/missing`;
+export const UPLOADS_PATH = `${PUSH_PREFIX}/uploads`;
+
+/** Response header of the missing answer (set by the edge): the largest request body it forwards. */
+export const MAX_UPLOAD_HEADER = 'x-eris-max-upload-bytes';
+
+/** Query parameters of a part. */
+export const PART_OFFSET_PARAM = 'offset';
+export const PART_SHA256_PARAM = 'sha256';
+
+/** Most paths one missing request may name (a NixOS closure is 3-5 thousand). */
+export const MAX_MISSING_PATHS = 20_000;
+/** Largest missing request body (20 000 store paths of 200 characters, with JSON quoting). */
+export const MAX_MISSING_BODY_BYTES = 5 * 1024 * 1024;
+
+/** Upload ids: 32 lower-case hex characters. */
+export const UPLOAD_ID_RE = /^[0-9a-f]{32}$/;
+
+export interface MissingRequest {
+  paths: string[];
+}
+export interface MissingResponse {
+  missing: string[];
+}
+
+export interface UploadStart {
+  storePath: string;
+  /** `sha256:<nix32>`. */
+  narHash: string;
+  narSize: number;
+}
+
+export interface UploadState {
+  id: string;
+  /** Bytes acknowledged: the next part starts here. */
+  offset: number;
+  narSize: number;
+  /** The whole NAR arrived and was checked: send the narinfo. */
+  complete: boolean;
+}
+
+/** The narinfo `URL:` (and staged file) of a NAR uploaded in parts: uncompressed, named by its NAR hash. */
+export function partsNarFile(narHash: string): string {
+  return `${formatSha256Nix32(parseSha256(narHash)).slice('sha256:'.length)}.nar`;
+}
+
+/** Client URLs, relative to the edge: `/<cache>/v1/push/…`. */
+export const pushUrls = {
+  missing: (cache: string) => `/${cache}${MISSING_PATH}`,
+  uploads: (cache: string) => `/${cache}${UPLOADS_PATH}`,
+  upload: (cache: string, id: string) => `/${cache}${UPLOADS_PATH}/${id}`,
+  part: (cache: string, id: string, offset: number, sha256Hex: string) =>
+    `/${cache}${UPLOADS_PATH}/${id}?${PART_OFFSET_PARAM}=${offset}&${PART_SHA256_PARAM}=${sha256Hex}`,
+  narinfo: (cache: string, hashPart: string) => `/${cache}/${hashPart}.narinfo`,
+};
+
+/** `rest` (a path within a cache, from cacheOfPath) is a push-protocol path. */
+export const isPushProtocolPath = (rest: string): boolean => rest === MISSING_PATH || rest === UPLOADS_PATH || rest.startsWith(`${UPLOADS_PATH}/`);
+
+/**
+ * The scope a request needs at the edge: asking what is missing only reveals what a reader may learn
+ * (HEAD of each narinfo), so a read grant does; everything else that is not a GET/HEAD needs write.
+ */
+export function scopeFor(method: string, rest: string): 'read' | 'write' {
+  if (method === 'GET' || method === 'HEAD') return rest.startsWith(`${UPLOADS_PATH}/`) ? 'write' : 'read';
+  return method === 'POST' && rest === MISSING_PATH ? 'read' : 'write';
+}
+
+/** Parses a missing request body; a string says what is wrong. */
+export function parseMissingRequest(value: unknown): MissingRequest | string {
+  if (typeof value !== 'object' || value === null || !Array.isArray((value as MissingRequest).paths)) return 'expected {"paths": [store paths]}';
+  const paths = (value as MissingRequest).paths;
+  if (paths.length > MAX_MISSING_PATHS) return `at most ${MAX_MISSING_PATHS} paths per request`;
+  if (!paths.every((p) => typeof p === 'string')) return 'paths: expected strings';
+  return { paths };
+}
+
+/** Parses an upload start; a string says what is wrong. */
+export function parseUploadStart(value: unknown): UploadStart | string {
+  if (typeof value !== 'object' || value === null) return 'expected {"storePath", "narHash", "narSize"}';
+  const v = value as Record<string, unknown>;
+  if (typeof v.storePath !== 'string') return 'storePath: expected a store path';
+  if (typeof v.narHash !== 'string') return 'narHash: expected sha256:<hash>';
+  let narHash: string;
+  try {
+    narHash = formatSha256Nix32(parseSha256(v.narHash));
+  } catch {
+    return 'narHash: expected sha256:<hash>';
+  }
+  if (typeof v.narSize !== 'number' || !Number.isSafeInteger(v.narSize) || v.narSize < 8) return 'narSize: expected the NAR size in bytes';
+  return { storePath: v.storePath, narHash, narSize: v.narSize };
+}
+
+/** The offset and SHA-256 (hex) of a part from its query; a string says what is wrong. */
+export function parsePartQuery(offset: string | undefined, sha256: string | undefined): { offset: number; sha256: string } | string {
+  if (offset === undefined || !/^\d{1,16}$/.test(offset) || !Number.isSafeInteger(Number(offset))) return `part needs ?${PART_OFFSET_PARAM}=<byte offset>`;
+  if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) return `part needs &${PART_SHA256_PARAM}=<SHA-256 of the part, 64 hex digits>`;
+  return { offset: Number(offset), sha256 };
+}
+
+/** A cache name the client may put in front of the push paths. */
+export const isPushCache = isCacheName;
