@@ -35,6 +35,11 @@ export interface TokenRecord {
   created: string;
   /** ISO date from which the token is refused; null: never. */
   expires: string | null;
+  /**
+   * The Basic login the token must come with, when it is not `user` (exchanged OIDC tokens, whose user
+   * has a `:` in it: `oidc`). Never read from KV: only the edge sets it, for the tokens it checks itself.
+   */
+  login?: string;
 }
 
 /** SHA-256 of the token as lower-case hex, with WebCrypto (Node 22 and workerd alike). */

@@ -3,7 +3,7 @@
  * sanity, failed-auth rate limit, authentication, then the proxy to the
  * origins (through their origin clients and circuit breakers).
  */
-import { Hono, type MiddlewareHandler } from 'hono';
+import { Hono, type Handler, type MiddlewareHandler } from 'hono';
 import { isCacheName } from '../shared/caches.ts';
 import type { EdgeEnv } from './types.ts';
 import { noStore } from './middleware/no-store/index.ts';
@@ -23,6 +23,7 @@ import { cacheConfig } from './routes/cache-config.ts';
 import { CACHE_SEGMENT, isNarPath } from './cache-routing.ts';
 import { uploadLimit } from './middleware/upload-limit/index.ts';
 import { pushProtocol, PUSH_ROUTES } from './routes/push.ts';
+import { OIDC_TOKEN_PATH } from '../shared/oidc-exchange.ts';
 
 export interface WorkerDeps {
   config: EdgeConfig;
@@ -34,9 +35,13 @@ export interface WorkerDeps {
   now: Clock;
   /** Failed-auth limiter; by default the AUTH_RATE_LIMITER binding from the request's env. */
   authLimiter?: RateLimiter;
+  /** `POST /v1/oidc/token` (worker/oidc), when OIDC_TRUST is set. */
+  oidcExchange?: Handler<EdgeEnv>;
 }
 
 export const PUBLIC_PATHS = new Set(['/', '/v1/public-key']);
+/** Paths that carry no eris token: the public ones, and the OIDC exchange (its credential is the CI's JWT, and its refusals count as failed logins). */
+const UNAUTHENTICATED_PATHS = new Set([...PUBLIC_PATHS, OIDC_TOKEN_PATH]);
 
 export function createWorkerApp(deps: WorkerDeps) {
   const { config, log, now } = deps;
@@ -46,7 +51,7 @@ export function createWorkerApp(deps: WorkerDeps) {
   app.use(requestLog({ log, now }));
   app.use(pathSanity());
   app.use(authRateLimit({ publicPaths: PUBLIC_PATHS, limiter: deps.authLimiter, now, log }));
-  app.use(auth({ tokens: deps.tokens, realm: config.realm, allowAnonymous: config.allowAnonymous, publicPaths: PUBLIC_PATHS, defaultCache: config.defaultCache, now }));
+  app.use(auth({ tokens: deps.tokens, realm: config.realm, allowAnonymous: config.allowAnonymous, publicPaths: UNAUTHENTICATED_PATHS, defaultCache: config.defaultCache, now }));
 
   const proxy = createProxy({
     origins: deps.origins,
@@ -59,6 +64,7 @@ export function createWorkerApp(deps: WorkerDeps) {
   app.get('/', landingPage(landingOptions));
   // With several origins the public key is every origin's key (one origin's answer is passed on as is).
   if (deps.origins.length > 1) app.get('/v1/public-key', publicKeyList(landingOptions));
+  app.post(OIDC_TOKEN_PATH, deps.oidcExchange ?? ((c) => c.text('OIDC exchange not configured on this edge (OIDC_TRUST)\n', 404)));
   app.get('/v1/caches', cacheList({ origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, log }));
   app.get('/v1/cache-config', cacheConfig({ origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, log }));
   // `/<name>` and `/<name>/`: that cache's landing page (the auth middleware has checked the token's grant).

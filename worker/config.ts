@@ -1,6 +1,7 @@
 import type { Env } from './env.ts';
 import { DEFAULT_MAX_UPLOAD_BYTES } from './middleware/upload-limit/index.ts';
 import { cacheNameProblem } from '../shared/caches.ts';
+import { OidcTrustError, parseOidcTrust, type OidcTrust } from '../shared/oidc-trust.ts';
 
 /** One origin the edge fronts, in priority order. */
 export interface OriginSpec {
@@ -34,6 +35,8 @@ export interface EdgeConfig {
   access?: { clientId: string; clientSecret: string };
   /** How long the isolate keeps a token lookup (TOKEN_CACHE_SECONDS), ms; 0: every request reads KV. */
   tokenCacheMs: number;
+  /** CI identity tokens exchanged for short-lived eris tokens (OIDC_TRUST and OIDC_TOKEN_SECRET); absent: no exchange. */
+  oidc?: { trust: OidcTrust; secret: string };
 }
 
 export class EdgeConfigError extends Error {
@@ -139,6 +142,24 @@ function parseOrigins(env: Env): OriginSpec[] {
   });
 }
 
+/** OIDC_TRUST (shared/oidc-trust.ts) with the secret that signs exchanged tokens. */
+function parseOidc(env: Env): EdgeConfig['oidc'] {
+  // Without trust rules there is no exchange, and every token it handed out is refused (a secret alone does nothing).
+  if (env.OIDC_TRUST === undefined || env.OIDC_TRUST === '') return undefined;
+  let trust: OidcTrust;
+  try {
+    trust = parseOidcTrust(env.OIDC_TRUST);
+  } catch (err) {
+    if (err instanceof OidcTrustError) throw new EdgeConfigError(err.message);
+    throw err;
+  }
+  const secret = env.OIDC_TOKEN_SECRET;
+  if (typeof secret !== 'string' || secret.length < 32) {
+    throw new EdgeConfigError('OIDC_TRUST needs OIDC_TOKEN_SECRET of at least 32 characters, which signs exchanged tokens (wrangler secret put OIDC_TOKEN_SECRET)');
+  }
+  return { trust, secret };
+}
+
 /** Validates the Worker's environment once per isolate. */
 export function parseEdgeConfig(env: Env): EdgeConfig {
   const origins = parseOrigins(env);
@@ -162,6 +183,7 @@ export function parseEdgeConfig(env: Env): EdgeConfig {
     pushTimeoutMs: ms('PUSH_TIMEOUT_MS', env.PUSH_TIMEOUT_MS, 300_000),
     realm: env.REALM || 'eris',
     tokenCacheMs: seconds('TOKEN_CACHE_SECONDS', env.TOKEN_CACHE_SECONDS, 5, 60) * 1000,
+    oidc: parseOidc(env),
     breaker: {
       threshold: count('BREAKER_THRESHOLD', env.BREAKER_THRESHOLD, 5),
       cooldownMs: ms('BREAKER_COOLDOWN_MS', env.BREAKER_COOLDOWN_MS, 5_000),

@@ -14,6 +14,8 @@ export interface Env {
   /** Cloudflare Access service token sent to the tunnel hostname (both or neither). */
   ACCESS_CLIENT_ID?: string;
   ACCESS_CLIENT_SECRET?: string;
+  /** HMAC key (at least 32 characters) of the tokens the OIDC exchange hands out; rotating it ends them all. Required with OIDC_TRUST. */
+  OIDC_TOKEN_SECRET?: string;
 
   // Variables
   /** Where the origin answers, e.g. https://eris-origin.example.com (a tunnel hostname). Ignored when ORIGINS is set. */
@@ -40,6 +42,11 @@ export interface Env {
    * request. Default: 5. A revoked token is refused within KV's ~60 s plus this.
    */
   TOKEN_CACHE_SECONDS?: string;
+  /**
+   * Trust rules for `POST /v1/oidc/token` (shared/oidc-trust.ts): issuers and rules mapping CI identity
+   * claims to caches, scopes and a lifetime. JSON text, or a table under [vars]. Absent: no exchange.
+   */
+  OIDC_TRUST?: string | Record<string, unknown>;
   /** Realm shown in `WWW-Authenticate`. */
   REALM?: string;
   /** Largest upload (PUT body) accepted, bytes. Default: 100000000 (Cloudflare Free/Pro's request limit). */

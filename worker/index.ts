@@ -7,6 +7,8 @@ import { createOriginClient, createOriginTransport, type FetchOrigin, type Origi
 import type { RateLimiter } from './middleware/rate-limit/index.ts';
 import { consoleLog, type Clock, type Log } from './log.ts';
 import { NO_STORE } from '../shared/contract.ts';
+import { createOidc } from './oidc/index.ts';
+import type { FetchLike } from './oidc/issuer-keys.ts';
 
 /** What the runtime provides; tests replace any of it. */
 export interface WorkerRuntime {
@@ -15,6 +17,8 @@ export interface WorkerRuntime {
   log?: Log;
   now?: Clock;
   authLimiter?: RateLimiter;
+  /** fetch() to OIDC issuers (discovery documents and JWKS). */
+  oidcFetch?: FetchLike;
 }
 
 /** The app's dependencies from the Worker environment: how to reach each origin, where tokens live, the log and clock. */
@@ -35,8 +39,10 @@ export function workerDeps(env: Env, runtime: WorkerRuntime = {}): WorkerDeps {
       breaker: { ...config.breaker, trialTimeoutMs: Math.max(config.narTimeoutMs, config.metadataTimeoutMs) + 1000 },
     }),
   );
-  const tokens = cachedTokenStore(kvTokenStore(env.TOKENS), { ttlMs: config.tokenCacheMs, now });
-  return { config, tokens, origins, log, now, authLimiter: runtime.authLimiter };
+  const stored = cachedTokenStore(kvTokenStore(env.TOKENS), { ttlMs: config.tokenCacheMs, now });
+  const oidc = config.oidc && createOidc(config.oidc, { fetchImpl: runtime.oidcFetch, now, log });
+  const tokens = oidc ? oidc.tokens(stored) : stored;
+  return { config, tokens, origins, log, now, authLimiter: runtime.authLimiter, oidcExchange: oidc?.exchange };
 }
 
 let built: { env: Env; app: ReturnType<typeof createWorkerApp> } | undefined;

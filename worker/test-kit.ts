@@ -44,6 +44,7 @@ export function edgeKit(o: EdgeKitOptions = {}) {
     log: o.log ?? ((l) => logs.push(l)),
     now: o.now,
     authLimiter: o.authLimiter,
+    oidcFetch: o.oidcFetch,
     fetchImpl: async (req) => {
       seen.push(req);
       return o.origin ? o.origin(req) : new Response('StoreDir: /nix/store\n', { status: 200, headers: { 'content-type': 'text/x-nix-cache-info' } });

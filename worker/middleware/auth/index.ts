@@ -11,6 +11,7 @@ import { requestedCache } from '../../cache-routing.ts';
 import { unauthorizedBody } from '../../../shared/client-config.ts';
 import { scopeFor as pushScopeFor } from '../../../shared/push-protocol.ts';
 import { cacheOfPath } from '../../../shared/caches.ts';
+import { MAX_OIDC_TOKEN_LENGTH, OIDC_TOKEN_PREFIX } from '../../../shared/oidc-exchange.ts';
 
 export interface AuthOptions {
   tokens: TokenStore;
@@ -75,7 +76,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
       c.set('authFailure', 'missing credentials');
       return deny(options.realm, c.req.url);
     }
-    if (creds.token.length > 512) {
+    if (creds.token.length > (creds.token.startsWith(OIDC_TOKEN_PREFIX) ? MAX_OIDC_TOKEN_LENGTH : 512)) {
       c.set('authFailure', 'oversized token');
       return deny(options.realm, c.req.url);
     }
@@ -83,7 +84,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
     const record: TokenRecord | null = tokens.byToken ? await tokens.byToken(creds.token) : await tokens.get(await tokenDigest(creds.token));
     const scope = scopeFor(c.req.method, c.req.path);
     const ok = record !== null &&
-      (creds.user === undefined || creds.user === record.user) &&
+      (creds.user === undefined || creds.user === (record.login ?? record.user)) &&
       !tokenExpired(record, now()) &&
       grantsScope(record, scope);
     if (!ok) {

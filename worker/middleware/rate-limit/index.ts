@@ -125,7 +125,8 @@ export function authRateLimit(options: AuthRateLimitOptions): MiddlewareHandler<
       blocked.delete(key);
     }
     await next();
-    if (c.res.status !== 401 || !c.get('authFailure')) return;
+    // 401s from the auth middleware, and the OIDC exchange's 401/403 refusals: each sets authFailure.
+    if ((c.res.status !== 401 && c.res.status !== 403) || !c.get('authFailure')) return;
     let outcome: { success: boolean };
     try {
       outcome = await limiterFor(c).limit({ key: `auth-fail:${key}` });
