@@ -17,7 +17,6 @@ import type { TokenStore } from './tokens.ts';
 import type { OriginClient } from './origin-client.ts';
 import type { Clock, Log } from './log.ts';
 import { landingPage, publicKeyList } from './routes/landing.ts';
-import { firstAnswering } from './origins.ts';
 import { cacheList } from './routes/caches.ts';
 import { cacheConfig } from './routes/cache-config.ts';
 import { CACHE_SEGMENT, isNarPath } from './cache-routing.ts';
@@ -58,15 +57,15 @@ export function createWorkerApp(deps: WorkerDeps) {
     timeoutFor: (path) => (isNarPath(path) ? config.narTimeoutMs : config.metadataTimeoutMs),
     hedgeMs: config.hedgeMs,
   });
-  // Requests the edge itself makes (the cache list): whichever origin answers first, in priority order.
-  const anyOrigin = firstAnswering(deps.origins, config.hedgeMs);
-  const landingOptions = { origins: deps.origins, origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, allowAnonymous: config.allowAnonymous, log };
+  // Everything that lists keys asks every origin and merges (origin-keys.ts): a client must trust each box's key.
+  const keyListing = { origins: deps.origins, timeoutMs: config.metadataTimeoutMs, log };
+  const landingOptions = { ...keyListing, allowAnonymous: config.allowAnonymous };
   app.get('/', landingPage(landingOptions));
-  // With several origins the public key is every origin's key (one origin's answer is passed on as is).
-  if (deps.origins.length > 1) app.get('/v1/public-key', publicKeyList(landingOptions));
+  // With one origin its /v1/public-key answer is passed on as is (through the proxy below).
+  if (deps.origins.length > 1) app.get('/v1/public-key', publicKeyList(keyListing));
   app.post(OIDC_TOKEN_PATH, deps.oidcExchange ?? ((c) => c.text('OIDC exchange not configured on this edge (OIDC_TRUST)\n', 404)));
-  app.get('/v1/caches', cacheList({ origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, log }));
-  app.get('/v1/cache-config', cacheConfig({ origin: anyOrigin, timeoutMs: config.metadataTimeoutMs, log }));
+  app.get('/v1/caches', cacheList(keyListing));
+  app.get('/v1/cache-config', cacheConfig(keyListing));
   // `/<name>` and `/<name>/`: that cache's landing page (the auth middleware has checked the token's grant).
   const cacheLanding = landingPage(landingOptions);
   const onlyCaches: MiddlewareHandler<EdgeEnv> = async (c, next) => (isCacheName(c.req.param('cache') ?? '') ? cacheLanding(c) : next());

@@ -10,7 +10,11 @@ import { parseEdgeConfig } from './config.ts';
 import { routeNarUrl } from './origins.ts';
 import type { Env } from './env.ts';
 
-const tokens = { 'tok-alice': { user: 'alice', scopes: ['read' as const] }, 'tok-carol': { user: 'carol', scopes: ['write' as const] } };
+const tokens = {
+  'tok-alice': { user: 'alice', scopes: ['read' as const] },
+  'tok-carol': { user: 'carol', scopes: ['write' as const] },
+  'tok-bob': { user: 'bob', scopes: ['read' as const], caches: ['default', 'team'] },
+};
 const auth = { Authorization: basic('alice', 'tok-alice') };
 const SECRET_B = 'edge-secret-of-box-b-0123456789';
 const ORIGINS = JSON.stringify([
@@ -155,19 +159,94 @@ describe('uploads with several origins', () => {
 describe('keys and configuration', () => {
   const key = (n: number) => `box-${n}:` + Buffer.alloc(32, n).toString('base64');
 
-  it('lists every origin\'s key at /v1/public-key and on the landing page', async () => {
-    const keyOf = (n: number): Handler => async () => new Response(key(n) + '\n');
-    const m = multi({ a: keyOf(1), b: keyOf(2), c: keyOf(1) });
-    const res = await m.app.request('/v1/public-key');
-    expect(await res.text()).toBe(`${key(1)}\n${key(2)}\n`);
-    const page = await (await m.app.request('https://cache.example.org/')).text();
-    expect(page).toContain(`trusted-public-keys = ${key(1)} ${key(2)}\n`);
-    // One origin dark: its key may be missing; the page says so and answers 503.
-    const partial = multi({ a: keyOf(1), b: down, c: keyOf(3) });
-    const p = await partial.app.request('https://cache.example.org/');
-    expect(p.status).toBe(503);
-    expect(await p.text()).toContain('id="keys-incomplete"');
-    expect(await (await partial.app.request('/v1/public-key')).text()).toBe(`${key(1)}\n${key(3)}\n`);
+  /** A box answering /v1/public-key with its default cache's keys and /v1/caches with these caches. */
+  const box = (caches: { name: string; priority: number; keys: number[]; default?: boolean }[]): Handler => async (req) => {
+    const path = new URL(req.url).pathname.replace(/^\/eris/, '');
+    const listed = caches.map((c) => ({ name: c.name, priority: c.priority, publicKeys: c.keys.map(key), default: c.default ?? c.name === 'default' }));
+    if (path === '/v1/public-key') return new Response(listed.find((c) => c.default)!.publicKeys.join('\n') + '\n');
+    if (path === '/v1/caches') return Response.json({ caches: listed });
+    return notFound(req);
+  };
+  const alice = (path: string, m: ReturnType<typeof multi>) => m.app.request(`https://cache.example.org${path}`, { headers: auth });
+
+  it('every key listing merges every origin\'s keys, deduplicated, in priority order: /v1/public-key, /v1/caches, /v1/cache-config, the landing pages', async () => {
+    const m = multi({
+      a: box([{ name: 'default', priority: 30, keys: [1] }]),
+      b: box([{ name: 'default', priority: 30, keys: [2, 1] }]),
+      c: box([{ name: 'default', priority: 30, keys: [3] }]),
+    });
+    const all = [key(1), key(2), key(3)];
+    expect(await (await m.app.request('/v1/public-key')).text()).toBe(all.join('\n') + '\n');
+    const list = await (await alice('/v1/caches', m)).json();
+    expect(list).toEqual({ caches: [{ name: 'default', priority: 30, publicKeys: all, default: true, url: 'https://cache.example.org/default' }] });
+    const cfg = await (await alice('/v1/cache-config', m)).json();
+    expect(cfg.caches[0].publicKeys).toEqual(all);
+    expect(cfg.nixConf).toContain(`extra-trusted-public-keys = ${all.join(' ')}\n`);
+    for (const page of ['/', '/default/']) {
+      const res = await alice(page, m);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain(`trusted-public-keys = ${all.join(' ')}\n`);
+    }
+  });
+
+  it('merges cache lists by name: priority and default from the first origin listing it, keys from all; disagreements named', async () => {
+    const m = multi({
+      a: box([{ name: 'default', priority: 30, keys: [1] }]),
+      b: box([{ name: 'default', priority: 40, keys: [2] }, { name: 'team', priority: 10, keys: [4] }]),
+      c: box([{ name: 'team', priority: 10, keys: [5], default: true }, { name: 'default', priority: 30, keys: [3], default: false }]),
+    });
+    const res = await m.app.request('https://cache.example.org/v1/caches', { headers: { Authorization: basic('bob', 'tok-bob') } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      caches: [
+        { name: 'default', priority: 30, publicKeys: [key(1), key(2), key(3)], default: true, url: 'https://cache.example.org/default' },
+        { name: 'team', priority: 10, publicKeys: [key(4), key(5)], default: false, url: 'https://cache.example.org/team' },
+      ],
+      disagreements: [
+        { cache: 'default', field: 'priority', values: { a: 30, b: 40, c: 30 } },
+        { cache: 'default', field: 'default', values: { a: true, b: true, c: false } },
+        { cache: 'team', field: 'default', values: { b: false, c: true } },
+      ],
+    });
+    // alice's token has no cache list: the default cache only, and only its disagreements.
+    const own = await (await alice('/v1/caches', m)).json();
+    expect(own.caches.map((c: { name: string }) => c.name)).toEqual(['default']);
+    expect(own.disagreements.map((d: { cache: string }) => d.cache)).toEqual(['default', 'default']);
+    // A cache's landing page: its keys from every origin that lists it.
+    const page = await (await m.app.request('https://cache.example.org/team/', { headers: { Authorization: basic('bob', 'tok-bob') } })).text();
+    expect(page).toContain(`trusted-public-keys = ${key(4)} ${key(5)}\n`);
+  });
+
+  it('when an origin did not answer, every key listing is a 503 with Retry-After naming it, never a complete-looking 200', async () => {
+    const good = box([{ name: 'default', priority: 30, keys: [1] }]);
+    const failures: [string, Handler][] = [
+      ['unreachable', down],
+      ['status 500', async () => new Response('broken', { status: 500 })],
+      ['unusable answer', async () => new Response('<html>not a key</html>')],
+      ['refused the edge secret (403)', async () => new Response('no', { status: 403 })],
+    ];
+    for (const [why, failing] of failures) {
+      const m = multi({ a: good, b: failing, c: box([{ name: 'default', priority: 30, keys: [3] }]) });
+      for (const path of ['/v1/public-key', '/v1/caches', '/v1/cache-config', '/', '/default/']) {
+        const res = await alice(path, m);
+        const body = await res.text();
+        expect({ why, path, status: res.status, retry: res.headers.get('retry-after'), missing: res.headers.get('x-eris-missing-origins'), cc: res.headers.get('cache-control') })
+          .toEqual({ why, path, status: 503, retry: '5', missing: 'b', cc: 'private, no-store' });
+        if (path.startsWith('/v1/')) expect(body).toContain(`origin b (${why}) did not answer`);
+        else expect(body).toContain('id="keys-incomplete"');
+        // The keys it has are never handed out as a list to paste.
+        if (path.startsWith('/v1/')) expect(body).not.toContain(key(1));
+      }
+    }
+  });
+
+  it('a hung origin costs at most the key budget, then the listing is a 503', async () => {
+    const m = multi({ a: box([{ name: 'default', priority: 30, keys: [1] }]), b: hang, c: box([{ name: 'default', priority: 30, keys: [3] }]) }, { ORIGIN_TIMEOUT_MS: '300' });
+    const t = Date.now();
+    const res = await alice('/v1/caches', m);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain('origin b (no answer in 300 ms)');
+    expect(Date.now() - t).toBeLessThan(3000);
   });
 
   it('leaves a single ORIGIN_URL as it was: no routing parameter, nothing else asked', async () => {

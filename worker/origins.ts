@@ -21,7 +21,7 @@
  * 503 + Retry-After. Never a 404 while an origin that might have the path
  * did not answer — Nix remembers misses.
  */
-import type { OriginClient, OriginResult, OriginSender } from './origin-client.ts';
+import type { OriginClient, OriginResult } from './origin-client.ts';
 
 /** Query parameter on a narinfo's NAR URL naming the origin that answered the narinfo. */
 export const NAR_ORIGIN_PARAM = 'eris-origin';
@@ -140,22 +140,4 @@ export function chooseWithoutWinner(attempts: Attempt[]): { pass?: Attempt; fail
   const pass = failed.length === 0 ? attempts[0] : failed.length === 1 ? failed[0] : undefined;
   for (const a of attempts) if (a !== pass) discard(a.result);
   return { pass, failed };
-}
-
-/**
- * For requests the edge makes itself (the cache list): several origins as
- * one sender — the first that answers, in priority order, hedged like
- * metadata; without a usable answer, the one failure or the first of several.
- */
-export function firstAnswering(origins: OriginClient[], hedgeMs: number): OriginSender {
-  if (origins.length === 1) return origins[0]!;
-  return {
-    id: origins.map((o) => o.id).join(','),
-    async send(call) {
-      const asked = await askInTurn(origins, (o) => o.send(call), { hedgeMs });
-      if (asked.winner) return asked.winner.result;
-      const { pass, failed } = chooseWithoutWinner(asked.attempts);
-      return (pass ?? failed[0]!).result;
-    },
-  };
 }

@@ -1,69 +1,29 @@
 /**
- * `GET /` at the edge: a small HTML page, no token needed, with the cache's
- * public key and the client configuration to copy (nix.conf and netrc lines,
- * with placeholders — never a secret). The key is fetched from the origin's
- * /v1/public-key on each request through the origin clients — every origin
- * at once, since clients must trust each origin's key (edge secret, no-store,
- * a budget; not through the breakers, so the page neither waits on nor
- * counts towards them). A named cache's keys come from the cache list of
- * the first origin that answers. When the origin cannot give it, the page still
- * renders, says the key is unavailable, and answers 503 so monitoring notices.
- * Everything interpolated into the HTML is escaped by hono/html.
+ * `GET /` and `GET /<cache>/` at the edge: a small HTML page, no token needed
+ * for `/`, with the cache's public keys and the client configuration to copy
+ * (nix.conf and netrc lines, with placeholders — never a secret). The keys are
+ * every origin's, asked at once on each request (origin-keys.ts): `/v1/public-key`
+ * of each for `/`, each origin's cache list for a named cache. When an origin
+ * did not answer, the page still renders with the keys it has, says keys may
+ * be missing, and answers 503 + Retry-After like every key listing. Also
+ * `GET /v1/public-key` with several origins. Everything interpolated into the
+ * HTML is escaped by hono/html.
  */
 import type { Context } from 'hono';
 import { html } from 'hono/html';
 import type { EdgeEnv } from '../types.ts';
-import type { OriginClient, OriginSender } from '../origin-client.ts';
-import type { Log } from '../log.ts';
-import { parsePublicKey } from '../../shared/keys.ts';
-import { fetchCaches } from './caches.ts';
+import { gatherCaches, gatherPublicKeys, incompleteHeaders, incompleteResponse, type GatherOptions, type MissingOrigin } from '../origin-keys.ts';
 import { DEFAULT_NETRC_PATH, NETRC_NOTE, renderNetrcLine, renderNixConf } from '../../shared/client-config.ts';
 
-export interface LandingOptions {
-  /** Every origin's keys are listed (clients must trust all of them). */
-  origins: OriginClient[];
-  /** For the cache list: whichever origin answers first. */
-  origin: OriginSender;
-  /** Budget for the origin's answer; capped at 5 s so the page stays quick. */
-  timeoutMs: number;
+export interface LandingOptions extends GatherOptions {
   allowAnonymous: boolean;
-  log: Log;
 }
 
-/** One origin's key lines, or null (and a log line saying why) when they cannot be had in time. */
-async function originKeys(origin: OriginClient, o: Pick<LandingOptions, 'timeoutMs' | 'log'>): Promise<string[] | null> {
-  const result = await origin.send({ path: '/v1/public-key', timeoutMs: Math.min(o.timeoutMs, 5000), bypassBreaker: true });
-  // Transport failures and refusals are logged by the origin client.
-  if (result.kind !== 'answer') return null;
-  const res = result.response;
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    o.log({ msg: 'landing page: origin did not give the public key', origin: origin.id, status: res.status });
-    return null;
-  }
-  try {
-    const lines = (await res.text()).split('\n').map((l) => l.trim()).filter(Boolean);
-    if (!lines.length) throw new Error('the origin sent no key');
-    for (const l of lines) parsePublicKey(l); // throws on anything that is not NAME:BASE64 of 32 bytes
-    return lines;
-  } catch (err) {
-    o.log({ msg: 'landing page: public key unavailable', origin: origin.id, error: String(err) });
-    return null;
-  }
-}
-
-/** Every origin's keys, asked at once, without repeats; `complete` when every origin gave its keys. */
-export async function publicKeys(o: Pick<LandingOptions, 'origins' | 'timeoutMs' | 'log'>): Promise<{ keys: string[] | null; complete: boolean }> {
-  const each = await Promise.all(o.origins.map((origin) => originKeys(origin, o)));
-  const keys = [...new Set(each.flatMap((k) => k ?? []))];
-  return { keys: keys.length ? keys : null, complete: each.every((k) => k !== null) };
-}
-
-/** GET /v1/public-key with several origins: every key any origin gave, one a line; 503 when none answered. */
-export function publicKeyList(options: Pick<LandingOptions, 'origins' | 'timeoutMs' | 'log'>) {
+/** GET /v1/public-key with several origins: every key every origin gave, one a line; 503 + Retry-After when one did not answer. */
+export function publicKeyList(options: GatherOptions) {
   return async function publicKey(c: Context<EdgeEnv>): Promise<Response> {
-    const { keys } = await publicKeys(options);
-    if (!keys) return c.text('public key unavailable: no origin answered\n', 503, { 'Retry-After': '5' });
+    const { keys, missing } = await gatherPublicKeys(options);
+    if (missing.length) return incompleteResponse('public key list', missing);
     return c.text(keys.join('\n') + '\n', 200);
   };
 }
@@ -116,22 +76,26 @@ export function landingPage(options: LandingOptions) {
   return async function landing(c: Context<EdgeEnv>): Promise<Response> {
     const url = new URL(c.req.url);
     const cache = c.req.param('cache');
-    let keys: string[] | null;
-    let complete = true;
-    if (cache === undefined) ({ keys, complete } = await publicKeys(options));
+    let keys: string[];
+    let missing: MissingOrigin[];
+    if (cache === undefined) ({ keys, missing } = await gatherPublicKeys(options));
     else {
-      // A named cache (the token was granted it): its keys come from the origin's cache list.
-      const list = await fetchCaches({ ...options, timeoutMs: Math.min(options.timeoutMs, 5000) }, true);
-      if (!(list instanceof Response) && !list.some((x) => x.name === cache)) return c.text('no such cache\n', 404);
-      keys = list instanceof Response ? null : list.find((x) => x.name === cache)!.publicKeys;
+      // A named cache (the token was granted it): its keys from every origin's cache list.
+      const merged = await gatherCaches(options);
+      const entry = merged.caches.find((x) => x.name === cache);
+      // Unknown to every origin that answered: 404 only when all answered (it may live on a missing one).
+      if (!entry && !merged.missing.length) return c.text('no such cache\n', 404);
+      keys = entry?.publicKeys ?? [];
+      missing = merged.missing;
     }
-    const page = await renderLanding({ origin: url.origin, hostname: url.hostname, keys, allowAnonymous: options.allowAnonymous, cache, complete });
-    // 503 so monitoring notices when any origin's key is missing.
-    return c.body(page, keys && complete ? 200 : 503, {
+    const page = await renderLanding({ origin: url.origin, hostname: url.hostname, keys: keys.length ? keys : null, allowAnonymous: options.allowAnonymous, cache, complete: !missing.length });
+    // 503 so monitoring notices when any origin's key may be missing (the rule of every key listing, origin-keys.ts).
+    return c.body(page, missing.length ? 503 : 200, {
       'Content-Type': 'text/html; charset=utf-8',
       'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'no-referrer',
+      ...(missing.length ? incompleteHeaders(missing) : {}),
     });
   };
 }
