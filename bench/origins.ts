@@ -20,7 +20,7 @@ import { benchConfig } from './lib/config.ts';
 import { ensureFixture, hashPart } from './lib/fixture.ts';
 import { closureCopy } from './lib/closure.ts';
 import { generateKeyPair } from '../shared/signing.ts';
-import { addToken } from '../origin/tokens.ts';
+import { addToken } from '../origin/tokens/cli.ts';
 import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from '../test/helpers/processes.ts';
 
 const say = (s: string) => process.stderr.write(`[bench-origins] ${s}\n`);

@@ -16,13 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DatabaseSync } from 'node:sqlite';
-import { addFakePaths, fakeStorePath, type FakePath } from '../origin/caches/synthetic-db.ts';
+import { addFakePaths, fakeStorePath, type FakePath } from '../test/helpers/synthetic-db.ts';
 import { openClosureDb } from '../origin/caches/closure-db.ts';
 import { computePublished } from '../origin/caches/published.ts';
 import { startComputeWorker } from '../origin/caches/worker-compute.ts';
-import { composeOrigin } from '../origin/compose.ts';
-import { listen } from '../origin/server.ts';
-import { resolveConfig } from '../origin/config.ts';
+import { composeOrigin } from '../origin/server/compose.ts';
+import { listen } from '../origin/server/listen.ts';
+import { resolveConfig } from '../origin/config/index.ts';
 import { createSigner, generateKeyPair } from '../shared/signing.ts';
 
 const { values } = parseArgs({ options: { paths: { type: 'string', default: '50000' }, requests: { type: 'string', default: '2000' }, runs: { type: 'string', default: '5' } } });

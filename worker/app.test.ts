@@ -1,7 +1,7 @@
 /**
  * Edge logic through Hono's app.request, with the origin injected as a
  * function (the same seam index.ts wires to fetch). The same behaviour is
- * checked in workerd by test/worker-runtime.test.ts.
+ * checked in workerd by test/e2e/worker-runtime.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { parseEdgeConfig } from './config.ts';

@@ -2,7 +2,7 @@
  * Several origins behind one edge (issue 13), through the edge app with the
  * origins stood in for by functions keyed on the host asked. The same with
  * real `eris serve` processes, real Nix and wrangler dev is
- * test/multi-origin.test.ts.
+ * test/e2e/multi-origin.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { basic, edgeKit, hang, manualClock, TEST_SECRET } from './test-kit.ts';

@@ -5,7 +5,7 @@ import { pathWithOurNode, run, startProcess, waitFor, type Started } from './pro
 
 export const PROJECT_DIR = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 export const WRANGLER = join(PROJECT_DIR, 'node_modules/.bin/wrangler');
-const CLI = join(PROJECT_DIR, 'origin/cli.ts');
+const CLI = join(PROJECT_DIR, 'origin/cli/index.ts');
 const NODE_FLAGS = ['--disable-warning=ExperimentalWarning'];
 
 /** GET with a deadline; resolves to the status and body, or undefined when the server is not up. */

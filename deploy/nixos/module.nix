@@ -4,7 +4,7 @@
 #   services.eris = {
 #     enable = true;
 #     package = pkgs.writeShellScriptBin "eris" ''
-#       exec ${pkgs.nodejs_22}/bin/node --disable-warning=ExperimentalWarning /opt/eris/origin/cli.ts "$@"
+#       exec ${pkgs.nodejs_22}/bin/node --disable-warning=ExperimentalWarning /opt/eris/origin/cli/index.ts "$@"
 #     '';
 #     signKeyPaths = [ "/etc/eris/signing-key.sec" ];   # root:adm 0640
 #     environmentFile = "/etc/eris/eris.env";           # ERIS_EDGE_SECRET=...
@@ -27,7 +27,7 @@ let
   tomlFormat = pkgs.formats.toml { };
   yamlFormat = pkgs.formats.yaml { };
 
-  # `bind` as origin/config.ts reads it: HOST:PORT or [IPV6]:PORT.
+  # `bind` as origin/config/index.ts reads it: HOST:PORT or [IPV6]:PORT.
   bindMatch = builtins.match "([[]([0-9a-fA-F:]+)[]]|([^:]+)):([0-9]+)" cfg.bind;
   bindV6 = if bindMatch == null then null else builtins.elemAt bindMatch 1;
   bindHost = if bindMatch == null then "" else if bindV6 != null then bindV6 else builtins.elemAt bindMatch 2;
@@ -172,11 +172,11 @@ in
       type = types.package;
       example = lib.literalExpression ''
         pkgs.writeShellScriptBin "eris" '''
-          exec ''${pkgs.nodejs_22}/bin/node --disable-warning=ExperimentalWarning /opt/eris/origin/cli.ts "$@"
+          exec ''${pkgs.nodejs_22}/bin/node --disable-warning=ExperimentalWarning /opt/eris/origin/cli/index.ts "$@"
         '''
       '';
       description = ''
-        A package providing `bin/eris`, which runs `origin/cli.ts` with Node.js 22.18 or newer
+        A package providing `bin/eris`, which runs `origin/cli/index.ts` with Node.js 22.18 or newer
         (a checkout with `npm ci --omit=dev` done). Node refuses to strip types from files
         under a `node_modules` directory, so the eris sources must not live in one.
       '';
@@ -331,7 +331,7 @@ in
         nar_cache_dir = "/var/cache/eris";
       };
       description = ''
-        More keys for eris.toml (see origin/config.ts; unknown keys are rejected at start).
+        More keys for eris.toml (see origin/config/index.ts; unknown keys are rejected at start).
         String values may read the service's environment as `''${NAME}`; `$$` is a literal `$`.
       '';
     };

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseConfigFile, resolveCaches, type CacheConfig, type Raw } from '../config.ts';
+import { ConfigError, parseConfigFile, resolveCaches, type CacheConfig, type Raw } from '../config/index.ts';
 import { storeDbPath } from '../store/store.ts';
 import { publish, PublishError, unpublish } from './gcroots.ts';
 import { openClosureDb } from './closure-db.ts';

@@ -3,9 +3,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addFakePaths, fakeStorePath } from './synthetic-db.ts';
+import { addFakePaths, fakeStorePath } from '../../test/helpers/synthetic-db.ts';
 import { checkCaches, compareServedCaches, type CacheCheck } from './doctor-checks.ts';
-import { resolveConfig } from '../config.ts';
+import { resolveConfig } from '../config/index.ts';
 
 let root: string;
 afterEach(() => rmSync(root, { recursive: true, force: true }));

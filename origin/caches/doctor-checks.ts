@@ -4,7 +4,7 @@
  * serves less than its owner thinks), what its exclusions leave out, and that
  * the running origin serves each cache with the configured keys.
  */
-import type { OriginConfig } from '../config.ts';
+import type { OriginConfig } from '../config/index.ts';
 import { publishedReport, humanBytes } from './cli.ts';
 import type { CacheListing } from './routes.ts';
 

@@ -3,13 +3,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addFakePaths, fakeStorePath, removeFakePaths } from './synthetic-db.ts';
+import { addFakePaths, fakeStorePath, removeFakePaths } from '../../test/helpers/synthetic-db.ts';
 import { openClosureDb, type ClosureDb } from './closure-db.ts';
 import { computePublished, globToRegExp, publishes, type PublishedSet } from './published.ts';
 import { resolveCacheRoots } from './roots.ts';
 import { startPublisher } from './publisher.ts';
-import { silentLogger } from '../log.ts';
-import type { CacheConfig } from '../config.ts';
+import { silentLogger } from '../server/log.ts';
+import type { CacheConfig } from '../config/index.ts';
 
 const P = (n: string) => fakeStorePath(n);
 const H = (n: string) => P(n).slice(11, 43);

@@ -7,8 +7,8 @@
  * at a time. A failed computation (e.g. the DB locked) keeps the old set and is
  * retried at the next poll.
  */
-import type { CacheConfig } from '../config.ts';
-import type { Logger } from '../log.ts';
+import type { CacheConfig } from '../config/index.ts';
+import type { Logger } from '../server/log.ts';
 import { openClosureDb, type ClosureDb } from './closure-db.ts';
 import { computePublished, publishes, type ComputeOptions, type PublishedSet } from './published.ts';
 import { startComputeWorker } from './worker-compute.ts';

@@ -9,10 +9,10 @@
  * key never shows up in another's answers.
  */
 import type { Signer } from '../../shared/signing.ts';
-import type { CacheConfig, OriginConfig } from '../config.ts';
+import type { CacheConfig, OriginConfig } from '../config/index.ts';
 import type { Store } from '../store/store.ts';
-import type { AppSettings, OriginDeps } from '../types.ts';
-import { createSignatureCache, type SignatureCache } from '../signature-cache.ts';
+import type { AppSettings, OriginDeps } from '../server/types.ts';
+import { createSignatureCache, type SignatureCache } from '../server/signature-cache.ts';
 import type { Publisher } from './publisher.ts';
 import type { PublishedSet } from './published.ts';
 

@@ -10,8 +10,8 @@ import { createSigner, generateKeyPair } from '../../shared/signing.ts';
 import { storePathBaseName } from '../../shared/store-path.ts';
 import type { Realisation } from '../../shared/realisation.ts';
 import { createMemoryStore, type MemoryStore } from '../../test/helpers/memory-store.ts';
-import { composeOrigin, type ComposedOrigin } from '../compose.ts';
-import { resolveConfig } from '../config.ts';
+import { composeOrigin, type ComposedOrigin } from '../server/compose.ts';
+import { resolveConfig } from '../config/index.ts';
 import type { ClosureDb, NodeRow } from './closure-db.ts';
 
 const SECRET = 'caches-routes-secret-0123456789';

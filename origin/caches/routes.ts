@@ -4,9 +4,9 @@
  * cache's. An unknown name, or a bare path without a default cache, is 404.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import type { OriginEnv } from '../types.ts';
-import { notFound } from '../errors.ts';
-import { send } from '../respond.ts';
+import type { OriginEnv } from '../server/types.ts';
+import { notFound } from '../server/errors.ts';
+import { send } from '../server/respond.ts';
 import type { CacheContext, CacheRegistry } from './registry.ts';
 
 /** What `GET /v1/caches` answers (the edge filters it by token and adds `url`). */

@@ -9,7 +9,7 @@
  * away the compression is stopped.
  *
  * Reading behind the writer rather than waiting for the file, by measurement
- * (test/compression-bounded.test.ts, 16 clients, a 3 MiB NAR, xz -3, the
+ * (test/robustness/compression-bounded.test.ts, 16 clients, a 3 MiB NAR, xz -3, the
  * shared 2-core machine): every follower had its first byte after 0.14–0.27 s
  * and all were done after 4.6–5.7 s; waiting would give the same end but the
  * first byte only when the compression ends (~4.5 s here, minutes for a large
@@ -22,12 +22,12 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { encodeNix32 } from '../../shared/nix32.ts';
-import { createCompressor } from '../store/compress.ts';
-import type { NarCache } from '../store/nar-cache.ts';
+import { createCompressor } from './compress.ts';
+import type { NarCache } from './nar-cache.ts';
 import type { PathInfo, Store } from '../store/store.ts';
 import { CHUNK, takeChunk } from '../store/buffer-pool.ts';
-import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import type { Logger } from '../server/log.ts';
+import type { Metrics } from '../server/metrics.ts';
 import type { Slots } from './slots.ts';
 
 export interface CompressionsOptions {

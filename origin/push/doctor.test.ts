@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveConfig } from '../config.ts';
+import { resolveConfig } from '../config/index.ts';
 import { checkPush } from './doctor.ts';
 import { hasNix } from '../../test/helpers/nix.ts';
 

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { OriginConfig } from '../config.ts';
+import type { OriginConfig } from '../config/index.ts';
 import { isLocalRoot } from './import.ts';
 
 export interface PushCheck {

@@ -1,9 +1,9 @@
 /** Builds the push pipeline from its config: staging, kept files, importer. */
 import { mkdirSync } from 'node:fs';
 import type { Signer } from '../../shared/signing.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../server/log.ts';
 import type { Store } from '../store/store.ts';
-import type { PushConfig } from './config.ts';
+import type { PushConfig } from '../config/push.ts';
 import { createImporter } from './import.ts';
 import { createKeptFiles, type KeptFiles } from './kept.ts';
 import { createPushService, type PushService } from './service.ts';

@@ -19,7 +19,7 @@ import { parseNarInfo, type NarInfo } from '../../shared/narinfo.ts';
 import { isStorePathBaseName, parseStorePath, storePathBaseName } from '../../shared/store-path.ts';
 import { narFileOfUrl, type Upload } from '../../shared/upload.ts';
 import type { Signer } from '../../shared/signing.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../server/log.ts';
 import type { Store } from '../store/store.ts';
 import { PushError, rejected } from './errors.ts';
 import type { Staging } from './staging.ts';

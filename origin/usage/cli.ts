@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseToml } from 'smol-toml';
-import { ConfigError, interpolate } from '../config.ts';
+import { ConfigError, interpolate } from '../config/index.ts';
 import { UsageDb, USAGE_FILE } from './db.ts';
 import { formatUsage, usageReport } from './report.ts';
 

@@ -4,7 +4,7 @@
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { OriginConfig } from '../config.ts';
+import type { OriginConfig } from '../config/index.ts';
 import { UsageDb, USAGE_FILE } from './db.ts';
 
 export interface UsageCheck {

@@ -9,8 +9,8 @@
  *
  * The same events feed the per-cache counters of /metrics (no user label).
  */
-import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import type { Logger } from '../server/log.ts';
+import type { Metrics } from '../server/metrics.ts';
 import { UsageDb, isBusy, zeroCounts, COUNTERS, type PathRow, type UsageCounts, type UsageRow } from './db.ts';
 
 export interface Usage {

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSigner, generateKeyPair } from '../../shared/signing.ts';
 import { createMemoryStore } from '../../test/helpers/memory-store.ts';
-import { composeOrigin, type ComposedOrigin } from '../compose.ts';
-import { resolveConfig } from '../config.ts';
+import { composeOrigin, type ComposedOrigin } from '../server/compose.ts';
+import { resolveConfig } from '../config/index.ts';
 import { UsageDb } from './db.ts';
 import { usageReport } from './report.ts';
 

@@ -3,10 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSigner, generateKeyPair } from '../../shared/signing.ts';
-import { startOrigin, type RunningOrigin } from '../../origin/main.ts';
-import { composeOrigin, type ComposedOrigin } from '../../origin/compose.ts';
-import { silentLogger } from '../../origin/log.ts';
-import { resolveConfig, type Raw } from '../../origin/config.ts';
+import { startOrigin, type RunningOrigin } from '../../origin/server/start.ts';
+import { composeOrigin, type ComposedOrigin } from '../../origin/server/compose.ts';
+import { silentLogger } from '../../origin/server/log.ts';
+import { resolveConfig, type Raw } from '../../origin/config/index.ts';
 import type { Store } from '../../origin/store/store.ts';
 
 export const EDGE_SECRET = 'test-edge-secret-0123456789';

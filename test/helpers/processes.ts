@@ -4,10 +4,10 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { PROJECT_DIR, WRANGLER, wranglerEnv } from '../../origin/tokens.ts';
+import { PROJECT_DIR, WRANGLER, wranglerEnv } from '../../origin/tokens/cli.ts';
 
 /** Node arguments that run the `eris` command from this checkout. */
-export const ERIS_CLI = ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli.ts')];
+export const ERIS_CLI = ['--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli/index.ts')];
 
 /** Runs `eris ARGS…` to the end (bounded), as a user types it. */
 export function eris(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): SpawnSyncReturns<string> {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'node:http';
 import { generateKeyPair } from '../../shared/signing.ts';
-import { addToken, PROJECT_DIR, WRANGLER, wranglerEnv } from '../../origin/tokens.ts';
+import { addToken, PROJECT_DIR, WRANGLER, wranglerEnv } from '../../origin/tokens/cli.ts';
 import { freePort, startEdge, startOriginCli, startProcess, waitFor, type Proc } from '../helpers/processes.ts';
 
 const { values: a } = parseArgs({ options: { 'store-root': { type: 'string' }, hash: { type: 'string' }, requests: { type: 'string', default: '40000' }, step: { type: 'string', default: '10000' }, concurrency: { type: 'string', default: '16' }, only: { type: 'string' } } });

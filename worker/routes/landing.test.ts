@@ -1,6 +1,6 @@
 /**
  * The landing page through the edge app (app.request, origin injected as a
- * function). The same page is fetched from workerd in test/tokens-edge.test.ts.
+ * function). The same page is fetched from workerd in test/e2e/tokens-edge.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { edgeKit, hang, TEST_SECRET as SECRET } from '../test-kit.ts';

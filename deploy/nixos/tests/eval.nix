@@ -1,5 +1,5 @@
 # Evaluates deploy/nixos/module.nix with nixpkgs' own module system (lib.evalModules from
-# nixpkgs' lib/), offline, without NixOS or a nixpkgs checkout. test/nixos-module.test.ts runs
+# nixpkgs' lib/), offline, without NixOS or a nixpkgs checkout. test/deploy/nixos-module.test.ts runs
 #
 #   nix-instantiate --eval --strict --json deploy/nixos/tests/eval.nix \
 #     --argstr libPath ../shared/nixpkgs-lib/lib --argstr configJSON '{"services":{"eris":{...}}}'

@@ -1,0 +1,88 @@
+/**
+ * `eris client-config --edge-url URL (--token T | --netrc FILE) [--netrc-path PATH] [--json]`:
+ * asks the edge's GET /v1/cache-config with the token and prints nix.conf
+ * lines for every cache the token may use (extra-*, so cache.nixos.org
+ * stays), the netrc line with the token, and where multi-user Nix reads it.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/index.ts';
+import { netrcLookup } from './doctor/index.ts';
+import { DEFAULT_NETRC_PATH, NETRC_NOTE, renderNetrcLine, renderNixConf, type CacheConfig } from '../../shared/client-config.ts';
+
+export const CLIENT_CONFIG_USAGE = 'usage: eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]';
+
+/** The text to paste: a nix.conf block, a blank line, the netrc line, the note. */
+export function formatClientConfig(cfg: CacheConfig, token: string, netrcPath: string): string {
+  return [
+    `# nix.conf (/etc/nix/nix.conf, or ~/.config/nix/nix.conf for single-user Nix): ${cfg.caches.map((c) => c.name).join(', ')}`,
+    renderNixConf(cfg.caches, netrcPath).trimEnd(),
+    '',
+    `# netrc (${netrcPath})`,
+    renderNetrcLine(cfg.host, cfg.user, token),
+    '',
+    `# ${NETRC_NOTE}`,
+    '',
+  ].join('\n');
+}
+
+export async function clientConfigCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      'edge-url': { type: 'string' },
+      token: { type: 'string' },
+      netrc: { type: 'string' },
+      'netrc-path': { type: 'string', default: DEFAULT_NETRC_PATH },
+      json: { type: 'boolean' },
+      timeout: { type: 'string' },
+    },
+  });
+  if (positionals.length || !values['edge-url'] || (values.token === undefined) === (values.netrc === undefined)) throw new ConfigError(CLIENT_CONFIG_USAGE);
+  let edge: URL;
+  try {
+    edge = new URL(values['edge-url']);
+  } catch {
+    throw new ConfigError(`--edge-url: not a URL: ${values['edge-url']}`);
+  }
+  let token = values.token;
+  let auth = `Bearer ${token}`;
+  if (values.netrc !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(values.netrc, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`--netrc: cannot read ${values.netrc}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+    const entry = netrcLookup(text, edge.hostname);
+    if (!entry?.password) throw new ConfigError(`--netrc: ${values.netrc} has no "machine ${edge.hostname} login USER password TOKEN" line`);
+    token = entry.password;
+    auth = `Basic ${Buffer.from(`${entry.login ?? ''}:${token}`).toString('base64')}`;
+  }
+  const url = new URL('v1/cache-config', edge.href.endsWith('/') ? edge.href : edge.href + '/');
+  const timeoutMs = values.timeout === undefined ? 10_000 : Number(values.timeout) * 1000;
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { Authorization: auth }, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+  } catch (e) {
+    throw new Error(`${url}: ${(e as Error).cause ? String((e as Error & { cause: Error }).cause.message ?? (e as Error).cause) : (e as Error).message}`);
+  }
+  const body = await res.text();
+  if (res.status === 401) throw new Error(`${url}: 401: the edge refused the token (${values.netrc ? `from ${values.netrc}` : '--token'})`);
+  if (res.status !== 200) throw new Error(`${url}: ${res.status}: ${body.split('\n')[0]}`);
+  let cfg: CacheConfig;
+  try {
+    cfg = JSON.parse(body) as CacheConfig;
+    if (!Array.isArray(cfg.caches) || typeof cfg.user !== 'string' || typeof cfg.host !== 'string') throw new Error('unexpected shape');
+  } catch (e) {
+    throw new Error(`${url}: not a cache configuration (${(e as Error).message}); is this an eris edge?`);
+  }
+  if (!cfg.caches.length) throw new Error(`${url}: the token may use no cache`);
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ ...cfg, nixConf: renderNixConf(cfg.caches, values['netrc-path']), netrc: renderNetrcLine(cfg.host, cfg.user, token) }, null, 2) + '\n');
+    return;
+  }
+  process.stdout.write(formatClientConfig(cfg, token!, values['netrc-path']));
+}

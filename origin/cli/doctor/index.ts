@@ -1,0 +1,316 @@
+/**
+ * `eris doctor`: checks a deployment the way `eris serve` and Nix clients see
+ * it — config, signing keys (valid, pairs match, not readable by everyone),
+ * store DB, the running origin (with the edge secret), and optionally the edge
+ * with a user's token — and says what is wrong in plain words. It never prints
+ * a secret: not the edge secret, not the token, not a secret key.
+ */
+import { checkCaches, compareServedCaches } from '../../caches/doctor-checks.ts';
+import type { CacheListing } from '../../caches/routes.ts';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { loadConfig, type ConfigSources, type OriginConfig } from '../../config/index.ts';
+import { checkStoreRoot, storeDbPath } from '../../store/store.ts';
+import { openStoreDb } from '../../store/db.ts';
+import { createSigner } from '../../../shared/signing.ts';
+import { checkPush } from '../../push/doctor.ts';
+import { checkUsage } from '../../usage/doctor.ts';
+import { EDGE_SECRET_HEADER, NO_STORE } from '../../../shared/contract.ts';
+
+export interface Check {
+  status: 'ok' | 'FAIL' | 'skip';
+  /** What was checked, e.g. `key /etc/eris/signing-key.sec`. */
+  what: string;
+  /** The finding, in plain words; for a FAIL also what to do. */
+  detail: string;
+}
+
+export interface DoctorOptions {
+  configFile?: string;
+  /** The same flags `eris serve` takes; they win over the file. */
+  flags?: ConfigSources['flags'];
+  env: Record<string, string | undefined>;
+  /** The Worker's URL, e.g. https://cache.example.org. */
+  edgeUrl?: string;
+  /** A user's token (sent as Basic with `user`, else as Bearer)… */
+  token?: string;
+  user?: string;
+  /** …or a netrc file holding a line for the edge's host name, as Nix uses it. */
+  netrcFile?: string;
+  timeoutMs?: number;
+}
+
+const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+
+
+/** The public key file that goes with a secret key file: `x.sec` → `x.pub`, else `x.pub` next to `x`. */
+export function publicKeyFileFor(secretPath: string): string {
+  return secretPath.endsWith('.sec') ? secretPath.slice(0, -4) + '.pub' : secretPath + '.pub';
+}
+
+function checkKey(path: string, checks: Check[]): string | undefined {
+  const what = `key ${path}`;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = errCode(e);
+    checks.push({
+      status: 'FAIL',
+      what,
+      detail: code === 'ENOENT'
+        ? 'the file does not exist (make one with `eris keygen NAME` or `nix-store --generate-binary-cache-key`)'
+        : code === 'EACCES'
+          ? `cannot be read by this user (uid ${process.getuid?.()}); run doctor as the user the origin runs as`
+          : `cannot be read: ${code}`,
+    });
+    return undefined;
+  }
+  let publicKey: string;
+  try {
+    publicKey = createSigner(text).publicKey;
+  } catch (e) {
+    checks.push({ status: 'FAIL', what, detail: `not a usable Nix secret key: ${(e as Error).message}` });
+    return undefined;
+  }
+  checks.push({ status: 'ok', what, detail: `valid secret key; its public key is ${publicKey}` });
+
+  const mode = statSync(path).mode & 0o777;
+  const octal = mode.toString(8).padStart(4, '0');
+  if (mode & 0o007) {
+    checks.push({
+      status: 'FAIL',
+      what: `${what} permissions`,
+      detail: `mode ${octal}: ${mode & 0o004 ? 'anyone on this machine can read the secret key' : 'other users have access'}; ` +
+        `chmod 0600 (owner only), or root:adm 0640 as the original Eris had it`,
+    });
+  } else {
+    checks.push({ status: 'ok', what: `${what} permissions`, detail: `mode ${octal}, not readable by other users` });
+  }
+
+  const pubPath = publicKeyFileFor(path);
+  if (existsSync(pubPath)) {
+    let pub = '';
+    try {
+      pub = readFileSync(pubPath, 'utf8').trim();
+    } catch (e) {
+      checks.push({ status: 'FAIL', what: `key pair ${pubPath}`, detail: `cannot be read: ${errCode(e)}` });
+      return publicKey;
+    }
+    checks.push(pub === publicKey
+      ? { status: 'ok', what: `key pair ${pubPath}`, detail: 'matches the secret key' }
+      : {
+          status: 'FAIL',
+          what: `key pair ${pubPath}`,
+          detail: `does not belong to ${path}: it holds ${JSON.stringify(pub.slice(0, 80))}, the secret key's public half is ${publicKey}; ` +
+            'clients trusting the file would reject every signature',
+        });
+  }
+  return publicKey;
+}
+
+function checkStore(config: OriginConfig, checks: Check[]) {
+  const what = 'store';
+  const problem = checkStoreRoot(config.storeRoot, config.storeDir);
+  if (problem) {
+    checks.push({ status: 'FAIL', what, detail: `${problem} (store_root = ${config.storeRoot})` });
+    return;
+  }
+  const dbPath = storeDbPath(config.storeRoot);
+  try {
+    const db = openStoreDb(dbPath, config.storeDir, { busyTimeoutMs: config.dbBusyTimeoutMs });
+    try {
+      const n = db.validPathCount();
+      checks.push({ status: 'ok', what, detail: `${dbPath} opens read-only: ${n} valid paths` });
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    checks.push({ status: 'FAIL', what, detail: `cannot read ${dbPath}: ${(e as Error).message}` });
+  }
+}
+
+async function httpGet(url: string, headers: Record<string, string>, timeoutMs: number): Promise<{ res: Response; body: string }> {
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+  return { res, body: await res.text() };
+}
+
+function networkError(e: unknown): string {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  if ((e as Error).name === 'TimeoutError') return 'no answer in time';
+  return cause?.code ?? cause?.message ?? (e as Error).message;
+}
+
+const firstLine = (s: string) => s.trim().split('\n')[0]?.slice(0, 120) ?? '';
+const keyLines = (body: string) => body.split('\n').map((l) => l.trim()).filter(Boolean);
+const sameKeys = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((k, i) => k === [...b].sort()[i]);
+
+export function originUrlFor(config: OriginConfig): string {
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' ? '::1' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
+}
+
+async function checkOrigin(config: OriginConfig, keys: string[] | undefined, timeoutMs: number, checks: Check[]) {
+  const base = originUrlFor(config);
+  const what = 'origin';
+  const secret = { [EDGE_SECRET_HEADER]: config.edgeSecret };
+  try {
+    const { res, body } = await httpGet(`${base}/health`, secret, timeoutMs);
+    if (res.status === 403) {
+      checks.push({ status: 'FAIL', what, detail: `${base} refused the configured edge secret (403): the running origin has another one; restart it after changing the secret, and give the Worker the same EDGE_SECRET` });
+      return;
+    }
+    if (res.status !== 200) {
+      checks.push({ status: 'FAIL', what, detail: `${base}/health answered ${res.status}: ${firstLine(body)}` });
+      return;
+    }
+    checks.push({ status: 'ok', what, detail: `${base} answers /health with the edge secret` });
+  } catch (e) {
+    checks.push({ status: 'FAIL', what, detail: `nothing answers at ${base} (${networkError(e)}): is \`eris serve\` running with this config?` });
+    return;
+  }
+  if (!keys) return;
+  try {
+    const { res, body } = await httpGet(`${base}/v1/public-key`, secret, timeoutMs);
+    const served = keyLines(body);
+    checks.push(res.status === 200 && sameKeys(served, keys)
+      ? { status: 'ok', what: 'origin keys', detail: 'the running origin signs with the configured key(s)' }
+      : { status: 'FAIL', what: 'origin keys', detail: `the running origin serves ${res.status === 200 ? served.join(' ') || 'no key' : `status ${res.status}`}, the config has ${keys.join(' ')}; restart it after changing keys` });
+  } catch (e) {
+    checks.push({ status: 'FAIL', what: 'origin keys', detail: `/v1/public-key: ${networkError(e)}` });
+  }
+}
+
+async function checkServedCaches(config: OriginConfig, keysOf: (paths: string[]) => string[] | undefined, timeoutMs: number, checks: Check[]) {
+  try {
+    const { res, body } = await httpGet(`${originUrlFor(config)}/v1/caches`, { [EDGE_SECRET_HEADER]: config.edgeSecret }, timeoutMs);
+    if (res.status !== 200) return void checks.push({ status: 'FAIL', what: 'origin caches', detail: `/v1/caches answered ${res.status}: ${firstLine(body)} (an older eris?)` });
+    compareServedCaches(config, JSON.parse(body) as CacheListing, keysOf, checks);
+  } catch (e) {
+    checks.push({ status: 'FAIL', what: 'origin caches', detail: `/v1/caches: ${networkError(e)}` });
+  }
+}
+
+/** Credentials for `host` from netrc text: the `machine` entry, else `default`. */
+export function netrcLookup(text: string, host: string): { login?: string; password?: string } | undefined {
+  const words = text.split(/\s+/).filter(Boolean);
+  let found: { login?: string; password?: string } | undefined;
+  let fallback: typeof found;
+  let current: typeof found;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (w === 'machine') {
+      current = {};
+      if (words[++i] === host && !found) found = current;
+    } else if (w === 'default') {
+      current = {};
+      fallback ??= current;
+    } else if ((w === 'login' || w === 'password') && current) {
+      current[w] = words[++i];
+    } else if (w === 'account' || w === 'macdef') i++;
+  }
+  return found ?? fallback;
+}
+
+function edgeAuthHeader(o: DoctorOptions, host: string, checks: Check[]): Record<string, string> | null {
+  if (o.token) return { Authorization: o.user ? 'Basic ' + btoa(`${o.user}:${o.token}`) : `Bearer ${o.token}` };
+  let text: string;
+  try {
+    text = readFileSync(o.netrcFile!, 'utf8');
+  } catch (e) {
+    checks.push({ status: 'FAIL', what: 'netrc', detail: `cannot read ${o.netrcFile}: ${errCode(e)}` });
+    return null;
+  }
+  const entry = netrcLookup(text, host);
+  if (!entry?.password) {
+    checks.push({ status: 'FAIL', what: 'netrc', detail: `${o.netrcFile} has no "machine ${host} … password …" line; Nix would send no token` });
+    return null;
+  }
+  return { Authorization: 'Basic ' + btoa(`${entry.login ?? ''}:${entry.password}`) };
+}
+
+async function checkEdge(o: DoctorOptions, keys: string[] | undefined, timeoutMs: number, checks: Check[]) {
+  let base: URL;
+  try {
+    base = new URL(o.edgeUrl!);
+  } catch {
+    checks.push({ status: 'FAIL', what: 'edge', detail: `${o.edgeUrl} is not a URL` });
+    return;
+  }
+  const edge = base.origin;
+  const auth = edgeAuthHeader(o, base.hostname, checks);
+  if (auth) {
+    try {
+      const { res, body } = await httpGet(`${edge}/nix-cache-info`, auth, timeoutMs);
+      const why: Record<number, string> = {
+        401: 'the edge refused the token (401): unknown, revoked or expired, or the user name does not match; `eris token list` shows what the edge knows',
+        502: 'the edge cannot use the origin (502): check ORIGIN_URL and the tunnel, and that the Worker\'s EDGE_SECRET equals the origin\'s edge secret',
+        504: 'the origin did not answer the edge in time (504)',
+        500: `the edge failed (500): ${firstLine(body)} — check the Worker's variables and secrets`,
+      };
+      if (res.status === 200 && /^StoreDir: /m.test(body)) {
+        checks.push({ status: 'ok', what: 'edge', detail: `${edge}/nix-cache-info answers with the token (${firstLine(body)})` });
+      } else {
+        checks.push({ status: 'FAIL', what: 'edge', detail: why[res.status] ?? `${edge}/nix-cache-info answered ${res.status}: ${firstLine(body)}` });
+      }
+      const cc = res.headers.get('cache-control');
+      const cf = res.headers.get('cf-cache-status');
+      checks.push(cc === NO_STORE && (!cf || !/^(HIT|STALE|UPDATING|REVALIDATED)$/i.test(cf))
+        ? { status: 'ok', what: 'edge caching', detail: `Cache-Control: ${cc}${cf ? `, cf-cache-status: ${cf}` : ''}` }
+        : { status: 'FAIL', what: 'edge caching', detail: `Cache-Control: ${cc ?? '(none)'}, cf-cache-status: ${cf ?? '(none)'}; responses must never come from a cache (add a "Bypass cache" Cache Rule for the hostname)` });
+    } catch (e) {
+      checks.push({ status: 'FAIL', what: 'edge', detail: `cannot reach ${edge} (${networkError(e)})` });
+    }
+  }
+  try {
+    const { res, body } = await httpGet(`${edge}/v1/public-key`, {}, timeoutMs);
+    const served = keyLines(body);
+    if (res.status !== 200) checks.push({ status: 'FAIL', what: 'edge public key', detail: `${edge}/v1/public-key answered ${res.status}: ${firstLine(body)}` });
+    else if (!keys) checks.push({ status: 'skip', what: 'edge public key', detail: `the edge serves ${served.join(' ')}; not compared, the config did not load` });
+    else if (sameKeys(served, keys)) checks.push({ status: 'ok', what: 'edge public key', detail: 'the edge serves the configured public key(s)' });
+    else checks.push({ status: 'FAIL', what: 'edge public key', detail: `the edge serves ${served.join(' ') || 'nothing'}, the config has ${keys.join(' ')}: the edge talks to another origin, or the origin runs with other keys` });
+  } catch (e) {
+    checks.push({ status: 'FAIL', what: 'edge public key', detail: `cannot reach ${edge} (${networkError(e)})` });
+  }
+}
+
+export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
+  const checks: Check[] = [];
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  let config: OriginConfig | undefined;
+  try {
+    config = loadConfig({ configFile: o.configFile, flags: o.flags, env: o.env });
+    checks.push({
+      status: 'ok',
+      what: 'config',
+      detail: `${o.configFile ?? 'flags and environment'}: bind ${config.host}:${config.port}, store_root ${config.storeRoot}, ` +
+        `${new Set(config.caches.flatMap((c) => c.signKeyPaths)).size} signing key(s), ${config.caches.length} cache(s)`,
+    });
+  } catch (e) {
+    checks.push({ status: 'FAIL', what: 'config', detail: e instanceof Error ? e.message : String(e) });
+  }
+  let keys: string[] | undefined;
+  if (config) {
+    // Every key file once; `keys` are the default cache's (what /v1/public-key serves).
+    const publicKeyOf = new Map<string, string | undefined>();
+    for (const p of new Set(config.caches.flatMap((c) => c.signKeyPaths))) publicKeyOf.set(p, checkKey(p, checks));
+    const keysOf = (paths: string[]) => {
+      const found = paths.map((p) => publicKeyOf.get(p));
+      return found.every((k): k is string => k !== undefined) ? found : undefined;
+    };
+    const defaultCache = config.caches.find((c) => c.name === config.defaultCache);
+    if (defaultCache) keys = keysOf(defaultCache.signKeyPaths);
+    checkStore(config, checks);
+    if (!checks.some((c) => c.what === 'store' && c.status === 'FAIL')) await checkCaches(config, checks);
+    checks.push(...checkPush(config, config.caches.flatMap((c) => keysOf(c.signKeyPaths) ?? [])));
+    checks.push(...checkUsage(config));
+    await checkOrigin(config, keys, timeoutMs, checks);
+    if (checks.some((c) => c.what === 'origin' && c.status === 'ok')) await checkServedCaches(config, keysOf, timeoutMs, checks);
+  }
+  if (o.edgeUrl) await checkEdge(o, keys, timeoutMs, checks);
+  else checks.push({ status: 'skip', what: 'edge', detail: 'not checked; give --edge-url URL with --netrc FILE or --token TOKEN' });
+  return checks;
+}
+
+export function formatChecks(checks: Check[]): string {
+  return checks.map((c) => `${c.status.padEnd(4)} ${c.what}: ${c.detail}\n`).join('');
+}

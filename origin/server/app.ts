@@ -1,0 +1,68 @@
+/**
+ * Builds the origin's Hono app from its settings and dependencies. The only
+ * place that lists the routes; each route lives in routes/<name>.ts.
+ */
+import { Hono } from 'hono';
+import type { AppSettings, OriginDeps, OriginEnv } from './types.ts';
+import { edgeAuth } from './middleware/edge-auth/index.ts';
+import { usageCounter } from './middleware/usage/index.ts';
+import { admissionControl } from './admission.ts';
+import { send, TEXT } from './respond.ts';
+import { onError } from './errors.ts';
+import { getCacheInfo } from './routes/nix-cache-info.ts';
+import { getListing, getNarInfo } from './routes/narinfo.ts';
+import { getBuildLog } from './routes/log.ts';
+import { getRealisation } from './routes/realisation.ts';
+import { getMetrics } from './routes/metrics.ts';
+import { getNar } from './routes/nar.ts';
+import { getPublicKey } from './routes/public-key.ts';
+import { getVersion } from './routes/version.ts';
+import { getHealth } from './routes/health.ts';
+import type { CacheRegistry } from '../caches/registry.ts';
+import { cacheSelector, getCaches } from '../caches/routes.ts';
+import { PUSH_PATHS, putUpload, withPushedNars } from '../push/routes.ts';
+
+/** The narinfo route and the cache prefix (routes/narinfo-fast.ts answers the same routes and counts them under these names). */
+export const NARINFO_ROUTE = '/:file{[^/]+\\.narinfo}';
+export const CACHE_PREFIX = '/:cache';
+
+/** Routes every cache answers, at `/<name>/…` and (the default cache) at the bare path. */
+const PER_CACHE = [
+  ['/nix-cache-info', getCacheInfo],
+  [NARINFO_ROUTE, getNarInfo],
+  ['/:file{[^/]+\\.ls}', getListing],
+  ['/nar/:file', withPushedNars(getNar)],
+  ['/log/:drv', getBuildLog],
+  ['/realisations/:file', getRealisation],
+] as const;
+
+export function createApp(settings: AppSettings, deps: OriginDeps, caches: CacheRegistry) {
+  const app = new Hono<OriginEnv>();
+  app.use(async (c, next) => {
+    c.set('deps', deps);
+    c.set('settings', settings);
+    await next();
+  });
+  app.use(edgeAuth(settings.edgeSecret));
+  app.use(admissionControl());
+  app.use(usageCounter());
+
+  const select = cacheSelector(caches);
+  // The public key of the bare root is the default cache's.
+  app.get('/v1/public-key', select.bare, getPublicKey);
+  app.get('/v1/caches', getCaches(caches));
+  app.get('/v1/version', getVersion);
+  app.get('/health', getHealth);
+  app.get('/metrics', getMetrics);
+  // Every bare route before any /<cache>/ one: `/log/x.narinfo` stays a (malformed) log request.
+  for (const [path, handler] of PER_CACHE) app.get(path, select.bare, handler);
+  // `:cache` takes any segment (the metrics label stays /:cache/…); select.named answers 404 for a name no cache has.
+  for (const [path, handler] of PER_CACHE) app.get(`${CACHE_PREFIX}${path}`, select.named, handler);
+  // Push (`nix copy --to http…`): the same paths, PUT.
+  for (const path of PUSH_PATHS) app.put(path, select.bare, putUpload);
+  for (const path of PUSH_PATHS) app.put(`/:cache${path}`, select.named, putUpload);
+
+  app.notFound((c) => send(c, 404, 'not found\n', TEXT));
+  app.onError(onError);
+  return app;
+}

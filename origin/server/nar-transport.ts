@@ -1,0 +1,144 @@
+/**
+ * How a NAR response leaves the origin: headers at once, then the body written
+ * to the socket with backpressure, read buffers handed back to the pool once
+ * the socket has taken them. A failure mid-body destroys the connection, so the
+ * client sees a truncated body, never a clean end. Also the one place NAR
+ * responses are counted in the metrics (GET and HEAD alike) and logged.
+ */
+import type { Context } from 'hono';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough, Readable, Transform, type Duplex } from 'node:stream';
+import type { ServerResponse } from 'node:http';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { OriginEnv } from './types.ts';
+import { recycleChunk } from '../store/buffer-pool.ts';
+import { requestCache, requestUser } from '../usage/request.ts';
+
+/** A NAR body: chunks to write straight to the socket, or a pipeline of streams (compression, cache tee). */
+export type NarBody = { chunks: () => AsyncIterable<Buffer> } | { stages: () => (Readable | Duplex | Transform)[] };
+
+export interface NarResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: NarBody;
+  /** For the log lines. */
+  storePath: string;
+  /** Called once when the body has ended, well or not (admission control counts the stream out). */
+  onEnd?: () => void;
+}
+
+type Done = (ok: boolean, bytes: number, err?: NodeJS.ErrnoException) => void;
+
+/** Sends a NAR response: to the Node socket when there is one, else (app.request in tests) as a web Response. */
+export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<Response> {
+  const { metrics, log, usage } = c.get('deps');
+  const route = c.req.routePath;
+  metrics.request(route, res.status);
+  if (c.req.method === 'HEAD') {
+    res.onEnd?.();
+    return new Response(null, { status: res.status, headers: res.headers });
+  }
+
+  const started = performance.now();
+  const done: Done = (ok, bytes, err) => {
+    res.onEnd?.();
+    const seconds = (performance.now() - started) / 1000;
+    metrics.narStream(seconds, ok);
+    metrics.sent(route, bytes);
+    usage?.nar(requestUser(c), requestCache(c), res.storePath, bytes);
+    if (ok) log.info({ msg: 'nar sent', path: res.storePath, status: res.status, bytes, ms: Math.round(seconds * 1000) });
+    else if (err?.code === 'ERR_STREAM_PREMATURE_CLOSE') log.info({ msg: 'nar download aborted by client', path: res.storePath, bytes });
+    else log.error({ msg: 'nar stream failed', path: res.storePath, bytes, error: err?.message });
+  };
+
+  const out = c.env?.outgoing;
+  if (!out) return new Response(Readable.toWeb(Readable.from(counted(asIterable(res.body), done))) as ReadableStream, { status: res.status, headers: res.headers });
+
+  out.writeHead(res.status, res.headers);
+  // Headers leave at once: a proxy (Cloudflare closes reads idle for 120 s) sees the response start immediately.
+  out.flushHeaders();
+  let bytes = 0;
+  const sending =
+    'stages' in res.body
+      ? // pipeline destroys every stage (and so the connection) on failure: the client sees a short body.
+        pipeline([...res.body.stages(), counter((n) => (bytes += n)), out] as unknown as [Readable, ...Transform[]])
+      : writeChunks(out, res.body.chunks(), (n) => (bytes += n));
+  sending.then(
+    () => done(true, bytes),
+    (err: NodeJS.ErrnoException) => done(false, bytes, err),
+  );
+  return RESPONSE_ALREADY_SENT;
+}
+
+function asIterable(body: NarBody): AsyncIterable<Buffer> {
+  if ('chunks' in body) return body.chunks();
+  const stages = body.stages();
+  if (stages.length === 1) return stages[0]!;
+  const sink = new PassThrough();
+  pipeline([...stages, sink] as unknown as [Readable, PassThrough]).catch((err: Error) => sink.destroy(err));
+  return sink;
+}
+
+async function* counted(source: AsyncIterable<Buffer>, done: Done): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  let outcome: { ok: boolean; err?: NodeJS.ErrnoException } = { ok: false, err: Object.assign(new Error('reader cancelled'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }) };
+  try {
+    for await (const chunk of source) {
+      bytes += chunk.length;
+      yield chunk;
+    }
+    outcome = { ok: true };
+  } catch (err) {
+    outcome = { ok: false, err: err as NodeJS.ErrnoException };
+    throw err;
+  } finally {
+    done(outcome.ok, bytes, outcome.err);
+  }
+}
+
+/** Counts bytes on their way to the client. */
+function counter(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+const clientClosed = () => Object.assign(new Error('client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+
+/** Resolves when `out` can take more, rejects if the client went away. */
+function drained(out: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      out.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      out.off('drain', onDrain);
+      reject(clientClosed());
+    };
+    out.once('drain', onDrain);
+    out.once('close', onClose);
+  });
+}
+
+/** Writes chunks to the socket with backpressure; on any failure the connection is destroyed, never ended cleanly. */
+async function writeChunks(out: ServerResponse, chunks: AsyncIterable<Buffer>, onBytes: (n: number) => void): Promise<void> {
+  try {
+    for await (const chunk of chunks) {
+      if (out.destroyed) throw clientClosed();
+      onBytes(chunk.length);
+      // Once the socket has taken it, the read buffer can hold the next chunk of some other download.
+      if (!out.write(chunk, () => recycleChunk(chunk))) await drained(out);
+    }
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
+  await new Promise<void>((resolve, reject) => {
+    out.end(() => resolve());
+    out.once('error', reject);
+  });
+}

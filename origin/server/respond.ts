@@ -1,0 +1,28 @@
+/**
+ * Small generated responses (narinfo, nix-cache-info, errors): explicit
+ * Content-Length, so a HEAD answers with the same headers as the GET, and
+ * `Cache-Control: private, no-store` — set here rather than by a middleware so
+ * @hono/node-server keeps its fast path (plain header objects).
+ */
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { OriginDeps } from './types.ts';
+import { NO_STORE } from '../../shared/contract.ts';
+
+export { NO_STORE };
+export const TEXT = 'text/plain; charset=utf-8';
+
+export function send(c: Context, status: ContentfulStatusCode, body: string | Uint8Array<ArrayBuffer>, contentType: string, extra?: Record<string, string>): Response {
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+  const metrics = (c.get('deps') as OriginDeps | undefined)?.metrics;
+  if (metrics) {
+    metrics.request(c.req.routePath, status);
+    if (c.req.method !== 'HEAD') metrics.sent(c.req.routePath, length);
+  }
+  return c.body(body, status, {
+    'Content-Type': contentType,
+    'Content-Length': String(length),
+    'Cache-Control': NO_STORE,
+    ...extra,
+  });
+}

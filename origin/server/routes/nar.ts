@@ -1,0 +1,119 @@
+/**
+ * NAR downloads, generated on the fly from the store path.
+ *
+ * URLs: `nar/<storehash>-<narhash>.nar` (ours and nix-serve's), harmonia's
+ * `nar/<narhash>.nar?hash=<storehash>`, and `.nar.zstd` / `.nar.xz` for the
+ * configured compression (never `.zst`: Cloudflare caches that by extension).
+ * Uncompressed NARs carry Content-Length (the NarSize from the DB), an ETag
+ * (the NAR hash) and honour single byte Ranges, as Nix uses to resume.
+ * Compressed ones come from the on-disk cache (with Range) or are compressed
+ * on the fly. How the body leaves (and is counted) is nar-transport.ts's
+ * business. Content-Encoding is never set.
+ */
+import type { Context } from 'hono';
+import { createReadStream } from 'node:fs';
+import { isHashPart } from '../../../shared/store-path.ts';
+import { isSha256Nix32 } from '../../../shared/hash.ts';
+import type { OriginEnv } from '../types.ts';
+import { badRequest, notFound } from '../errors.ts';
+import { NO_STORE, send } from '../respond.ts';
+import { parseRange } from '../http-range.ts';
+import { URL_SUFFIX, type Compression } from '../../compression/compress.ts';
+import { CompressionRefusedError } from '../../compression/slots.ts';
+import { BusyError } from '../admission.ts';
+import { narCacheKey } from '../../compression/nar-cache.ts';
+import type { PathInfo } from '../../store/store.ts';
+import { sendNar, type NarBody } from '../nar-transport.ts';
+
+export interface NarRequest {
+  hashPart: string;
+  narHash: string;
+  compression: Compression;
+}
+
+const SUFFIXES: [string, Compression][] = [['.nar', 'none'], [URL_SUFFIX.zstd, 'zstd'], [URL_SUFFIX.xz, 'xz']];
+
+/** Parse a NAR file name (+ optional `hash` query) or say why it is malformed. */
+export function parseNarRequest(file: string, hashQuery: string | undefined): NarRequest | string {
+  const match = SUFFIXES.find(([suffix]) => file.endsWith(suffix));
+  if (!match) return 'unsupported NAR URL: expected a name ending in .nar, .nar.zstd or .nar.xz';
+  const [suffix, compression] = match;
+  const stem = file.slice(0, -suffix.length);
+  if (stem.length === 32 + 1 + 52 && stem[32] === '-') {
+    const hashPart = stem.slice(0, 32);
+    const narHash = stem.slice(33);
+    if (isHashPart(hashPart) && isSha256Nix32(narHash)) return { hashPart, narHash, compression };
+  } else if (isSha256Nix32(stem)) {
+    if (hashQuery === undefined) return 'NAR URL lacks the store path hash (?hash=<32-character hash>)';
+    if (isHashPart(hashQuery)) return { hashPart: hashQuery, narHash: stem, compression };
+    return 'malformed hash query parameter';
+  }
+  return 'malformed NAR URL: expected nar/<store hash>-<nar hash>.nar';
+}
+
+export async function getNar(c: Context<OriginEnv>) {
+  const parsed = parseNarRequest(c.req.param('file') ?? '', c.req.query('hash'));
+  if (typeof parsed === 'string') throw badRequest(parsed);
+  const { store } = c.get('deps');
+  const settings = c.get('settings');
+  if (parsed.compression !== 'none' && parsed.compression !== settings.compression) throw notFound(`this cache does not serve ${parsed.compression} NARs`);
+  const info = await store.lookup(parsed.hashPart);
+  // A path that is gone, or was replaced by one with other contents, is simply not here.
+  if (!info || info.narHash !== `sha256:${parsed.narHash}`) throw notFound('no such NAR');
+  // Say so before a 200 goes out.
+  const state = await store.narState(info);
+  if (state === 'gone') throw notFound('no such NAR');
+  if (state === 'broken') throw new Error(`store path ${info.storePath} is registered but missing on disk`);
+  // One of at most max_nar_streams bodies in flight (HEAD sends none), counted out when it ends.
+  const release = c.req.method === 'HEAD' ? () => {} : (c.get('deps').admission?.enterNar() ?? (() => {}));
+  try {
+    return await respond(c, info, parsed, release);
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+async function respond(c: Context<OriginEnv>, info: PathInfo, parsed: NarRequest, release: () => void): Promise<Response> {
+  const { store, narCache, compressions, metrics } = c.get('deps');
+  const base = { 'Content-Type': 'application/x-nix-nar', 'Cache-Control': NO_STORE };
+  const method = parsed.compression;
+  const cacheKey = method === 'none' ? undefined : narCacheKey(info.narHash, method);
+  const cached = cacheKey ? narCache?.get(cacheKey) : undefined;
+
+  if (method === 'none' || cached) {
+    // A body of known size: Range, ETag, Content-Length.
+    const size = cached ? cached.fileSize : info.narSize;
+    const etag = `"${cached ? cached.fileHash.slice('sha256:'.length) : parsed.narHash}"`;
+    const ifRange = c.req.header('if-range');
+    const range = ifRange !== undefined && ifRange !== etag ? { kind: 'full' as const } : parseRange(c.req.header('range'), size);
+    if (range.kind === 'unsatisfiable') {
+      release();
+      return send(c, 416, '', 'application/x-nix-nar', { 'Content-Range': `bytes */${size}` });
+    }
+    const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, size];
+    const status = range.kind === 'partial' ? 206 : 200;
+    const headers: Record<string, string> = { ...base, 'Accept-Ranges': 'bytes', ETag: etag, 'Content-Length': String(end - start) };
+    if (status === 206) headers['Content-Range'] = `bytes ${start}-${end - 1}/${size}`;
+    const body: NarBody = cached
+      ? { stages: () => [createReadStream(cached.path, { start, end: end - 1, highWaterMark: 1024 * 1024 })] }
+      : { chunks: () => store.narChunks(info, status === 206 ? { start, end } : undefined) };
+    return sendNar(c, { status, headers, body, storePath: info.storePath, onEnd: release });
+  }
+  // Compressed on the fly, once for every request that wants it now (compression/flights.ts): the size
+  // is unknown until the end, so no Range here.
+  const headers = { ...base, 'Accept-Ranges': 'none' };
+  if (c.req.method === 'HEAD') return sendNar(c, { status: 200, headers, body: { chunks: async function* () {} }, storePath: info.storePath });
+  let follower;
+  try {
+    follower = await compressions!.join(cacheKey!, info);
+  } catch (e) {
+    if (!(e instanceof CompressionRefusedError)) throw e;
+    metrics.refused('compression_queue');
+    throw new BusyError('origin busy: too many compressions waiting, retry', 2);
+  }
+  const leave = () => follower.leave();
+  c.req.raw.signal.addEventListener('abort', leave, { once: true });
+  c.env?.outgoing?.once('close', leave);
+  return sendNar(c, { status: 200, headers, body: { chunks: () => follower.chunks() }, storePath: info.storePath, onEnd: release });
+}

@@ -1,0 +1,94 @@
+import type { Context } from 'hono';
+import { renderNarInfo } from '../../../shared/narinfo.ts';
+import { fingerprint } from '../../../shared/fingerprint.ts';
+import { isHashPart, storePathBaseName } from '../../../shared/store-path.ts';
+import type { PathInfo } from '../../store/store.ts';
+import type { OriginEnv, OriginDeps, AppSettings } from '../types.ts';
+import { badRequest, notFound } from '../errors.ts';
+import { URL_SUFFIX } from '../../compression/compress.ts';
+import { send } from '../respond.ts';
+import { narCacheKey } from '../../compression/nar-cache.ts';
+import type { SignatureCache } from '../signature-cache.ts';
+
+/** The NAR URL we advertise: store hash part and NAR hash, nix-serve style, plus the compression suffix. */
+export function narUrl(info: PathInfo, suffix = '.nar'): string {
+  return `nar/${info.hashPart}-${info.narHash.slice('sha256:'.length)}${suffix}`;
+}
+
+export function narInfoText(info: PathInfo, deps: Pick<OriginDeps, 'signatures' | 'narCache'>, settings: Pick<AppSettings, 'compression'>): string {
+  const fp = fingerprint(info.storePath, info.narHash, info.narSize, info.references);
+  let url = narUrl(info);
+  let fileHash: string | undefined;
+  let fileSize: number | undefined;
+  if (settings.compression !== 'none') {
+    const suffix = URL_SUFFIX[settings.compression];
+    url = narUrl(info, suffix);
+    // Exact FileHash/FileSize once the compressed NAR is in the on-disk cache; until then Nix does without.
+    const cached = deps.narCache?.get(narCacheKey(info.narHash, settings.compression));
+    if (cached) [fileHash, fileSize] = [cached.fileHash, cached.fileSize];
+  }
+  return renderNarInfo({
+    storePath: info.storePath,
+    url,
+    compression: settings.compression,
+    fileHash,
+    fileSize,
+    narHash: info.narHash,
+    narSize: info.narSize,
+    references: info.references.map(storePathBaseName),
+    deriver: info.deriver ? storePathBaseName(info.deriver) : undefined,
+    sigs: deps.signatures.withOurs(info.sigs, fp),
+    ca: info.ca,
+  });
+}
+
+/** A narinfo as sent, and what it was rendered from besides the path info. */
+interface Rendered {
+  body: Uint8Array<ArrayBuffer>;
+  compression: string;
+  fileHash: string | undefined;
+}
+
+/**
+ * Rendered narinfos, once per path version and signer set. The outer key is the SignatureCache, of which
+ * there is one per set of signing keys (so a cache that signs with its own keys has its own entries);
+ * the inner key is the PathInfo object itself: the store keeps handing out the same object until Nix
+ * writes to the DB (a data_version change drops its whole cache), then a new one, so a text never
+ * outlives the DB version it came from. FileHash/FileSize appear once a compressed NAR is cached, so
+ * those are compared on every hit. WeakMaps: entries go with the store's cache entries.
+ */
+const utf8 = new TextEncoder();
+const renderedBySigners = new WeakMap<SignatureCache, WeakMap<PathInfo, Rendered>>();
+
+export function narInfoBody(info: PathInfo, deps: Pick<OriginDeps, 'signatures' | 'narCache'>, settings: Pick<AppSettings, 'compression'>): Uint8Array<ArrayBuffer> {
+  let byPath = renderedBySigners.get(deps.signatures);
+  if (!byPath) renderedBySigners.set(deps.signatures, (byPath = new WeakMap()));
+  const { compression } = settings;
+  const fileHash = compression === 'none' ? undefined : deps.narCache?.get(narCacheKey(info.narHash, compression))?.fileHash;
+  const hit = byPath.get(info);
+  if (hit && hit.compression === compression && hit.fileHash === fileHash) return hit.body;
+  const body = utf8.encode(narInfoText(info, deps, settings));
+  byPath.set(info, { body, compression, fileHash });
+  return body;
+}
+
+async function lookupOr404(c: Context<OriginEnv>, ext: string): Promise<PathInfo> {
+  const file = c.req.param('file') ?? '';
+  const hashPart = file.slice(0, -ext.length);
+  if (!isHashPart(hashPart)) throw badRequest(`malformed name: expected <32-character nix32 hash>${ext}`);
+  const info = await c.get('deps').store.lookup(hashPart);
+  if (!info) throw notFound('no such path');
+  return info;
+}
+
+export async function getNarInfo(c: Context<OriginEnv>) {
+  const info = await lookupOr404(c, '.narinfo');
+  return send(c, 200, narInfoBody(info, c.get('deps'), c.get('settings')), 'text/x-nix-narinfo');
+}
+
+/** `<hash>.ls`: the file listing `nix store ls --store https://…` reads instead of downloading the NAR. */
+export async function getListing(c: Context<OriginEnv>) {
+  const info = await lookupOr404(c, '.ls');
+  const listing = await c.get('deps').store.listing(info);
+  return send(c, 200, JSON.stringify(listing), 'application/json');
+}

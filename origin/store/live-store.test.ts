@@ -1,0 +1,98 @@
+/**
+ * The origin serves the live store: paths registered after it started are
+ * served at once, and a path whose files no longer match its registered NAR
+ * size ends in a broken connection, never a clean short or long body.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseNarInfo } from '../../shared/narinfo.ts';
+import { startTestOrigin, type TestOrigin } from '../../test/helpers/origin.ts';
+import { hashOf, nixEnv, NIX_FLAGS } from '../../test/helpers/nix.ts';
+
+const fixture = inject('fixture');
+
+function copyInto(root: string, path: string) {
+  execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--from', fixture!.root, '--to', root, path], { env: nixEnv(), stdio: 'pipe' });
+}
+
+describe.skipIf(!fixture)('origin on a changing store', () => {
+  let dir: string;
+  let root: string;
+  let origin: TestOrigin;
+  const [leaf, dep, top] = [...(fixture?.closure ?? [])].sort((a, b) => rank(a) - rank(b));
+  function rank(p: string) {
+    return p.endsWith('-eris-leaf') ? 0 : p.endsWith('-eris-dep') ? 1 : 2;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'eris-live-'));
+    root = join(dir, 'root');
+    copyInto(root, leaf!);
+    origin = await startTestOrigin(root);
+  });
+  afterAll(async () => {
+    await origin?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves a path copied into the store after start, at once', async () => {
+    expect((await origin.get(`/${hashOf(dep!)}.narinfo`)).status).toBe(404);
+    copyInto(root, top!); // brings dep along
+    const res = await origin.get(`/${hashOf(dep!)}.narinfo`);
+    expect(res.status).toBe(200);
+    expect(parseNarInfo(await res.text()).storePath).toBe(dep);
+  });
+
+  it('shows a signature added to the DB after the narinfo was served (rendered narinfos follow the DB version)', async () => {
+    const url = `/${hashOf(dep!)}.narinfo`;
+    const before = await (await origin.get(url)).text();
+    expect(await (await origin.get(url)).text()).toBe(before); // the second answer comes from the rendered cache
+    const key = join(dir, 'other.sec');
+    const secret = execFileSync('nix', [...NIX_FLAGS, 'key', 'generate-secret', '--key-name', 'other-cache-1'], { env: nixEnv() });
+    writeFileSync(key, secret);
+    execFileSync('nix', [...NIX_FLAGS, 'store', 'sign', '--store', root, '--key-file', key, dep!], { env: nixEnv(), stdio: 'pipe' });
+    let sigs: string[] = [];
+    for (let i = 0; i < 50 && !sigs.some((s) => s.startsWith('other-cache-1:')); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      sigs = parseNarInfo(await (await origin.get(url)).text()).sigs;
+    }
+    expect(sigs.filter((s) => s.startsWith('other-cache-1:'))).toHaveLength(1);
+    expect(sigs).toEqual(expect.arrayContaining(parseNarInfo(before).sigs));
+  });
+
+  /** Downloads the NAR of `path`: the answer's status and Content-Length, how the body ended, and how much of it came. */
+  async function downloadNar(path: string) {
+    const info = parseNarInfo(await (await origin.get(`/${hashOf(path)}.narinfo`)).text());
+    const res = await origin.get('/' + info.url);
+    let received = 0;
+    let end: string;
+    try {
+      for await (const chunk of res.body!) received += chunk.length;
+      end = 'clean';
+    } catch (e) {
+      end = `${(e as Error).name}: ${(e as Error).message}`; // undici's "TypeError: terminated" when the socket is cut
+    }
+    return { status: res.status, length: res.headers.get('content-length'), narSize: info.narSize, end, short: received < info.narSize };
+  }
+  /** A 200 with the registered size that then breaks off short: never a clean short or long body. */
+  const cutShort = (narSize: number) => ({ status: 200, length: String(narSize), narSize, end: 'TypeError: terminated', short: true });
+
+  it('breaks the connection when a file grew after registration', async () => {
+    const file = join(root, dep!, 'share/a');
+    appendFileSync(file, 'grown'.repeat(20)); // past the 8-byte padding, so the NAR size changes
+    const r = await downloadNar(dep!);
+    expect(r).toEqual(cutShort(r.narSize));
+    truncateSync(file, 1);
+    // Still serving others.
+    expect((await origin.get(`/${hashOf(leaf!)}.narinfo`)).status).toBe(200);
+  });
+
+  it('breaks the connection when a file shrank after registration', async () => {
+    truncateSync(join(root, top!, 'dep-ref'), 3);
+    const r = await downloadNar(top!);
+    expect(r).toEqual(cutShort(r.narSize));
+  });
+});
