@@ -35,7 +35,8 @@ export async function waitOk(what: string, url: string, headers: Record<string, 
  */
 export interface NginxProxy { port: number; upstream: string; headers: Record<string, string> }
 
-export function startNginx(workDir: string, staticDir: string, port: number, proxies: NginxProxy[] = []): Started {
+/** `accessLog`: a file for one line per request on the proxies (time, port, request, status, request/upstream times, connection). */
+export function startNginx(workDir: string, staticDir: string, port: number, proxies: NginxProxy[] = [], opts: { accessLog?: string } = {}): Started {
   const dir = join(workDir, 'nginx');
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const conf = join(dir, 'nginx.conf');
@@ -48,7 +49,7 @@ error_log ${dir}/error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
-  sendfile on;
+${opts.accessLog ? `  log_format timing '$msec $server_port "$request" $status $body_bytes_sent $request_time $upstream_connect_time $upstream_header_time $upstream_response_time $connection $connection_requests';\n` : ''}  sendfile on;
   tcp_nopush on;
   tcp_nodelay on;
   keepalive_requests 1000000;
@@ -64,7 +65,7 @@ http {
 ${proxies.map((p, i) => `  upstream u${i} { server ${new URL(p.upstream).host}; keepalive 64; }
   server {
     listen 127.0.0.1:${p.port};
-    location / {
+${opts.accessLog ? `    access_log ${opts.accessLog} timing;\n` : ''}    location / {
       proxy_pass http://u${i};
       proxy_http_version 1.1;
       proxy_set_header Connection "";

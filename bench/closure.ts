@@ -1,0 +1,140 @@
+/**
+ * The closure-copy row of bench/run.ts on its own, for profiling and for a busy machine: real Nix
+ * `nix copy` of the fixture's 301-path closure from nginx's static cache and from the origin, both
+ * behind the same nginx reverse-proxy hop, in alternating runs (nginx, origin, nginx, origin, …) so
+ * that load from other work on the machine falls on both alike. Prints every run, the medians and
+ * the ratio of medians, plus the other processes' CPU share.
+ *
+ *   npm run bench:closure                 # BENCH_COPY_RUNS (default 5) alternating pairs
+ *   BENCH_CLOSURE_PROFILE=1 …             # also one origin run under --cpu-prof (one worker) and a summary
+ *   BENCH_CLOSURE_LOG=1 …                 # per-request times from the proxies' access log, by kind of request
+ *
+ * It uses bench/run.ts's fixture (the same BENCH_* settings; BENCH_LARGE_MB is irrelevant here and
+ * defaults to 16 so a first build is quick) and its servers; the origin runs BENCH_ORIGIN_WORKERS
+ * processes as in the full run.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { benchConfig } from './lib/config.ts';
+import { ensureFixture } from './lib/fixture.ts';
+import { freePort, killAllSync, stopAll, stopProcess, type Started } from './lib/procs.ts';
+import { closureCopy } from './lib/closure.ts';
+import { keygen, startNginx, startOrigin, waitOk } from './lib/servers.ts';
+import { summarizeProfile } from './lib/profile.ts';
+
+const t0 = Date.now();
+const say = (s: string) => process.stderr.write(`[closure ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+};
+
+/**
+ * Per-request figures from the proxies' access log (BENCH_CLOSURE_LOG=1): by target and kind of request,
+ * the count and nginx's $request_time (client's first byte in to last byte out, as the proxy saw it)
+ * and $upstream_header_time (until the server behind it answered with headers), in ms.
+ */
+function timings(log: string, names: Record<string, string>): string {
+  const rows = new Map<string, { total: number[]; header: number[] }>();
+  const conns = new Map<string, Set<string>>();
+  for (const line of log.split('\n')) {
+    const m = /^\S+ (\d+) "(\S+) (\S+) [^"]*" (\d+) \d+ (\S+) \S+ (\S+) \S+ (\d+) \d+$/.exec(line);
+    if (!m) continue;
+    const [, port, method, url, status, total, header, conn] = m;
+    const target = names[port!] ?? port!;
+    const kind = url!.endsWith('.narinfo') ? `${method} narinfo ${status}` : url!.startsWith('/nar/') ? `${method} nar ${status}` : `${method} ${url} ${status}`;
+    const key = `${target.padEnd(7)} ${kind}`;
+    const row = rows.get(key) ?? { total: [], header: [] };
+    row.total.push(Number(total) * 1000);
+    row.header.push(Number(header) * 1000);
+    rows.set(key, row);
+    conns.set(target, (conns.get(target) ?? new Set()).add(conn!));
+  }
+  const f = (x: number) => x.toFixed(2).padStart(6);
+  let out = 'per request, as the proxy saw it (ms): count, request time p50/p90/p99/sum, upstream header time p50/p90\n';
+  for (const [key, r] of [...rows].sort()) {
+    const sum = r.total.reduce((a, b) => a + b, 0);
+    out += `  ${key.padEnd(32)} ${String(r.total.length).padStart(5)}  ${f(pct(r.total, 50))} ${f(pct(r.total, 90))} ${f(pct(r.total, 99))} ${sum.toFixed(0).padStart(6)}   ${f(pct(r.header, 50))} ${f(pct(r.header, 90))}\n`;
+  }
+  for (const [t, c] of conns) out += `  ${t}: ${c.size} client connections\n`;
+  return out;
+}
+
+async function main() {
+  const env: NodeJS.ProcessEnv = { BENCH_LARGE_MB: '16', BENCH_DB_ROWS: '1000', BENCH_COPY_RUNS: '5', ...process.env };
+  const c = benchConfig(env);
+  const fx = ensureFixture(c, say);
+  const work = mkdtempSync(join(tmpdir(), 'eris-bench-closure-'));
+  process.on('exit', killAllSync);
+  try {
+    const key = keygen(work).sec;
+    const secret = randomBytes(24).toString('base64url');
+    const [nginxPort, originPort, viaNginx, viaOrigin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const accessLog = env.BENCH_CLOSURE_LOG === '1' ? join(work, 'access.log') : undefined;
+    const nginx = startNginx(work, fx.staticDir, nginxPort, [
+      { port: viaNginx, upstream: `http://127.0.0.1:${nginxPort}`, headers: {} },
+      { port: viaOrigin, upstream: `http://127.0.0.1:${originPort}`, headers: { 'x-eris-edge-secret': secret } },
+    ], accessLog ? { accessLog } : {});
+    const origin = startOrigin('origin', { workDir: work, root: fx.root, port: originPort, signKey: key, edgeSecret: secret, workers: c.originWorkers });
+    await waitOk('nginx', `http://127.0.0.1:${nginxPort}/nix-cache-info`, {}, 30_000, [nginx]);
+    await waitOk('the origin', `http://127.0.0.1:${originPort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [origin]);
+    const closure = [fx.wide, ...fx.small];
+    const copy = (from: string, label: string) => closureCopy({ from, path: fx.wide, closure, runs: 1, workDir: work, label });
+    // One unmeasured copy each: page cache, JIT, nginx's upstream keep-alive pool.
+    await copy(`http://127.0.0.1:${viaNginx}`, 'warm-up nginx');
+    await copy(`http://127.0.0.1:${viaOrigin}`, 'warm-up origin');
+    const runs = { nginx: [] as number[], origin: [] as number[] };
+    let other = 0;
+    say(`${c.copyRuns} alternating pairs of nix copy (${closure.length} paths), origin with ${c.originWorkers} worker(s)`);
+    for (let i = 0; i < c.copyRuns; i++) {
+      for (const [name, url] of [['nginx', viaNginx], ['origin', viaOrigin]] as const) {
+        const r = await copy(`http://127.0.0.1:${url}`, name);
+        runs[name].push(r.seconds[0]!);
+        other = Math.max(other, r.otherCpuPct);
+        say(`  ${name.padEnd(6)} ${r.seconds[0]!.toFixed(3)} s  (other processes ${r.otherCpuPct.toFixed(0)}% CPU)`);
+      }
+    }
+    const [mn, mo] = [median(runs.nginx), median(runs.origin)];
+    const ratios = runs.origin.map((o, i) => o / runs.nginx[i]!);
+    process.stdout.write(`nix copy of ${closure.length} paths, ${c.copyRuns} alternating pairs (other processes up to ${other.toFixed(0)}% CPU):\n` +
+      `  nginx  median ${mn.toFixed(3)} s  [${runs.nginx.map((x) => x.toFixed(3)).join(', ')}]\n` +
+      `  origin median ${mo.toFixed(3)} s  [${runs.origin.map((x) => x.toFixed(3)).join(', ')}]\n` +
+      `  origin / nginx: ${(mo / mn).toFixed(2)}x (medians), per pair ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)}x)\n`);
+    await stopProcess(origin);
+    if (accessLog) process.stdout.write(timings(readFileSync(accessLog, 'utf8'), { [viaNginx]: 'nginx', [viaOrigin]: 'origin' }));
+
+    if (env.BENCH_CLOSURE_PROFILE === '1') {
+      const profDir = join(work, 'profile');
+      mkdirSync(profDir, { recursive: true });
+      const port = await freePort();
+      const prof: Started = startOrigin('origin-profiled', { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, cpuProfDir: profDir });
+      await waitOk('the profiled origin', `http://127.0.0.1:${port}/health`, { 'x-eris-edge-secret': secret }, 30_000, [prof]);
+      // Straight to the origin would need the secret; a second proxy in the same nginx would need a restart:
+      // the profiled origin takes the proxied port's place by a fresh nginx of its own.
+      const proxyPort = await freePort();
+      const n2 = startNginx(join(work, 'n2'), fx.staticDir, await freePort(), [{ port: proxyPort, upstream: `http://127.0.0.1:${port}`, headers: { 'x-eris-edge-secret': secret } }]);
+      await waitOk('nginx 2', `http://127.0.0.1:${proxyPort}/health`, {}, 30_000, [n2]);
+      for (let i = 0; i < 3; i++) say(`  profiled origin: ${(await copy(`http://127.0.0.1:${proxyPort}`, 'profiled')).seconds[0]!.toFixed(3)} s`);
+      await stopProcess(prof, 15_000);
+      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+      if (file) process.stdout.write(`profile ${join(profDir, file)}:\n${JSON.stringify(summarizeProfile(join(profDir, file)), null, 1)}\n`);
+    }
+  } finally {
+    await stopAll();
+    if (env.BENCH_KEEP !== '1') rmSync(work, { recursive: true, force: true });
+    else say(`kept ${work}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  killAllSync();
+  process.stderr.write(`bench/closure: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
