@@ -63,6 +63,7 @@ describe('POST /v1/oidc/token', () => {
       s.seen.length = 0;
       const put = await s.withToken('PUT', `/ci/${HASH}.narinfo`, basic('oidc', body.token));
       expect(put.status).toBe(200);
+      await put.text(); // the request log's line is written when the body has left
       expect(s.seen.map((r) => r.headers.get(USER_HEADER))).toEqual(['github:acme/app@refs/heads/main']);
       expect((await s.withToken('GET', '/ci/nix-cache-info', `Bearer ${body.token}`)).status).toBe(200);
     }
