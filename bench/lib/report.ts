@@ -356,7 +356,7 @@ ${head}${legend}${body}
 
 // ---------- README ----------
 
-/** The performance table of README.md (between its bench markers), from a results file. */
+/** The performance table of docs/performance.md (between its bench markers), from a results file. */
 export function markdownSummary(r: Results): string {
   const m = r.measurements;
   const p = r.params;
@@ -382,7 +382,7 @@ export function markdownSummary(r: Results): string {
   const other = Math.max(0, ...Object.values(m.targets).flatMap((t) => [t!.narinfoLoaded, t!.narinfoWide, t!.narinfoSingle, t!.narSingle, t!.narParallel].map((x) => x?.otherCpuPct ?? 0)));
   out.push(`Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC (commit ${r.commit}) on ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}; ` +
     `wrk -t${p.threads} -c${p.connections}, ${p.seconds} s per run, origin with ${p.originWorkers} worker processes; other processes took up to ${f(other)}% of the CPUs during a run` +
-    `${other > 10 ? ' (a busy machine: the ratios are rougher than usual)' : ''}. Regenerate with \`node bench/render.ts bench/results/latest.json --readme README.md\`.`);
+    `${other > 10 ? ' (a busy machine: the ratios are rougher than usual)' : ''}. Regenerate with \`node bench/render.ts bench/results/latest.json --readme docs/performance.md\`.`);
   out.push('');
   out.push('| | nginx | origin | × nginx | do-nothing Worker | eris edge | edge ÷ do-nothing |');
   out.push('| --- | --- | --- | --- | --- | --- | --- |');

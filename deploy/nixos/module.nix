@@ -10,7 +10,7 @@
 #     environmentFile = "/etc/eris/eris.env";           # ERIS_EDGE_SECRET=...
 #   };
 #
-# See deploy/README.md for the whole deployment (keys, Worker, tokens, clients).
+# See docs/deployment.md for the whole deployment (keys, Worker, tokens, clients).
 {
   config,
   lib,

@@ -3,10 +3,10 @@
  * edge only as the SHA-256 of the token, in the Worker's TOKENS KV namespace —
  * written through wrangler (local state for `wrangler dev`, or `--remote`).
  * Each key `token:<digest>` holds the record as its value (what the Worker
- * reads on every request) and again as KV metadata, so `list` is one call.
- * Revoking deletes the key; the Worker does not cache records, so the next
- * request sees it (on Cloudflare, KV itself may serve a deleted key for up to
- * about a minute at locations that read it recently).
+ * reads) and again as KV metadata, so `list` is one call. Revoking deletes the
+ * key; each Worker isolate keeps a token lookup for TOKEN_CACHE_SECONDS
+ * (default 5), so a revoked token is refused within that, plus the time KV
+ * takes to drop the key at a location (on Cloudflare up to about a minute).
  */
 import { randomBytes } from 'node:crypto';
 import { cacheNameProblem } from '../../shared/caches.ts';

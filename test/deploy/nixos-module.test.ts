@@ -2,7 +2,7 @@
  * deploy/nixos/module.nix evaluated for real: nixpkgs' own lib/ (lib.evalModules), with the few
  * NixOS options the module sets declared as loosely as NixOS declares them
  * (deploy/nixos/tests/eval.nix). Checks the rendered units and the generated eris.toml against
- * what deploy/README.md promises, runs that file through the origin's own config parser, and
+ * what docs/deployment.md promises, runs that file through the origin's own config parser, and
  * shows that a misspelled or wrongly typed option fails the evaluation.
  */
 import { describe, it, expect } from 'vitest';
@@ -94,7 +94,7 @@ function originReads(settings: Record<string, unknown>) {
 }
 
 describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.evalModules', () => {
-  describe('the default configuration (deploy/README.md, "NixOS")', () => {
+  describe('the default configuration (docs/deployment.md, "NixOS")', () => {
     const out = evalOk({});
     const unit = out.services.eris!;
     const sc = unit.serviceConfig;

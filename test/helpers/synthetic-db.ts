@@ -1,7 +1,7 @@
 /**
  * A store DB with Nix's schema (ValidPaths, Refs and their indexes, as Nix 2.8
  * creates them) holding made-up paths: for tests of the closure computation and
- * for bench/closure.ts (50 000 paths). No store files are written.
+ * for bench/published-sets.ts (50 000 paths). No store files are written.
  */
 import { createHash } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
