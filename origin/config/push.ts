@@ -5,7 +5,7 @@
  *   push_staging_max_bytes = 21474836480   # all staged uploads together; a PUT that would pass it: 503 (413 if it never fits)
  *   push_staging_ttl_seconds = 3600        # staged files of an abandoned push are removed after this
  *   push_kept_max_bytes = 10737418240      # pushed NAR files kept for read-back (oldest go first)
- *   push_store = "auto"                    # where imports go: "auto", "daemon", or a chroot store root; default: store_root
+ *   push_store = "auto"                    # where imports go: "auto", "daemon", "unix:///path/to/socket", or a chroot store root; default: store_root
  *   push_trust = "signature"               # or "no-check-sigs" (needs trusted-users when through the daemon)
  */
 import { ConfigError } from './index.ts';
@@ -53,7 +53,9 @@ export function resolvePushConfig(raw: PushRaw, storeRoot: string): PushConfig |
   const dir = str('push_dir', raw.pushDir);
   if (!dir.startsWith('/')) throw new ConfigError('push_dir: expected an absolute path');
   const storeUri = raw.pushStore === undefined ? (storeRoot === '/' ? 'auto' : storeRoot) : str('push_store', raw.pushStore);
-  if (storeUri !== 'auto' && storeUri !== 'daemon' && !storeUri.startsWith('/')) throw new ConfigError('push_store: expected "auto", "daemon" or an absolute store root');
+  if (storeUri !== 'auto' && storeUri !== 'daemon' && !storeUri.startsWith('/') && !/^unix:\/\/\/./.test(storeUri)) {
+    throw new ConfigError('push_store: expected "auto", "daemon", "unix:///path/to/daemon-socket" or an absolute store root');
+  }
   const trust = raw.pushTrust === undefined ? 'signature' : str('push_trust', raw.pushTrust);
   if (trust !== 'signature' && trust !== 'no-check-sigs') throw new ConfigError('push_trust: expected "signature" or "no-check-sigs"');
   return {

@@ -22,8 +22,9 @@ import {
 export class DaemonError extends Error {
   override name = 'DaemonError';
   readonly traces: string[];
-  constructor(message: string, traces: string[] = []) {
-    super(message);
+  /** `cause`: the client's own reason when it cut a NAR short (its source failed). */
+  constructor(message: string, traces: string[] = [], options?: { cause?: Error }) {
+    super(message, options);
     this.traces = traces;
   }
 }
@@ -230,13 +231,11 @@ export async function openDaemonConnection(t: Transport, o: ConnectOptions = {})
       await send(w.toBuffer());
       const failed = await sendFrames(item.nar(), frameBytes);
       await send(frameHeader(0));
-      try {
-        await processStderr();
-      } catch (e) {
-        throw failed && e instanceof DaemonError ? new DaemonError(`${failed.message} (the daemon: ${e.message})`) : e;
-      }
+      await processStderr().catch((e) => {
+        throw failed && e instanceof DaemonError ? new DaemonError(`${failed.message} (the daemon: ${e.message})`, [], { cause: failed }) : e;
+      });
       // We cut the NAR short (the daemon then fails on it, unless what it got was already complete): say why.
-      if (failed) throw new DaemonError(failed.message);
+      if (failed) throw new DaemonError(failed.message, [], { cause: failed });
     }),
 
     addMultipleToStore: (items, options = {}) => run(async () => {
@@ -251,12 +250,10 @@ export async function openDaemonConnection(t: Transport, o: ConnectOptions = {})
         if (failed) break;
       }
       await send(frameHeader(0));
-      try {
-        await processStderr();
-      } catch (e) {
-        throw failed && e instanceof DaemonError ? new DaemonError(`${failed.message} (the daemon: ${e.message})`) : e;
-      }
-      if (failed) throw new DaemonError(failed.message);
+      await processStderr().catch((e) => {
+        throw failed && e instanceof DaemonError ? new DaemonError(`${failed.message} (the daemon: ${e.message})`, [], { cause: failed }) : e;
+      });
+      if (failed) throw new DaemonError(failed.message, [], { cause: failed });
     }),
 
     close: () => {

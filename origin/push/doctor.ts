@@ -7,17 +7,16 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import type { OriginConfig } from '../config/index.ts';
+import { daemonTarget, describeTarget } from '../nix-daemon/index.ts';
 import { isLocalRoot } from './import.ts';
+import { noCheckSigsAdvice, untrustedKeyAdvice } from './trust-advice.ts';
 
 export interface PushCheck {
   status: 'ok' | 'FAIL' | 'skip';
   what: string;
   detail: string;
 }
-
-const DAEMON_SOCKET = '/nix/var/nix/daemon-socket/socket';
 
 const writable = (p: string) => {
   try {
@@ -49,30 +48,33 @@ export function checkPush(config: OriginConfig, publicKeys: string[] | undefined
   } catch (e) {
     out.push({ status: 'FAIL', what: 'push staging', detail: `cannot create ${push.dir}: ${(e as NodeJS.ErrnoException).code ?? e}` });
   }
+  const local = isLocalRoot(push.storeUri);
+  const target = daemonTarget(push.storeUri);
+  const viaDaemon = target.kind === 'socket';
+  // Imports speak the worker protocol to a daemon: the box's (its socket) or a `nix-daemon --stdio` of our own.
+  const program = viaDaemon ? 'nix' : 'nix-daemon';
   try {
-    out.push({ status: 'ok', what: 'push nix', detail: execFileSync('nix', ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim() });
+    out.push({ status: 'ok', what: 'push nix', detail: execFileSync(program, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim() });
   } catch {
-    out.push({ status: 'FAIL', what: 'push nix', detail: 'the nix command is not on PATH; imports run `nix copy`' });
+    out.push({ status: 'FAIL', what: 'push nix', detail: `${program} is not on PATH; ${viaDaemon ? 'doctor reads the store\'s settings with `nix show-config`' : 'imports run `nix-daemon --stdio`'}` });
     return out;
   }
 
-  const local = isLocalRoot(push.storeUri);
-  const storeRoot = local ? push.storeUri : '/';
-  const ownsStore = writable(join(storeRoot, 'nix/store')) && writable(join(storeRoot, 'nix/var/nix/db'));
-  const viaDaemon = push.storeUri === 'daemon' || (push.storeUri === 'auto' && !ownsStore);
-  if (viaDaemon) {
-    out.push(existsSync(DAEMON_SOCKET)
-      ? { status: 'ok', what: 'push store', detail: `imports go through the Nix daemon (${DAEMON_SOCKET})` }
-      : { status: 'FAIL', what: 'push store', detail: `imports go through the Nix daemon, but ${DAEMON_SOCKET} does not exist: start nix-daemon` });
+  if (target.kind === 'socket') {
+    out.push(existsSync(target.socket)
+      ? { status: 'ok', what: 'push store', detail: `imports go through ${describeTarget(target)}` }
+      : { status: 'FAIL', what: 'push store', detail: `imports go through the Nix daemon, but ${target.socket} does not exist: start nix-daemon` });
   } else {
+    const storeRoot = target.storeRoot;
+    const ownsStore = writable(`${storeRoot.replace(/\/$/, '')}/nix/store`) && writable(`${storeRoot.replace(/\/$/, '')}/nix/var/nix/db`);
     out.push(ownsStore
-      ? { status: 'ok', what: 'push store', detail: `imports go straight into the store under ${storeRoot} (this user may write it)` }
-      : { status: 'FAIL', what: 'push store', detail: `${storeRoot}nix/store or its DB is not writable by this user; use push_store = "daemon"` });
+      ? { status: 'ok', what: 'push store', detail: `imports go through ${describeTarget(target)} (this user may write that store)` }
+      : { status: 'FAIL', what: 'push store', detail: `${storeRoot.replace(/\/$/, '')}/nix/store or its DB is not writable by this user; use push_store = "daemon"` });
   }
 
   if (push.trust === 'signature') {
     if (local) {
-      out.push({ status: 'ok', what: 'push trust', detail: `the origin passes its own key(s) to nix copy for the store under ${storeRoot}` });
+      out.push({ status: 'ok', what: 'push trust', detail: `the origin gives its own key(s) to the nix-daemon it starts for the store under ${push.storeUri}` });
     } else {
       const settings = nixSettings();
       const trusted = String((settings?.['trusted-public-keys']?.value as string[] | undefined)?.join(' ') ?? '').split(/\s+/);
@@ -81,7 +83,7 @@ export function checkPush(config: OriginConfig, publicKeys: string[] | undefined
         ? { status: 'FAIL', what: 'push trust', detail: 'cannot read `nix show-config`; the store must trust the cache key' }
         : ours.length
           ? { status: 'ok', what: 'push trust', detail: `the store trusts ${ours[0]!.split(':')[0]}, so it accepts what the origin signs; the origin needs no trusted-user` }
-          : { status: 'FAIL', what: 'push trust', detail: `add the cache's public key to trusted-public-keys in nix.conf (${(publicKeys ?? [])[0] ?? 'see above'}), or every import is refused` });
+          : { status: 'FAIL', what: 'push trust', detail: untrustedKeyAdvice((publicKeys ?? [])[0] ?? 'see above') });
     }
   } else {
     const settings = nixSettings();
@@ -90,7 +92,7 @@ export function checkPush(config: OriginConfig, publicKeys: string[] | undefined
     const trusted = !viaDaemon || users.includes(me) || users.includes('*');
     out.push(trusted
       ? { status: 'ok', what: 'push trust', detail: `push_trust = "no-check-sigs" and ${viaDaemon ? `${me} is a trusted-user` : 'the origin owns the store'}` }
-      : { status: 'FAIL', what: 'push trust', detail: `push_trust = "no-check-sigs" needs ${me} in trusted-users (a group there is not checked here: ${users.join(' ') || 'none'}); or use push_trust = "signature"` });
+      : { status: 'FAIL', what: 'push trust', detail: `${noCheckSigsAdvice(describeTarget(target))} (${me} is not in it; a group there is not checked here: ${users.join(' ') || 'none'})` });
   }
   return out;
 }

@@ -1,107 +1,190 @@
 /**
- * Imports one verified path into the live store through Nix itself: the NAR
- * file and a narinfo signed with the cache's key go into a private, one-path
- * `file://` binary cache, and `nix copy --from file://… --to <store>
- * --no-recursive` adds it. Nix checks the NAR hash again, takes the path's
- * lock, writes the files under a temporary name and registers the path only
- * once it is complete, so nothing half-imported ever becomes valid; a
- * reference that is not valid fails the copy.
+ * Imports verified paths into the live store through Nix itself, over a few
+ * long-lived Nix daemon connections (origin/nix-daemon): no process per path.
+ * The daemon checks NarHash and NarSize again, checks the signature against
+ * the keys *it* trusts (unless told not to and this user is trusted), takes the
+ * path's lock, and registers the path only once it is complete — a cut or
+ * failed import leaves nothing valid.
  *
- * Trust: the destination checks the signature (require-sigs) against the keys
- * it trusts — for the box's store (through the daemon, or as its owner) those
- * of its nix.conf, so the origin needs no trusted-user; for a store under
- * another root (tests, a dedicated store) the origin passes its own keys.
- * `trust = "no-check-sigs"` skips the check instead (needs a trusted-user when
- * going through the daemon).
+ * Group commit: while the connections are busy, arriving paths queue; the
+ * next free connection takes all of them in one AddMultipleToStore (each
+ * caller still learns only when its own path is valid). If that batch fails,
+ * the paths it did not make valid are retried one by one, so each caller
+ * gets its own path's verdict.
+ *
+ * Where imports go (push_store):
+ *   "auto"        the box's store: our own `nix-daemon --stdio` when this user may write it, else the daemon socket
+ *   "daemon"      the daemon socket (NIX_DAEMON_SOCKET_PATH, or under NIX_STATE_DIR, as Nix finds it)
+ *   "unix:///…"   the daemon listening at that socket
+ *   "/a/root"     a chroot store under that root, through `nix-daemon --stdio --store /a/root`
+ * Trust: the box's daemon checks signatures against its nix.conf's
+ * trusted-public-keys, so the origin needs no trusted-user; a daemon we start
+ * for a chroot store is given the caches' keys. `trust = "no-check-sigs"`
+ * asks the daemon to skip the check (it does so only for a trusted-user).
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { renderNarInfo, type NarInfo } from '../../shared/narinfo.ts';
-import { PushError, tryLater } from './errors.ts';
+import { parseSha256, bytesToHex } from '../../shared/hash.ts';
+import type { NarInfo } from '../../shared/narinfo.ts';
+import { narFileOfUrl } from '../../shared/upload.ts';
+import { DaemonConnectionError, DaemonError, daemonTarget, describeTarget, type DaemonConnection, type NarToAdd } from '../nix-daemon/index.ts';
+import { createDaemonPool, type DaemonPool } from '../nix-daemon/pool.ts';
+import { narChunks } from './decompress.ts';
+import { PushError, rejected, tryLater } from './errors.ts';
+import { noCheckSigsAdvice, untrustedKeyAdvice } from './trust-advice.ts';
 
 export type PushTrust = 'signature' | 'no-check-sigs';
 
 export interface ImporterOptions {
-  /** Nix store URI to import into: `auto`, `daemon`, or a directory (a chroot store root). */
+  /** Where imports go: "auto", "daemon", "unix:///socket" or a chroot store root. */
   storeUri: string;
   storeDir: string;
   trust: PushTrust;
-  /** Public keys passed to Nix when it checks the signature in-process (a store under another root). */
+  /** The caches' public keys: given to a daemon we start for a chroot store, and named when the store refuses one. */
   trustedKeys: string[];
-  /** Scratch space for the one-path caches (the push directory). */
-  workDir: string;
-  nixBin?: string;
+  /** Connections to the daemon (imports at once); default 2. */
+  connections?: number;
+  /** Paths per AddMultipleToStore; default 64. */
+  maxBatch?: number;
+  /** A batch taking longer than this fails with 503 (its connection is closed); default 10 minutes. */
   timeoutMs?: number;
+  /** For tests: the pool to use instead of one built from storeUri. */
+  pool?: DaemonPool;
 }
 
 export interface Importer {
-  /** Adds the path of `info` (already verified, signed as it should be stored) from the NAR file at `narFile`. */
+  /** Adds the path of `info` (already verified, signed as it should be stored) from the NAR file at `narFile`. Resolves once it is valid. */
   importPath(info: NarInfo, narFile: string): Promise<void>;
+  close(): void;
 }
 
-/** Directory store URIs are chroot stores, whose signature check runs in the nix process we start. */
-export const isLocalRoot = (uri: string) => uri.startsWith('/');
+/** Directory store URIs other than / are chroot stores, reached through a daemon of our own that we give the keys to check. */
+export const isLocalRoot = (uri: string) => uri.startsWith('/') && uri !== '/';
 
-export function nixCopyArgs(o: ImporterOptions, from: string, storePath: string): string[] {
-  const args = ['--extra-experimental-features', 'nix-command', 'copy', '--from', from, '--to', o.storeUri, '--no-recursive', storePath,
-    '--option', 'substituters', '', '--option', 'narinfo-cache-negative-ttl', '0'];
-  if (o.trust === 'no-check-sigs') args.push('--no-check-sigs');
-  else if (isLocalRoot(o.storeUri)) args.push('--option', 'trusted-public-keys', o.trustedKeys.join(' '), '--option', 'require-sigs', 'true');
-  return args;
+interface Job {
+  item: NarToAdd;
+  resolve: () => void;
+  reject: (e: Error) => void;
 }
 
 export function createImporter(o: ImporterOptions): Importer {
-  const nix = o.nixBin ?? 'nix';
-  return {
-    async importPath(info, narFile) {
-      const dir = join(o.workDir, 'import', randomBytes(8).toString('hex'));
-      await mkdir(join(dir, 'nar'), { recursive: true });
-      try {
-        const file = info.url.slice('nar/'.length);
-        await link(narFile, join(dir, 'nar', file)).catch(() => copyFile(narFile, join(dir, 'nar', file)));
-        await writeFile(join(dir, 'nix-cache-info'), `StoreDir: ${o.storeDir}\n`);
-        await writeFile(join(dir, `${info.storePath.slice(o.storeDir.length + 1, o.storeDir.length + 33)}.narinfo`), renderNarInfo(info));
-        const { code, stderr } = await run(nix, nixCopyArgs(o, `file://${dir}`, info.storePath), {
-          // Nix's narinfo disk cache would otherwise grow in the origin user's home with one-off URIs.
-          XDG_CACHE_HOME: join(o.workDir, 'nix-cache'),
-        }, o.timeoutMs ?? 600_000);
-        if (code !== 0) throw importFailure(stderr);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    },
-  };
-}
+  const options: Record<string, string> = {};
+  if (isLocalRoot(o.storeUri) && o.trust === 'signature') {
+    options['trusted-public-keys'] = o.trustedKeys.join(' ');
+    options['require-sigs'] = 'true';
+  }
+  const target = daemonTarget(o.storeUri, options);
+  const pool = o.pool ?? createDaemonPool(target, { size: o.connections ?? 2 });
+  const maxBatch = o.maxBatch ?? 64;
+  const timeoutMs = o.timeoutMs ?? 600_000;
+  const dontCheckSigs = o.trust === 'no-check-sigs';
+  const pending: Job[] = [];
+  let running = 0;
 
-/** Nix's reason, in our terms: the pusher's fault (4xx), temporary (503), or ours (500). */
-function importFailure(stderr: string): PushError {
-  const line = stderr.split('\n').filter((l) => l.startsWith('error:')).pop()?.replace(/^error:\s*/, '') ?? stderr.trim().split('\n').pop() ?? 'nix copy failed';
-  if (/is not valid/.test(line)) return new PushError(400, `missing reference: ${line}`);
-  if (/lacks a valid signature|signature/.test(line)) return new PushError(500, `the store refused eris's signature (${line}); see eris doctor`);
-  if (/hash mismatch|NAR/.test(line)) return new PushError(400, `the store refused the NAR: ${line}`);
-  if (/timed out/.test(line)) return tryLater(`import timed out: ${line}`);
-  if (/cannot connect|Connection refused|database is locked|No space left/i.test(line)) return tryLater(`store unavailable: ${line}`);
-  return new PushError(500, `import failed: ${line}`);
-}
+  function toDaemonInfo(info: NarInfo, narFile: string): NarToAdd {
+    const nar = narFileOfUrl(info.url, info.compression);
+    if (typeof nar === 'string') throw rejected(nar);
+    const full = (base: string) => `${o.storeDir}/${base}`;
+    return {
+      info: {
+        path: info.storePath,
+        deriver: info.deriver ? full(info.deriver) : '',
+        narHash: bytesToHex(parseSha256(info.narHash)),
+        references: info.references.map(full),
+        registrationTime: 0,
+        narSize: info.narSize,
+        ultimate: false,
+        sigs: info.sigs,
+        ca: info.ca ?? '',
+      },
+      nar: () => narChunks(narFile, nar.compression, info.narSize),
+    };
+  }
 
-function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr.length < 20_000 ? (stderr += d) : undefined));
+  /** Nix's reason, in our terms: the pusher's fault (4xx), temporary (503), or the box's set-up (500, with the fix). */
+  function importFailure(e: unknown, item: NarToAdd): PushError {
+    if (e instanceof PushError) return e;
+    // The NAR file itself was wrong (we stopped feeding the daemon): our reason, not the daemon's echo of it.
+    if (e instanceof DaemonError && e.cause instanceof PushError) return e.cause;
+    const message = (e as Error).message ?? String(e);
+    if (e instanceof DaemonConnectionError) return tryLater(`store unavailable: ${message}`);
+    if (/lacks a valid signature/.test(message)) {
+      if (dontCheckSigs) return new PushError(500, `the store refused ${item.info.path}: ${noCheckSigsAdvice(describeTarget(target))}`);
+      const names = new Set(item.info.sigs.map((s) => s.split(':')[0]));
+      const key = o.trustedKeys.find((k) => names.has(k.split(':')[0])) ?? o.trustedKeys[0] ?? 'the cache key';
+      return new PushError(500, `the store refused ${item.info.path}: it does not trust the cache's key; ${untrustedKeyAdvice(key)}`);
+    }
+    if (/is not valid/.test(message)) return rejected(`missing reference: ${message}`);
+    if (/hash mismatch|size mismatch|NarSize|NAR/i.test(message)) return rejected(`the store refused the NAR: ${message.split('\n')[0]}`);
+    if (/database is locked|No space left|disk quota/i.test(message)) return tryLater(`store unavailable: ${message}`);
+    return new PushError(500, `import failed: ${message.split('\n')[0]}`);
+  }
+
+  /** One connection's turn: the batch in one operation, or one by one; each job settled with its own path's fate. */
+  async function runBatch(conn: DaemonConnection, jobs: Job[]): Promise<void> {
+    let timedOut = false;
     const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      stderr += '\nerror: timed out';
+      timedOut = true;
+      conn.close();
     }, timeoutMs);
-    child.once('error', (e) => {
+    const settle = (job: Job, e?: unknown) => {
+      if (e === undefined) job.resolve();
+      else job.reject(timedOut ? tryLater(`import timed out after ${Math.round(timeoutMs / 1000)} s`) : importFailure(e, job.item));
+    };
+    try {
+      let left = jobs;
+      if (jobs.length > 1 && conn.canAddMultiple) {
+        try {
+          await conn.addMultipleToStore(jobs.map((j) => j.item), { dontCheckSigs });
+          for (const j of jobs) settle(j);
+          return;
+        } catch (e) {
+          if (!(e instanceof DaemonError)) throw e;
+          // Which ones made it? The rest are tried alone, for their own verdicts.
+          const valid = new Set(await conn.queryValidPaths(jobs.map((j) => j.item.info.path)));
+          left = [];
+          for (const j of jobs) (valid.has(j.item.info.path) ? settle(j) : left.push(j));
+        }
+      }
+      for (const j of left) {
+        try {
+          await conn.addToStoreNar(j.item, { dontCheckSigs });
+          settle(j);
+        } catch (e) {
+          if (!(e instanceof DaemonError)) throw e;
+          settle(j, e);
+        }
+      }
+    } catch (e) {
+      // The connection broke: every job not settled yet fails (a later PUT retries it on a fresh connection).
+      for (const j of jobs) settle(j, e);
+    } finally {
       clearTimeout(timer);
-      reject(new PushError(500, `cannot run nix: ${e.message}`));
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
+    }
+  }
+
+  function pump(): void {
+    while (pending.length && running < pool.size) {
+      running++;
+      pool.use(async (conn) => {
+        // Taken when a connection is ours, so everything that queued meanwhile goes together.
+        const jobs = pending.splice(0, maxBatch);
+        if (jobs.length) await runBatch(conn, jobs);
+      }).catch((e) => {
+        // Could not connect: fail what is queued now (the PUTs answer 503 and Nix retries them).
+        for (const j of pending.splice(0)) j.reject(tryLater(`store unavailable: ${(e as Error).message}`));
+      }).finally(() => {
+        running--;
+        pump();
+      });
+    }
+  }
+
+  return {
+    importPath(info, narFile) {
+      return new Promise<void>((resolve, reject) => {
+        pending.push({ item: toDaemonInfo(info, narFile), resolve, reject });
+        pump();
+      });
+    },
+    close: () => pool.close(),
+  };
 }

@@ -44,8 +44,10 @@ export function createPush(config: PushConfig, o: PushOptions): PushDeps {
     storeDir: o.storeDir,
     trust: config.trust,
     trustedKeys: [...new Set(o.signers.map((s) => s.publicKey))],
-    workDir: config.dir,
   });
   const service = createPushService({ store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log });
-  return { service, staging, kept, refreshPublished: o.refreshPublished, close: () => staging.close() };
+  return { service, staging, kept, refreshPublished: o.refreshPublished, close: () => {
+    staging.close();
+    importer.close();
+  } };
 }

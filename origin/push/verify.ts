@@ -3,48 +3,18 @@
  * it must decompress (none, xz, zstd, bzip2) to exactly NarSize bytes whose
  * SHA-256 is NarHash. Decompression stops as soon as the output passes
  * NarSize, so a small file cannot make us write or hash gigabytes.
- * xz and bzip2 go through the system programs (Node has neither codec).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { createZstdDecompress } from 'node:zlib';
-import { Writable, type Readable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import type { UploadCompression } from '../../shared/upload.ts';
+import { decompressed } from './decompress.ts';
 import { PushError, rejected } from './errors.ts';
 
 export interface NarExpectation {
   narHash: string;
   narSize: number;
-}
-
-/** The decompressed bytes of `file`, and a promise that settles when the decompressor is done. */
-function decompressed(file: string, compression: UploadCompression): { out: Readable; done: Promise<void>; stop: () => void } {
-  const input = createReadStream(file, { highWaterMark: 1024 * 1024 });
-  if (compression === 'none') return { out: input, done: Promise.resolve(), stop: () => input.destroy() };
-  if (compression === 'zstd') {
-    const z = createZstdDecompress();
-    const done = pipeline(input, z).catch((e: Error) => {
-      throw rejected(`NAR file does not decompress as zstd: ${e.message}`);
-    });
-    return { out: z, done, stop: () => input.destroy() };
-  }
-  const program = compression === 'xz' ? 'xz' : 'bzip2';
-  const child = spawn(program, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err.length < 400 ? (err += d) : undefined));
-  input.pipe(child.stdin);
-  child.stdin.on('error', () => {}); // EPIPE when the program stops early (bad data, or we killed it)
-  const done = new Promise<void>((resolve, reject) => {
-    child.once('error', (e) => reject(new Error(`cannot run ${program}: ${e.message}`)));
-    child.once('close', (code, signal) => {
-      if (code === 0 || signal === 'SIGTERM') resolve();
-      else reject(rejected(`NAR file does not decompress as ${compression}: ${err.trim().split('\n')[0] || `${program} exited with ${code}`}`));
-    });
-  });
-  return { out: child.stdout, done, stop: () => child.kill('SIGTERM') };
 }
 
 /** Resolves when the file holds the expected NAR; rejects with a 400 PushError saying what differs. */
