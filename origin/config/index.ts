@@ -9,7 +9,10 @@ import { availableParallelism } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
 import { defaultLevel, type Compression } from '../compression/compress.ts';
 import { PUSH_FILE_KEYS, resolvePushConfig, type PushConfig, type PushRaw } from './push.ts';
+import { ConfigError, int, str } from './validate.ts';
 import { cacheNameProblem } from '../../shared/caches.ts';
+
+export { ConfigError } from './validate.ts';
 
 /** One named cache: a published slice of the store, with its own keys and priority. */
 export interface CacheConfig {
@@ -69,10 +72,6 @@ export interface OriginConfig {
   defaultCache: string | undefined;
   /** HTTP push (`nix copy --to https://…`); off when undefined (no push_dir). */
   push?: PushConfig;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
 }
 
 export const DEFAULTS = {
@@ -158,19 +157,6 @@ export function parseConfigFile(text: string, fileName: string, env: Record<stri
   }
   return raw as Raw;
 }
-
-const str = (key: string, v: unknown): string => {
-  if (typeof v !== 'string' || v === '') throw new ConfigError(`${key}: expected a non-empty string`);
-  return v;
-};
-
-const int = (key: string, v: unknown, min: number, max: number): number => {
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(`${key}: expected a whole number from ${min} to ${max}`);
-  }
-  return n;
-};
 
 export function parseBind(key: string, v: unknown): { host: string; port: number } {
   const s = str(key, v);

@@ -8,7 +8,7 @@
  *   push_store = "auto"                    # where imports go: "auto", "daemon", "unix:///path/to/socket", or a chroot store root; default: store_root
  *   push_trust = "signature"               # or "no-check-sigs" (needs trusted-users when through the daemon)
  */
-import { ConfigError } from './index.ts';
+import { ConfigError, int, str } from './validate.ts';
 import type { PushTrust } from '../push/import.ts';
 
 export interface PushConfig {
@@ -30,17 +30,6 @@ export const PUSH_FILE_KEYS = {
 } as const;
 
 export type PushRaw = Partial<Record<(typeof PUSH_FILE_KEYS)[keyof typeof PUSH_FILE_KEYS], unknown>>;
-
-const str = (key: string, v: unknown): string => {
-  if (typeof v !== 'string' || v === '') throw new ConfigError(`${key}: expected a non-empty string`);
-  return v;
-};
-
-const int = (key: string, v: unknown, min: number, max: number): number => {
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}: expected a whole number from ${min} to ${max}`);
-  return n;
-};
 
 /** The push settings, or undefined when push is off. `storeRoot` is where the origin reads the store. */
 export function resolvePushConfig(raw: PushRaw, storeRoot: string): PushConfig | undefined {

@@ -3,10 +3,9 @@
  * requests being handled at once (a NAR counts until its handler returns, i.e.
  * until its body starts) and at most `maxNarStreams` NAR responses streaming at
  * once. Past either, the request gets 503 + Retry-After at once (Nix retries
- * 5xx) instead of holding memory and descriptors. /metrics is never refused.
+ * 5xx) instead of holding memory and descriptors. /metrics is never refused
+ * (middleware/admission counts requests in).
  */
-import type { MiddlewareHandler } from 'hono';
-import type { OriginEnv } from './types.ts';
 import type { Metrics } from './metrics.ts';
 
 /** A request refused for lack of room; answered 503 with Retry-After (errors.ts). */
@@ -56,18 +55,4 @@ export function createAdmission(limits: { maxPendingRequests: number; maxNarStre
   metrics.levels.eris_nar_streams = { help: 'NAR responses streaming now.', read: () => streams };
   metrics.levels.eris_pending_requests = { help: 'Requests being handled now (a NAR until its body starts).', read: () => pending };
   return admission;
-}
-
-/** The middleware counting every request but /metrics. */
-export function admissionControl(): MiddlewareHandler<OriginEnv> {
-  return async (c, next) => {
-    const admission = c.get('deps').admission;
-    if (!admission || c.req.path === '/metrics') return next();
-    const leave = admission.enterRequest();
-    try {
-      await next();
-    } finally {
-      leave();
-    }
-  };
 }

@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import type { AppSettings, OriginDeps, OriginEnv } from './types.ts';
 import { edgeAuth } from './middleware/edge-auth/index.ts';
 import { usageCounter } from './middleware/usage/index.ts';
-import { admissionControl } from './admission.ts';
+import { admissionControl } from './middleware/admission/index.ts';
 import { send, TEXT } from './respond.ts';
 import { onError } from './errors.ts';
 import { getCacheInfo } from './routes/nix-cache-info.ts';
