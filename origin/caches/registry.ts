@@ -57,7 +57,7 @@ export function scopedStore(store: Store, has: (hashPart: string) => boolean, se
     listing: (info) => store.listing(info),
     buildLog: (drv) => {
       const log = store.buildLog(drv); // throws on a malformed name, as the store does
-      return log && logPublished(set(), drv) ? log : undefined;
+      return log && logPublished(set(), log.drv) ? log : undefined;
     },
     isValid: (p) => store.isValid(p),
     realisation: async (id) => {

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { cacheOfPath } from '../../shared/caches.ts';
+import { pathAsNixMeantIt } from '../../shared/nix-url.ts';
 import { USER_HEADER } from '../../shared/contract.ts';
 import { parseStorePath } from '../../shared/store-path.ts';
 import { parseUploadPath, type UploadCompression } from '../../shared/upload.ts';
@@ -24,8 +25,8 @@ import type { PushTarget } from './service.ts';
 /** Where Nix PUTs, relative to a cache's root (the same shapes the GET routes have). */
 export const PUSH_PATHS = ['/:file{[^/]+\\.narinfo}', '/:file{[^/]+\\.ls}', '/nar/:file', '/log/:drv', '/realisations/:file'] as const;
 
-/** The upload path within the cache: `nar/…`, `<hash>.narinfo`, … */
-const uploadPathOf = (c: Context<OriginEnv>) => cacheOfPath(c.req.path).rest.slice(1);
+/** The upload path within the cache: `nar/…`, `<hash>.narinfo`, `log/<drv>` with any `?` in the name (shared/nix-url.ts), … */
+const uploadPathOf = (c: Context<OriginEnv>) => cacheOfPath(pathAsNixMeantIt(c.req.url)).rest.slice(1);
 
 function bodyOf(c: Context<OriginEnv>): Readable {
   const incoming = c.env?.incoming;

@@ -48,8 +48,8 @@ export interface Store {
   narChunks(info: PathInfo, range?: { start: number; end: number }): AsyncGenerator<Buffer>;
   /** The `.ls` listing of a path. */
   listing(info: PathInfo): Promise<{ version: 1; root: ListingNode }>;
-  /** The build log of a derivation (by base name), if the log directory has one. Throws on a malformed name. */
-  buildLog(drvBaseName: string): BuildLog | undefined;
+  /** The build log of a derivation (by base name, or by hash part alone), if the log directory has one. Throws on a malformed name. */
+  buildLog(drvOrHash: string): BuildLog | undefined;
   /** True while the path is still valid in the DB. */
   isValid(storePath: string): Promise<boolean>;
   /** The realisation with this id (`sha256:<hex>!<output>`), if the store has it. */
@@ -174,8 +174,8 @@ export function createStore(options: StoreOptions): Store {
     listing(info) {
       return narListing(join(root, info.storePath));
     },
-    buildLog(drvBaseName) {
-      return findBuildLog(root, drvBaseName);
+    buildLog(drvOrHash) {
+      return findBuildLog(root, drvOrHash);
     },
     isValid(storePath) {
       return patiently(() => db.isValid(storePath));

@@ -7,11 +7,12 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { encodeNix32 } from '../../shared/nix32.ts';
-import { isHashPart, isStorePathBaseName, storePathBaseName } from '../../shared/store-path.ts';
+import { isHashPart, storePathBaseName } from '../../shared/store-path.ts';
 import { parseRealisationId, type Realisation } from '../../shared/realisation.ts';
 import { StoreBusyError } from '../../origin/store/db.ts';
 import type { PathInfo, Store } from '../../origin/store/store.ts';
 import type { ListingNode } from '../../origin/store/nar-stream.ts';
+import { buildLogNameProblem } from '../../origin/store/build-log.ts';
 
 export interface MemoryPathSpec {
   /** Name after the hash, e.g. `hello-2.12`. */
@@ -128,10 +129,11 @@ export function createMemoryStore(specs: MemoryPathSpec[] = [], storeDir = '/nix
     async listing(info) {
       return (info as MemoryPath).listing;
     },
-    buildLog(drvBaseName) {
-      if (!drvBaseName.endsWith('.drv') || !isStorePathBaseName(drvBaseName)) throw new Error('invalid derivation name');
-      const text = store.logs.get(drvBaseName);
-      return text === undefined ? undefined : { open: () => Readable.from([Buffer.from(text)]) };
+    buildLog(drvOrHash) {
+      if (buildLogNameProblem(drvOrHash)) throw new Error('invalid derivation name');
+      const drv = [...store.logs.keys()].find((d) => d === drvOrHash || d.slice(0, 32) === drvOrHash);
+      const text = drv === undefined ? undefined : store.logs.get(drv);
+      return text === undefined ? undefined : { drv: drv!, open: () => Readable.from([Buffer.from(text)]) };
     },
     isValid(storePath) {
       return db(() => [...byHash.values()].some((p) => p.storePath === storePath));

@@ -110,9 +110,22 @@ describe('origin routes over an in-memory store', () => {
     expect(head.status).toBe(200);
     expect((await head.arrayBuffer()).byteLength).toBe(0);
     expect((await origin.get(`/log/${'0'.repeat(32)}-none.drv`)).status).toBe(404);
-    for (const bad of ['/log/top.drv', `/log/${'d'.repeat(32)}-top`, '/log/..%2F..%2Fetc%2Fpasswd']) {
+    for (const bad of ['/log/top.drv', `/log/${'d'.repeat(32)}-top`, '/log/..%2F..%2Fetc%2Fpasswd', `/log/${'d'.repeat(31)}`, `/log/${'d'.repeat(32)}-a?/b.drv`]) {
       expect({ bad, status: (await origin.get(bad)).status }).toEqual({ bad, status: 400 });
     }
+  });
+
+  it('serves the log of a name with every character Nix allows, as Nix sends it (a ? unescaped), and by hash alone', async () => {
+    const drv = `${'f'.repeat(32)}-a+b-c.d_e?f=g.drv`;
+    store.logs.set(drv, 'odd log\n');
+    for (const url of [`/log/${drv}`, `/log/${drv.replace('?', '%3F').replace('+', '%2B')}`, `/log/${'f'.repeat(32)}`]) {
+      const res = await origin.get(url);
+      expect({ url, status: res.status, body: await res.text() }).toEqual({ url, status: 200, body: 'odd log\n' });
+    }
+    expect((await origin.get(`/log/${'f'.repeat(32)}`, { method: 'HEAD' })).status).toBe(200);
+    // The same hash with another name is not that derivation; an unknown hash has no log.
+    expect((await origin.get(`/log/${'f'.repeat(32)}-a+b-c.d_e.drv`)).status).toBe(404);
+    expect((await origin.get(`/log/${'0'.repeat(32)}`)).status).toBe(404);
   });
 
   it('serves a realisation signed over Nix\'s fingerprint, 404 for an unknown one, 400 for a malformed id', async () => {

@@ -28,6 +28,14 @@ describe('path sanity', () => {
     expect(seen).toHaveLength(4);
   });
 
+  it('passes names with every character Nix allows on to the origin as Nix sent them (a ? starts the query)', async () => {
+    const { app, seen } = edgeKit({ tokens });
+    const h = 'w2p52lymhld18si6y0h50c7vkz8zp1np';
+    const paths = [`/log/${h}-a+b-c.d_e?f=g.drv`, `/log/${h}`, `/realisations/sha256:${'a'.repeat(64)}!a+b-c.d_e?f=g.doi`, `/log/${h}-x?y?z=w.drv`];
+    for (const p of paths) expect({ p, status: (await app.request('http://edge.test' + p, { headers: auth })).status }).toEqual({ p, status: 200 });
+    expect(seen.map((r) => { const u = new URL(r.url); return u.pathname + u.search; })).toEqual(paths);
+  });
+
   it('judges the raw URL only up to the query', () => {
     expect(suspiciousPath('http://h/a/b?c=//d')).toBeNull();
     expect(suspiciousPath('http://h/a/b#//d')).toBeNull();
