@@ -183,6 +183,8 @@ export function createPushService(o: PushServiceOptions): PushService {
         };
         try {
           await o.importer.importPath(signed, staged?.path ?? kept!.path ?? '');
+          // An import over the daemon takes milliseconds: the lookups below must not answer from before it.
+          o.store.refresh?.();
         } catch (e) {
           if (newRoot && !(await o.store.isValid(info.storePath).catch(() => false))) await removeGcRoot(o.storeRoot, target.name, info.storePath).catch(() => {});
           throw e;

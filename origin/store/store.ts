@@ -54,6 +54,8 @@ export interface Store {
   isValid(storePath: string): Promise<boolean>;
   /** The realisation with this id (`sha256:<hex>!<output>`), if the store has it. */
   realisation(id: string): Promise<Realisation | undefined>;
+  /** Checks the DB for writes on the next lookup instead of within versionCheckMs: after this process had Nix write (an import). */
+  refresh?(): void;
   close(): void;
 }
 
@@ -179,6 +181,9 @@ export function createStore(options: StoreOptions): Store {
     },
     isValid(storePath) {
       return patiently(() => db.isValid(storePath));
+    },
+    refresh() {
+      checkedAt = Number.NEGATIVE_INFINITY;
     },
     async realisation(id) {
       const parsed = parseRealisationId(id);
