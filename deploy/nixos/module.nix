@@ -461,7 +461,7 @@ in
         wantedBy = [ "multi-user.target" ];
         after = [ "network.target" ];
         # `compression = "xz"` runs the xz program.
-        # Push imports run `nix copy` (through the daemon).
+        # Push imports speak the worker protocol to the daemon's socket; `nix` is for eris doctor (nix show-config).
         path = [ pkgs.xz ] ++ lib.optional push.enable config.nix.package;
         serviceConfig = hardening // {
           Type = "simple";

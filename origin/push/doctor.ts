@@ -78,12 +78,13 @@ export function checkPush(config: OriginConfig, publicKeys: string[] | undefined
     } else {
       const settings = nixSettings();
       const trusted = String((settings?.['trusted-public-keys']?.value as string[] | undefined)?.join(' ') ?? '').split(/\s+/);
-      const ours = (publicKeys ?? []).filter((k) => trusted.includes(k));
+      const keys = publicKeys ?? [];
+      const untrusted = keys.filter((k) => !trusted.includes(k));
       out.push(!settings
         ? { status: 'FAIL', what: 'push trust', detail: 'cannot read `nix show-config`; the store must trust the cache key' }
-        : ours.length
-          ? { status: 'ok', what: 'push trust', detail: `the store trusts ${ours[0]!.split(':')[0]}, so it accepts what the origin signs; the origin needs no trusted-user` }
-          : { status: 'FAIL', what: 'push trust', detail: untrustedKeyAdvice((publicKeys ?? [])[0] ?? 'see above') });
+        : keys.length && !untrusted.length
+          ? { status: 'ok', what: 'push trust', detail: `the store trusts ${keys.map((k) => k.split(':')[0]).join(', ')}, so it accepts what the origin signs; the origin needs no trusted-user` }
+          : { status: 'FAIL', what: 'push trust', detail: untrustedKeyAdvice(untrusted.join(' ') || 'see above') });
     }
   } else {
     const settings = nixSettings();

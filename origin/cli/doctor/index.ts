@@ -301,7 +301,8 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
     if (defaultCache) keys = keysOf(defaultCache.signKeyPaths);
     checkStore(config, checks);
     if (!checks.some((c) => c.what === 'store' && c.status === 'FAIL')) await checkCaches(config, checks);
-    checks.push(...checkPush(config, config.caches.flatMap((c) => keysOf(c.signKeyPaths) ?? [])));
+    // Imports are signed with each cache's first key: the store must trust every one of those.
+    checks.push(...checkPush(config, [...new Set(config.caches.flatMap((c) => keysOf(c.signKeyPaths)?.slice(0, 1) ?? []))]));
     checks.push(...checkUsage(config));
     await checkOrigin(config, keys, timeoutMs, checks);
     if (checks.some((c) => c.what === 'origin' && c.status === 'ok')) await checkServedCaches(config, keysOf, timeoutMs, checks);
