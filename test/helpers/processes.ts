@@ -25,6 +25,12 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Another user to run a process as (Node drops the supplementary groups too). */
+export interface RunAs {
+  uid: number;
+  gid: number;
+}
+
 export interface Proc {
   child: ChildProcess;
   output: () => string;
@@ -35,9 +41,9 @@ export interface Proc {
  * Starts a process in its own process group, its output collected in memory — or, with `logFile`, written
  * to that file, so the process may outlive this one (a stack shared by several test files).
  */
-export function startProcess(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; logFile?: string } = {}): Proc {
+export function startProcess(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; logFile?: string; user?: RunAs } = {}): Proc {
   const fd = options.logFile ? openSync(options.logFile, 'a') : undefined;
-  const child = spawn(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'], detached: true });
+  const child = spawn(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'], detached: true, ...options.user });
   let out = '';
   if (fd !== undefined) closeSync(fd);
   else {
@@ -103,12 +109,12 @@ export interface OriginProc extends Proc {
 }
 
 /** The origin as users run it: `eris serve` in its own process. */
-export async function startOriginCli(o: { root: string; keyFiles: string[]; edgeSecret: string; port?: number; extraArgs?: string[]; logFile?: string }): Promise<OriginProc> {
+export async function startOriginCli(o: { root: string; keyFiles: string[]; edgeSecret: string; port?: number; extraArgs?: string[]; logFile?: string; user?: RunAs; env?: NodeJS.ProcessEnv }): Promise<OriginProc> {
   const port = o.port ?? (await freePort());
   const args = [...ERIS_CLI, 'serve', '--bind', `127.0.0.1:${port}`, '--store-root', o.root];
   for (const k of o.keyFiles) args.push('--sign-key', k);
   args.push(...(o.extraArgs ?? []));
-  const proc = startProcess(process.execPath, args, { env: { ...process.env, ERIS_EDGE_SECRET: o.edgeSecret }, logFile: o.logFile });
+  const proc = startProcess(process.execPath, args, { env: { ...process.env, ...o.env, ERIS_EDGE_SECRET: o.edgeSecret }, logFile: o.logFile, user: o.user });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/health`, proc, 20_000);
   return { ...proc, url, port };

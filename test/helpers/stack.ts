@@ -33,7 +33,7 @@ import { EDGE_SECRET_HEADER } from '../../shared/contract.ts';
 import { writeKeyPair } from '../../origin/cli/keygen.ts';
 import { parseNarInfo } from '../../shared/narinfo.ts';
 import { hashOf, nixCopy, nixEnv, type CopyOptions, type NixResult } from './nix.ts';
-import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from './processes.ts';
+import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc, type RunAs } from './processes.ts';
 
 export interface StackOptions {
   /** The store root `eris serve` serves, or a function preparing one in the stack's dir. */
@@ -55,6 +55,9 @@ export interface StackOptions {
   caches?: string[];
   /** Write the processes' output to files in this dir (so they may outlive this process) instead of memory. */
   logDir?: string;
+  /** Run `eris serve` as this user (a deployed origin's unprivileged account), with these extra variables. */
+  originUser?: RunAs;
+  originEnv?: NodeJS.ProcessEnv;
 }
 
 /** `eris serve`, or a stand-in server in its place (then `child` is absent). */
@@ -129,7 +132,7 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
   const port = await freePort();
   const defaultArgs = typeof o.originArgs === 'function' ? o.originArgs(o.dir) : o.originArgs;
   const originLog = o.logDir && join(o.logDir, 'origin.log');
-  const originOpts = (args = defaultArgs) => ({ root, keyFiles: [key.keyFile], edgeSecret: secret, port, extraArgs: args, logFile: originLog });
+  const originOpts = (args = defaultArgs) => ({ root, keyFiles: [key.keyFile], edgeSecret: secret, port, extraArgs: args, logFile: originLog, user: o.originUser, env: o.originEnv });
   let origin: StackOrigin = o.origin ? await startStandIn(o.origin.handler) : await startOriginCli(originOpts());
   let edge: EdgeProc;
   try {
