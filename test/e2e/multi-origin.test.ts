@@ -9,14 +9,14 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../../origin/tokens/cli.ts';
 import { generateKeyPair } from '../../shared/signing.ts';
 import { hashOf, NIX_FLAGS, nixEnv, runNix, type NixResult } from '../helpers/nix.ts';
-import { freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from '../helpers/processes.ts';
+import { erisAsync, freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from '../helpers/processes.ts';
 import { addRandomFile, readChars, openFds, sleep, storeHas, until } from '../helpers/faults.ts';
 
 const fixture = inject('fixture');
@@ -90,6 +90,7 @@ describe.skipIf(!fixture)('several origins behind one edge', () => {
   let edge: EdgeProc;
   let netrc: string;
   let auth: Record<string, string>;
+  let token: string;
   const boxes = {} as Record<Id, Box>;
   let p: Record<'shared' | 'x' | 'y' | 'z' | 'w', string>;
   let big: string;
@@ -105,14 +106,45 @@ describe.skipIf(!fixture)('several origins behind one edge', () => {
         return [];
       }
     });
-  const get = (path: string, init: RequestInit = {}) => fetch(edge.url + path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) }, signal: AbortSignal.timeout(30_000) });
+  const get = async (path: string, init: RequestInit = {}): Promise<Response> => {
+    const send = () => fetch(edge.url + path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) }, signal: AbortSignal.timeout(30_000) });
+    try {
+      return await send();
+    } catch (e) {
+      // A pooled socket that wrangler dev closed for idleness just as it was reused: nothing was answered; send again.
+      const cause = (e as { cause?: { code?: string; socket?: { bytesRead?: number } } }).cause;
+      if (cause?.code !== 'UND_ERR_SOCKET' || cause.socket?.bytesRead !== 0) throw e;
+      return send();
+    }
+  };
   const copy = (paths: string[], to: string, attempts = 1): Promise<NixResult> =>
     runNix(['copy', '--from', edge.url, '--to', to, ...paths,
       '--option', 'trusted-public-keys', IDS.map((i) => boxes[i].publicKey).join(' '), '--option', 'substituters', '',
       '--option', 'netrc-file', netrc, '--option', 'connect-timeout', '5', '--option', 'download-attempts', String(attempts)], { timeoutMs: 120_000 });
-  const restart = async (b: Box) => {
+  const alive = (b: Box) => b.origin.child.exitCode === null && b.origin.child.signalCode === null;
+  const restart = async (b: Box, extraArgs: string[] = []) => {
+    if (alive(b)) await kill(b);
     b.logs.push(b.origin.output());
-    b.origin = await startOriginCli({ root: b.root, keyFiles: [b.keyFile], edgeSecret: b.secret, port: b.port });
+    b.origin = await startOriginCli({ root: b.root, keyFiles: [b.keyFile], edgeSecret: b.secret, port: b.port, extraArgs });
+  };
+  /** The edge's request log lines (JSON). */
+  const edgeLines = () => edge.output().split('\n').flatMap((l) => {
+    const at = l.indexOf('{"method"');
+    if (at < 0) return [];
+    try {
+      return [JSON.parse(l.slice(at)) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+  /** What the edge answers on every path that lists keys, with alice's token. */
+  const keyListings = async () => {
+    const out: Record<string, { status: number; retryAfter: string | null; missing: string | null; body: string }> = {};
+    for (const path of ['/v1/public-key', '/v1/caches', '/v1/cache-config', '/', '/default/']) {
+      const res = await get(path);
+      out[path] = { status: res.status, retryAfter: res.headers.get('retry-after'), missing: res.headers.get('x-eris-missing-origins'), body: await res.text() };
+    }
+    return out;
   };
   const kill = async (b: Box) => {
     const child = b.origin.child;
@@ -168,7 +200,7 @@ describe.skipIf(!fixture)('several origins behind one edge', () => {
         HEDGE_MS: '300',
       },
     });
-    const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
+    token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'alice', { scopes: ['read'] });
     netrc = join(dir, 'netrc');
     writeFileSync(netrc, `machine 127.0.0.1 login alice password ${token}\n`);
     auth = { Authorization: 'Basic ' + btoa(`alice:${token}`) };
@@ -208,6 +240,108 @@ describe.skipIf(!fixture)('several origins behind one edge', () => {
     expect(info).toMatch(/^URL: nar\/\S+\.nar\?eris-origin=c$/m);
   });
 
+  it('eris client-config\'s lines alone, in a fresh NIX_CONF_DIR with its netrc line, let Nix fetch paths spread over all three boxes', async () => {
+    await allBack();
+    const client = join(dir, 'client-config');
+    mkdirSync(client);
+    const netrcPath = join(client, 'netrc');
+    const r = await erisAsync(['client-config', '--edge-url', edge.url, '--token', token, '--netrc-path', netrcPath]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // The nix.conf block is everything up to the first blank line; the netrc line starts with "machine".
+    const nixConf = r.stdout.split('\n\n')[0]! + '\n';
+    writeFileSync(join(client, 'nix.conf'), nixConf);
+    writeFileSync(netrcPath, r.stdout.split('\n').find((l) => l.startsWith('machine '))! + '\n');
+    chmodSync(netrcPath, 0o600);
+    const substituter = /^extra-substituters = (\S+)$/m.exec(nixConf)![1]!;
+    const to = join(dir, 'client-config-store');
+    // No --option at all: substituter, keys and netrc come from the pasted lines (NIX_CONFIG emptied).
+    // x is on a only, y on b only, z on c only: each signed by its own box's key.
+    const copied = await runNix(['copy', '--from', substituter, '--to', to, p.x, p.y, p.z], { env: { NIX_CONF_DIR: client, NIX_CONFIG: '' }, timeoutMs: 120_000 });
+    expect(copied.stderr).not.toMatch(/signature/);
+    expect(copied.code, copied.stderr).toBe(0);
+    for (const path of [p.shared, p.x, p.y, p.z]) expect(storeHas(to, path)).toBe(true);
+    // Every box's key, in priority order, once.
+    expect(nixConf).toContain(`extra-trusted-public-keys = ${IDS.map((i) => boxes[i].publicKey).join(' ')}\n`);
+  });
+
+  it('eris doctor --edge-url sees every box\'s key at the edge, and flags origins that disagree on a cache\'s priority', async () => {
+    await allBack();
+    const doctor = async () => {
+      const r = await erisAsync(['doctor', '--bind', `127.0.0.1:${boxes.a.port}`, '--store-root', boxes.a.root, '--sign-key', boxes.a.keyFile, '--edge-url', edge.url, '--token', token, '--user', 'alice'],
+        { env: { ...process.env, ERIS_EDGE_SECRET: boxes.a.secret } });
+      return r.stdout.split('\n').filter((l) => /^(ok|FAIL|skip) +edge/.test(l));
+    };
+    const others = [boxes.b.publicKey, boxes.c.publicKey].join(' ');
+    expect(await doctor()).toEqual([
+      `ok   edge: ${edge.url}/nix-cache-info answers with the token (StoreDir: /nix/store)`,
+      'ok   edge caching: Cache-Control: private, no-store',
+      'ok   edge cache default: priority 30, 3 key(s) from every origin, this box\'s included',
+      `ok   edge public key: the edge serves the configured public key(s) and 2 of other origins (${others})`,
+    ]);
+    // c now says priority 40 for the default cache; a and b say 30.
+    await restart(boxes.c, ['--priority', '40']);
+    try {
+      expect(await doctor()).toContain(
+        'FAIL edge cache default: the origins disagree on its priority (a: 30, b: 30, c: 40); clients are told 30. Give it the same priority on every box');
+    } finally {
+      await restart(boxes.c);
+    }
+  });
+
+  it('one box dead: every key listing answers 503 + Retry-After naming it, and eris client-config prints no lines', async () => {
+    await allBack();
+    await kill(boxes.c);
+    try {
+      const answers = await keyListings();
+      for (const [path, a] of Object.entries(answers)) {
+        expect({ path, status: a.status, retryAfter: a.retryAfter, missing: a.missing }).toEqual({ path, status: 503, retryAfter: '5', missing: 'c' });
+        // Never the keys it did get as something to paste.
+        if (path.startsWith('/v1/')) expect(a.body).not.toContain(boxes.a.publicKey);
+      }
+      expect(answers['/v1/public-key']!.body).toMatch(/^public key list unavailable: origin c \(unreachable[^)]*\) did not answer/);
+      expect(answers['/']!.body).toContain('id="keys-incomplete"');
+      const r = await erisAsync(['client-config', '--edge-url', edge.url, '--token', token]);
+      expect(r.status).not.toBe(0);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/503: cache configuration unavailable: origin c .* did not answer, so keys may be missing; retry later/);
+      // A hung box (accepts, never answers) too, within the edge's budget.
+      await restart(boxes.c);
+      boxes.b.sw.set('hang');
+      const t = performance.now();
+      const hung = await get('/v1/public-key');
+      expect(hung.status).toBe(503);
+      expect(hung.headers.get('x-eris-missing-origins')).toBe('b');
+      expect(await hung.text()).toContain(`origin b (no answer in ${BUDGET_MS} ms)`);
+      expect(performance.now() - t).toBeLessThan(BUDGET_MS + 5000);
+    } finally {
+      boxes.b.sw.set('pass');
+      if (!alive(boxes.c)) await restart(boxes.c);
+    }
+    // All back: a clean 200 everywhere again.
+    await allBack();
+    for (const [path, a] of Object.entries(await keyListings())) expect({ path, status: a.status, missing: a.missing }).toEqual({ path, status: 200, missing: null });
+  });
+
+  it('a NAR whose client went away mid-body is logged as cut by the client', async () => {
+    await allBack();
+    const info = await (await get(`/${hashOf(big)}.narinfo`)).text();
+    const url = /^URL: (.*)$/m.exec(info)![1]!;
+    const ac = new AbortController();
+    const res = await fetch(`${edge.url}/${url}`, { headers: auth, signal: ac.signal });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let got = 0;
+    while (got < 4 << 20) got += (await reader.read()).value!.byteLength;
+    ac.abort();
+    const narPath = '/' + url.split('?')[0];
+    const line = () => edgeLines().find((l) => l.path === narPath && l.body === 'cut-client');
+    expect(await until(() => line() !== undefined, 15_000, 100)).toBe(true);
+    expect(line()).toMatchObject({ status: 200, length: BIG + 112, bytes: expect.any(Number) });
+    expect(line()!.bytes as number).toBeGreaterThanOrEqual(4 << 20);
+    expect(line()!.bytes as number).toBeLessThan(BIG);
+  });
+
   it('an origin killed mid-NAR: the copy resumes from another origin that has the path', async () => {
     await allBack();
     const to = join(dir, 'client-big');
@@ -222,6 +356,15 @@ describe.skipIf(!fixture)('several origins behind one edge', () => {
     expect(storeHas(to, big)).toBe(true);
     expect(r.stderr).toMatch(/retrying from offset [1-9]/);
     expect(narsSent(boxes.c).some((s) => s.path === big && s.status === 206)).toBe(true);
+    // The edge's log tells the cut NAR from b apart from c's complete resume, each with the bytes that left.
+    const narLines = edgeLines().filter((l) => typeof l.path === 'string' && l.path.startsWith(`/nar/${hashOf(big)}`));
+    const cut = narLines.find((l) => l.origin === 'b' && l.body === 'cut-origin');
+    expect(cut).toMatchObject({ status: 200, length: BIG + 112, bytes: expect.any(Number) });
+    expect(cut!.bytes as number).toBeGreaterThan(0);
+    expect(cut!.bytes as number).toBeLessThan(BIG + 112);
+    const resumed = narLines.find((l) => l.origin === 'c' && l.status === 206);
+    expect(resumed).toMatchObject({ body: 'complete' });
+    expect((cut!.bytes as number) + (resumed!.bytes as number)).toBeGreaterThanOrEqual(BIG + 112);
   });
 
   it('a path only the dead origin held fails clearly (5xx, never a miss); once it is back it is used again after its cool-down', async () => {

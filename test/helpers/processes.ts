@@ -14,6 +14,18 @@ export function eris(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: n
   return spawnSync(process.execPath, [...ERIS_CLI, ...args], { encoding: 'utf8', env: o.env ?? process.env, timeout: o.timeoutMs ?? 60_000 });
 }
 
+/** `eris ARGS…` without blocking this process (needed when the test process itself serves what the command talks to). */
+export function erisAsync(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...ERIS_CLI, ...args], { env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: o.timeoutMs ?? 60_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();

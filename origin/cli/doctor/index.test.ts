@@ -70,6 +70,7 @@ describe.skipIf(!fixture)('eris doctor against a real origin and edge', () => {
       'ok   origin cache default: served with the configured key(s), priority 30',
       `ok   edge: ${s.edge.url}/nix-cache-info answers with the token (StoreDir: /nix/store)`,
       'ok   edge caching: Cache-Control: private, no-store',
+      'ok   edge cache default: priority 30, 1 key(s) from every origin, this box\'s included',
       'ok   edge public key: the edge serves the configured public key(s)',
       'no problems found',
     ]);

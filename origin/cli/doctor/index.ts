@@ -15,14 +15,11 @@ import { createSigner } from '../../../shared/signing.ts';
 import { checkPush } from '../../push/doctor.ts';
 import { checkUsage } from '../../usage/doctor.ts';
 import { EDGE_SECRET_HEADER, NO_STORE } from '../../../shared/contract.ts';
+import { checkEdgeCaches } from './edge-caches.ts';
 
-export interface Check {
-  status: 'ok' | 'FAIL' | 'skip';
-  /** What was checked, e.g. `key /etc/eris/signing-key.sec`. */
-  what: string;
-  /** The finding, in plain words; for a FAIL also what to do. */
-  detail: string;
-}
+import type { Check } from './check.ts';
+
+export type { Check };
 
 export interface DoctorOptions {
   configFile?: string;
@@ -228,7 +225,7 @@ function edgeAuthHeader(o: DoctorOptions, host: string, checks: Check[]): Record
   return { Authorization: 'Basic ' + btoa(`${entry.login ?? ''}:${entry.password}`) };
 }
 
-async function checkEdge(o: DoctorOptions, keys: string[] | undefined, timeoutMs: number, checks: Check[]) {
+async function checkEdge(o: DoctorOptions, keys: string[] | undefined, ownKeys: Map<string, string[]> | undefined, timeoutMs: number, checks: Check[]) {
   let base: URL;
   try {
     base = new URL(o.edgeUrl!);
@@ -260,13 +257,17 @@ async function checkEdge(o: DoctorOptions, keys: string[] | undefined, timeoutMs
     } catch (e) {
       checks.push({ status: 'FAIL', what: 'edge', detail: `cannot reach ${edge} (${networkError(e)})` });
     }
+    checks.push(...await checkEdgeCaches(edge, auth, ownKeys, timeoutMs));
   }
   try {
     const { res, body } = await httpGet(`${edge}/v1/public-key`, {}, timeoutMs);
     const served = keyLines(body);
+    const others = keys ? served.filter((k) => !keys.includes(k)) : [];
     if (res.status !== 200) checks.push({ status: 'FAIL', what: 'edge public key', detail: `${edge}/v1/public-key answered ${res.status}: ${firstLine(body)}` });
     else if (!keys) checks.push({ status: 'skip', what: 'edge public key', detail: `the edge serves ${served.join(' ')}; not compared, the config did not load` });
     else if (sameKeys(served, keys)) checks.push({ status: 'ok', what: 'edge public key', detail: 'the edge serves the configured public key(s)' });
+    // Several origins, each with its own key: the edge lists them all.
+    else if (keys.every((k) => served.includes(k))) checks.push({ status: 'ok', what: 'edge public key', detail: `the edge serves the configured public key(s) and ${others.length} of other origins (${others.join(' ')})` });
     else checks.push({ status: 'FAIL', what: 'edge public key', detail: `the edge serves ${served.join(' ') || 'nothing'}, the config has ${keys.join(' ')}: the edge talks to another origin, or the origin runs with other keys` });
   } catch (e) {
     checks.push({ status: 'FAIL', what: 'edge public key', detail: `cannot reach ${edge} (${networkError(e)})` });
@@ -289,6 +290,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
     checks.push({ status: 'FAIL', what: 'config', detail: e instanceof Error ? e.message : String(e) });
   }
   let keys: string[] | undefined;
+  let ownKeys: Map<string, string[]> | undefined;
   if (config) {
     // Every key file once; `keys` are the default cache's (what /v1/public-key serves).
     const publicKeyOf = new Map<string, string | undefined>();
@@ -299,6 +301,10 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
     };
     const defaultCache = config.caches.find((c) => c.name === config.defaultCache);
     if (defaultCache) keys = keysOf(defaultCache.signKeyPaths);
+    ownKeys = new Map(config.caches.flatMap((c) => {
+      const k = keysOf(c.signKeyPaths);
+      return k ? [[c.name, k] as const] : [];
+    }));
     checkStore(config, checks);
     if (!checks.some((c) => c.what === 'store' && c.status === 'FAIL')) await checkCaches(config, checks);
     // Imports are signed with each cache's first key: the store must trust every one of those.
@@ -307,7 +313,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
     await checkOrigin(config, keys, timeoutMs, checks);
     if (checks.some((c) => c.what === 'origin' && c.status === 'ok')) await checkServedCaches(config, keysOf, timeoutMs, checks);
   }
-  if (o.edgeUrl) await checkEdge(o, keys, timeoutMs, checks);
+  if (o.edgeUrl) await checkEdge(o, keys, ownKeys, timeoutMs, checks);
   else checks.push({ status: 'skip', what: 'edge', detail: 'not checked; give --edge-url URL with --netrc FILE or --token TOKEN' });
   return checks;
 }
