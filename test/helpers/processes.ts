@@ -139,8 +139,8 @@ export interface EdgeProc extends Proc {
 }
 
 /** The Worker in workerd via `wrangler dev --local`, offline; its env file and KV state in `dir` (default: a new temp dir). */
-export async function startEdge(o: { originUrl: string; edgeSecret: string; vars?: Record<string, string>; persistTo?: string; dir?: string; logFile?: string }): Promise<EdgeProc> {
-  const port = await freePort();
+export async function startEdge(o: { originUrl: string; edgeSecret: string; vars?: Record<string, string>; persistTo?: string; dir?: string; logFile?: string; port?: number }): Promise<EdgeProc> {
+  const port = o.port ?? (await freePort());
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'eris-edge-'));
   const persistTo = o.persistTo ?? join(dir, 'state');
   const envFile = join(dir, 'worker.env');

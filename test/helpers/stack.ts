@@ -44,6 +44,8 @@ export interface StackOptions {
   origin?: { handler: RequestListener };
   /** Worker variables (`--var`), e.g. { ORIGIN_TIMEOUT_MS: '1500' }. */
   vars?: Record<string, string>;
+  /** The edge's port, when a variable must name the edge's URL before it starts (default: a free one). */
+  edgePort?: number;
   secret?: string;
   /** The signing key's name (default eris-test-1); `keyBy: 'nix'` has nix-store --generate-binary-cache-key make it. */
   keyName?: string;
@@ -138,7 +140,7 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
   try {
     const edgeDir = join(o.dir, 'edge');
     mkdirSync(edgeDir);
-    edge = await startEdge({ originUrl: origin.url, edgeSecret: secret, vars: o.vars, dir: edgeDir, logFile: o.logDir && join(o.logDir, 'edge.log') });
+    edge = await startEdge({ originUrl: origin.url, edgeSecret: secret, vars: o.vars, port: o.edgePort, dir: edgeDir, logFile: o.logDir && join(o.logDir, 'edge.log') });
   } catch (e) {
     await origin.stop();
     throw e;

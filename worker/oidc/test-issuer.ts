@@ -5,21 +5,30 @@
  * end-to-end test serves it on loopback), and JWTs signed as GitHub Actions
  * signs them — or broken in one chosen way.
  */
-import { base64UrlEncode } from './jwt.ts';
+
+/** (Not jwt.ts's: this file is also compiled with Node's typings, for the end-to-end test.) */
+function base64UrlEncode(bytes: Uint8Array): string {
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** WebCrypto's key type, named the same way under Node's and workerd's typings. */
+type Key = Parameters<typeof crypto.subtle.sign>[1];
 
 export interface SigningKey {
   kid: string;
   alg: 'RS256' | 'ES256';
-  privateKey: CryptoKey;
-  jwk: JsonWebKey & { kid: string; alg: string; use: string };
+  privateKey: Key;
+  jwk: { kty: string; kid: string; alg: string; use: string; n?: string; e?: string; crv?: string; x?: string; y?: string };
 }
 
 async function makeKey(kid: string, alg: 'RS256' | 'ES256'): Promise<SigningKey> {
   const params = alg === 'RS256'
     ? { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
     : { name: 'ECDSA', namedCurve: 'P-256' };
-  const pair = (await crypto.subtle.generateKey(params, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const pub = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as JsonWebKey;
+  const pair = (await crypto.subtle.generateKey(params, true, ['sign', 'verify'])) as { publicKey: Key; privateKey: Key };
+  const pub = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as unknown as Record<string, string | undefined>;
   const { kty, n, e, crv, x, y } = pub;
   const jwk = JSON.parse(JSON.stringify({ kty, n, e, crv, x, y, kid, alg, use: 'sig' })) as SigningKey['jwk'];
   return { kid, alg, privateKey: pair.privateKey, jwk };
