@@ -11,7 +11,10 @@ import { startOrigin } from '../server/start.ts';
 import { serveCluster } from '../server/cluster.ts';
 import { createLogger } from '../server/log.ts';
 import { writeKeyPair } from './keygen.ts';
-import { addToken, formatTokenTable, listTokens, revokeTokens, type KvTarget } from '../tokens/cli.ts';
+import { addToken, formatTokenTable, listTokens, PROJECT_DIR, revokeTokens, type KvTarget } from '../tokens/cli.ts';
+import { formatTrustRules, readTrustRules } from '../tokens/oidc-rules.ts';
+import { OidcTrustError } from '../../shared/oidc-trust.ts';
+import { join } from 'node:path';
 import { runDevStack } from './dev-stack.ts';
 import { formatChecks, runDoctor } from './doctor/index.ts';
 import { publishCommand, publishedCommand, unpublishCommand } from '../caches/cli.ts';
@@ -21,7 +24,7 @@ import { clientConfigCommand } from './client-config.ts';
 const USAGE = `usage:
   eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N] [--state-dir DIR] [--push-dir DIR]
   eris keygen NAME [SECRET_FILE PUBLIC_FILE]
-  eris token add USER [--scope read|write|admin]... [--cache NAME]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
+  eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
   eris token list [--json] [--remote | --persist-to DIR]
   eris token revoke ID | --user USER [--remote | --persist-to DIR]
   eris doctor [--config FILE] [serve's flags] [--edge-url URL (--netrc FILE | --token TOKEN [--user USER])] [--timeout SECONDS]
@@ -83,7 +86,7 @@ export function keygen(argv: string[]) {
 }
 
 const TOKEN_USAGE = `usage:
-  eris token add USER [--scope read|write|admin]... [--cache NAME]... [--expires-days N]
+  eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N]
                                                                    prints the new token once; without --cache: the default cache only
   eris token list [--json]                                         user, scopes, dates, id; never the token
   eris token revoke ID | --user USER                               ID: a prefix of an id from list
@@ -116,7 +119,7 @@ export async function token(argv: string[]) {
 
   if (sub === 'add') {
     only(['scope', 'cache', 'expires-days']);
-    if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER [--scope read|write|admin]... [--cache NAME]... [--expires-days N]');
+    if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N]');
     const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
     if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days: expected a positive whole number');
     const t = await addToken(target, positionals[0]!, { scopes: values.scope, caches: values.cache, expiresDays: days });
@@ -127,16 +130,23 @@ export async function token(argv: string[]) {
   if (sub === 'list') {
     only(['json']);
     if (positionals.length) throw new ConfigError('usage: eris token list [--json]');
+    // The OIDC trust rules first: a rule the edge would refuse stops here with the edge's message.
+    const wranglerToml = values['wrangler-config'] ?? join(PROJECT_DIR, 'wrangler.toml');
+    let trust;
+    try {
+      trust = readTrustRules(wranglerToml);
+    } catch (err) {
+      if (err instanceof OidcTrustError) throw new ConfigError(err.message);
+      throw err;
+    }
     const tokens = listTokens(target);
     if (values.json) {
       process.stdout.write(JSON.stringify(tokens.map(({ key: _key, ...t }) => t), null, 2) + '\n');
       return;
     }
-    if (!tokens.length) {
-      process.stderr.write('no tokens\n');
-      return;
-    }
-    process.stdout.write(formatTokenTable(tokens));
+    if (!tokens.length) process.stderr.write('no tokens\n');
+    else process.stdout.write(formatTokenTable(tokens));
+    if (trust) process.stdout.write((tokens.length ? '\n' : '') + formatTrustRules(trust, wranglerToml));
     return;
   }
   only(['user']);

@@ -13,7 +13,7 @@ import { cacheNameProblem } from '../../shared/caches.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { parseTokenRecord, TOKEN_KEY_PREFIX, tokenDigest, tokenExpired, tokenKey, TOKEN_SCOPES, type TokenRecord, type TokenScope, TOKEN_ID_LENGTH, tokenId } from '../../shared/contract.ts';
+import { parseTokenRecord, TOKEN_KEY_PREFIX, tokenDigest, tokenExpired, tokenKey, TOKEN_SCOPES, type TokenRecord, type TokenScope } from '../../shared/contract.ts';
 
 export { tokenDigest };
 
@@ -108,8 +108,7 @@ export interface ListedToken extends TokenRecord {
   expired: boolean;
 }
 
-/** As the edge's logs and the origin's usage name tokens (shared/contract.ts tokenId). */
-export const ID_LENGTH = TOKEN_ID_LENGTH;
+export const ID_LENGTH = 12;
 
 /** wrangler prints a JSON array, possibly after a banner. */
 function parseKeyList(out: string): { name: string; metadata?: unknown }[] {
@@ -130,7 +129,7 @@ export function listTokens(target: KvTarget, now = Date.now()): ListedToken[] {
     const digest = name.slice(TOKEN_KEY_PREFIX.length);
     const record: TokenRecord = parseTokenRecord(metadata) ?? parseTokenRecord(wranglerKv(target, ['key', 'get', name]).trim()) ??
       { user: '?', scopes: [], created: '', expires: null };
-    out.push({ ...record, id: tokenId(digest), key: name, expired: tokenExpired(record, now) });
+    out.push({ ...record, id: digest.slice(0, ID_LENGTH), key: name, expired: tokenExpired(record, now) });
   }
   return out.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
 }
@@ -167,6 +166,11 @@ export function formatTokenTable(tokens: ListedToken[]): string {
     // No list: the default cache only.
     rows.push([t.id, t.user, t.scopes.join(',') || '-', t.caches?.join(',') || '(default)', isoSeconds(t.created) || '?', t.expires ? isoSeconds(t.expires) + (t.expired ? ' (expired)' : '') : 'never']);
   }
+  return formatColumns(rows);
+}
+
+/** Rows as aligned columns, two spaces apart, the last column unpadded; one line each. */
+export function formatColumns(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
