@@ -29,7 +29,7 @@ describe('token record parser', () => {
   });
 
   it('fills what older records lack and drops unknown scopes', () => {
-    expect(parseTokenRecord({ user: 'bob', scopes: ['read', 7, 'admin'] })).toEqual({ user: 'bob', scopes: ['read'], created: '', expires: null });
+    expect(parseTokenRecord({ user: 'bob', scopes: ['read', 7, 'root'] })).toEqual({ user: 'bob', scopes: ['read'], created: '', expires: null });
     expect(parseTokenRecord({ user: 'bob', scopes: [], expires: null })).toEqual({ user: 'bob', scopes: [], created: '', expires: null });
     expect('caches' in parseTokenRecord({ user: 'bob', scopes: [] })!).toBe(false);
   });

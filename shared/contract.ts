@@ -6,7 +6,10 @@
  *
  * - Every request the edge forwards carries the edge secret in
  *   EDGE_SECRET_HEADER and, when a user authenticated, the user's name in
- *   USER_HEADER (absent for anonymous requests).
+ *   USER_HEADER (absent for anonymous requests), and the token's id
+ *   (TOKEN_ID_HEADER: the first TOKEN_ID_LENGTH hex digits of its digest,
+ *   what `eris token list` shows; never the token) so the origin's log and
+ *   usage say which token did what.
  * - Every response, on both sides and errors included, says
  *   `Cache-Control: NO_STORE`.
  * - Tokens live in the Worker's TOKENS KV namespace at
@@ -17,12 +20,16 @@
 
 export const EDGE_SECRET_HEADER = 'x-eris-edge-secret';
 export const USER_HEADER = 'x-eris-user';
+export const TOKEN_ID_HEADER = 'x-eris-token-id';
 export const NO_STORE = 'private, no-store';
 
 export const TOKEN_KEY_PREFIX = 'token:';
 
-export type TokenScope = 'read' | 'write';
-export const TOKEN_SCOPES: readonly TokenScope[] = ['read', 'write'];
+/** `admin` opens the operator's page (/v1/admin) and nothing else: it implies neither read nor write. */
+export type TokenScope = 'read' | 'write' | 'admin';
+export const TOKEN_SCOPES: readonly TokenScope[] = ['read', 'write', 'admin'];
+/** The scopes that reach caches (what exchanged OIDC tokens may get: never admin). */
+export const CACHE_SCOPES: readonly TokenScope[] = ['read', 'write'];
 
 /** What KV holds for one token. */
 export interface TokenRecord {
@@ -49,6 +56,12 @@ export async function tokenDigest(token: string): Promise<string> {
   for (const b of d) s += b.toString(16).padStart(2, '0');
   return s;
 }
+
+/** How many hex digits of the digest name a token (in `eris token list`, the logs and usage). */
+export const TOKEN_ID_LENGTH = 12;
+
+/** A token's id from its digest: not secret (a prefix of a SHA-256), enough to tell tokens apart. */
+export const tokenId = (digestHex: string): string => digestHex.slice(0, TOKEN_ID_LENGTH);
 
 /** The KV key for a token digest. */
 export const tokenKey = (digestHex: string): string => TOKEN_KEY_PREFIX + digestHex;

@@ -22,7 +22,7 @@
  * tried in order; the first that matches grants. No rule, no token.
  */
 import { cacheNameProblem } from './caches.ts';
-import { TOKEN_SCOPES, type TokenScope } from './contract.ts';
+import { CACHE_SCOPES, type TokenScope } from './contract.ts';
 
 export type ClaimValue = string | number;
 
@@ -170,10 +170,10 @@ export function parseOidcTrust(raw: unknown): OidcTrust {
       if (problem) throw new OidcTrustError(`${key}.caches: ${JSON.stringify(c)}: ${problem}`);
     }
     const given = entry.scopes;
-    if (!Array.isArray(given) || !given.length || !given.every((s) => TOKEN_SCOPES.includes(s as TokenScope))) {
-      throw new OidcTrustError(`${key}.scopes must list ${TOKEN_SCOPES.join(' and/or ')}`);
+    if (!Array.isArray(given) || !given.length || !given.every((s) => CACHE_SCOPES.includes(s as TokenScope))) {
+      throw new OidcTrustError(`${key}.scopes must list ${CACHE_SCOPES.join(' and/or ')}`);
     }
-    const scopes = TOKEN_SCOPES.filter((s) => given.includes(s) || (s === 'read' && given.includes('write')));
+    const scopes = CACHE_SCOPES.filter((s) => given.includes(s) || (s === 'read' && given.includes('write')));
     const minutes = entry.minutes ?? DEFAULT_MINUTES;
     if (typeof minutes !== 'number' || !Number.isInteger(minutes) || minutes < 1 || minutes > MAX_MINUTES) {
       throw new OidcTrustError(`${key}.minutes must be a whole number of minutes (1..${MAX_MINUTES})`);

@@ -23,6 +23,10 @@ import { CACHE_SEGMENT, isNarPath } from './cache-routing.ts';
 import { uploadLimit } from './middleware/upload-limit/index.ts';
 import { pushProtocol, PUSH_ROUTES } from './routes/push.ts';
 import { OIDC_TOKEN_PATH } from '../shared/oidc-exchange.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { ADMIN_DATA_PATH, ADMIN_PATH, isAdminPath } from '../shared/admin.ts';
+import { scopeFor as pushScopeFor } from '../shared/push-protocol.ts';
+import { cacheOfPath } from '../shared/caches.ts';
 
 export interface WorkerDeps {
   config: EdgeConfig;
@@ -42,6 +46,9 @@ export const PUBLIC_PATHS = new Set(['/', '/v1/public-key']);
 /** Paths that carry no eris token: the public ones, and the OIDC exchange (its credential is the CI's JWT, and its refusals count as failed logins). */
 const UNAUTHENTICATED_PATHS = new Set([...PUBLIC_PATHS, OIDC_TOKEN_PATH]);
 
+/** The scope a request needs: `admin` for the operator's page, otherwise push's rule (reads read, writes and uploads write). */
+export const scopeFor = (method: string, path: string): string => (isAdminPath(path) ? 'admin' : pushScopeFor(method, cacheOfPath(path).rest));
+
 export function createWorkerApp(deps: WorkerDeps) {
   const { config, log, now } = deps;
   const app = new Hono<EdgeEnv>();
@@ -50,7 +57,7 @@ export function createWorkerApp(deps: WorkerDeps) {
   app.use(requestLog({ log, now }));
   app.use(pathSanity());
   app.use(authRateLimit({ publicPaths: PUBLIC_PATHS, limiter: deps.authLimiter, now, log }));
-  app.use(auth({ tokens: deps.tokens, realm: config.realm, allowAnonymous: config.allowAnonymous, publicPaths: UNAUTHENTICATED_PATHS, defaultCache: config.defaultCache, now }));
+  app.use(auth({ tokens: deps.tokens, realm: config.realm, allowAnonymous: config.allowAnonymous, publicPaths: UNAUTHENTICATED_PATHS, defaultCache: config.defaultCache, scopeFor, now }));
 
   const proxy = createProxy({
     origins: deps.origins,
@@ -71,6 +78,11 @@ export function createWorkerApp(deps: WorkerDeps) {
   const onlyCaches: MiddlewareHandler<EdgeEnv> = async (c, next) => (isCacheName(c.req.param('cache') ?? '') ? cacheLanding(c) : next());
   app.get(`/:cache{${CACHE_SEGMENT}}`, onlyCaches);
   app.get(`/:cache{${CACHE_SEGMENT}}/`, onlyCaches);
+  // The operator's page (the admin scope only, checked above); nothing else under /v1/admin/ reaches an origin.
+  const admin = adminRoutes({ origins: deps.origins, timeoutMs: config.metadataTimeoutMs, log });
+  app.get(ADMIN_PATH, admin.page);
+  app.get(ADMIN_DATA_PATH, admin.data);
+  app.get(`${ADMIN_PATH}/*`, (c) => c.text('not found\n', 404));
   // Operational endpoints of the origin stay on the box.
   app.get('/metrics', (c) => c.text('not found\n', 404));
   app.on(['GET', 'HEAD'], '*', proxy);

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { basic, edgeKit } from './test-kit.ts';
 import { requestedCache, isNarPath } from './cache-routing.ts';
+import type { ClientCache } from '../shared/client-config.ts';
 
 const LIST = {
   caches: [
@@ -73,9 +74,9 @@ describe('per-cache tokens at the edge', () => {
 
   it('lists the caches a token may use, with their substituter URLs', async () => {
     const k = kit();
-    const list = async (auth: string) => (await k.app.request('http://cache.example.org/v1/caches', { headers: { Authorization: auth } }, k.env)).json();
+    const list = async (auth: string) => (await k.app.request('http://cache.example.org/v1/caches', { headers: { Authorization: auth } }, k.env)).json<{ caches: ClientCache[] }>();
     expect(await list(basic('alice', 'tok-a'))).toEqual({ caches: [{ ...LIST.caches[1], url: 'http://cache.example.org/team-a' }] });
-    expect((await list(basic('bob', 'tok-ab'))).caches.map((c: { name: string }) => c.name)).toEqual(['default', 'team-a', 'team-b']);
+    expect((await list(basic('bob', 'tok-ab'))).caches.map((c) => c.name)).toEqual(['default', 'team-a', 'team-b']);
     expect(await list(basic('carol', 'tok-old'))).toEqual({ caches: [{ ...LIST.caches[0], url: 'http://cache.example.org/default' }] });
   });
 

@@ -167,7 +167,7 @@ describe('the edge behind its circuit breaker', () => {
 
   it('refuses bad breaker settings', () => {
     for (const [k, v] of [['BREAKER_THRESHOLD', '0'], ['BREAKER_THRESHOLD', 'x'], ['BREAKER_COOLDOWN_MS', '5']]) {
-      expect(() => parseEdgeConfig({ ORIGIN_URL: 'http://o', EDGE_SECRET: SECRET, [k!]: v } as Env)).toThrow(k);
+      expect(() => parseEdgeConfig({ ORIGIN_URL: 'http://o', EDGE_SECRET: SECRET, [k!]: v } as unknown as Env)).toThrow(k);
     }
   });
 });

@@ -18,7 +18,7 @@
  * a Workers VPC service binding to the tunnel, or fetch() to a tunnel
  * hostname, optionally behind Cloudflare Access (service token headers).
  */
-import { EDGE_SECRET_HEADER, USER_HEADER } from '../shared/contract.ts';
+import { EDGE_SECRET_HEADER, TOKEN_ID_HEADER, USER_HEADER } from '../shared/contract.ts';
 import { CircuitBreaker, type BreakerState } from './circuit-breaker.ts';
 import type { Clock, Log } from './log.ts';
 
@@ -62,6 +62,8 @@ export interface OriginCall {
   body?: ReadableStream | null;
   /** The authenticated user, sent in USER_HEADER. */
   user?: string;
+  /** The token's id, sent in TOKEN_ID_HEADER. */
+  tokenId?: string;
   /** Budget for the response headers, ms. */
   timeoutMs: number;
   /** Skip the circuit breaker (the landing page: neither blocked by it nor counted). */
@@ -117,6 +119,7 @@ export function createOriginClient(o: OriginClientOptions): OriginClient {
     const headers = new Headers(call.headers);
     headers.set(EDGE_SECRET_HEADER, o.edgeSecret);
     if (call.user) headers.set(USER_HEADER, call.user);
+    if (call.tokenId) headers.set(TOKEN_ID_HEADER, call.tokenId);
     const method = call.method ?? 'GET';
     const controller = new AbortController();
     let timer: ReturnType<typeof setTimeout> | null = null;

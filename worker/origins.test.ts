@@ -9,6 +9,8 @@ import { basic, edgeKit, hang, manualClock, TEST_SECRET } from './test-kit.ts';
 import { parseEdgeConfig } from './config.ts';
 import { routeNarUrl } from './origins.ts';
 import type { Env } from './env.ts';
+import type { CacheConfig, ClientCache } from '../shared/client-config.ts';
+import type { CacheDisagreement } from './origin-keys.ts';
 
 const tokens = {
   'tok-alice': { user: 'alice', scopes: ['read' as const] },
@@ -180,8 +182,8 @@ describe('keys and configuration', () => {
     expect(await (await m.app.request('/v1/public-key')).text()).toBe(all.join('\n') + '\n');
     const list = await (await alice('/v1/caches', m)).json();
     expect(list).toEqual({ caches: [{ name: 'default', priority: 30, publicKeys: all, default: true, url: 'https://cache.example.org/default' }] });
-    const cfg = await (await alice('/v1/cache-config', m)).json();
-    expect(cfg.caches[0].publicKeys).toEqual(all);
+    const cfg = await (await alice('/v1/cache-config', m)).json<CacheConfig>();
+    expect(cfg.caches[0]?.publicKeys).toEqual(all);
     expect(cfg.nixConf).toContain(`extra-trusted-public-keys = ${all.join(' ')}\n`);
     for (const page of ['/', '/default/']) {
       const res = await alice(page, m);
@@ -210,9 +212,9 @@ describe('keys and configuration', () => {
       ],
     });
     // alice's token has no cache list: the default cache only, and only its disagreements.
-    const own = await (await alice('/v1/caches', m)).json();
-    expect(own.caches.map((c: { name: string }) => c.name)).toEqual(['default']);
-    expect(own.disagreements.map((d: { cache: string }) => d.cache)).toEqual(['default', 'default']);
+    const own = await (await alice('/v1/caches', m)).json<{ caches: ClientCache[]; disagreements: CacheDisagreement[] }>();
+    expect(own.caches.map((c) => c.name)).toEqual(['default']);
+    expect(own.disagreements.map((d) => d.cache)).toEqual(['default', 'default']);
     // A cache's landing page: its keys from every origin that lists it.
     const page = await (await m.app.request('https://cache.example.org/team/', { headers: { Authorization: basic('bob', 'tok-bob') } })).text();
     expect(page).toContain(`trusted-public-keys = ${key(4)} ${key(5)}\n`);

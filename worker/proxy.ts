@@ -115,12 +115,13 @@ export function createProxy(options: ProxyOptions) {
     const headers = forwardedRequestHeaders(c);
     // The contract: USER_HEADER names an authenticated user, and is absent for anonymous reads.
     const user = c.get('anonymous') ? undefined : c.get('user');
+    const tokenId = c.get('tokenId');
     const timeoutMs = options.timeoutFor(path);
     const targets = reads ? inOrder(options.origins, nar ? preferred : null) : options.origins.slice(0, 1);
 
     const asked = await askInTurn(
       targets,
-      (origin) => origin.send({ method, path: path + url.search, headers, body: reads ? null : c.req.raw.body, user, timeoutMs }),
+      (origin) => origin.send({ method, path: path + url.search, headers, body: reads ? null : c.req.raw.body, user, tokenId, timeoutMs }),
       { hedgeMs: reads && !nar && several ? options.hedgeMs : 0, keep: keeper(c) },
     );
     let passed = asked.winner;

@@ -9,8 +9,8 @@ import { parseTokenRecord, tokenDigest, tokenKey, type TokenRecord } from '../sh
 export interface TokenStore {
   /** The record for a token digest (hex), or null. */
   get(digestHex: string): Promise<TokenRecord | null>;
-  /** The record for a token itself, when the store can skip hashing it (the isolate cache, on a hit). */
-  byToken?(token: string): Promise<TokenRecord | null>;
+  /** The record for a token itself and the token's digest, when the store can skip hashing it (the isolate cache, on a hit). */
+  byToken?(token: string): Promise<{ record: TokenRecord | null; digest: string }>;
 }
 
 /** The part of a KV namespace the edge reads tokens with. */
@@ -42,21 +42,25 @@ export function cachedTokenStore(inner: TokenStore, options: TokenCacheOptions):
   if (options.ttlMs <= 0) return inner;
   const now = options.now ?? Date.now;
   const maxEntries = options.maxEntries ?? 10_000;
-  type Entries = Map<string, { until: number; record: TokenRecord | null }>;
-  const byDigest: Entries = new Map();
-  const byToken: Entries = new Map();
-  async function cached(entries: Entries, key: string, read: () => Promise<TokenRecord | null>) {
+  type Entries<T> = Map<string, { until: number; value: T }>;
+  const byDigest: Entries<TokenRecord | null> = new Map();
+  const byToken: Entries<{ record: TokenRecord | null; digest: string }> = new Map();
+  async function cached<T>(entries: Entries<T>, key: string, read: () => Promise<T>): Promise<T> {
     const hit = entries.get(key);
-    if (hit && hit.until > now()) return hit.record;
-    const record = await read();
+    if (hit && hit.until > now()) return hit.value;
+    const value = await read();
     entries.delete(key);
-    entries.set(key, { until: now() + options.ttlMs, record });
+    entries.set(key, { until: now() + options.ttlMs, value });
     if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
-    return record;
+    return value;
   }
   return {
     get: (digestHex) => cached(byDigest, digestHex, () => inner.get(digestHex)),
-    byToken: (token) => cached(byToken, token, async () => inner.get(await tokenDigest(token))),
+    byToken: (token) =>
+      cached(byToken, token, async () => {
+        const digest = await tokenDigest(token);
+        return { record: await inner.get(digest), digest };
+      }),
   };
 }
 

@@ -7,6 +7,8 @@ export type EdgeEnv = {
   Variables: {
     /** The authenticated user ('anonymous' for anonymous reads, as the request log shows them). */
     user?: string;
+    /** The authenticated token's id (shared/contract.ts tokenId: never the token), for the log and the origin. */
+    tokenId?: string;
     /** An anonymous read (ALLOW_ANONYMOUS): the origin gets no USER_HEADER. */
     anonymous?: boolean;
     /** The caches the request's token may use (the default cache only for tokens without a list, and anonymous reads). */

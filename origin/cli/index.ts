@@ -24,7 +24,7 @@ import { clientConfigCommand } from './client-config.ts';
 const USAGE = `usage:
   eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N] [--state-dir DIR] [--push-dir DIR]
   eris keygen NAME [SECRET_FILE PUBLIC_FILE]
-  eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
+  eris token add USER [--scope read|write|admin]... [--cache NAME]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
   eris token list [--json] [--remote | --persist-to DIR]
   eris token revoke ID | --user USER [--remote | --persist-to DIR]
   eris doctor [--config FILE] [serve's flags] [--edge-url URL (--netrc FILE | --token TOKEN [--user USER])] [--timeout SECONDS]
@@ -86,7 +86,7 @@ export function keygen(argv: string[]) {
 }
 
 const TOKEN_USAGE = `usage:
-  eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N]
+  eris token add USER [--scope read|write|admin]... [--cache NAME]... [--expires-days N]
                                                                    prints the new token once; without --cache: the default cache only
   eris token list [--json]                                         user, scopes, dates, id; never the token
   eris token revoke ID | --user USER                               ID: a prefix of an id from list
@@ -119,7 +119,7 @@ export async function token(argv: string[]) {
 
   if (sub === 'add') {
     only(['scope', 'cache', 'expires-days']);
-    if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER [--scope read|write]... [--cache NAME]... [--expires-days N]');
+    if (positionals.length !== 1) throw new ConfigError('usage: eris token add USER [--scope read|write|admin]... [--cache NAME]... [--expires-days N]');
     const days = values['expires-days'] === undefined ? undefined : Number(values['expires-days']);
     if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new ConfigError('--expires-days: expected a positive whole number');
     const t = await addToken(target, positionals[0]!, { scopes: values.scope, caches: values.cache, expiresDays: days });

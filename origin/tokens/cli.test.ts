@@ -34,7 +34,7 @@ describe('token records', () => {
 
   it('refuses bad users, scopes and dates before anything is written', async () => {
     await expect(tokenEntry('a b')).rejects.toThrow(/user names are 1-64 characters/);
-    await expect(tokenEntry('alice', { scopes: ['admin'] })).rejects.toThrow(/unknown scope "admin" \(read, write\)/);
+    await expect(tokenEntry('alice', { scopes: ['root'] })).rejects.toThrow(/unknown scope "root" \(read, write, admin\)/);
     await expect(tokenEntry('alice', { expires: 'soon' })).rejects.toThrow(/expires: not a date/);
   });
 });

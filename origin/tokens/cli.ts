@@ -13,7 +13,7 @@ import { cacheNameProblem } from '../../shared/caches.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { parseTokenRecord, TOKEN_KEY_PREFIX, tokenDigest, tokenExpired, tokenKey, TOKEN_SCOPES, type TokenRecord, type TokenScope } from '../../shared/contract.ts';
+import { parseTokenRecord, TOKEN_KEY_PREFIX, tokenDigest, tokenExpired, tokenKey, TOKEN_SCOPES, type TokenRecord, type TokenScope, TOKEN_ID_LENGTH, tokenId } from '../../shared/contract.ts';
 
 export { tokenDigest };
 
@@ -108,7 +108,8 @@ export interface ListedToken extends TokenRecord {
   expired: boolean;
 }
 
-export const ID_LENGTH = 12;
+/** As the edge's logs and the origin's usage name tokens (shared/contract.ts tokenId). */
+export const ID_LENGTH = TOKEN_ID_LENGTH;
 
 /** wrangler prints a JSON array, possibly after a banner. */
 function parseKeyList(out: string): { name: string; metadata?: unknown }[] {
@@ -129,7 +130,7 @@ export function listTokens(target: KvTarget, now = Date.now()): ListedToken[] {
     const digest = name.slice(TOKEN_KEY_PREFIX.length);
     const record: TokenRecord = parseTokenRecord(metadata) ?? parseTokenRecord(wranglerKv(target, ['key', 'get', name]).trim()) ??
       { user: '?', scopes: [], created: '', expires: null };
-    out.push({ ...record, id: digest.slice(0, ID_LENGTH), key: name, expired: tokenExpired(record, now) });
+    out.push({ ...record, id: tokenId(digest), key: name, expired: tokenExpired(record, now) });
   }
   return out.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
 }

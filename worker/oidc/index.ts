@@ -26,13 +26,18 @@ export function createOidc(config: NonNullable<EdgeConfig['oidc']>, deps: { fetc
   return {
     exchange: oidcExchange({ trust: config.trust, signingKey, keys, now: deps.now, log: deps.log }),
     tokens(inner) {
-      const stored = (token: string) => (inner.byToken ? inner.byToken(token) : tokenDigest(token).then((d) => inner.get(d)));
+      const stored = async (token: string) => {
+        if (inner.byToken) return inner.byToken(token);
+        const digest = await tokenDigest(token);
+        return { record: await inner.get(digest), digest };
+      };
       return {
         get: (digest) => inner.get(digest),
         async byToken(token) {
           if (!token.startsWith(OIDC_TOKEN_PREFIX)) return stored(token);
           const t = await readToken(await signingKey, token);
-          return t && recordFor(t, config.trust);
+          // Its id (logs, usage) is its digest's, like a stored token's: it is in no KV list, its subject is its user.
+          return { record: t && recordFor(t, config.trust), digest: await tokenDigest(token) };
         },
       };
     },

@@ -19,7 +19,7 @@ describe('JWT verification', () => {
 
   it('refuses RSA keys under 2048 bits', async () => {
     const pair = (await crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
-    const jwk = await crypto.subtle.exportKey('jwk', pair.publicKey);
+    const jwk = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as JsonWebKey;
     await expect(importJwk({ kty: 'RSA', n: jwk.n, e: jwk.e }, 'RS256')).rejects.toThrow('RSA key shorter than 2048 bits');
   });
 

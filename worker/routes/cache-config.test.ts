@@ -1,7 +1,7 @@
 /** GET /v1/cache-config and the 401 body: what a client needs, per cache the token may use. */
 import { describe, expect, it } from 'vitest';
 import { basic, edgeKit } from '../test-kit.ts';
-import { unauthorizedBody } from '../../shared/client-config.ts';
+import { unauthorizedBody, type CacheConfig } from '../../shared/client-config.ts';
 
 const KEY_D = 'default-1:' + 'A'.repeat(43) + '=';
 const KEY_A = 'team-a-1:' + 'B'.repeat(43) + '=';
@@ -41,8 +41,8 @@ describe('GET /v1/cache-config', () => {
 
   it('shows a token without a cache list the default cache only; without a token it is a 401 saying what netrc needs', async () => {
     const k = kit();
-    const old = await (await k.app.request('https://cache.example.org/v1/cache-config', { headers: { Authorization: `Bearer tok-old` } }, k.env)).json();
-    expect(old.caches.map((c: { name: string }) => c.name)).toEqual(['default']);
+    const old = await (await k.app.request('https://cache.example.org/v1/cache-config', { headers: { Authorization: `Bearer tok-old` } }, k.env)).json<CacheConfig>();
+    expect(old.caches.map((c) => c.name)).toEqual(['default']);
     expect(old.user).toBe('carol');
     const anon = await k.app.request('https://cache.example.org/v1/cache-config', {}, k.env);
     expect(anon.status).toBe(401);

@@ -4,7 +4,7 @@
  * 401 with `WWW-Authenticate` and no hint which part was wrong.
  */
 import type { MiddlewareHandler } from 'hono';
-import { grantsScope, tokenDigest, tokenExpired, type TokenRecord } from '../../../shared/contract.ts';
+import { grantsScope, tokenDigest, tokenExpired, tokenId, type TokenRecord } from '../../../shared/contract.ts';
 import type { TokenStore } from '../../tokens.ts';
 import type { EdgeEnv } from '../../types.ts';
 import { requestedCache } from '../../cache-routing.ts';
@@ -51,6 +51,11 @@ export function parseAuthorization(header: string | undefined): Credentials | nu
   return token ? { user: decoded.slice(0, colon), token } : null;
 }
 
+async function lookup(tokens: TokenStore, token: string): Promise<{ record: TokenRecord | null; digest: string }> {
+  const digest = await tokenDigest(token);
+  return { record: await tokens.get(digest), digest };
+}
+
 export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
   const scopeFor = options.scopeFor ?? ((m: string, path: string) => pushScopeFor(m, cacheOfPath(path).rest));
   const now = options.now ?? Date.now;
@@ -81,7 +86,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
       return deny(options.realm, c.req.url);
     }
     const { tokens } = options;
-    const record: TokenRecord | null = tokens.byToken ? await tokens.byToken(creds.token) : await tokens.get(await tokenDigest(creds.token));
+    const { record, digest } = tokens.byToken ? await tokens.byToken(creds.token) : await lookup(tokens, creds.token);
     const scope = scopeFor(c.req.method, c.req.path);
     const ok = record !== null &&
       (creds.user === undefined || creds.user === (record.login ?? record.user)) &&
@@ -100,6 +105,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
       return deny(options.realm, c.req.url);
     }
     c.set('user', record.user);
+    c.set('tokenId', tokenId(digest));
     c.set('caches', granted);
     return next();
   };

@@ -1,6 +1,7 @@
 /** The edge's request log, through the edge app with an injected log and clock. */
 import { describe, expect, it } from 'vitest';
 import { basic, edgeKit, manualClock } from '../../test-kit.ts';
+import { TOKEN_ID_HEADER, tokenDigest } from '../../../shared/contract.ts';
 
 const tokens = { 'tok-alice': { user: 'alice', scopes: ['read' as const] } };
 const auth = { Authorization: basic('alice', 'tok-alice') };
@@ -21,9 +22,9 @@ function originBody(chunks: number, then: 'fail' | 'end') {
 }
 
 describe('request log', () => {
-  it('logs one line per request with method, path, status, user, duration, bytes sent and which origin answered, and never a token', async () => {
+  it('logs one line per request with method, path, status, user, token id, duration, bytes sent and which origin answered, and never a token', async () => {
     const clock = manualClock();
-    const { app, logs } = edgeKit({
+    const { app, logs, seen } = edgeKit({
       tokens,
       now: clock.now,
       origin: async () => {
@@ -34,7 +35,11 @@ describe('request log', () => {
     const res = await app.request('/abc.narinfo?q=1', { headers: auth });
     expect(logs).toEqual([]); // written when the body has left
     expect(await res.text()).toBe('0123456789');
-    expect(logs).toEqual([{ method: 'GET', path: '/abc.narinfo', status: 200, user: 'alice', ms: 42, bytes: 10, body: 'complete', origin: 'origin', asked: 1, tries: [{ origin: 'origin', result: 200, ms: 42 }] }]);
+    // The id `eris token list` shows: the first 12 hex digits of the token's SHA-256. The origin is told it too.
+    const id = (await tokenDigest('tok-alice')).slice(0, 12);
+    expect(seen[0]!.headers.get(TOKEN_ID_HEADER)).toBe(id);
+    expect(JSON.stringify(logs)).not.toContain('tok-alice');
+    expect(logs).toEqual([{ method: 'GET', path: '/abc.narinfo', status: 200, user: 'alice', token: id, ms: 42, bytes: 10, body: 'complete', origin: 'origin', asked: 1, tries: [{ origin: 'origin', result: 200, ms: 42 }] }]);
   });
 
   it('says why authentication failed, since a 401 looks like a miss to Nix', async () => {
@@ -43,8 +48,8 @@ describe('request log', () => {
     const text = await get.text();
     await app.request('/x.narinfo', { method: 'HEAD' });
     expect(logs).toEqual([
-      { method: 'GET', path: '/x.narinfo', status: 401, user: null, ms: expect.any(Number), bytes: new TextEncoder().encode(text).length, body: 'complete', auth: 'unknown token' },
-      { method: 'HEAD', path: '/x.narinfo', status: 401, user: null, ms: expect.any(Number), bytes: 0, body: 'none', auth: 'missing credentials' },
+      { method: 'GET', path: '/x.narinfo', status: 401, user: null, token: null, ms: expect.any(Number), bytes: new TextEncoder().encode(text).length, body: 'complete', auth: 'unknown token' },
+      { method: 'HEAD', path: '/x.narinfo', status: 401, user: null, token: null, ms: expect.any(Number), bytes: 0, body: 'none', auth: 'missing credentials' },
     ]);
     expect(JSON.stringify(logs)).not.toContain('tok-wrong');
   });

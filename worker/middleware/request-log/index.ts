@@ -1,5 +1,5 @@
 /**
- * One JSON line per request: method, path, status, user, how long, what left
+ * One JSON line per request: method, path, status, user, token id (never the token), how long, what left
  * (`bytes` counted as the body streams, and `body`: complete, cut-origin,
  * cut-client, or none), and — since 401s look like misses to Nix — why
  * authentication failed; for proxied requests, which origin answered, how
@@ -27,6 +27,7 @@ export function requestLog(options: { log: Log; now: Clock }): MiddlewareHandler
         path: c.req.path,
         status: res.status,
         user: c.get('user') ?? null,
+        token: c.get('tokenId') ?? null,
         ms: now() - started,
         bytes: sent?.bytes ?? 0,
       };
