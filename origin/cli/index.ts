@@ -22,7 +22,7 @@ import { usageCommand } from '../usage/cli.ts';
 import { clientConfigCommand } from './client-config.ts';
 
 const USAGE = `usage:
-  eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N] [--state-dir DIR] [--push-dir DIR]
+  eris serve [--config FILE] [--bind HOST:PORT] [--store-root DIR] [--sign-key FILE]... [--edge-secret-file FILE] [--priority N] [--workers N] [--state-dir DIR] [--push-dir DIR] [--metrics-bind [HOST:]PORT]
   eris keygen NAME [SECRET_FILE PUBLIC_FILE]
   eris token add USER [--scope read|write|admin]... [--cache NAME]... [--expires-days N] [--remote | --persist-to DIR] [--wrangler-config FILE]
   eris token list [--json] [--remote | --persist-to DIR]
@@ -45,10 +45,11 @@ const SERVE_OPTIONS = {
   workers: { type: 'string' },
   'state-dir': { type: 'string' },
   'push-dir': { type: 'string' },
+  'metrics-bind': { type: 'string' },
 } as const;
 
 /** The config fields serve's flags set (undefined: not given). */
-function serveFlags(values: { bind?: string; 'store-root'?: string; 'sign-key'?: string[]; 'edge-secret-file'?: string; priority?: string; workers?: string; 'state-dir'?: string; 'push-dir'?: string }): Raw {
+function serveFlags(values: { bind?: string; 'store-root'?: string; 'sign-key'?: string[]; 'edge-secret-file'?: string; priority?: string; workers?: string; 'state-dir'?: string; 'push-dir'?: string; 'metrics-bind'?: string }): Raw {
   return {
     bind: values.bind,
     storeRoot: values['store-root'],
@@ -58,6 +59,7 @@ function serveFlags(values: { bind?: string; 'store-root'?: string; 'sign-key'?:
     workers: values.workers,
     stateDir: values['state-dir'],
     pushDir: values['push-dir'],
+    metricsBind: values['metrics-bind'],
   };
 }
 

@@ -72,6 +72,10 @@ export interface OriginConfig {
   defaultCache: string | undefined;
   /** HTTP push (`nix copy --to https://…`); off when undefined (no push_dir). */
   push?: PushConfig;
+  /** A second listener that answers only GET /metrics, without any credential (for a stock Prometheus scrape); none when undefined. */
+  metricsBind?: { host: string; port: number };
+  /** A bearer credential that opens /metrics on the main port (`Authorization: Bearer …`), read from metrics_token_file. */
+  metricsToken?: string;
 }
 
 export const DEFAULTS = {
@@ -111,6 +115,8 @@ const FILE_KEYS = {
   usage_retention_days: 'usageRetentionDays',
   cache: 'caches',
   default_cache: 'defaultCache',
+  metrics_bind: 'metricsBind',
+  metrics_token_file: 'metricsTokenFile',
   ...PUSH_FILE_KEYS,
 } as const;
 
@@ -163,6 +169,24 @@ export function parseBind(key: string, v: unknown): { host: string; port: number
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\[\]]+)):(\d+)$/.exec(s);
   if (!m) throw new ConfigError(`${key}: expected HOST:PORT, e.g. 127.0.0.1:8788`);
   return { host: m[1] ?? m[2]!, port: int(key, m[3], 0, 65535) };
+}
+
+/** `metrics_bind`: HOST:PORT, or a bare PORT on loopback (the listener has no credential: keep it off the internet). */
+export function parseMetricsBind(v: unknown): { host: string; port: number } {
+  if (typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v))) return { host: DEFAULTS.host, port: int('metrics_bind', v, 0, 65535) };
+  return parseBind('metrics_bind', v);
+}
+
+function readSecretFile(key: string, path: string, readFile: (p: string) => string): string {
+  let text: string;
+  try {
+    text = readFile(path).trim();
+  } catch (e) {
+    throw new ConfigError(`${key}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  if (text.length < 16) throw new ConfigError(`${key}: ${path} must hold at least 16 characters`);
+  if (/\s/.test(text)) throw new ConfigError(`${key}: ${path} must hold one token without spaces`);
+  return text;
 }
 
 export interface ConfigSources {
@@ -237,6 +261,8 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     caches,
     defaultCache,
     push: resolvePushConfig(raw as PushRaw, storeRoot),
+    metricsBind: raw.metricsBind === undefined ? undefined : parseMetricsBind(raw.metricsBind),
+    metricsToken: raw.metricsTokenFile === undefined ? undefined : readSecretFile('metrics_token_file', str('metrics_token_file', raw.metricsTokenFile), readFile),
   };
 }
 

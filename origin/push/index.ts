@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Signer } from '../../shared/signing.ts';
 import type { Logger } from '../server/log.ts';
+import type { Metrics } from '../server/metrics.ts';
 import type { Store } from '../store/store.ts';
 import type { PushConfig } from '../config/push.ts';
 import { createImporter } from './import.ts';
@@ -26,6 +27,8 @@ export interface PushOptions {
   /** Every cache's keys: a store under another root is told to trust them for the imports. */
   signers: readonly Signer[];
   log: Logger;
+  /** Where import times go (eris_push_import_seconds). */
+  metrics?: Pick<Metrics, 'pushImport'>;
   refreshPublished: () => Promise<void>;
 }
 
@@ -45,7 +48,7 @@ export function createPush(config: PushConfig, o: PushOptions): PushDeps {
     trust: config.trust,
     trustedKeys: [...new Set(o.signers.map((s) => s.publicKey))],
   });
-  const service = createPushService({ store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log });
+  const service = createPushService({ store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log, metrics: o.metrics });
   return { service, staging, kept, refreshPublished: o.refreshPublished, close: () => {
     staging.close();
     importer.close();

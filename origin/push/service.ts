@@ -20,6 +20,7 @@ import { isStorePathBaseName, parseStorePath, storePathBaseName } from '../../sh
 import { narFileOfUrl, type Upload } from '../../shared/upload.ts';
 import type { Signer } from '../../shared/signing.ts';
 import type { Logger } from '../server/log.ts';
+import type { Metrics } from '../server/metrics.ts';
 import type { Store } from '../store/store.ts';
 import { PushError, rejected } from './errors.ts';
 import type { Staging } from './staging.ts';
@@ -47,6 +48,8 @@ export interface PushServiceOptions {
   kept: KeptFiles;
   importer: Importer;
   log: Logger;
+  /** Where import times go (eris_push_import_seconds). */
+  metrics?: Pick<Metrics, 'pushImport'>;
   /** Largest narinfo, .ls, log or realisation upload accepted (they are small files). */
   maxMetadataBytes?: number;
 }
@@ -181,11 +184,14 @@ export function createPushService(o: PushServiceOptions): PushService {
           sigs: [...info.sigs.filter((s) => /^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s)),
             ...target.signers.slice(0, 1).map((s) => s.sign(fingerprint(info.storePath, info.narHash, info.narSize, [...refs].sort())))],
         };
+        const started = performance.now();
         try {
           await o.importer.importPath(signed, staged?.path ?? kept!.path ?? '');
+          o.metrics?.pushImport((performance.now() - started) / 1000, true);
           // An import over the daemon takes milliseconds: the lookups below must not answer from before it.
           o.store.refresh?.();
         } catch (e) {
+          o.metrics?.pushImport((performance.now() - started) / 1000, false);
           if (newRoot && !(await o.store.isValid(info.storePath).catch(() => false))) await removeGcRoot(o.storeRoot, target.name, info.storePath).catch(() => {});
           throw e;
         }

@@ -94,8 +94,8 @@ describe.skipIf(!fixture)('origin on a real Nix store', () => {
       const text = await (await origin.get('/metrics')).text();
       const num = (re: RegExp) => Number(text.match(re)?.[1] ?? 0);
       return {
-        requests: num(/^eris_requests_total\{route="\/nar\/:file",status="200"\} (\d+)$/m),
-        bytes: num(/^eris_sent_bytes_total\{route="\/nar\/:file"\} (\d+)$/m),
+        requests: num(/^eris_requests_total\{route="nar",status="200"\} (\d+)$/m),
+        bytes: num(/^eris_sent_bytes_total\{route="nar"\} (\d+)$/m),
         streams: num(/^eris_nar_stream_seconds_count (\d+)$/m),
       };
     };

@@ -13,7 +13,7 @@ import { getCacheInfo } from './routes/nix-cache-info.ts';
 import { getListing, getNarInfo } from './routes/narinfo.ts';
 import { getBuildLog } from './routes/log.ts';
 import { getRealisation } from './routes/realisation.ts';
-import { getMetrics } from './routes/metrics.ts';
+import { getMetrics, metricsAccess } from './routes/metrics.ts';
 import { getNar } from './routes/nar.ts';
 import { getPublicKey } from './routes/public-key.ts';
 import { getVersion } from './routes/version.ts';
@@ -43,6 +43,8 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
     c.set('settings', settings);
     await next();
   });
+  // Before the edge secret check: a stock Prometheus scrape may bring the metrics token instead.
+  app.get('/metrics', metricsAccess(settings), getMetrics);
   app.use(edgeAuth(settings.edgeSecret));
   app.use(admissionControl());
   app.use(usageCounter());
@@ -53,7 +55,6 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
   app.get('/v1/caches', getCaches(caches));
   app.get('/v1/version', getVersion);
   app.get('/health', getHealth);
-  app.get('/metrics', getMetrics);
   // Every bare route before any /<cache>/ one: `/log/x.narinfo` stays a (malformed) log request.
   for (const [path, handler] of PER_CACHE) app.get(path, select.bare, handler);
   // `:cache` takes any segment (the metrics label stays /:cache/…); select.named answers 404 for a name no cache has.

@@ -74,6 +74,7 @@ export function appSettings(config: OriginConfig): AppSettings {
     storeDir: config.storeDir,
     priority: config.priority,
     edgeSecret: config.edgeSecret,
+    metricsToken: config.metricsToken,
     version: VERSION,
     compression: config.compression,
     compressionLevel: config.compressionLevel,
@@ -171,7 +172,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
   if (config.push) {
     try {
       push = createPush(config.push, {
-        store, storeRoot: config.storeRoot, storeDir: config.storeDir, log: deps.log,
+        store, storeRoot: config.storeRoot, storeDir: config.storeDir, log: deps.log, metrics: deps.metrics,
         signers: config.caches.flatMap((c) => signersOf(c.name)),
         refreshPublished: () => publisher.then((p) => p.refresh()),
       });

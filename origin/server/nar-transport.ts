@@ -33,7 +33,7 @@ type Done = (ok: boolean, bytes: number, err?: NodeJS.ErrnoException) => void;
 export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<Response> {
   const { metrics, log, usage } = c.get('deps');
   const route = c.req.routePath;
-  metrics.request(route, res.status);
+  metrics.request(route, res.status, c.req.method);
   if (c.req.method === 'HEAD') {
     res.onEnd?.();
     return new Response(null, { status: res.status, headers: res.headers });

@@ -16,8 +16,8 @@ export function send(c: Context, status: ContentfulStatusCode, body: string | Ui
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
   const metrics = (c.get('deps') as OriginDeps | undefined)?.metrics;
   if (metrics) {
-    metrics.request(c.req.routePath, status);
-    if (c.req.method !== 'HEAD') metrics.sent(c.req.routePath, length);
+    metrics.request(c.req.routePath, status, c.req.method);
+    if (c.req.method !== 'HEAD') metrics.sent(c.req.routePath, length, c.req.method);
   }
   return c.body(body, status, {
     'Content-Type': contentType,

@@ -35,6 +35,8 @@ export interface AppSettings {
   storeDir: string;
   priority: number;
   edgeSecret: string;
+  /** Opens /metrics with `Authorization: Bearer …` (metrics_token_file); the edge secret opens it too. */
+  metricsToken?: string;
   version: string;
   compression: Compression;
   compressionLevel: number;

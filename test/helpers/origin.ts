@@ -17,13 +17,13 @@ export interface TestOrigin extends RunningOrigin {
   get(path: string, init?: RequestInit & { secret?: string | null }): Promise<Response>;
 }
 
-export async function startTestOrigin(root: string): Promise<TestOrigin> {
+export async function startTestOrigin(root: string, flags: Raw = {}): Promise<TestOrigin> {
   const dir = mkdtempSync(join(tmpdir(), 'eris-origin-'));
   const kp = generateKeyPair('eris-test-1');
   const keyFile = join(dir, 'key.sec');
   writeFileSync(keyFile, kp.secret);
   const config = resolveConfig({
-    flags: { bind: '127.0.0.1:0', storeRoot: root, signKeyPaths: [keyFile], edgeSecret: EDGE_SECRET },
+    flags: { bind: '127.0.0.1:0', storeRoot: root, signKeyPaths: [keyFile], edgeSecret: EDGE_SECRET, ...flags },
     env: {},
   });
   const origin = await startOrigin(config, silentLogger);

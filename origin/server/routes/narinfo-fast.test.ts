@@ -79,7 +79,7 @@ describe('narinfo fast path', () => {
   it('counts what it answers in /metrics and usage under the app\'s route and cache names', async () => {
     const metrics = async () => (await overHttp('/metrics')).text();
     const count = (text: string, line: RegExp) => Number(text.match(line)?.[1] ?? 0);
-    const route = /^eris_requests_total\{route="\/:file\{\[\^\/\]\+\\\.narinfo\}",status="200"\} (\d+)$/m;
+    const route = /^eris_requests_total\{route="narinfo",status="200"\} (\d+)$/m;
     const hits = /^eris_cache_requests_total\{cache="default",kind="narinfo_hit"\} (\d+)$/m;
     const m0 = await metrics();
     const before = answered;

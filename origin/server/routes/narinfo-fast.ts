@@ -54,6 +54,7 @@ export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSetting
     if (!ctx) return false;
     const given = req.headers[EDGE_SECRET_HEADER];
     if (typeof given !== 'string' || !sameSecret(given, secret)) return false;
+    const started = performance.now();
     let info;
     try {
       info = await ctx.deps.store.lookup(hashPart);
@@ -69,6 +70,7 @@ export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSetting
     usage?.narinfo(typeof user === 'string' ? user : '', ctx.name, true);
     res.writeHead(200, { 'Content-Type': 'text/x-nix-narinfo', 'Content-Length': String(body.byteLength), 'Cache-Control': NO_STORE });
     res.end(body);
+    metrics.narinfo((performance.now() - started) / 1000, true);
     return true;
   };
 }

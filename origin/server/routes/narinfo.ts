@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { renderNarInfo } from '../../../shared/narinfo.ts';
 import { fingerprint } from '../../../shared/fingerprint.ts';
 import { isHashPart, storePathBaseName } from '../../../shared/store-path.ts';
@@ -82,8 +83,18 @@ async function lookupOr404(c: Context<OriginEnv>, ext: string): Promise<PathInfo
 }
 
 export async function getNarInfo(c: Context<OriginEnv>) {
-  const info = await lookupOr404(c, '.narinfo');
-  return send(c, 200, narInfoBody(info, c.get('deps'), c.get('settings')), 'text/x-nix-narinfo');
+  const started = performance.now();
+  const deps = c.get('deps');
+  let info;
+  try {
+    info = await lookupOr404(c, '.narinfo');
+  } catch (e) {
+    if (e instanceof HTTPException && e.status === 404) deps.metrics.narinfo((performance.now() - started) / 1000, false);
+    throw e;
+  }
+  const res = send(c, 200, narInfoBody(info, deps, c.get('settings')), 'text/x-nix-narinfo');
+  deps.metrics.narinfo((performance.now() - started) / 1000, true);
+  return res;
 }
 
 /** `<hash>.ls`: the file listing `nix store ls --store https://…` reads instead of downloading the NAR. */
