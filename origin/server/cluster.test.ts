@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../../shared/signing.ts';
 import { startOriginCli, type OriginProc } from '../../test/helpers/processes.ts';
+import { until } from '../../test/helpers/faults.ts';
 import { hashOf } from '../../test/helpers/nix.ts';
 
 const fixture = inject('fixture');
@@ -37,7 +38,8 @@ describe.skipIf(!fixture)('origin cluster', () => {
   });
 
   it('serves from two worker processes behind one port and sums their counters in /metrics', async () => {
-    await new Promise((r) => setTimeout(r, 500)); // both workers listening
+    // Both workers listening: each says so once it is.
+    await until(() => children(origin.child.pid!).length === 2 && origin.output().split('eris origin listening').length > 2, 20_000);
     expect(children(origin.child.pid!)).toHaveLength(2);
     for (let i = 0; i < 40; i++) expect((await get(`/${hash()}.narinfo`)).status).toBe(200);
     const text = await (await get('/metrics')).text();
@@ -48,12 +50,10 @@ describe.skipIf(!fixture)('origin cluster', () => {
   it('replaces a worker that dies and keeps answering', async () => {
     const [victim] = children(origin.child.pid!);
     process.kill(victim!, 'SIGKILL');
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
+    await until(() => {
       const now = children(origin.child.pid!);
-      if (now.length === 2 && !now.includes(victim!)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return now.length === 2 && !now.includes(victim!);
+    }, 10_000);
     expect(children(origin.child.pid!)).toHaveLength(2);
     for (let i = 0; i < 10; i++) expect((await get(`/${hash()}.narinfo`)).status).toBe(200);
     expect(origin.output()).toContain('origin worker died; starting another');

@@ -65,8 +65,8 @@ describe('npm start', () => {
     }
     // Both children are gone: nothing answers on either port.
     await new Promise((r) => setTimeout(r, 500));
-    await expect(fetch(`http://127.0.0.1:${edgePort}/v1/public-key`, { signal: AbortSignal.timeout(3000) })).rejects.toThrow();
-    await expect(fetch(`http://127.0.0.1:${originPort}/v1/public-key`, { signal: AbortSignal.timeout(3000) })).rejects.toThrow();
+    await expect(fetch(`http://127.0.0.1:${edgePort}/v1/public-key`, { signal: AbortSignal.timeout(3000) })).rejects.toMatchObject({ cause: { code: 'ECONNREFUSED' } });
+    await expect(fetch(`http://127.0.0.1:${originPort}/v1/public-key`, { signal: AbortSignal.timeout(3000) })).rejects.toMatchObject({ cause: { code: 'ECONNREFUSED' } });
   });
 
   it('fails with one clear line when there is no Nix store at ERIS_STORE_ROOT', async () => {

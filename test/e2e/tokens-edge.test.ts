@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { get as httpGet, type ServerResponse } from 'node:http';
 import { generateKeyPair } from '../../shared/signing.ts';
 import { addToken, tokenDigest } from '../../origin/tokens/cli.ts';
-import { eris } from '../helpers/processes.ts';
+import { eris, waitForOutput } from '../helpers/processes.ts';
 import { useStack } from '../helpers/stack.ts';
 
 const SECRET = 'tokens-edge-secret-0123456789';
@@ -146,7 +146,9 @@ describe('token add, list and revoke against wrangler dev', () => {
   });
 
   it('logs one JSON line per request with user, status, bytes and duration, and never a token', async () => {
-    await new Promise((r) => setTimeout(r, 500)); // let wrangler flush its output
+    // Every earlier line is in the captured output once a last, marked request's line is there.
+    await get('/log-flush-marker');
+    await waitForOutput(s.edge, /log-flush-marker/, 10_000);
     const out = s.edge.output();
     const lines = out.split('\n').flatMap((l) => {
       const at = l.indexOf('{"method"');

@@ -100,7 +100,8 @@ describe('edge Worker in workerd', () => {
 
   it('does not turn an origin cut mid-body into a clean end', async () => {
     const res = await get('/cut.nar', { headers: asAlice() });
-    await expect(res.arrayBuffer()).rejects.toThrow();
+    // undici's error for a body that ends before its Content-Length: the connection was cut, not closed cleanly.
+    await expect(res.arrayBuffer()).rejects.toThrow('terminated');
   });
 
   it('answers 504 within the budget when the origin stalls, and 502 when it refuses the edge', async () => {

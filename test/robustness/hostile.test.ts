@@ -17,6 +17,7 @@ import { copyStore, openFds, sleep } from '../helpers/faults.ts';
 import { narInfoOf, useStack } from '../helpers/stack.ts';
 import { hashOf } from '../helpers/nix.ts';
 import { hasStrace, rawRequest, straceFiles, type RawResponse } from '../helpers/hostile.ts';
+import { waitForOutput } from '../helpers/processes.ts';
 
 const fixture = inject('fixture');
 
@@ -298,7 +299,11 @@ describe.skipIf(!fixture)('hostile input', () => {
     });
 
     it('no token and no edge secret ever appears in an error body or in the origin\'s or wrangler dev\'s output', async () => {
-      await sleep(500); // let the processes flush their logs
+      // Every earlier line is in the captured output once a last, marked request's line is there.
+      await rawRequest(s.origin.port, 'GET /log-flush-marker HTTP/1.1\r\nHost: x');
+      await waitForOutput(s.origin, /log-flush-marker/, 10_000);
+      await s.get('/log-flush-marker', { auth: false, headers: { 'CF-Connecting-IP': nextIp() } });
+      await waitForOutput(s.edge, /log-flush-marker/, 10_000);
       const secrets = [s.token, s.secret, s.secret.slice(0, -1), other, revoked, expired, 'attacker-guess-0123456789'];
       const logs = s.origin.output() + '\n' + s.edge.output();
       expect(logs.length).toBeGreaterThan(0);
