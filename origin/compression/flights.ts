@@ -61,196 +61,229 @@ export interface Compressions {
 
 type State = 'queued' | 'running' | 'done' | 'failed';
 
+/** What the flights of one createCompressions share: its options, the flights by key, the counters. */
+interface Shared {
+  o: CompressionsOptions;
+  flights: Map<string, Flight>;
+  counts: { running: number; queued: number; started: number };
+}
+
 export function createCompressions(o: CompressionsOptions): Compressions {
-  const flights = new Map<string, Flight>();
-  let running = 0;
-  let queued = 0;
-  let started = 0;
   if (!o.narCache) mkdirSync(o.spoolDir, { recursive: true });
+  const shared: Shared = { o, flights: new Map(), counts: { running: 0, queued: 0, started: 0 } };
+  return {
+    get running() {
+      return shared.counts.running;
+    },
+    get queued() {
+      return shared.counts.queued;
+    },
+    get started() {
+      return shared.counts.started;
+    },
+    join: (key, info) => joinFlight(shared, key, info),
+  };
+}
 
-  class Flight {
-    state: State = 'queued';
-    error: Error | undefined;
-    written = 0;
-    readers = 0;
-    fd: FileHandle | undefined;
-    readonly ready: Promise<void>;
-    readonly admitted: Promise<void>;
-    private wakers: (() => void)[] = [];
-    private readonly abort = new AbortController();
-    private readonly key: string;
-    private readonly info: PathInfo;
-    private readonly slot;
+/** Follows the flight of `key`, starting one if none is under way; resolves once it has a place in the queue. */
+async function joinFlight(shared: Shared, key: string, info: PathInfo): Promise<Follower> {
+  const { flights } = shared;
+  let flight = flights.get(key);
+  if (!flight) {
+    flight = new Flight(shared, key, info);
+    flights.set(key, flight);
+    const started = flight;
+    started.admitted.catch(() => {
+      if (flights.get(key) === started) flights.delete(key);
+    });
+  }
+  const f = flight.follower();
+  try {
+    await flight.admitted;
+  } catch (e) {
+    f.leave();
+    throw e;
+  }
+  return f;
+}
 
-    constructor(key: string, info: PathInfo) {
-      this.key = key;
-      this.info = info;
-      this.slot = o.slots.request(key);
-      this.admitted = this.slot.admitted;
-      this.ready = this.run();
-      this.ready.catch(() => {});
+/**
+ * The spool file a compression writes (`out`) and its readers read (`read`): the cache's
+ * temporary file, or an unlinked file in spoolDir without a cache.
+ */
+async function openSpool(o: CompressionsOptions, key: string): Promise<{ path: string; out: FileHandle; read: FileHandle }> {
+  const path = o.narCache ? o.narCache.spoolPath(key) : join(o.spoolDir, `${key}.${process.pid}.${randomBytes(6).toString('hex')}`);
+  const out = await open(path, 'wx', 0o600);
+  let read: FileHandle;
+  try {
+    read = await open(path, 'r');
+  } catch (e) {
+    await out.close();
+    await rm(path, { force: true });
+    throw e;
+  }
+  if (!o.narCache) {
+    try {
+      await unlink(path);
+    } catch (e) {
+      await Promise.all([out.close(), read.close()]).catch(() => {});
+      throw e;
     }
+  }
+  return { path, out, read };
+}
 
-    private wake() {
-      const w = this.wakers;
-      this.wakers = [];
-      for (const f of w) f();
+/** One compression of one NAR and the requests reading it. */
+class Flight {
+  state: State = 'queued';
+  error: Error | undefined;
+  written = 0;
+  readers = 0;
+  fd: FileHandle | undefined;
+  readonly ready: Promise<void>;
+  readonly admitted: Promise<void>;
+  private wakers: (() => void)[] = [];
+  private readonly abort = new AbortController();
+  private readonly shared: Shared;
+  private readonly key: string;
+  private readonly info: PathInfo;
+  private readonly slot;
+
+  constructor(shared: Shared, key: string, info: PathInfo) {
+    this.shared = shared;
+    this.key = key;
+    this.info = info;
+    this.slot = shared.o.slots.request(key);
+    this.admitted = this.slot.admitted;
+    this.ready = this.run();
+    this.ready.catch(() => {});
+  }
+
+  private wake() {
+    const w = this.wakers;
+    this.wakers = [];
+    for (const f of w) f();
+  }
+
+  changed(): Promise<void> {
+    return new Promise((r) => this.wakers.push(r));
+  }
+
+  /** Waits for a place under the cap, then serves the NAR from the cache (another worker made it) or compresses it. */
+  private async run(): Promise<void> {
+    const { o, counts } = this.shared;
+    await this.admitted;
+    counts.queued++;
+    let release: () => void;
+    try {
+      const aborted = new Promise<never>((_, reject) => this.abort.signal.addEventListener('abort', () => reject(new Error('abandoned')), { once: true }));
+      aborted.catch(() => {});
+      release = await Promise.race([this.slot.granted, aborted]);
+    } finally {
+      counts.queued--;
     }
-
-    changed(): Promise<void> {
-      return new Promise((r) => this.wakers.push(r));
-    }
-
-    private async run(): Promise<void> {
-      await this.admitted;
-      queued++;
-      let release: () => void;
-      try {
-        const aborted = new Promise<never>((_, reject) => this.abort.signal.addEventListener('abort', () => reject(new Error('abandoned')), { once: true }));
-        aborted.catch(() => {});
-        release = await Promise.race([this.slot.granted, aborted]);
-      } finally {
-        queued--;
-      }
-      try {
-        // Another worker may have compressed it while this one waited for the key.
-        const cached = o.narCache?.get(this.key);
-        if (cached) {
-          this.fd = await open(cached.path, 'r');
-          this.written = cached.fileSize;
-          this.finish('done');
-          release();
-          return;
-        }
-        await this.compress(release);
-      } catch (e) {
+    try {
+      // Another worker may have compressed it while this one waited for the key.
+      const cached = o.narCache?.get(this.key);
+      if (cached) {
+        this.fd = await open(cached.path, 'r');
+        this.written = cached.fileSize;
+        this.finish('done');
         release();
-        this.error = e as Error;
-        this.finish('failed');
-        throw e;
+        return;
       }
-    }
-
-    private async compress(release: () => void): Promise<void> {
-      const path = o.narCache ? o.narCache.spoolPath(this.key) : join(o.spoolDir, `${this.key}.${process.pid}.${randomBytes(6).toString('hex')}`);
-      const out = await open(path, 'wx', 0o600);
-      try {
-        this.fd = await open(path, 'r');
-      } catch (e) {
-        await out.close();
-        await rm(path, { force: true });
-        throw e;
-      }
-      if (!o.narCache) await unlink(path);
-      this.state = 'running';
-      running++;
-      started++;
-      if (o.metrics) o.metrics.compressionsStarted++;
-      const hash = createHash('sha256');
-      const sink = new Writable({
-        write: (chunk: Buffer, _enc, cb) => {
-          out.write(chunk, 0, chunk.length, this.written).then(() => {
-            hash.update(chunk);
-            this.written += chunk.length;
-            this.wake();
-            cb();
-          }, cb);
-        },
-      });
-      pipeline(o.store.nar(this.info), createCompressor(o.method, o.level), sink, { signal: this.abort.signal })
-        .then(async () => {
-          await out.close();
-          if (o.narCache) o.narCache.commit(this.key, path, `sha256:${encodeNix32(hash.digest())}`, this.written);
-          this.finish('done');
-        })
-        .catch(async (err: Error) => {
-          await out.close().catch(() => {});
-          if (o.narCache) await rm(path, { force: true });
-          if (!this.abort.signal.aborted) o.log.error({ msg: 'compression failed', path: this.info.storePath, method: o.method, error: err.message });
-          this.error = err;
-          this.finish('failed');
-        })
-        .finally(() => {
-          running--;
-          release();
-        });
-    }
-
-    finish(state: 'done' | 'failed') {
-      this.state = state;
-      if (flights.get(this.key) === this) flights.delete(this.key);
-      this.wake();
-      if (this.readers === 0) void this.fd?.close().catch(() => {});
-    }
-
-    follower(): Follower {
-      this.readers++;
-      let left = false;
-      const leave = () => {
-        if (left) return;
-        left = true;
-        if (--this.readers > 0) return;
-        if (this.state === 'queued' || this.state === 'running') {
-          // Nobody wants it any more: give up the place, or stop compressing.
-          if (flights.get(this.key) === this) flights.delete(this.key);
-          this.slot.cancel();
-          this.abort.abort();
-        } else void this.fd?.close().catch(() => {});
-      };
-      const self = this;
-      return {
-        leave,
-        async *chunks() {
-          try {
-            await self.ready;
-            let pos = 0;
-            for (;;) {
-              if (self.state === 'failed') throw self.error ?? new Error('compression failed');
-              if (pos < self.written) {
-                const n = Math.min(CHUNK, self.written - pos);
-                const buf = n === CHUNK ? takeChunk() : Buffer.allocUnsafe(n);
-                const { bytesRead } = await self.fd!.read(buf, 0, n, pos);
-                if (bytesRead !== n) throw new Error('compressed NAR spool file shrank');
-                pos += n;
-                yield buf;
-              } else if (self.state === 'done') return;
-              else await self.changed();
-            }
-          } finally {
-            leave();
-          }
-        },
-      };
+      await this.compress(release);
+    } catch (e) {
+      release();
+      this.error = e as Error;
+      this.finish('failed');
+      throw e;
     }
   }
 
-  return {
-    get running() {
-      return running;
-    },
-    get queued() {
-      return queued;
-    },
-    get started() {
-      return started;
-    },
-    async join(key, info) {
-      let flight = flights.get(key);
-      if (!flight) {
-        flight = new Flight(key, info);
-        flights.set(key, flight);
-        flight.admitted.catch(() => {
-          if (flights.get(key) === flight) flights.delete(key);
-        });
-      }
-      const f = flight.follower();
-      try {
-        await flight.admitted;
-      } catch (e) {
-        f.leave();
-        throw e;
-      }
-      return f;
-    },
-  };
+  /** Starts NAR → compressor → spool file; the place is released when it ends, either way. */
+  private async compress(release: () => void): Promise<void> {
+    const { o, counts } = this.shared;
+    const { path, out, read } = await openSpool(o, this.key);
+    this.fd = read;
+    this.state = 'running';
+    counts.running++;
+    counts.started++;
+    if (o.metrics) o.metrics.compressionsStarted++;
+    const hash = createHash('sha256');
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        out.write(chunk, 0, chunk.length, this.written).then(() => {
+          hash.update(chunk);
+          this.written += chunk.length;
+          this.wake();
+          cb();
+        }, cb);
+      },
+    });
+    pipeline(o.store.nar(this.info), createCompressor(o.method, o.level), sink, { signal: this.abort.signal })
+      .then(async () => {
+        await out.close();
+        if (o.narCache) o.narCache.commit(this.key, path, `sha256:${encodeNix32(hash.digest())}`, this.written);
+        this.finish('done');
+      })
+      .catch(async (err: Error) => {
+        await out.close().catch(() => {});
+        if (o.narCache) await rm(path, { force: true });
+        if (!this.abort.signal.aborted) o.log.error({ msg: 'compression failed', path: this.info.storePath, method: o.method, error: err.message });
+        this.error = err;
+        this.finish('failed');
+      })
+      .finally(() => {
+        counts.running--;
+        release();
+      });
+  }
+
+  finish(state: 'done' | 'failed') {
+    const { flights } = this.shared;
+    this.state = state;
+    if (flights.get(this.key) === this) flights.delete(this.key);
+    this.wake();
+    if (this.readers === 0) void this.fd?.close().catch(() => {});
+  }
+
+  follower(): Follower {
+    this.readers++;
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      if (--this.readers > 0) return;
+      if (this.state === 'queued' || this.state === 'running') {
+        // Nobody wants it any more: give up the place, or stop compressing.
+        if (this.shared.flights.get(this.key) === this) this.shared.flights.delete(this.key);
+        this.slot.cancel();
+        this.abort.abort();
+      } else void this.fd?.close().catch(() => {});
+    };
+    return { leave, chunks: () => readBehind(this, leave) };
+  }
+}
+
+/** The spool file from its first byte, read behind the writer until the compression is done; leaves at the end. */
+async function* readBehind(flight: Flight, leave: () => void): AsyncGenerator<Buffer> {
+  try {
+    await flight.ready;
+    let pos = 0;
+    for (;;) {
+      if (flight.state === 'failed') throw flight.error ?? new Error('compression failed');
+      if (pos < flight.written) {
+        const n = Math.min(CHUNK, flight.written - pos);
+        const buf = n === CHUNK ? takeChunk() : Buffer.allocUnsafe(n);
+        const { bytesRead } = await flight.fd!.read(buf, 0, n, pos);
+        if (bytesRead !== n) throw new Error('compressed NAR spool file shrank');
+        pos += n;
+        yield buf;
+      } else if (flight.state === 'done') return;
+      else await flight.changed();
+    }
+  } finally {
+    leave();
+  }
 }
