@@ -9,11 +9,14 @@ import { createImporter } from './import.ts';
 import { createKeptFiles, type KeptFiles } from './kept.ts';
 import { createPushService, type PushService } from './service.ts';
 import { createStaging, type Staging } from './staging.ts';
+import { createParts, type Parts } from './parts.ts';
 
 export interface PushDeps {
   service: PushService;
   staging: Staging;
   kept: KeptFiles;
+  /** NARs uploaded in parts (eris push). */
+  parts: Parts;
   /** Recomputes the caches' published sets now (after a new GC root), resolving when done. */
   refreshPublished: () => Promise<void>;
   close(): void;
@@ -48,8 +51,17 @@ export function createPush(config: PushConfig, o: PushOptions): PushDeps {
     trust: config.trust,
     trustedKeys: [...new Set(o.signers.map((s) => s.publicKey))],
   });
-  const service = createPushService({ store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log, metrics: o.metrics });
-  return { service, staging, kept, refreshPublished: o.refreshPublished, close: () => {
+  const parts = createParts({
+    dir: staging.dir,
+    maxBytes: config.stagingMaxBytes,
+    usedBytes: () => staging.usedBytes(),
+    onPart: (p) => o.log.info({ msg: 'push: part received', ...p }),
+  });
+  const service = createPushService({
+    store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log, metrics: o.metrics,
+    onUnknownNar: (cache, file) => parts.discardIncomplete(cache, file),
+  });
+  return { service, staging, kept, parts, refreshPublished: o.refreshPublished, close: () => {
     staging.close();
     importer.close();
   } };

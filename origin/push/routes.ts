@@ -28,7 +28,8 @@ export const PUSH_PATHS = ['/:file{[^/]+\\.narinfo}', '/:file{[^/]+\\.ls}', '/na
 /** The upload path within the cache: `nar/…`, `<hash>.narinfo`, `log/<drv>` with any `?` in the name (shared/nix-url.ts), … */
 const uploadPathOf = (c: Context<OriginEnv>) => cacheOfPath(pathAsNixMeantIt(c.req.url)).rest.slice(1);
 
-function bodyOf(c: Context<OriginEnv>): Readable {
+/** The request body as a Node stream. */
+export function pushBody(c: Context<OriginEnv>): Readable {
   const incoming = c.env?.incoming;
   if (incoming) return incoming as unknown as Readable;
   const body = c.req.raw.body;
@@ -36,7 +37,7 @@ function bodyOf(c: Context<OriginEnv>): Readable {
 }
 
 /** The cache this request was routed to, as push sees it. */
-function targetOf(c: Context<OriginEnv>): PushTarget {
+export function pushTarget(c: Context<OriginEnv>): PushTarget {
   const deps = c.get('deps');
   return {
     name: c.get('cache') ?? 'default',
@@ -47,7 +48,8 @@ function targetOf(c: Context<OriginEnv>): PushTarget {
   };
 }
 
-function failure(c: Context<OriginEnv>, err: unknown) {
+/** A PushError as its status and one line (anything else is rethrown: a 500). */
+export function pushFailure(c: Context<OriginEnv>, err: unknown) {
   const log = c.get('deps').log;
   if (!(err instanceof PushError)) throw err;
   if (err.status >= 500) log.error({ msg: 'push failed', path: c.req.path, error: err.message });
@@ -66,13 +68,13 @@ export async function putUpload(c: Context<OriginEnv>) {
   const lengthHeader = c.req.header('content-length');
   const length = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
   try {
-    const r = await push.service.put(targetOf(c), upload, bodyOf(c), length, c.req.header(USER_HEADER));
+    const r = await push.service.put(pushTarget(c), upload, pushBody(c), length, c.req.header(USER_HEADER));
     const usage = c.get('deps').usage;
     if (upload.kind === 'nar') usage?.received(requestUser(c), requestCache(c), r.bytes ?? 0);
     else if (upload.kind === 'narinfo') usage?.pushed(requestUser(c), requestCache(c));
     return send(c, r.status, r.message + '\n', TEXT);
   } catch (e) {
-    return failure(c, e);
+    return pushFailure(c, e);
   }
 }
 

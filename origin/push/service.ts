@@ -50,6 +50,8 @@ export interface PushServiceOptions {
   log: Logger;
   /** Where import times go (eris_push_import_seconds). */
   metrics?: Pick<Metrics, 'pushImport'>;
+  /** A narinfo named a NAR file nobody uploaded: an unfinished upload in parts of it is removed (eris push). */
+  onUnknownNar?: (cache: string, file: string) => Promise<unknown>;
   /** Largest narinfo, .ls, log or realisation upload accepted (they are small files). */
   maxMetadataBytes?: number;
 }
@@ -149,7 +151,10 @@ export function createPushService(o: PushServiceOptions): PushService {
 
     async function check(staged: { path: string; size: number } | undefined): Promise<PushResult> {
       const kept = staged ? undefined : await o.kept.find(target.name, nar.file);
-      if (!staged && !kept) throw rejected(`unknown NAR file: upload ${info.url} before the narinfo`);
+      if (!staged && !kept) {
+        const unfinished = await o.onUnknownNar?.(target.name, nar.file);
+        throw rejected(unfinished ? `the upload of ${info.url} is incomplete (removed): send every part before the narinfo` : `unknown NAR file: upload ${info.url} before the narinfo`);
+      }
       if (info.fileSize !== undefined && staged && info.fileSize !== staged.size) {
         throw rejected(`narinfo FileSize ${info.fileSize} does not match the uploaded ${info.url} (${staged.size} bytes)`);
       }

@@ -21,6 +21,7 @@ import { getHealth } from './routes/health.ts';
 import type { CacheRegistry } from '../caches/registry.ts';
 import { cacheSelector, getCaches } from '../caches/routes.ts';
 import { PUSH_PATHS, putUpload, withPushedNars } from '../push/routes.ts';
+import { getUpload, PARTS_ROUTES, postMissing, postUpload, putPart } from '../push/parts-routes.ts';
 
 /** The narinfo route and the cache prefix (routes/narinfo-fast.ts answers the same routes and counts them under these names). */
 export const NARINFO_ROUTE = '/:file{[^/]+\\.narinfo}';
@@ -62,6 +63,11 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
   // Push (`nix copy --to http…`): the same paths, PUT.
   for (const path of PUSH_PATHS) app.put(path, select.bare, putUpload);
   for (const path of PUSH_PATHS) app.put(`/:cache${path}`, select.named, putUpload);
+  // eris push (shared/push-protocol.ts): under a named cache only.
+  app.post(PARTS_ROUTES.missing, select.named, postMissing);
+  app.post(PARTS_ROUTES.uploads, select.named, postUpload);
+  app.get(PARTS_ROUTES.upload, select.named, getUpload);
+  app.put(PARTS_ROUTES.upload, select.named, putPart);
 
   app.notFound((c) => send(c, 404, 'not found\n', TEXT));
   app.onError(onError);

@@ -1,0 +1,78 @@
+/**
+ * NARs in parts (parts.ts) on a real staging directory: resuming after a crash cuts off a half-written
+ * part; an abandoned upload (no narinfo ever names it) is swept with the staging area's other files;
+ * the staging bound applies to parts; a part cut mid-body leaves the upload where it was.
+ */
+import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { formatSha256Nix32 } from '../../shared/hash.ts';
+import { partsNarFile } from '../../shared/push-protocol.ts';
+import { createStaging } from './staging.ts';
+import { createParts } from './parts.ts';
+
+const NAR = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 251));
+const start = { storePath: '/nix/store/00000000000000000000000000000000-x', narHash: formatSha256Nix32(createHash('sha256').update(NAR).digest()), narSize: NAR.length };
+const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function setup(maxBytes = 1_000_000) {
+  const dir = mkdtempSync(join(tmpdir(), 'eris-parts-'));
+  const staging = createStaging({ dir, maxBytes, ttlMs: 60_000 });
+  const made = () => createParts({ dir: staging.dir, maxBytes, usedBytes: () => staging.usedBytes() });
+  const files = () => readdirSync(join(staging.dir, 'c')).sort();
+  return { dir, staging, parts: made(), restart: made, files };
+}
+const send = (p: ReturnType<typeof setup>['parts'], id: string, from: number, to: number, body = NAR.subarray(from, to)) =>
+  p.part('c', id, from, hex(NAR.subarray(from, to)), Readable.from([body]), to - from);
+
+describe('NAR uploads in parts', () => {
+  it('a restart resumes at the last acknowledged part, whatever was written beyond it', async () => {
+    const { staging, parts, restart, files } = setup();
+    const u = await parts.begin('c', start);
+    expect(await send(parts, u.id, 0, 1000)).toMatchObject({ offset: 1000, complete: false });
+    // The process died while writing the next part: its bytes are in the file, never acknowledged.
+    appendFileSync(join(staging.dir, 'c', `upload-${u.id}.nar`), NAR.subarray(1000, 1500));
+    const again = restart();
+    expect(await again.begin('c', start)).toMatchObject({ id: u.id, offset: 1000 });
+    await send(again, u.id, 1000, 2000);
+    expect(await send(again, u.id, 2000, 3000)).toMatchObject({ complete: true, offset: 3000 });
+    expect(files()).toEqual([partsNarFile(start.narHash)]);
+    expect(readFileSync(join(staging.dir, 'c', partsNarFile(start.narHash))).equals(NAR)).toBe(true);
+    // Started again once complete: nothing more to send.
+    expect(await again.begin('c', start)).toMatchObject({ complete: true });
+  });
+
+  it('a part cut mid-body is not acknowledged and leaves the upload at its offset', async () => {
+    const { parts } = setup();
+    const u = await parts.begin('c', start);
+    await send(parts, u.id, 0, 1000);
+    const cut = new Readable({
+      read() {
+        this.push(NAR.subarray(1000, 1200));
+        this.destroy(new Error('ECONNRESET'));
+      },
+    });
+    await expect(parts.part('c', u.id, 1000, hex(NAR.subarray(1000, 2000)), cut, 1000)).rejects.toMatchObject({ status: 400 });
+    expect(await parts.state('c', u.id)).toMatchObject({ offset: 1000 });
+    expect(await send(parts, u.id, 1000, 2000)).toMatchObject({ offset: 2000 });
+  });
+
+  it('an upload no narinfo completes is swept with the staging area; the staging bound applies to parts', async () => {
+    const { staging, parts, files } = setup(2500);
+    const u = await parts.begin('c', start).catch((e) => e);
+    expect(u).toMatchObject({ status: 413 }); // larger than the whole staging area
+    const small = { ...start, narSize: 2000 };
+    const v = await parts.begin('c', small);
+    await send(parts, v.id, 0, 1000);
+    await staging.receive('c', 'other.nar', Readable.from([Buffer.alloc(1000)]), 1000);
+    await expect(send(parts, v.id, 1000, 2000)).rejects.toMatchObject({ status: 503 });
+    const old = (Date.now() - 120_000) / 1000;
+    for (const f of files()) utimesSync(join(staging.dir, 'c', f), old, old);
+    expect(await staging.sweep()).toBe(3);
+    expect(files()).toEqual([]);
+    await expect(parts.state('c', v.id)).rejects.toMatchObject({ status: 404 });
+  });
+});
