@@ -19,6 +19,7 @@ import { runDevStack } from './dev-stack.ts';
 import { formatChecks, runDoctor } from './doctor/index.ts';
 import { publishCommand, publishedCommand, unpublishCommand } from '../caches/cli.ts';
 import { usageCommand } from '../usage/cli.ts';
+import { pushCommand } from '../push/cli.ts';
 import { clientConfigCommand } from './client-config.ts';
 
 const USAGE = `usage:
@@ -33,6 +34,7 @@ const USAGE = `usage:
   eris published --cache NAME [--json] [--store-root DIR | --config FILE]
   eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]
   eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user USER] [--json]
+  eris push [--cache NAME] [--edge-url URL] [--netrc FILE] [--store STORE] [--jobs N] [--dry-run] [--json] PATH...
   eris dev            (what npm start runs: origin + wrangler dev on this machine's store)`;
 
 const SERVE_OPTIONS = {
@@ -206,6 +208,7 @@ export const COMMANDS: Record<string, (argv: string[]) => unknown> = {
   published: publishedCommand,
   'client-config': clientConfigCommand,
   usage: usageCommand,
+  push: pushCommand,
   dev: () => runDevStack(process.env),
 };
 

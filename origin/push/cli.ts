@@ -1,0 +1,116 @@
+/**
+ * `eris push [--cache NAME] PATH…`: push store paths and their closures to a
+ * cache through the edge, any size (docs/push.md). The token comes from
+ * `--netrc FILE`, else `ERIS_TOKEN`, else the netrc Nix would use
+ * (~/.netrc, /etc/nix/netrc) for the edge's host; the edge from `--edge-url`
+ * or `ERIS_URL`.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { isCacheName } from '../../shared/caches.ts';
+import { ConfigError } from '../config/index.ts';
+import { netrcLookup } from '../cli/doctor/index.ts';
+import { createEdgeClient } from './client/edge.ts';
+import { createProgress, formatBytes } from './client/progress.ts';
+import { DEFAULT_PART_BYTES, runPush, type PushSummary } from './client/run.ts';
+
+export const PUSH_USAGE = `usage: eris push [--cache NAME] [--edge-url URL] [--netrc FILE] [--store STORE] [--jobs N] [--part-size BYTES]
+                 [--retry-seconds N] [--dry-run] [--json] PATH...
+  pushes PATH... and their closures to cache NAME (default: "default") through the edge at URL (or $ERIS_URL),
+  any size: NARs over the edge's limit go in parts, a cut push resumes where the origin stopped.
+  token: --netrc FILE, else $ERIS_TOKEN, else ~/.netrc or /etc/nix/netrc (the edge host's machine line)`;
+
+const OPTIONS = {
+  cache: { type: 'string' },
+  'edge-url': { type: 'string' },
+  netrc: { type: 'string' },
+  store: { type: 'string' },
+  jobs: { type: 'string' },
+  'part-size': { type: 'string' },
+  'retry-seconds': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+} as const;
+
+const DEFAULT_NETRCS = () => [join(homedir(), '.netrc'), '/etc/nix/netrc'];
+
+/** The Authorization header for `host`: a netrc line (Basic, as Nix sends it) or ERIS_TOKEN (Bearer). */
+export function pushAuthorization(host: string, netrcFile: string | undefined, env: NodeJS.ProcessEnv): string {
+  const fromNetrc = (file: string, required: boolean): string | undefined => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      if (required) throw new ConfigError(`--netrc: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      return undefined;
+    }
+    const entry = netrcLookup(text, host);
+    if (!entry?.password) {
+      if (required) throw new ConfigError(`--netrc: ${file} has no "machine ${host} login USER password TOKEN" line`);
+      return undefined;
+    }
+    return 'Basic ' + btoa(`${entry.login ?? ''}:${entry.password}`);
+  };
+  if (netrcFile !== undefined) return fromNetrc(netrcFile, true)!;
+  if (env.ERIS_TOKEN) return `Bearer ${env.ERIS_TOKEN}`;
+  for (const f of DEFAULT_NETRCS()) {
+    const a = fromNetrc(f, false);
+    if (a) return a;
+  }
+  throw new ConfigError(`no token: set ERIS_TOKEN, or pass --netrc FILE holding "machine ${host} login USER password TOKEN"`);
+}
+
+const positiveInt = (flag: string, v: string | undefined, dflt: number): number => {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new ConfigError(`--${flag}: expected a positive whole number`);
+  return n;
+};
+
+export function formatSummary(s: PushSummary, cache: string, dryRun: boolean): string {
+  const present = s.closure - s.missing.length;
+  if (dryRun) return `${s.missing.length} of ${s.closure} paths missing from cache ${cache}:\n${s.missing.map((p) => `  ${p}\n`).join('')}`;
+  const failed = s.failed.length ? `; ${s.failed.length} failed` : '';
+  return `pushed ${s.pushed} paths (${formatBytes(s.bytes)}) to cache ${cache} in ${s.seconds.toFixed(1)} s; ${present} of ${s.closure} already there${failed}\n`;
+}
+
+export async function pushCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message}\n${PUSH_USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (!positionals.length) throw new ConfigError(PUSH_USAGE);
+  const cache = values.cache ?? 'default';
+  if (!isCacheName(cache)) throw new ConfigError(`--cache: "${cache}" is not a cache name`);
+  const edgeUrl = values['edge-url'] ?? env.ERIS_URL;
+  if (!edgeUrl) throw new ConfigError(`eris push: give --edge-url URL or set ERIS_URL\n${PUSH_USAGE}`);
+  let url: URL;
+  try {
+    url = new URL(edgeUrl);
+  } catch {
+    throw new ConfigError(`--edge-url: ${edgeUrl} is not a URL`);
+  }
+  const authorization = pushAuthorization(url.hostname, values.netrc, env);
+  const retryForMs = 1000 * positiveInt('retry-seconds', values['retry-seconds'], 600);
+  const progress = createProgress(process.stderr);
+  const edge = createEdgeClient({ url: edgeUrl.replace(/\/+$/, ''), authorization, retryForMs, onRetry: (what, reason, ms) => progress.retry(what, reason, ms) });
+  const summary = await runPush({
+    edge,
+    cache,
+    source: { store: values.store, env },
+    paths: positionals,
+    jobs: positiveInt('jobs', values.jobs, 4),
+    partSize: positiveInt('part-size', values['part-size'], DEFAULT_PART_BYTES),
+    retryForMs,
+    progress,
+    dryRun: values['dry-run'],
+  });
+  if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  else (values['dry-run'] ? process.stdout : process.stderr).write(formatSummary(summary, cache, values['dry-run'] === true));
+  if (summary.failed.length) throw new Error(`${summary.failed.length} of ${summary.missing.length} paths failed: first ${summary.failed[0]!.error}`);
+}

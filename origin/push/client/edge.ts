@@ -1,0 +1,98 @@
+/**
+ * The push client's HTTP: every request to the edge with the token, a body
+ * of exact length (a Buffer or string: fetch sends its Content-Length, which
+ * cloudflared needs), and retries of what is temporary — no answer, 5xx, 429
+ * (Retry-After honoured, bounded) — until a deadline. A 4xx is the answer.
+ */
+
+export interface EdgeAnswer {
+  status: number;
+  text: string;
+  headers: Headers;
+}
+
+export interface EdgeClientOptions {
+  /** The edge's base URL, without a trailing slash. */
+  url: string;
+  /** The Authorization header value. */
+  authorization: string;
+  /** How long a request keeps retrying temporary failures (origin restarting, network cut). */
+  retryForMs: number;
+  /** Per-attempt budget. */
+  timeoutMs?: number;
+  /** Told of each retry (the progress output says so in CI logs). */
+  onRetry?: (what: string, reason: string, waitMs: number) => void;
+}
+
+export class PushRequestError extends Error {
+  override name = 'PushRequestError';
+  readonly status?: number;
+  constructor(message: string, status?: number) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export interface EdgeClient {
+  request(method: string, path: string, body?: Buffer | string, contentType?: string): Promise<EdgeAnswer>;
+  /** One attempt, no retries: status 0 when no answer came (the reason in `text`); a 5xx is returned as is. */
+  once(method: string, path: string, body?: Buffer | string, contentType?: string): Promise<EdgeAnswer>;
+  /** The same, where any non-2xx is an error (its one line in the message). */
+  json<T>(method: string, path: string, body?: unknown): Promise<{ value: T; headers: Headers }>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A temporary failure: no answer, 5xx or 429. */
+export const isTemporary = (a: EdgeAnswer) => a.status === 0 || a.status >= 500 || a.status === 429;
+
+export function createEdgeClient(o: EdgeClientOptions): EdgeClient {
+  async function once(method: string, path: string, body?: Buffer | string, contentType?: string): Promise<EdgeAnswer> {
+    try {
+      const headers: Record<string, string> = { Authorization: o.authorization };
+      if (contentType) headers['Content-Type'] = contentType;
+      const res = await fetch(o.url + path, { method, headers, body, signal: AbortSignal.timeout(o.timeoutMs ?? 300_000) });
+      return { status: res.status, text: await res.text(), headers: res.headers };
+    } catch (e) {
+      const err = e as Error & { cause?: { code?: string; message?: string } };
+      return { status: 0, text: err.cause?.code ?? err.cause?.message ?? err.message, headers: new Headers() };
+    }
+  }
+
+  /** How long to wait before the next attempt after `a`, or undefined when `a` is the answer. */
+  function retryAfterMs(a: EdgeAnswer): number | undefined {
+    if (!isTemporary(a)) return undefined;
+    const ra = Number(a.headers.get('retry-after'));
+    return Number.isFinite(ra) && ra > 0 ? Math.min(ra * 1000, 10_000) : 0;
+  }
+
+  async function request(method: string, path: string, body?: Buffer | string, contentType?: string): Promise<EdgeAnswer> {
+    const deadline = Date.now() + o.retryForMs;
+    let wait = 250;
+    for (let attempt = 1; ; attempt++) {
+      const a = await once(method, path, body, contentType);
+      const after = retryAfterMs(a);
+      if (after === undefined) return a;
+      const reason = a.status ? `${a.status} ${a.text.trim().split('\n')[0]?.slice(0, 200) ?? ''}` : a.text;
+      const retryAfter = after || undefined;
+      const ms = retryAfter ?? wait;
+      if (Date.now() + ms > deadline) throw new PushRequestError(`${method} ${path.split('?')[0]}: ${reason} (gave up after ${attempt} attempts)`);
+      o.onRetry?.(`${method} ${path.split('?')[0]}`, reason, ms);
+      await sleep(ms);
+      wait = Math.min(wait * 2, 5000);
+    }
+  }
+  return {
+    request,
+    once,
+    async json<T>(method: string, path: string, body?: unknown) {
+      const a = await request(method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? undefined : 'application/json');
+      if (a.status < 200 || a.status > 299) throw new PushRequestError(`${method} ${path.split('?')[0]}: ${a.status} ${a.text.trim().split('\n')[0] ?? ''}`, a.status);
+      try {
+        return { value: JSON.parse(a.text) as T, headers: a.headers };
+      } catch {
+        throw new PushRequestError(`${method} ${path.split('?')[0]}: the answer is not JSON (is ${o.url} an eris edge?)`, a.status);
+      }
+    },
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * `eris push` from start to end: the local closure, one question to the edge
+ * for what the cache lacks, then every missing NAR uploaded (several at once)
+ * and each narinfo sent once its NAR is staged and the narinfos of its
+ * references were accepted — references first, the narinfo last, as Nix does.
+ * The origin signs and imports each path when its narinfo arrives.
+ */
+import { renderNarInfo } from '../../../shared/narinfo.ts';
+import { MAX_MISSING_PATHS, MAX_UPLOAD_HEADER, partsNarFile, pushUrls, type MissingResponse } from '../../../shared/push-protocol.ts';
+import { parseStorePath, storePathBaseName } from '../../../shared/store-path.ts';
+import { localClosure, type LocalPath, type NixSource } from './closure.ts';
+import { PushRequestError, type EdgeClient } from './edge.ts';
+import { uploadNar } from './nar-upload.ts';
+import type { Progress } from './progress.ts';
+
+/** Default part size: bounded memory (one part per upload in flight), few requests per NAR. */
+export const DEFAULT_PART_BYTES = 16 * 1024 * 1024;
+
+export interface PushRunOptions {
+  edge: EdgeClient;
+  cache: string;
+  source: NixSource;
+  paths: string[];
+  /** NARs uploaded at once. */
+  jobs: number;
+  /** Largest part (the edge's limit lowers it). */
+  partSize?: number;
+  retryForMs: number;
+  progress: Progress;
+  /** Only say what is missing. */
+  dryRun?: boolean;
+}
+
+export interface PushSummary {
+  closure: number;
+  missing: string[];
+  pushed: number;
+  bytes: number;
+  failed: { path: string; error: string }[];
+  seconds: number;
+}
+
+/** The narinfo the client sends last: the NAR uploaded uncompressed, named by its hash; the origin adds its signature. */
+export function narInfoFor(p: LocalPath): string {
+  return renderNarInfo({
+    storePath: p.path,
+    url: `nar/${partsNarFile(p.narHash)}`,
+    compression: 'none',
+    fileHash: p.narHash,
+    fileSize: p.narSize,
+    narHash: p.narHash,
+    narSize: p.narSize,
+    references: p.references.map(storePathBaseName).sort(),
+    deriver: p.deriver ? storePathBaseName(p.deriver) : undefined,
+    sigs: p.signatures,
+    ca: p.ca,
+  });
+}
+
+/** At most `n` at once. */
+function limiter(n: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async function <T>(fn: () => Promise<T>): Promise<T> {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/** The paths of `closure` the cache lacks, asked in as few requests as the protocol allows; and the edge's part limit. */
+export async function askMissing(edge: EdgeClient, cache: string, closure: readonly string[]): Promise<{ missing: Set<string>; maxUpload?: number }> {
+  const missing = new Set<string>();
+  let maxUpload: number | undefined;
+  for (let i = 0; i < closure.length; i += MAX_MISSING_PATHS) {
+    const { value, headers } = await edge.json<MissingResponse>('POST', pushUrls.missing(cache), { paths: closure.slice(i, i + MAX_MISSING_PATHS) });
+    if (!value || !Array.isArray(value.missing)) throw new PushRequestError('the missing answer is not {"missing": [...]}');
+    for (const p of value.missing) missing.add(p);
+    const limit = Number(headers.get(MAX_UPLOAD_HEADER));
+    if (Number.isSafeInteger(limit) && limit > 0) maxUpload = limit;
+  }
+  return { missing, maxUpload };
+}
+
+export async function runPush(o: PushRunOptions): Promise<PushSummary> {
+  const started = Date.now();
+  for (const p of o.paths) parseStorePath(p); // a clear error before Nix is asked
+  const closure = await localClosure(o.source, o.paths);
+  const { missing, maxUpload } = await askMissing(o.edge, o.cache, closure.map((p) => p.path));
+  const todo = closure.filter((p) => missing.has(p.path));
+  const summary: PushSummary = { closure: closure.length, missing: todo.map((p) => p.path), pushed: 0, bytes: 0, failed: [], seconds: 0 };
+  if (o.dryRun || !todo.length) {
+    summary.seconds = (Date.now() - started) / 1000;
+    return summary;
+  }
+  // The edge's limit is on the whole request body: a part is all of it.
+  const partSize = Math.max(1, Math.min(o.partSize ?? DEFAULT_PART_BYTES, maxUpload ?? Infinity));
+  o.progress.start(todo.length, todo.reduce((a, p) => a + p.narSize, 0), closure.length - todo.length);
+
+  const slot = limiter(Math.max(1, o.jobs));
+  const done = new Map<string, Promise<void>>();
+  const ctx = {
+    edge: o.edge, cache: o.cache, source: o.source, partSize, retryForMs: o.retryForMs,
+    onBytes: (n: number) => o.progress.bytes(n),
+    onRetry: (what: string, reason: string, ms: number) => o.progress.retry(what, reason, ms),
+  };
+
+  async function pushOne(p: LocalPath): Promise<void> {
+    await slot(() => uploadNar(ctx, p));
+    // The origin accepts a narinfo only once its references are in the cache.
+    for (const ref of p.references) {
+      const d = ref !== p.path ? done.get(ref) : undefined;
+      if (d) await d.catch(() => { throw new Error(`${p.path}: not pushed, its reference ${ref} failed`); });
+    }
+    const res = await o.edge.request('PUT', pushUrls.narinfo(o.cache, parseStorePath(p.path).hashPart), narInfoFor(p), 'text/x-nix-narinfo');
+    if (res.status < 200 || res.status > 299) throw new PushRequestError(`${p.path}: narinfo refused: ${res.status} ${res.text.trim().split('\n')[0] ?? ''}`, res.status);
+    summary.pushed++;
+    summary.bytes += p.narSize;
+    o.progress.pathDone(p.path, p.narSize);
+  }
+
+  for (const p of todo) {
+    const d = pushOne(p).catch((e: unknown) => {
+      const error = e instanceof Error ? e.message : String(e);
+      summary.failed.push({ path: p.path, error });
+      o.progress.failed(p.path, error);
+      throw e;
+    });
+    d.catch(() => {});
+    done.set(p.path, d);
+  }
+  await Promise.allSettled(done.values());
+  summary.seconds = (Date.now() - started) / 1000;
+  o.progress.finish();
+  return summary;
+}
