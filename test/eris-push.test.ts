@@ -10,6 +10,8 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { nixCopy, nixEnv, runNix } from './helpers/nix.ts';
 import { ERIS_CLI } from './helpers/processes.ts';
@@ -41,7 +43,7 @@ interface Run {
 }
 
 /** `eris push ARGS…` as its own process; `started` resolves with the child so a test can act while it runs. */
-function erisPush(args: string[], env: Record<string, string>): { done: Promise<Run>; output: () => string } {
+function erisPush(args: string[], env: Record<string, string>): { done: Promise<Run>; output: () => string; kill: () => Promise<Run> } {
   const child = spawn(process.execPath, [...ERIS_CLI, 'push', ...args], { env: nixEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -52,7 +54,39 @@ function erisPush(args: string[], env: Record<string, string>): { done: Promise<
     clearTimeout(timer);
     resolve({ code, stdout, stderr });
   }));
-  return { done, output: () => stderr };
+  return { done, output: () => stderr, kill: () => (child.kill('SIGKILL'), done) };
+}
+
+/** Every part of `storePath`'s uploads that reached the origin (acknowledged or refused), by offset. */
+function partOffsets(log: string, storePath: string): { received: number[]; all: number[] } {
+  const parts = events(log, 'push: part received').filter((e) => e.storePath === storePath);
+  const ids = new Set(parts.map((e) => e.id as string));
+  const refused = events(log, 'push refused').map((e) => /uploads\/([0-9a-f]{32})\?offset=(\d+)/.exec(e.path as string))
+    .filter((m) => m !== null && ids.has(m[1]!)).map((m) => Number(m![2]));
+  const received = parts.map((e) => e.offset as number);
+  return { received, all: [...received, ...refused] };
+}
+
+/** A proxy to `target` that passes on every request but loses the answer to the `nth` part PUT (the origin took it). */
+async function ackLosingProxy(target: string, nth: number): Promise<{ url: string; close: () => void }> {
+  const t = new URL(target);
+  let parts = 0;
+  const server = createServer((req, res) => {
+    const lose = req.method === 'PUT' && req.url!.includes('/v1/push/uploads/') && ++parts === nth;
+    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, (upRes) => {
+      if (lose) {
+        upRes.resume();
+        upRes.on('end', () => res.socket?.destroy());
+        return;
+      }
+      res.writeHead(upRes.statusCode!, upRes.headers);
+      upRes.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
 }
 
 /** The origin's log events with this message. */
@@ -146,13 +180,45 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
     expect(r.stderr).toMatch(/pushed 1 paths/);
     expect(r.code).toBe(0);
     expect(await validInOrigin(big)).toBe(true);
-    const parts = events(allLogs(), 'push: part received').filter((e) => e.storePath === big);
-    const offsets = parts.map((e) => e.offset as number);
-    expect(new Set(offsets).size).toBe(offsets.length); // none twice
-    expect(parts.reduce((a, e) => a + (e.size as number), 0)).toBe(narSize);
+    // Every part that reached an origin, taken or refused (out of order): no offset twice.
+    const { received, all } = partOffsets(allLogs(), big);
+    expect(new Set(all).size).toBe(all.length);
+    expect(events(allLogs(), 'push: part received').filter((e) => e.storePath === big).reduce((a, e) => a + (e.size as number), 0)).toBe(narSize);
+    expect(received.length).toBeGreaterThan(8);
     expect(events(allLogs(), 'push: imported').filter((e) => e.path === big)).toHaveLength(1);
     expect(staged()).toEqual([]);
     await readBack([big]);
+  });
+
+  it('an acknowledgement lost on the way: the client asks where the upload stands and does not send that part again', async () => {
+    const p = build('chain', `${salt}-lost-ack`, { n: 1, kib: 5000 });
+    const proxy = await ackLosingProxy(s.edge.url, 3);
+    try {
+      const r = await erisPush(['--edge-url', proxy.url, p], { ERIS_TOKEN: s.token }).done;
+      expect(r.stderr).toMatch(/retrying part at/);
+      expect(r.code).toBe(0);
+    } finally {
+      proxy.close();
+    }
+    const { all } = partOffsets(allLogs(), p);
+    expect(all.length).toBeGreaterThan(4);
+    expect(new Set(all).size).toBe(all.length);
+    expect(await validInOrigin(p)).toBe(true);
+  });
+
+  it('a push cut on the client (the runner killed) and run again resumes at the acknowledged offset', async () => {
+    const p = build('chain', `${salt}-cut`, { n: 1, kib: 12_000 });
+    const first = erisPush([p], env());
+    expect(await until(() => partOffsets(allLogs(), p).received.length >= 3, 120_000, 20)).toBe(true);
+    await first.kill();
+    const before = partOffsets(allLogs(), p).received.length;
+    const again = await erisPush([p], env()).done;
+    expect(again.code).toBe(0);
+    const { received, all } = partOffsets(allLogs(), p);
+    expect(new Set(all).size).toBe(all.length);
+    expect(received.length).toBeGreaterThan(before);
+    expect(await validInOrigin(p)).toBe(true);
+    expect(staged()).toEqual([]);
   });
 
   it('two runners push overlapping closures at once, one with eris push, one with nix copy: both succeed, each path imported once', async () => {

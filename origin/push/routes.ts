@@ -53,7 +53,8 @@ export function pushFailure(c: Context<OriginEnv>, err: unknown) {
   const log = c.get('deps').log;
   if (!(err instanceof PushError)) throw err;
   if (err.status >= 500) log.error({ msg: 'push failed', path: c.req.path, error: err.message });
-  else log.info({ msg: 'push refused', path: c.req.path, status: err.status, reason: err.message, user: c.req.header(USER_HEADER) ?? null });
+  // With the query: a part's offset is there (tests count every part that reached the origin).
+  else log.info({ msg: 'push refused', path: c.req.path + new URL(c.req.url).search, status: err.status, reason: err.message, user: c.req.header(USER_HEADER) ?? null });
   const extra: Record<string, string> = err.retryAfterSeconds ? { 'Retry-After': String(err.retryAfterSeconds) } : {};
   if (err.status === 413 || err.status === 400) extra.Connection = 'close'; // the rest of a refused body is not worth reading
   return send(c, err.status, err.message.split('\n')[0] + '\n', TEXT, extra);
