@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { nixCopy, nixEnv, runNix } from './helpers/nix.ts';
 import { ERIS_CLI } from './helpers/processes.ts';
+import { ensureModernNix, modernNixCopy, modernNixMissing, MODERN_NIX_VERSION, runModernNix } from './helpers/modern-nix.ts';
 import { useStack } from './helpers/stack.ts';
 import { until } from './helpers/faults.ts';
 import { partsNarFile, pushUrls, type UploadState } from '../shared/push-protocol.ts';
@@ -238,6 +239,32 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       expect({ p, imports: events(allLogs(), 'push: imported').filter((e) => e.path === p).length }).toEqual({ p, imports: 1 });
     }
     await readBack([a, b]);
+  });
+
+  describe.skipIf(modernNixMissing)(`Nix ${MODERN_NIX_VERSION}`, () => {
+    beforeAll(() => ensureModernNix(), 900_000);
+
+    it('pushes with its own nix copy --to the edge, and reads back both that closure and one eris push sent in parts', async () => {
+      // The paths, in a store Nix 2.26 reads (a chroot store under the temp dir, filled by this machine's Nix).
+      const a = build('a', `${salt}-modern`);
+      const big = build('chain', `${salt}-modern-big`, { n: 1, kib: 3000 });
+      const src = join(s.dir, 'modern-src');
+      execFileSync('nix', ['--extra-experimental-features', 'nix-command', 'copy', '--no-check-sigs', '--to', src, a], { env: nixEnv() });
+      const up = await runModernNix(['copy', '--from', src, '--to', `${s.edge.url}?compression=zstd`, a, '--option', 'netrc-file', s.netrc], { timeoutMs: 120_000 });
+      expect(up.stderr).not.toMatch(/error/);
+      expect(up.code).toBe(0);
+      for (const p of closureOf(a)) expect(await validInOrigin(p)).toBe(true);
+      const pushed = await erisPush([big], env()).done;
+      expect(pushed.code).toBe(0);
+
+      const fresh = join(s.dir, 'modern-fresh');
+      const back = await modernNixCopy({ from: s.edge.url, to: fresh, paths: [a, big], trustedKeys: s.publicKey, netrc: readNetrc, timeoutMs: 120_000 });
+      expect(back.stderr).not.toMatch(/error/);
+      expect(back.code).toBe(0);
+      const v = await runModernNix(['store', 'verify', '--store', fresh, '-r', a, big, '--option', 'trusted-public-keys', s.publicKey], { timeoutMs: 120_000 });
+      expect(v.stderr).not.toMatch(/untrusted|corrupt|error/);
+      expect(v.code).toBe(0);
+    });
   });
 
   describe('bad input: 4xx with one line, nothing valid, staging cleaned', () => {
