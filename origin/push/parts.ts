@@ -17,10 +17,10 @@
  * and age (an upload no narinfo completes is swept with the other files).
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { partsNarFile, type UploadStart, type UploadState } from '../../shared/push-protocol.ts';
@@ -192,33 +192,24 @@ export function createParts(o: PartsOptions): Parts {
         const nar = whole.hash.copy();
         const partHash = createHash('sha256');
         let size = 0;
-        const handle = await open(data, 'r+');
-        let position = at;
         try {
-          const sink = new Writable({
-            async write(chunk: Buffer, _e, cb) {
+          const counter = new Transform({
+            transform(chunk: Buffer, _e, cb) {
               size += chunk.length;
               if (size > length) return cb(rejected('part longer than its Content-Length'));
               partHash.update(chunk);
               nar.update(chunk);
-              try {
-                for (let done = 0; done < chunk.length;) done += (await handle.write(chunk, done, chunk.length - done, position + done)).bytesWritten;
-                position += chunk.length;
-                cb();
-              } catch (e) {
-                cb(e as Error);
-              }
+              cb(null, chunk);
             },
           });
-          await pipeline(body, sink);
+          // Into place after the acknowledged bytes; WriteStream gathers buffered chunks into one writev.
+          await pipeline(body, counter, createWriteStream(data, { flags: 'r+', start: at, highWaterMark: 1024 * 1024 }));
         } catch (e) {
-          await handle.close();
           await truncate(data, at).catch(() => {});
           if (e instanceof PushError) throw e;
           if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw tryLater('staging disk full, retry later', 30);
           throw new PushError(400, `part did not arrive whole (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
         }
-        await handle.close();
         if (size !== length) {
           await truncate(data, at);
           throw new PushError(400, `part ended after ${size} of ${length} bytes`);

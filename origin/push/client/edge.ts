@@ -1,9 +1,11 @@
 /**
  * The push client's HTTP: every request to the edge with the token, a body
- * of exact length (a Buffer or string: fetch sends its Content-Length, which
+ * of exact length (a Buffer or string, sent with its Content-Length, which
  * cloudflared needs), and retries of what is temporary — no answer, 5xx, 429
  * (Retry-After honoured, bounded) — until a deadline. A 4xx is the answer.
  */
+import http from 'node:http';
+import https from 'node:https';
 
 export interface EdgeAnswer {
   status: number;
@@ -47,16 +49,33 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const isTemporary = (a: EdgeAnswer) => a.status === 0 || a.status >= 500 || a.status === 429;
 
 export function createEdgeClient(o: EdgeClientOptions): EdgeClient {
-  async function once(method: string, path: string, body?: Buffer | string, contentType?: string): Promise<EdgeAnswer> {
-    try {
-      const headers: Record<string, string> = { Authorization: o.authorization };
+  const base = new URL(o.url);
+  const transport = base.protocol === 'https:' ? https : http;
+  // Kept-alive connections; node:http rather than fetch: fetch sends a large Buffer body about 10x slower.
+  const agent = new transport.Agent({ keepAlive: true, maxSockets: 16 });
+
+  function once(method: string, path: string, body?: Buffer | string, contentType?: string): Promise<EdgeAnswer> {
+    return new Promise((resolve) => {
+      const payload = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
+      const headers: Record<string, string> = { Authorization: o.authorization, Accept: '*/*' };
       if (contentType) headers['Content-Type'] = contentType;
-      const res = await fetch(o.url + path, { method, headers, body, signal: AbortSignal.timeout(o.timeoutMs ?? 300_000) });
-      return { status: res.status, text: await res.text(), headers: res.headers };
-    } catch (e) {
-      const err = e as Error & { cause?: { code?: string; message?: string } };
-      return { status: 0, text: err.cause?.code ?? err.cause?.message ?? err.message, headers: new Headers() };
-    }
+      if (payload) headers['Content-Length'] = String(payload.length);
+      const failed = (reason: string) => resolve({ status: 0, text: reason, headers: new Headers() });
+      const req = transport.request(new URL(base.pathname.replace(/\/+$/, '') + path, base), { method, headers, agent, timeout: o.timeoutMs ?? 300_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('error', (e) => failed((e as NodeJS.ErrnoException).code ?? e.message));
+        res.on('aborted', () => failed('answer cut'));
+        res.on('end', () => {
+          const h = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: h });
+        });
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      req.on('error', (e) => failed((e as NodeJS.ErrnoException).code ?? e.message));
+      req.end(payload);
+    });
   }
 
   /** How long to wait before the next attempt after `a`, or undefined when `a` is the answer. */
