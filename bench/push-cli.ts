@@ -17,7 +17,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addToken } from '../origin/tokens.ts';
+import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
 import { ERIS_CLI, startEdge, startOriginCli } from '../test/helpers/processes.ts';
 

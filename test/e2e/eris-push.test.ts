@@ -13,18 +13,18 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { nixCopy, nixEnv, runNix } from './helpers/nix.ts';
-import { ERIS_CLI } from './helpers/processes.ts';
-import { ensureModernNix, modernNixCopy, modernNixMissing, MODERN_NIX_VERSION, runModernNix } from './helpers/modern-nix.ts';
-import { useStack } from './helpers/stack.ts';
-import { until } from './helpers/faults.ts';
-import { partsNarFile, pushUrls, type UploadState } from '../shared/push-protocol.ts';
-import { parsePathInfoJson } from '../origin/push/client/closure.ts';
-import { narInfoFor } from '../origin/push/client/run.ts';
+import { nixCopy, nixEnv, runNix } from '../helpers/nix.ts';
+import { ERIS_CLI } from '../helpers/processes.ts';
+import { ensureModernNix, modernNixCopy, modernNixMissing, MODERN_NIX_VERSION, runModernNix } from '../helpers/modern-nix.ts';
+import { useStack } from '../helpers/stack.ts';
+import { until } from '../helpers/faults.ts';
+import { partsNarFile, pushUrls, type UploadState } from '../../shared/push-protocol.ts';
+import { parsePathInfoJson } from '../../origin/push/client/closure.ts';
+import { narInfoFor } from '../../origin/push/client/run.ts';
 
 const fixture = inject('fixture');
 const MAX_UPLOAD = 1_000_000;
-const PUSH_NIX = new URL('./fixtures/push.nix', import.meta.url).pathname;
+const PUSH_NIX = new URL('../fixtures/push.nix', import.meta.url).pathname;
 
 function build(attr: string, salt: string, args: Record<string, number> = {}): string {
   const extra = Object.entries(args).flatMap(([k, v]) => ['--arg', k, String(v)]);
