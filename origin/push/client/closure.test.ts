@@ -1,7 +1,10 @@
 /** The client's closure: path-info JSON of old and new Nix, references first, exact reads. */
 import { describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
-import { ExactReader, parsePathInfoJson, referencesFirst, type LocalPath } from './closure.ts';
+import { existsSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ExactReader, parsePathInfoJson, referencesFirst, storePathOf, type LocalPath } from './closure.ts';
 
 const P = (n: string) => `/nix/store/${n.repeat(32)}-${n}`;
 // The same hash as Nix 2.8 prints it in path-info --json and in nix-store -q --hash (eris-leaf of the fixture).
@@ -23,6 +26,18 @@ describe('push client closure', () => {
     const order = referencesFirst(paths).map((p) => p.path);
     expect(order).toHaveLength(4);
     for (const p of paths) for (const r of p.references) if (r !== p.path) expect(order.indexOf(r)).toBeLessThan(order.indexOf(p.path));
+  });
+
+  it('takes a store path, a file in one, or a link to either (./result)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eris-push-args-'));
+    const leaf = '/nix/store/3dav1qihi863ffxpxss2fy0qx0g2b2lq-eris-leaf';
+    symlinkSync(`${leaf}/sub/file`, join(dir, 'result'));
+    expect(storePathOf(leaf)).toBe(leaf);
+    expect(storePathOf(`${leaf}/sub/file`)).toBe(leaf);
+    expect(() => storePathOf(join(dir, 'result'))).toThrow(/no such file/); // dangling: not in this store
+    symlinkSync(leaf, join(dir, 'result2'));
+    if (existsSync(leaf)) expect(storePathOf(join(dir, 'result2'))).toBe(leaf);
+    expect(() => storePathOf(dir)).toThrow(/not a store path/);
   });
 
   it('reads exact byte counts across chunk boundaries and skips', async () => {

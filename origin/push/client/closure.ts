@@ -6,7 +6,9 @@
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { realpathSync } from 'node:fs';
 import { formatSha256Nix32, parseSha256 } from '../../../shared/hash.ts';
+import { DEFAULT_STORE_DIR, parseStorePath } from '../../../shared/store-path.ts';
 
 export const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
 
@@ -96,6 +98,29 @@ export function referencesFirst(paths: readonly LocalPath[]): LocalPath[] {
   };
   for (const p of paths) if (!state.has(p.path)) visit(p);
   return out;
+}
+
+/**
+ * The store path an argument names: a store path, a file inside one, or a symlink to either (`./result`).
+ * `--store` with a chroot store: the path as given (its links point into the chroot's /nix/store).
+ */
+export function storePathOf(arg: string, storeDir = DEFAULT_STORE_DIR): string {
+  let path = arg;
+  if (!path.startsWith(storeDir + '/')) {
+    try {
+      path = realpathSync(arg);
+    } catch {
+      throw new Error(`${arg}: no such file, and not a store path`);
+    }
+  }
+  const slash = path.indexOf('/', storeDir.length + 1);
+  const candidate = slash < 0 ? path : path.slice(0, slash);
+  try {
+    parseStorePath(candidate, storeDir);
+  } catch {
+    throw new Error(`${arg}: not a store path (nor a link to one) in ${storeDir}`);
+  }
+  return candidate;
 }
 
 /** The closure of `roots` in the local store, references first. */

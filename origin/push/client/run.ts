@@ -8,7 +8,7 @@
 import { renderNarInfo } from '../../../shared/narinfo.ts';
 import { MAX_MISSING_PATHS, MAX_UPLOAD_HEADER, partsNarFile, pushUrls, type MissingResponse } from '../../../shared/push-protocol.ts';
 import { parseStorePath, storePathBaseName } from '../../../shared/store-path.ts';
-import { localClosure, type LocalPath, type NixSource } from './closure.ts';
+import { localClosure, storePathOf, type LocalPath, type NixSource } from './closure.ts';
 import { PushRequestError, type EdgeClient } from './edge.ts';
 import { uploadNar } from './nar-upload.ts';
 import type { Progress } from './progress.ts';
@@ -89,8 +89,8 @@ export async function askMissing(edge: EdgeClient, cache: string, closure: reado
 
 export async function runPush(o: PushRunOptions): Promise<PushSummary> {
   const started = Date.now();
-  for (const p of o.paths) parseStorePath(p); // a clear error before Nix is asked
-  const closure = await localClosure(o.source, o.paths);
+  const roots = o.paths.map((p) => storePathOf(p)); // a clear error before Nix is asked
+  const closure = await localClosure(o.source, roots);
   const { missing, maxUpload } = await askMissing(o.edge, o.cache, closure.map((p) => p.path));
   const todo = closure.filter((p) => missing.has(p.path));
   const summary: PushSummary = { closure: closure.length, missing: todo.map((p) => p.path), pushed: 0, bytes: 0, failed: [], seconds: 0 };
