@@ -70,6 +70,11 @@ describe('POST /v1/oidc/token', () => {
     // The request log names the subject; the exchange logs which rule granted what, never a token.
     expect(s.logs).toContainEqual(expect.objectContaining({ method: 'PUT', path: `/ci/${HASH}.narinfo`, status: 200, user: 'github:acme/app@refs/heads/main' }));
     expect(s.logs).toContainEqual(expect.objectContaining({ msg: 'oidc token issued', user: 'github:acme/app@refs/heads/main', rule: 'app-main', caches: ['ci'] }));
+    // The issuance line and the requests made with the token name it by the same id.
+    const issued = s.logs.filter((l) => l.msg === 'oidc token issued').map((l) => l.token);
+    const used = s.logs.filter((l) => l.method === 'PUT').map((l) => l.token);
+    expect(issued).toEqual(used);
+    expect(issued[0]).toMatch(/^[0-9a-f]{12}$/);
     expect(JSON.stringify(s.logs)).not.toContain('eris_oidc.');
     // One discovery + one JWKS fetch served every exchange.
     expect(issuer.requests()).toBeLessThanOrEqual(2);

@@ -14,6 +14,7 @@ import type { Context, Handler } from 'hono';
 import { matchRule, oidcUser, type OidcTrust } from '../../shared/oidc-trust.ts';
 import { OIDC_LOGIN, oidcNetrcLine, type ExchangeResponse } from '../../shared/oidc-exchange.ts';
 import type { EdgeEnv } from '../types.ts';
+import { tokenDigest, tokenId } from '../../shared/contract.ts';
 import type { Log } from '../log.ts';
 import { checkClaims, decodeJwt, JwtError, verifySignature } from './jwt.ts';
 import { IssuerUnavailable, type IssuerKeys } from './issuer-keys.ts';
@@ -65,10 +66,10 @@ export function oidcExchange(o: ExchangeOptions): Handler<EdgeEnv> {
     if (!user) return refuse(c, 403, 'the token names no usable subject (repository, project_path or sub)');
     const iat = Math.floor(o.now() / 1000);
     const exp = iat + rule.minutes * 60;
-    const id = randomId();
-    const token = await mintToken(await o.signingKey, { v: 1, id, rule: rule.name, user, caches: rule.caches, scopes: rule.scopes, iat, exp });
+    const token = await mintToken(await o.signingKey, { v: 1, id: randomId(), rule: rule.name, user, caches: rule.caches, scopes: rule.scopes, iat, exp });
     c.set('user', user);
-    o.log({ msg: 'oidc token issued', user, id, rule: rule.name, caches: rule.caches, scopes: rule.scopes, expires: new Date(exp * 1000).toISOString() });
+    // `token` is the id the request log shows for it (its digest's first digits), never the token.
+    o.log({ msg: 'oidc token issued', user, token: tokenId(await tokenDigest(token)), rule: rule.name, caches: rule.caches, scopes: rule.scopes, expires: new Date(exp * 1000).toISOString() });
     if (c.req.query('format') === 'netrc') return c.text(oidcNetrcLine(new URL(c.req.url).hostname, token));
     const body: ExchangeResponse = { token, login: OIDC_LOGIN, user, caches: rule.caches, scopes: rule.scopes, expires: new Date(exp * 1000).toISOString() };
     return c.json(body);
