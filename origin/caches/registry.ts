@@ -54,6 +54,7 @@ export function scopedStore(store: Store, has: (hashPart: string) => boolean, se
     narState: (info) => store.narState(info),
     nar: (info) => store.nar(info),
     narChunks: (info, range) => store.narChunks(info, range),
+    narBuffer: (info) => store.narBuffer(info),
     listing: (info) => store.listing(info),
     buildLog: (drv) => {
       const log = store.buildLog(drv); // throws on a malformed name, as the store does

@@ -14,8 +14,11 @@ import type { OriginEnv } from './types.ts';
 import { recycleChunk } from '../store/buffer-pool.ts';
 import { requestCache, requestUser } from '../usage/request.ts';
 
-/** A NAR body: chunks to write straight to the socket, or a pipeline of streams (compression, cache tee). */
-export type NarBody = { chunks: () => AsyncIterable<Buffer> } | { stages: () => (Readable | Duplex | Transform)[] };
+/**
+ * A NAR body: chunks to write straight to the socket, a pipeline of streams (compression, cache tee), or
+ * (a small NAR) the whole body, made before the status goes out and written with the headers in one go.
+ */
+export type NarBody = { chunks: () => AsyncIterable<Buffer> } | { stages: () => (Readable | Duplex | Transform)[] } | { whole: () => Promise<Buffer> };
 
 export interface NarResponse {
   status: number;
@@ -33,13 +36,16 @@ type Done = (ok: boolean, bytes: number, err?: NodeJS.ErrnoException) => void;
 export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<Response> {
   const { metrics, log, usage } = c.get('deps');
   const route = c.req.routePath;
+  const head = c.req.method === 'HEAD';
+  const started = performance.now();
+  // A failure here is the app's to answer (5xx, which Nix retries): no status has gone out yet.
+  const whole = !head && 'whole' in res.body ? await res.body.whole() : undefined;
   metrics.request(route, res.status, c.req.method);
-  if (c.req.method === 'HEAD') {
+  if (head) {
     res.onEnd?.();
     return new Response(null, { status: res.status, headers: res.headers });
   }
 
-  const started = performance.now();
   const done: Done = (ok, bytes, err) => {
     res.onEnd?.();
     const seconds = (performance.now() - started) / 1000;
@@ -52,17 +58,31 @@ export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<
   };
 
   const out = c.env?.outgoing;
-  if (!out) return new Response(Readable.toWeb(Readable.from(counted(asIterable(res.body), done))) as ReadableStream, { status: res.status, headers: res.headers });
+  if (whole !== undefined) {
+    // Headers and body leave in one write (one packet for a small NAR, no flush between them).
+    if (!out) {
+      done(true, whole.length);
+      return new Response(whole, { status: res.status, headers: res.headers });
+    }
+    let ended = false;
+    const end: Done = (...a) => void (ended || ((ended = true), done(...a)));
+    out.writeHead(res.status, res.headers);
+    out.end(whole, () => end(true, whole.length));
+    out.once('close', () => out.writableFinished || end(false, 0, clientClosed()));
+    return RESPONSE_ALREADY_SENT;
+  }
+  const body = res.body as Exclude<NarBody, { whole: unknown }>; // the whole-body case has returned above
+  if (!out) return new Response(Readable.toWeb(Readable.from(counted(asIterable(body), done))) as ReadableStream, { status: res.status, headers: res.headers });
 
   out.writeHead(res.status, res.headers);
   // Headers leave at once: a proxy (Cloudflare closes reads idle for 120 s) sees the response start immediately.
   out.flushHeaders();
   let bytes = 0;
   const sending =
-    'stages' in res.body
+    'stages' in body
       ? // pipeline destroys every stage (and so the connection) on failure: the client sees a short body.
-        pipeline([...res.body.stages(), counter((n) => (bytes += n)), out] as unknown as [Readable, ...Transform[]])
-      : writeChunks(out, res.body.chunks(), (n) => (bytes += n));
+        pipeline([...body.stages(), counter((n) => (bytes += n)), out] as unknown as [Readable, ...Transform[]])
+      : writeChunks(out, body.chunks(), (n) => (bytes += n));
   sending.then(
     () => done(true, bytes),
     (err: NodeJS.ErrnoException) => done(false, bytes, err),
@@ -70,7 +90,7 @@ export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<
   return RESPONSE_ALREADY_SENT;
 }
 
-function asIterable(body: NarBody): AsyncIterable<Buffer> {
+function asIterable(body: Exclude<NarBody, { whole: unknown }>): AsyncIterable<Buffer> {
   if ('chunks' in body) return body.chunks();
   const stages = body.stages();
   if (stages.length === 1) return stages[0]!;

@@ -1,9 +1,9 @@
 import { describe, expect, inject, it } from 'vitest';
-import { mkdtempSync, writeFileSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, writeFileSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { narChunks, narListing, narRange } from './nar-stream.ts';
+import { checkedNar, narBuffer, narChunks, narListing, narRange, NarSourceChangedError } from './nar-stream.ts';
 import { nixEnv, NIX_FLAGS, nixMissing } from '../../test/helpers/nix.ts';
 
 const fixture = inject('fixture');
@@ -37,6 +37,25 @@ describe.skipIf(nixMissing)('NAR serialisation', () => {
 
   it('equals nix-store --dump for every node kind, odd names and a multi-chunk file', async () => {
     expect((await collect(narChunks(tree))).equals(nix())).toBe(true);
+  });
+
+  it('makes the same bytes whole with synchronous reads (narBuffer), and refuses a size other than the registered one', async () => {
+    const whole = nix();
+    expect((await narBuffer(tree, whole.length)).equals(whole)).toBe(true);
+    await expect(narBuffer(tree, whole.length - 8)).rejects.toBeInstanceOf(NarSourceChangedError);
+    await expect(narBuffer(tree, whole.length + 8)).rejects.toBeInstanceOf(NarSourceChangedError);
+  });
+
+  it('streams a NAR that grew since registration only up to the registered size, then fails (the connection is cut)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eris-nar-grew-'));
+    writeFileSync(join(dir, 'f'), Buffer.alloc(200_000, 1));
+    const registered = execFileSync('nix-store', ['--dump', dir], { env: nixEnv(), maxBuffer: 1 << 28 }).length;
+    appendFileSync(join(dir, 'f'), Buffer.alloc(100, 2));
+    let sent = 0;
+    await expect((async () => {
+      for await (const c of checkedNar(dir, registered)) sent += c.length;
+    })()).rejects.toBeInstanceOf(NarSourceChangedError);
+    expect(sent).toBeLessThanOrEqual(registered);
   });
 
   it('serves any byte range equal to the same slice of the whole NAR', async () => {

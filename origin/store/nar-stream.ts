@@ -6,7 +6,14 @@
  *
  * The same walk serves byte ranges (file contents wholly before the range are
  * never read) and listings (no contents read at all, NAR offsets recorded).
+ *
+ * It reads through Node's promise API, one thread-pool round trip per call; a
+ * small NAR (narBuffer) is read with the synchronous calls instead, which made
+ * most of a small path's NAR time: a one-file path took about a dozen round
+ * trips (lstat, open, read, close, …), each waiting for a pool thread and an
+ * event-loop turn, and on a busy machine a scheduler slice.
  */
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { CHUNK, takeChunk } from './buffer-pool.ts';
@@ -70,7 +77,39 @@ export type ListingNode =
   | { type: 'regular'; size: number; executable?: true; narOffset: number }
   | { type: 'symlink'; target: string };
 
+/** A file open for reading: a FileHandle, or a descriptor read synchronously. */
+interface OpenFile {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> | { bytesRead: number };
+  close(): Promise<void> | void;
+}
+
+/** The file-system calls a walk makes; each may answer at once (sync) or later (a promise). */
+interface WalkFs {
+  lstat(path: Buffer): Stats | Promise<Stats>;
+  readlink(path: Buffer): Buffer | Promise<Buffer>;
+  readdir(path: Buffer): Buffer[] | Promise<Buffer[]>;
+  open(path: Buffer): OpenFile | Promise<OpenFile>;
+}
+
+const promiseFs: WalkFs = {
+  lstat: (p) => lstat(p),
+  readlink: (p) => readlink(p, { encoding: 'buffer' }),
+  readdir: (p) => readdir(p, { encoding: 'buffer' }),
+  open: (p) => open(p, 'r'),
+};
+
+const syncFs: WalkFs = {
+  lstat: (p) => lstatSync(p),
+  readlink: (p) => readlinkSync(p, { encoding: 'buffer' }),
+  readdir: (p) => readdirSync(p, { encoding: 'buffer' }),
+  open(p) {
+    const fd = openSync(p, 'r');
+    return { read: (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }), close: () => closeSync(fd) };
+  },
+};
+
 interface Walk {
+  fs: WalkFs;
   /** File contents ending at or before this offset are skipped, not read. */
   skipBefore: number;
   /** Called for every node with its listing entry. */
@@ -87,7 +126,7 @@ async function* dumpFile(path: Buffer, size: number, w: Writer, walk: Walk): Asy
     w.pad(size);
     return;
   }
-  const fh = await open(path, 'r');
+  const fh = await walk.fs.open(path);
   try {
     if (size <= FLUSH_AT) {
       // Small files ride along with the metadata in one chunk.
@@ -115,11 +154,11 @@ async function* dumpFile(path: Buffer, size: number, w: Writer, walk: Walk): Asy
 }
 
 async function* dumpNode(path: Buffer, w: Writer, walk: Walk, parent: ListingNode | null, name: string | null): AsyncGenerator<Piece> {
-  const st = await lstat(path);
+  const st = await walk.fs.lstat(path);
   w.str('(');
   w.str('type');
   if (st.isSymbolicLink()) {
-    const target = await readlink(path, { encoding: 'buffer' });
+    const target = await walk.fs.readlink(path);
     walk.onNode?.({ type: 'symlink', target: target.toString() }, parent, name);
     w.str('symlink');
     w.str('target');
@@ -142,7 +181,7 @@ async function* dumpNode(path: Buffer, w: Writer, walk: Walk, parent: ListingNod
     w.str('directory');
     const node: ListingNode = { type: 'directory', entries: {} };
     walk.onNode?.(node, parent, name);
-    const names = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare);
+    const names = (await walk.fs.readdir(path)).sort(Buffer.compare);
     const slash = Buffer.from('/');
     for (const child of names) {
       w.str('entry');
@@ -169,13 +208,13 @@ async function* walkNar(path: string, walk: Walk): AsyncGenerator<Piece> {
 
 /** The whole NAR of `path`, as chunks. */
 export async function* narChunks(path: string): AsyncGenerator<Buffer> {
-  for await (const p of walkNar(path, { skipBefore: 0 })) if (typeof p !== 'number') yield p;
+  for await (const p of walkNar(path, { fs: promiseFs, skipBefore: 0 })) if (typeof p !== 'number') yield p;
 }
 
 /** Bytes [start, end) of the NAR of `path`; errors if the NAR is shorter than `end`. */
 export async function* narRange(path: string, start: number, end: number): AsyncGenerator<Buffer> {
   let pos = 0;
-  for await (const p of walkNar(path, { skipBefore: start })) {
+  for await (const p of walkNar(path, { fs: promiseFs, skipBefore: start })) {
     if (typeof p === 'number') {
       pos += p;
       continue;
@@ -193,6 +232,7 @@ export async function* narRange(path: string, start: number, end: number): Async
 export async function narListing(path: string): Promise<{ version: 1; root: ListingNode }> {
   let root: ListingNode | undefined;
   const walk: Walk = {
+    fs: promiseFs,
     skipBefore: Number.POSITIVE_INFINITY,
     onNode(node, parent, name) {
       if (parent === null) root = node;
@@ -203,6 +243,25 @@ export async function narListing(path: string): Promise<{ version: 1; root: List
     // Only metadata is produced; contents are skipped.
   }
   return { version: 1, root: root! };
+}
+
+/**
+ * The whole NAR of a small path as one buffer, read with synchronous calls: it is done within the
+ * calling task, with no thread-pool round trip. For paths whose registered NarSize is small (the
+ * caller decides; the event loop waits for the reads). Fails when the bytes differ in size from
+ * what the DB registered.
+ */
+export async function narBuffer(path: string, expectedSize: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const p of walkNar(path, { fs: syncFs, skipBefore: 0 })) {
+    if (typeof p === 'number') continue;
+    size += p.length;
+    if (size > expectedSize) throw new NarSourceChangedError(`NAR of ${path} grew beyond its registered size ${expectedSize}`);
+    parts.push(p);
+  }
+  if (size !== expectedSize) throw new NarSourceChangedError(`NAR of ${path} is ${size} bytes, registered as ${expectedSize}`);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
 }
 
 /**

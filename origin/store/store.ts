@@ -10,7 +10,7 @@ import { isHashPart, storePathBaseName } from '../../shared/store-path.ts';
 import { parseRealisationId, type Realisation } from '../../shared/realisation.ts';
 import { openStoreDb, StoreBusyError, type StoreDb } from './db.ts';
 import { lstat } from 'node:fs/promises';
-import { checkedNar, narListing, narStream, type ListingNode } from './nar-stream.ts';
+import { checkedNar, narBuffer, narListing, narStream, type ListingNode } from './nar-stream.ts';
 import { findBuildLog, type BuildLog } from './build-log.ts';
 
 export interface PathInfo {
@@ -46,6 +46,8 @@ export interface Store {
   nar(info: PathInfo): Readable;
   /** The NAR (or bytes [start, end) of it) as chunks, for writing straight to a socket. */
   narChunks(info: PathInfo, range?: { start: number; end: number }): AsyncGenerator<Buffer>;
+  /** The whole NAR as one buffer, read synchronously (for small paths only: see nar-stream.ts's narBuffer). */
+  narBuffer(info: PathInfo): Promise<Buffer>;
   /** The `.ls` listing of a path. */
   listing(info: PathInfo): Promise<{ version: 1; root: ListingNode }>;
   /** The build log of a derivation (by base name, or by hash part alone), if the log directory has one. Throws on a malformed name. */
@@ -172,6 +174,9 @@ export function createStore(options: StoreOptions): Store {
     },
     narChunks(info, range) {
       return checkedNar(join(root, info.storePath), info.narSize, range);
+    },
+    narBuffer(info) {
+      return narBuffer(join(root, info.storePath), info.narSize);
     },
     listing(info) {
       return narListing(join(root, info.storePath));

@@ -126,6 +126,9 @@ export function createMemoryStore(specs: MemoryPathSpec[] = [], storeDir = '/nix
     async *narChunks(info, range) {
       yield slice(info, range);
     },
+    async narBuffer(info) {
+      return slice(info);
+    },
     async listing(info) {
       return (info as MemoryPath).listing;
     },

@@ -31,6 +31,13 @@ export interface NarRequest {
   compression: Compression;
 }
 
+/**
+ * Uncompressed NARs up to this size are made whole with synchronous reads and sent with their headers in
+ * one write (store/nar-stream.ts's narBuffer): a closure is mostly such paths, and each one's dozen
+ * thread-pool round trips were most of its time. The event loop waits for at most this much reading.
+ */
+export const SMALL_NAR_BYTES = 64 * 1024;
+
 const SUFFIXES: [string, Compression][] = [['.nar', 'none'], [URL_SUFFIX.zstd, 'zstd'], [URL_SUFFIX.xz, 'xz']];
 
 /** Parse a NAR file name (+ optional `hash` query) or say why it is malformed. */
@@ -97,7 +104,9 @@ async function respond(c: Context<OriginEnv>, info: PathInfo, parsed: NarRequest
     if (status === 206) headers['Content-Range'] = `bytes ${start}-${end - 1}/${size}`;
     const body: NarBody = cached
       ? { stages: () => [createReadStream(cached.path, { start, end: end - 1, highWaterMark: 1024 * 1024 })] }
-      : { chunks: () => store.narChunks(info, status === 206 ? { start, end } : undefined) };
+      : status === 200 && size <= SMALL_NAR_BYTES
+        ? { whole: () => store.narBuffer(info) }
+        : { chunks: () => store.narChunks(info, status === 206 ? { start, end } : undefined) };
     return sendNar(c, { status, headers, body, storePath: info.storePath, onEnd: release });
   }
   // Compressed on the fly, once for every request that wants it now (compression/flights.ts): the size
