@@ -15,7 +15,7 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ClosureDb, NodeRow } from './closure-db.ts';
-import { storePathBaseName } from '../../shared/store-path.ts';
+import { HASH_PART_LENGTH, storePathBaseName } from '../../shared/store-path.ts';
 import type { ResolvedRoot } from './roots.ts';
 
 export interface Exclusion {
@@ -69,8 +69,8 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-const nameOf = (path: string) => storePathBaseName(path).slice(33);
-const hashOf = (path: string) => storePathBaseName(path).slice(0, 32);
+const nameOf = (path: string) => storePathBaseName(path).slice(HASH_PART_LENGTH + 1);
+const hashOf = (path: string) => storePathBaseName(path).slice(0, HASH_PART_LENGTH);
 
 export interface ComputeOptions {
   publish: 'all' | 'roots';
@@ -80,7 +80,19 @@ export interface ComputeOptions {
   sliceMs?: number;
 }
 
-/** Computes a cache's published set from the DB. */
+/** What one computation's steps share. */
+interface Pass {
+  db: ClosureDb;
+  o: ComputeOptions;
+  started: number;
+  /** The pattern a path's name matches, if any. */
+  matching: (path: string) => string | undefined;
+  excludes: boolean;
+  /** Lets the event loop run once the current slice of work is used up. */
+  maybeYield: () => Promise<void>;
+}
+
+/** Computes a cache's published set from the DB, in one read transaction. */
 export async function computePublished(db: ClosureDb, o: ComputeOptions): Promise<PublishedSet> {
   const started = performance.now();
   const sliceMs = o.sliceMs ?? 4;
@@ -92,118 +104,132 @@ export async function computePublished(db: ClosureDb, o: ComputeOptions): Promis
   };
   const patterns = o.exclude.map((g) => ({ g, re: globToRegExp(g) }));
   const matching = (path: string) => patterns.find((p) => p.re.test(nameOf(path)))?.g;
+  const pass: Pass = { db, o, started, matching, excludes: patterns.length > 0, maybeYield };
+  return db.snapshot(() => (o.publish === 'all' ? publishAll(pass) : publishRoots(pass)));
+}
 
-  return db.snapshot(async () => {
-    const base = { roots: o.roots, computedAt: Date.now() };
-    if (o.publish === 'all') {
-      if (!patterns.length) {
-        return { ...base, kind: 'all', members: new Set(), excludedHashes: new Set(), derivers: new Set(), excludedDerivers: new Set(), exclusions: [], narBytes: 0, computeMs: performance.now() - started };
-      }
-      // Everything except the matches and their dependents: walk the reverse edges from each match.
-      const paths = new Map<number, string>();
-      const deriverOf = new Map<string, string>();
-      const seeds: number[] = [];
-      const reasons = new Map<number, string>();
-      let n = 0;
-      for (const row of db.allPaths()) {
-        paths.set(row.id, row.path);
-        if (row.deriver) deriverOf.set(row.path, storePathBaseName(row.deriver));
-        const g = matching(row.path);
-        if (g !== undefined) {
-          seeds.push(row.id);
-          reasons.set(row.id, `matches "${g}"`);
-        }
-        if (++n % 4096 === 0) await maybeYield();
-      }
-      const referrers = new Map<number, number[]>();
-      if (seeds.length) {
-        for (const { referrer, reference } of db.allRefs()) {
-          if (referrer !== reference) {
-            const list = referrers.get(reference);
-            if (list) list.push(referrer);
-            else referrers.set(reference, [referrer]);
-          }
-          if (++n % 4096 === 0) await maybeYield();
-        }
-      }
-      const exclusions = await taint(seeds, reasons, (id) => referrers.get(id) ?? [], (id) => paths.get(id)!, maybeYield);
-      return {
-        ...base, kind: 'all', members: new Set(), excludedHashes: new Set(exclusions.map((e) => hashOf(e.storePath))),
-        derivers: new Set(), excludedDerivers: new Set(exclusions.map((e) => deriverOf.get(e.storePath)).filter((d): d is string => d !== undefined)),
-        exclusions, narBytes: 0, computeMs: performance.now() - started,
-      };
+/** `publish = "all"`: every valid path except the matches and their dependents (walking the reverse edges from each match). */
+async function publishAll({ db, o, started, matching, excludes, maybeYield }: Pass): Promise<PublishedSet> {
+  const base = { roots: o.roots, computedAt: Date.now() };
+  if (!excludes) {
+    return { ...base, kind: 'all', members: new Set(), excludedHashes: new Set(), derivers: new Set(), excludedDerivers: new Set(), exclusions: [], narBytes: 0, computeMs: performance.now() - started };
+  }
+  const paths = new Map<number, string>();
+  const deriverOf = new Map<string, string>();
+  const seeds: number[] = [];
+  const reasons = new Map<number, string>();
+  let n = 0;
+  for (const row of db.allPaths()) {
+    paths.set(row.id, row.path);
+    if (row.deriver) deriverOf.set(row.path, storePathBaseName(row.deriver));
+    const g = matching(row.path);
+    if (g !== undefined) {
+      seeds.push(row.id);
+      reasons.set(row.id, `matches "${g}"`);
     }
+    if (++n % 4096 === 0) await maybeYield();
+  }
+  const referrers = new Map<number, number[]>();
+  if (seeds.length) {
+    for (const { referrer, reference } of db.allRefs()) {
+      if (referrer !== reference) {
+        const list = referrers.get(reference);
+        if (list) list.push(referrer);
+        else referrers.set(reference, [referrer]);
+      }
+      if (++n % 4096 === 0) await maybeYield();
+    }
+  }
+  const exclusions = await taint(seeds, reasons, (id) => referrers.get(id) ?? [], (id) => paths.get(id)!, maybeYield);
+  return {
+    ...base, kind: 'all', members: new Set(), excludedHashes: new Set(exclusions.map((e) => hashOf(e.storePath))),
+    derivers: new Set(), excludedDerivers: new Set(exclusions.map((e) => deriverOf.get(e.storePath)).filter((d): d is string => d !== undefined)),
+    exclusions, narBytes: 0, computeMs: performance.now() - started,
+  };
+}
 
-    // The closure of the roots, breadth first over ids, remembering each path's references for the exclusion pass.
-    const seen = new Set<number>();
-    const refsOf = new Map<number, number[]>();
-    const queue: number[] = [];
-    for (const r of o.roots) {
-      if (!r.storePath) continue;
-      const row = db.byPath(r.storePath);
-      if (!row) {
-        r.problem = `${r.storePath} is not a valid path in the store`;
-        continue;
-      }
-      if (!seen.has(row.id)) {
-        seen.add(row.id);
-        queue.push(row.id);
-      }
-    }
-    for (let i = 0; i < queue.length; i++) {
-      const id = queue[i]!;
-      const ids = db.referenceIds(id).filter((r) => r !== id);
-      for (const ref of ids) {
-        if (!seen.has(ref)) {
-          seen.add(ref);
-          queue.push(ref);
-        }
-      }
-      if (patterns.length) refsOf.set(id, ids);
-      if ((i & 255) === 255) await maybeYield();
-    }
-    const nodes = new Map<number, NodeRow>();
-    for (let i = 0; i < queue.length; i++) {
-      const row = db.byId(queue[i]!);
-      if (row) nodes.set(row.id, row);
-      if ((i & 1023) === 1023) await maybeYield();
-    }
+/** `publish = "roots"`: the closure of the roots, minus the matches and what depends on them within it. */
+async function publishRoots(pass: Pass): Promise<PublishedSet> {
+  const { db, o, started, maybeYield } = pass;
+  const base = { roots: o.roots, computedAt: Date.now() };
+  const { ids, refsOf } = await closureOfRoots(pass);
+  const nodes = new Map<number, NodeRow>();
+  for (let i = 0; i < ids.length; i++) {
+    const row = db.byId(ids[i]!);
+    if (row) nodes.set(row.id, row);
+    if ((i & 1023) === 1023) await maybeYield();
+  }
+  const out = new Set<number>();
+  const exclusions = await excludedFromClosure(pass, nodes, refsOf, out);
+  const members = new Set<string>();
+  const derivers = new Set<string>();
+  let narBytes = 0;
+  for (const [id, row] of nodes) {
+    if (out.has(id)) continue;
+    members.add(hashOf(row.path));
+    if (row.deriver) derivers.add(storePathBaseName(row.deriver));
+    narBytes += Number(row.narSize ?? 0);
+  }
+  return { ...base, kind: 'set', members, excludedHashes: new Set(), derivers, excludedDerivers: new Set(), exclusions, narBytes, computeMs: performance.now() - started };
+}
 
-    let exclusions: Exclusion[] = [];
-    const out = new Set<number>();
-    if (patterns.length) {
-      const seeds: number[] = [];
-      const reasons = new Map<number, string>();
-      for (const [id, row] of nodes) {
-        const g = matching(row.path);
-        if (g !== undefined) {
-          seeds.push(id);
-          reasons.set(id, `matches "${g}"`);
-        }
-      }
-      if (seeds.length) {
-        const referrers = new Map<number, number[]>();
-        for (const [id, ids] of refsOf) {
-          for (const ref of ids) {
-            const list = referrers.get(ref);
-            if (list) list.push(id);
-            else referrers.set(ref, [id]);
-          }
-        }
-        exclusions = await taint(seeds, reasons, (id) => referrers.get(id) ?? [], (id) => nodes.get(id)!.path, maybeYield, out);
+/**
+ * The ids of the roots' closure, breadth first; with exclusions, each path's references too (for the
+ * exclusion pass). A root that is not a valid path gets its `problem` set.
+ */
+async function closureOfRoots({ db, o, excludes, maybeYield }: Pass): Promise<{ ids: number[]; refsOf: Map<number, number[]> }> {
+  const seen = new Set<number>();
+  const refsOf = new Map<number, number[]>();
+  const queue: number[] = [];
+  for (const r of o.roots) {
+    if (!r.storePath) continue;
+    const row = db.byPath(r.storePath);
+    if (!row) {
+      r.problem = `${r.storePath} is not a valid path in the store`;
+      continue;
+    }
+    if (!seen.has(row.id)) {
+      seen.add(row.id);
+      queue.push(row.id);
+    }
+  }
+  for (let i = 0; i < queue.length; i++) {
+    const id = queue[i]!;
+    const ids = db.referenceIds(id).filter((r) => r !== id);
+    for (const ref of ids) {
+      if (!seen.has(ref)) {
+        seen.add(ref);
+        queue.push(ref);
       }
     }
-    const members = new Set<string>();
-    const derivers = new Set<string>();
-    let narBytes = 0;
-    for (const [id, row] of nodes) {
-      if (out.has(id)) continue;
-      members.add(hashOf(row.path));
-      if (row.deriver) derivers.add(storePathBaseName(row.deriver));
-      narBytes += Number(row.narSize ?? 0);
+    if (excludes) refsOf.set(id, ids);
+    if ((i & 255) === 255) await maybeYield();
+  }
+  return { ids: queue, refsOf };
+}
+
+/** Within a closure: the paths matching a pattern and those that reach one, added to `out`, with their reasons. */
+async function excludedFromClosure({ matching, excludes, maybeYield }: Pass, nodes: Map<number, NodeRow>, refsOf: Map<number, number[]>, out: Set<number>): Promise<Exclusion[]> {
+  if (!excludes) return [];
+  const seeds: number[] = [];
+  const reasons = new Map<number, string>();
+  for (const [id, row] of nodes) {
+    const g = matching(row.path);
+    if (g !== undefined) {
+      seeds.push(id);
+      reasons.set(id, `matches "${g}"`);
     }
-    return { ...base, kind: 'set', members, excludedHashes: new Set(), derivers, excludedDerivers: new Set(), exclusions, narBytes, computeMs: performance.now() - started };
-  });
+  }
+  if (!seeds.length) return [];
+  const referrers = new Map<number, number[]>();
+  for (const [id, ids] of refsOf) {
+    for (const ref of ids) {
+      const list = referrers.get(ref);
+      if (list) list.push(id);
+      else referrers.set(ref, [id]);
+    }
+  }
+  return taint(seeds, reasons, (id) => referrers.get(id) ?? [], (id) => nodes.get(id)!.path, maybeYield, out);
 }
 
 /**
