@@ -2,8 +2,9 @@
  * `eris push [--cache NAME] PATH…`: push store paths and their closures to a
  * cache through the edge, any size (docs/push.md). The token comes from
  * `--netrc FILE`, else `ERIS_TOKEN`, else the netrc Nix would use
- * (~/.netrc, /etc/nix/netrc) for the edge's host; the edge from `--edge-url`
- * or `ERIS_URL`.
+ * (~/.netrc, /etc/nix/netrc) for the edge's host — or, with `--oidc`, from
+ * the CI job's own identity exchanged at the edge (client/oidc.ts,
+ * docs/oidc.md); the edge from `--edge-url` or `ERIS_URL`.
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -15,12 +16,15 @@ import { netrcLookup } from '../cli/doctor/index.ts';
 import { createEdgeClient } from './client/edge.ts';
 import { createProgress, formatBytes } from './client/progress.ts';
 import { DEFAULT_PART_BYTES, runPush, type PushSummary } from './client/run.ts';
+import { exchangeOidcToken, OidcExchangeError } from './client/oidc.ts';
 
-export const PUSH_USAGE = `usage: eris push [--cache NAME] [--edge-url URL] [--netrc FILE] [--store STORE] [--jobs N] [--part-size BYTES]
-                 [--retry-seconds N] [--dry-run] [--json] PATH...
+export const PUSH_USAGE = `usage: eris push [--cache NAME] [--edge-url URL] [--netrc FILE | --oidc [--oidc-audience AUD]] [--store STORE] [--jobs N]
+                 [--part-size BYTES] [--retry-seconds N] [--dry-run] [--json] PATH...
   pushes PATH... and their closures to cache NAME (default: "default") through the edge at URL (or $ERIS_URL),
   any size: NARs over the edge's limit go in parts, a cut push resumes where the origin stopped.
-  token: --netrc FILE, else $ERIS_TOKEN, else ~/.netrc or /etc/nix/netrc (the edge host's machine line)`;
+  token: --netrc FILE, else $ERIS_TOKEN, else ~/.netrc or /etc/nix/netrc (the edge host's machine line);
+  --oidc: none stored — the CI job's identity token (GitHub Actions' id-token, or $ERIS_OIDC_TOKEN from GitLab's
+  id_tokens:) is exchanged at the edge for a short-lived one; the audience is the edge's URL unless --oidc-audience`;
 
 const OPTIONS = {
   cache: { type: 'string' },
@@ -32,6 +36,8 @@ const OPTIONS = {
   'retry-seconds': { type: 'string' },
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
+  oidc: { type: 'boolean' },
+  'oidc-audience': { type: 'string' },
 } as const;
 
 const DEFAULT_NETRCS = () => [join(homedir(), '.netrc'), '/etc/nix/netrc'];
@@ -60,6 +66,18 @@ export function pushAuthorization(host: string, netrcFile: string | undefined, e
     if (a) return a;
   }
   throw new ConfigError(`no token: set ERIS_TOKEN, or pass --netrc FILE holding "machine ${host} login USER password TOKEN"`);
+}
+
+/** The Authorization header of a token exchanged for the CI job's identity (shared/oidc-exchange.ts). */
+async function oidcAuthorization(edgeUrl: string, audience: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+  try {
+    const t = await exchangeOidcToken({ edgeUrl, audience, env });
+    process.stderr.write(`eris push: OIDC token for ${t.user} (caches ${t.caches.join(',')}; ${t.scopes.join(',')}; until ${t.expires})\n`);
+    return 'Basic ' + btoa(`${t.login}:${t.token}`);
+  } catch (err) {
+    if (err instanceof OidcExchangeError) throw new Error(`--oidc: ${err.message}`);
+    throw err;
+  }
 }
 
 const positiveInt = (flag: string, v: string | undefined, dflt: number): number => {
@@ -95,7 +113,9 @@ export async function pushCommand(argv: string[], env: NodeJS.ProcessEnv = proce
   } catch {
     throw new ConfigError(`--edge-url: ${edgeUrl} is not a URL`);
   }
-  const authorization = pushAuthorization(url.hostname, values.netrc, env);
+  if (values.oidc && values.netrc !== undefined) throw new ConfigError('--oidc and --netrc: choose one');
+  if (values['oidc-audience'] !== undefined && !values.oidc) throw new ConfigError('--oidc-audience goes with --oidc');
+  const authorization = values.oidc ? await oidcAuthorization(edgeUrl, values['oidc-audience'], env) : pushAuthorization(url.hostname, values.netrc, env);
   const retryForMs = 1000 * positiveInt('retry-seconds', values['retry-seconds'], 600);
   const progress = createProgress(process.stderr);
   const edge = createEdgeClient({ url: edgeUrl.replace(/\/+$/, ''), authorization, retryForMs, onRetry: (what, reason, ms) => progress.retry(what, reason, ms) });

@@ -15,10 +15,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createTestIssuer, type TestIssuer } from '../../worker/oidc/test-issuer.ts';
-import { exchangeOidcToken, OidcExchangeError } from '../../origin/push/oidc-exchange.ts';
+import { exchangeOidcToken, OidcExchangeError } from '../../origin/push/client/oidc.ts';
 import type { ExchangeResponse } from '../../shared/oidc-exchange.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../helpers/nix.ts';
-import { eris, freePort } from '../helpers/processes.ts';
+import { ERIS_CLI, eris, freePort } from '../helpers/processes.ts';
 import { useStack } from '../helpers/stack.ts';
 
 const fixture = inject('fixture');
@@ -27,19 +27,22 @@ const DOCS = new URL('../../docs/oidc.md', import.meta.url).pathname;
 const SECRET = 'oidc-e2e-token-secret-' + randomBytes(16).toString('hex');
 const SUBJECT = 'github:acme/app@refs/heads/main';
 
-/** A shell script to its end, without blocking this process (which serves the issuer the script asks). */
-function sh(script: string, o: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<{ status: number | null; stderr: string }> {
+/** A command to its end, without blocking this process (which serves the issuer the command asks). */
+function run(cmd: string, args: string[], o: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number }): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-eu', '-c', script], { cwd: o.cwd, env: o.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs);
-    child.on('close', (status) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 120_000);
+    child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ status, stderr });
+      resolve({ code, stderr });
     });
   });
 }
+
+/** `eris push ARGS…` as a CI job runs it: its own process, no netrc at hand. */
+const erisPush = (args: string[], env: Record<string, string>) => run(process.execPath, [...ERIS_CLI, 'push', ...args], { env: nixEnv({ HOME: '/nonexistent', ...env }) });
 
 function build(attr: string, salt: string): string {
   return execFileSync('nix-build', [PUSH_NIX, '-A', attr, '--argstr', 'salt', salt, '--no-out-link', '--option', 'sandbox', 'false', '--option', 'substituters', ''],
@@ -125,9 +128,8 @@ describe.skipIf(!fixture)('OIDC exchange through wrangler dev with a loopback is
     const path = build('shared', salt);
     const work = mkdtempSync(join(s.dir, 'runner-'));
     symlinkSync(path, join(work, 'result'));
-    const r = await sh(block!, {
+    const r = await run('sh', ['-eu', '-c', block!], {
       cwd: work,
-      timeoutMs: 120_000,
       env: nixEnv({
         NIX_CONFIG: 'substituters =\nsandbox = false\nexperimental-features = nix-command\nconnect-timeout = 5\ndownload-attempts = 1',
         XDG_CACHE_HOME: join(work, 'cache'),
@@ -137,7 +139,7 @@ describe.skipIf(!fixture)('OIDC exchange through wrangler dev with a loopback is
         ACTIONS_ID_TOKEN_REQUEST_TOKEN: ghRequestToken,
       }),
     });
-    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: expect.not.stringMatching(/error/) });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.not.stringMatching(/error/) });
     expect(readFileSync(join(work, 'eris-netrc'), 'utf8')).toMatch(/^machine 127\.0\.0\.1 login oidc password eris_oidc\.\S+\n$/);
     expect(await validInOrigin(path)).toBe(true);
 
@@ -162,6 +164,24 @@ describe.skipIf(!fixture)('OIDC exchange through wrangler dev with a loopback is
     await expect(exchangeOidcToken({ edgeUrl: s.edge.url, env: { ERIS_OIDC_TOKEN: await issuer.sign(claims({ repository_id: '1' })) } }))
       .rejects.toThrow(new OidcExchangeError('the edge refused the OIDC exchange: HTTP 403: oidc token refused: no trust rule matches this token'));
     await expect(exchangeOidcToken({ edgeUrl: s.edge.url, env: {} })).rejects.toThrow(/^no CI identity token: in GitHub Actions give the job "permissions: id-token: write"/);
+  });
+
+  it('eris push --oidc exchanges the job\'s identity itself and pushes; under a read-only rule it fails and imports nothing', async () => {
+    const github = { ERIS_URL: s.edge.url, ACTIONS_ID_TOKEN_REQUEST_URL: `${issuer.url}/gh/token?api-version=2.0`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: ghRequestToken };
+    const path = build('b', salt + '-eris-push');
+    const r = await erisPush(['--oidc', '--cache', 'ci', path], github);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.stringContaining(`eris push: OIDC token for ${SUBJECT} (caches ci; read,write; until `) });
+    expect(await validInOrigin(path)).toBe(true);
+
+    const pr = build('b', salt + '-eris-push-pr');
+    const gitlab = { ERIS_URL: s.edge.url, ERIS_OIDC_TOKEN: await issuer.sign(claims({ ref: 'refs/pull/5/merge' })) };
+    const denied = await erisPush(['--oidc', '--cache', 'ci', '--retry-seconds', '5', pr], gitlab);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/401/);
+    expect(await validInOrigin(pr)).toBe(false);
+
+    const none = await erisPush(['--oidc', '--cache', 'ci', pr], { ERIS_URL: s.edge.url });
+    expect({ code: none.code, stderr: none.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(/^eris: --oidc: no CI identity token: in GitHub Actions give the job "permissions: id-token: write"/) });
   });
 
   it('a read-only rule\'s token reads ci but cannot push: the push fails and nothing is imported', async () => {
@@ -199,6 +219,9 @@ describe.skipIf(!fixture)('OIDC exchange through wrangler dev with a loopback is
       }, 401, 'bad signature'],
       ['unreachable JWKS', () => issuer.sign(claims({ iss: gone })), 503, "the issuer's keys cannot be fetched; retry later"],
     ];
+    const issued = () => s.edge.output().match(/"msg":"oidc token issued"/g)?.length ?? 0;
+    await new Promise((r) => setTimeout(r, 300)); // let wrangler flush its output
+    const before = issued();
     for (const [name, make, status, check] of cases) {
       const res = await exchange(await make());
       const body = await res.text();
@@ -208,8 +231,7 @@ describe.skipIf(!fixture)('OIDC exchange through wrangler dev with a loopback is
     await new Promise((r) => setTimeout(r, 300)); // let wrangler flush its output
     const out = s.edge.output();
     for (const [, , , check] of cases) expect(out).toContain(`"auth":${JSON.stringify(`oidc: ${check}`)}`);
-    // Only the other tests' five exchanges issued tokens.
-    expect(out.match(/"msg":"oidc token issued"/g)).toHaveLength(5);
+    expect(issued()).toBe(before); // none of them issued a token
   });
 
   it('the token from the one-minute rule stops working at its expiry, with the same 401 as a bad token', async () => {

@@ -11,7 +11,7 @@
  * The audience defaults to the edge's origin (`https://cache.example.com`), which is what the
  * trust rules' `audience` should then say.
  */
-import { OIDC_TOKEN_PATH, type ExchangeResponse } from '../../shared/oidc-exchange.ts';
+import { OIDC_TOKEN_PATH, type ExchangeResponse } from '../../../shared/oidc-exchange.ts';
 
 export const OIDC_TOKEN_VARIABLE = 'ERIS_OIDC_TOKEN';
 
