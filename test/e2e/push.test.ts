@@ -268,7 +268,35 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     const [ra, rb] = await Promise.all([push([a], s.netrc), push([b], s.netrc)]);
     expect({ a: ra.code, b: rb.code, ea: ra.stderr.match(/error.*/)?.[0], eb: rb.stderr.match(/error.*/)?.[0] }).toEqual({ a: 0, b: 0, ea: undefined, eb: undefined });
     for (const p of new Set([...closureOf(a), ...closureOf(b)])) expect(await validInOrigin(p)).toBe(true);
+    // Each path went into the store once: the second narinfo of the shared path found it there.
+    const imports = (p: string) => s.origin.output().split('\n').filter((l) => l.includes('"msg":"push: imported"') && l.includes(`"path":"${p}"`)).length;
+    for (const p of new Set([...closureOf(a), ...closureOf(b)])) expect({ p, imports: imports(p) }).toEqual({ p, imports: 1 });
   });
+
+  it('a read-only token, another cache\'s write token and an expired one are refused (401) and nothing reaches the store or staging', async () => {
+    // The Worker answers these before reading the body (worker/routes/push.test.ts holds it to that with a body it
+    // must not touch); wrangler dev itself waits for the whole request before answering, so here the body is sent.
+    const other = await s.addToken('team-writer', { scopes: ['read', 'write'], caches: ['team'] });
+    const expired = await s.addToken('expired-writer', { scopes: ['read', 'write'], expires: '2000-01-01T00:00:00Z' });
+    const reader = readFileSync(readNetrc, 'utf8').trim().split(' ').pop()!;
+    const body = randomBytes(1_000_000);
+    const name = `${nix32(sha(body))}.nar`;
+    for (const [user, token, cache] of [['reader', reader, ''], ['team-writer', other, ''], ['expired-writer', expired, ''], ['reader', reader, '/team']] as const) {
+      for (const path of [`${cache}/nar/${name}`, `${cache}/${'1'.repeat(32)}.narinfo`]) {
+        const res = await put(path, body, `Basic ${btoa(`${user}:${token}`)}`);
+        expect({ user, path, status: res.status }).toEqual({ user, path, status: 401 });
+      }
+    }
+    expect(stagedFiles()).toEqual([]);
+    // And nix copy with the other cache's token or the expired one fails, leaving the store as it was.
+    const b = build('b', salt + '-wrong-token');
+    for (const [user, token] of [['team-writer', other], ['expired-writer', expired]]) {
+      const netrc = join(s.dir, `netrc-${user}`);
+      writeFileSync(netrc, `machine 127.0.0.1 login ${user} password ${token}\n`);
+      expect((await push([b], netrc)).code).not.toBe(0);
+    }
+    expect(await validInOrigin(b)).toBe(false);
+  }, 240_000);
 
   it('a NAR over MAX_UPLOAD_BYTES gets 413 naming ssh and eris publish, and nothing is imported', async () => {
     const file = join(s.dir, `big-${salt}`);
