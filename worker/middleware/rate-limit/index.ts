@@ -2,7 +2,7 @@
  * Brute-force brake for authentication, per client address.
  *
  * Every failed authentication (a 401 from the auth middleware, which runs
- * after this one) is counted with the Workers rate limiting binding
+ * after this one, or a 401/403 refusal of the OIDC exchange) is counted with the Workers rate limiting binding
  * (`AUTH_RATE_LIMITER` in wrangler.toml, keyed on CF-Connecting-IP; an IPv6
  * client counts per /64, since one host usually holds a whole /64; see clientKey). When the
  * binding says the key is over its limit, that failure is answered 429 with
