@@ -1,60 +1,84 @@
 /**
- * Push throughput (issue #11): real `nix copy --to <url>?compression=zstd` of
- *   - a 100-path closure (each path BENCH_PUSH_KIB KiB of random bytes, 256 by default), twice: as a chain
- *     (each path refers to the one before, so Nix pushes one path at a time) and wide (99 paths and one
- *     referring to them all, so Nix pushes many at once), and
- *   - one 90 MB path (BENCH_PUSH_BIG_MB),
- * from this machine's store, to three targets measured in the same run:
- *   file://      a local binary cache directory: the client's own cost (NAR, zstd, hashing), no network, no import — the reference
+ * Push throughput (issues #11, #23): real `nix copy --to <url>` of
+ *   - wide closures of small paths (BENCH_PUSH_WIDE, default "101,1001": one path referring to all the
+ *     others, each BENCH_PUSH_KIB KiB of random bytes, default 2 — a wide CI output), and
+ *   - one big path (BENCH_PUSH_BIG_MIB MiB of random bytes, default 256),
+ * from this machine's store, to four targets measured in the same run:
+ *   file://      a local binary cache directory (zstd): the client's own cost — the reference for the big path
+ *   local store  `nix copy --to <a chroot store dir>`: Nix importing into a store, no network — the reference for closures
  *   origin       `eris serve --push-dir` on a chroot store, through a loopback proxy that adds the edge secret (cloudflared's place)
- *   edge         the same origin behind the Worker under `wrangler dev --local`, with a write token (netrc)
- * Every target gets paths of its own (a fresh salt), so nothing is skipped as already there.
- * MB/s is NAR bytes (NarSize summed) over the wall time of `nix copy`; ×file is the ratio to file://.
+ *   edge         the same origin behind the Worker under `wrangler dev --local`, with a write token (netrc),
+ *                MAX_UPLOAD_BYTES=100000000 as on Cloudflare: the big path goes with `eris push` when this checkout has it
+ * file://, local store and origin get the same paths (three different destinations); the edge gets paths of its own.
+ * BENCH_PUSH_PROFILE=1 writes a CPU profile of the origin (bench/results/push-origin.cpuprofile) and prints
+ * its heaviest functions; the origin's log gives each import's time.
  *
- *   npm run bench:push      # writes bench/results/push-latest.json
+ *   npm run bench:push      # writes bench/results/push-latest.json; docs/performance.md shows it (bench/render.ts)
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, request } from 'node:http';
-import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
-import { startEdge, startOriginCli } from '../test/helpers/processes.ts';
+import { ERIS_CLI, startEdge, startOriginCli } from '../test/helpers/processes.ts';
+import type { PushResults, PushRow } from './lib/push-report.ts';
+import { evaluatePushTargets, printPushReport } from './lib/push-report.ts';
 
-const KIB = Number(process.env.BENCH_PUSH_KIB ?? 256);
-const PATHS = Number(process.env.BENCH_PUSH_PATHS ?? 100);
-const BIG_MB = Number(process.env.BENCH_PUSH_BIG_MB ?? 90);
+const KIB = Number(process.env.BENCH_PUSH_KIB ?? 2);
+const WIDE = (process.env.BENCH_PUSH_WIDE ?? '101,1001').split(',').map(Number).filter((n) => n > 1);
+const BIG_MIB = Number(process.env.BENCH_PUSH_BIG_MIB ?? 256);
+const MAX_UPLOAD = 100_000_000;
+const PROFILE = process.env.BENCH_PUSH_PROFILE === '1';
 const SECRET = 'bench-push-edge-secret-0123456789';
 const PUSH_NIX = new URL('../test/fixtures/push.nix', import.meta.url).pathname;
+const RESULTS = new URL('./results/', import.meta.url).pathname;
 
 const dir = mkdtempSync(join(tmpdir(), 'eris-bench-push-'));
 const env = nixEnv();
 
-function buildClosure(attr: 'chain' | 'wide', salt: string): string {
-  return execFileSync('nix-build', [PUSH_NIX, '-A', attr, '--argstr', 'salt', salt, '--arg', 'n', String(PATHS), '--arg', 'kib', String(KIB),
-    '--no-out-link', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+function buildWide(n: number, salt: string): string {
+  return execFileSync('nix-build', [PUSH_NIX, '-A', 'wide', '--argstr', 'salt', salt, '--arg', 'n', String(n), '--arg', 'kib', String(KIB),
+    '--no-out-link', '--max-jobs', '4', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 }
 
 function addBig(name: string): string {
   const file = join(dir, name);
   const fd = openSync(file, 'w');
-  for (let left = BIG_MB * 1_000_000; left > 0; left -= 1 << 20) writeSync(fd, randomBytes(Math.min(left, 1 << 20)));
+  for (let left = BIG_MIB * 2 ** 20; left > 0; left -= 1 << 20) writeSync(fd, randomBytes(Math.min(left, 1 << 20)));
   closeSync(fd);
-  return execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', file], { env, encoding: 'utf8' }).trim();
+  const path = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', file], { env, encoding: 'utf8' }).trim();
+  rmSync(file);
+  return path;
 }
 
-function narBytes(paths: string[], recursive: boolean): number {
-  const info = JSON.parse(execFileSync('nix', [...NIX_FLAGS, 'path-info', '--json', ...(recursive ? ['-r'] : []), ...paths], { env, encoding: 'utf8' })) as { narSize: number }[];
+function narBytes(path: string, recursive: boolean): number {
+  const info = JSON.parse(execFileSync('nix', [...NIX_FLAGS, 'path-info', '--json', ...(recursive ? ['-r'] : []), path], { env, encoding: 'utf8' })) as { narSize: number }[];
   return info.reduce((a, p) => a + p.narSize, 0);
 }
 
-async function timeCopy(url: string, paths: string[], netrc?: string): Promise<number> {
+async function timeCopy(url: string, paths: string[], extra: string[] = []): Promise<number> {
   const started = performance.now();
-  const r = await runNix(['copy', '--to', url, ...paths, ...(netrc ? ['--option', 'netrc-file', netrc] : [])], { timeoutMs: 900_000 });
-  if (r.code !== 0) throw new Error(`nix copy --to ${url} failed:\n${r.stderr}`);
+  const r = await runNix(['copy', '--to', url, ...paths, ...extra], { timeoutMs: 1_800_000 });
+  if (r.code !== 0) throw new Error(`nix copy --to ${url} failed:\n${r.stderr.slice(-3000)}`);
+  return (performance.now() - started) / 1000;
+}
+
+/** `eris push` (the multi-part client) when this checkout has the command; undefined otherwise. */
+function erisPushAvailable(): boolean {
+  const r = spawnSync(process.execPath, [...ERIS_CLI, 'push', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  return r.status === 0;
+}
+
+async function timeErisPush(edgeUrl: string, token: string, paths: string[]): Promise<number> {
+  const started = performance.now();
+  const r = spawnSync(process.execPath, [...ERIS_CLI, 'push', '--edge-url', edgeUrl, ...paths], {
+    encoding: 'utf8', timeout: 1_800_000, env: { ...env, ERIS_TOKEN: token, CI: 'true' },
+  });
+  if (r.status !== 0) throw new Error(`eris push failed:\n${(r.stderr || r.stdout).slice(-3000)}`);
   return (performance.now() - started) / 1000;
 }
 
@@ -73,63 +97,113 @@ async function secretProxy(target: string): Promise<{ url: string; close(): void
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
 }
 
+/** Seconds between the first and the last `push: imported` line of the origin's log, and the count. */
+function importSpan(log: string): { imported: number; seconds: number } {
+  const times = log.split('\n').filter((l) => l.includes('"msg":"push: imported"')).map((l) => Date.parse(JSON.parse(l).t as string));
+  return { imported: times.length, seconds: times.length > 1 ? (Math.max(...times) - Math.min(...times)) / 1000 : 0 };
+}
+
+/** The heaviest functions (self time) of a V8 CPU profile. */
+function topFunctions(file: string, n = 12): { fn: string; ms: number; pct: number }[] {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] };
+  const self = new Map<number, number>();
+  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
+  const byFn = new Map<string, number>();
+  for (const node of p.nodes) {
+    const us = self.get(node.id) ?? 0;
+    const f = node.callFrame;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|origin|shared)\//, '$1/').replace(/^node:/, 'node:')}${f.url ? `:${f.lineNumber + 1}` : ''}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + us);
+  }
+  const total = [...byFn.values()].reduce((a, b) => a + b, 0);
+  return [...byFn.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([fn, us]) => ({ fn, ms: us / 1000, pct: (100 * us) / total }));
+}
+
 async function main() {
   const sec = join(dir, 'cache.sec');
   execFileSync('nix-store', ['--generate-binary-cache-key', 'bench-push-1', sec, join(dir, 'cache.pub')], { env });
   const root = join(dir, 'root');
-  // An empty chroot store: nix copy of nothing still creates it; one tiny path makes it a store with a DB.
+  // An empty chroot store with a DB: one tiny path.
   const seedFile = join(dir, 'seed');
   writeFileSync(seedFile, 'seed\n');
   const seed = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', seedFile], { env, encoding: 'utf8' }).trim();
   execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, seed], { env });
-  const origin = await startOriginCli({ root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--push-dir', join(dir, 'push')] });
-  const edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET, vars: { MAX_UPLOAD_BYTES: String(200_000_000), PUSH_TIMEOUT_MS: '600000' } });
+  const profDir = join(dir, 'prof');
+  const originLog = join(dir, 'origin.log');
+  const origin = await startOriginCli({
+    root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--push-dir', join(dir, 'push')], logFile: originLog,
+    env: PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {},
+  });
+  const edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET, vars: { MAX_UPLOAD_BYTES: String(MAX_UPLOAD), PUSH_TIMEOUT_MS: '600000' } });
   const proxy = await secretProxy(origin.url);
   const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'bench', { scopes: ['read', 'write'] });
   const netrc = join(dir, 'netrc');
   writeFileSync(netrc, `machine 127.0.0.1 login bench password ${token}\n`);
-  mkdirSync(join(dir, 'file-cache'));
+  const withErisPush = erisPushAvailable();
 
-  const targets = [
-    { name: 'file://', url: `file://${join(dir, 'file-cache')}?compression=zstd` },
-    { name: 'origin', url: `${proxy.url}?compression=zstd` },
-    { name: 'edge', url: `${edge.url}?compression=zstd`, netrc },
-  ];
   const run = randomBytes(4).toString('hex');
-  const rows: { target: string; chainSeconds: number; chainMBps: number; wideSeconds: number; wideMBps: number; bigMBps: number; bigSeconds: number }[] = [];
-  let closureBytes = 0;
-  let bigBytes = 0;
+  const rows: PushRow[] = [];
+  const row = (what: string, target: PushRow['target'], paths: number, bytes: number, seconds: number | undefined, note?: string) => {
+    rows.push({ what, target, paths, bytes, seconds, note });
+    console.error(`${what}, ${target}: ${seconds === undefined ? `skipped (${note})` : `${seconds.toFixed(2)} s`}`);
+  };
+  const spans: Record<string, { imported: number; seconds: number }> = {};
   try {
-    for (const t of targets) {
-      const chain = buildClosure('chain', `${run}-${t.name}`);
-      const wide = buildClosure('wide', `${run}-${t.name}`);
-      const big = addBig(`big-${run}-${t.name.replace(/\W/g, '')}`);
-      closureBytes = narBytes([chain], true);
-      bigBytes = narBytes([big], false);
-      const wideBytes = narBytes([wide], true);
-      const chainSeconds = await timeCopy(t.url, [chain], t.netrc);
-      const wideSeconds = await timeCopy(t.url, [wide], t.netrc);
-      const bigSeconds = await timeCopy(t.url, [big], t.netrc);
-      rows.push({ target: t.name, chainSeconds, chainMBps: closureBytes / 1e6 / chainSeconds, wideSeconds, wideMBps: wideBytes / 1e6 / wideSeconds, bigSeconds, bigMBps: bigBytes / 1e6 / bigSeconds });
-      console.error(`${t.name}: chain ${chainSeconds.toFixed(2)} s, wide ${wideSeconds.toFixed(2)} s, big ${bigSeconds.toFixed(2)} s`);
+    let i = 0;
+    for (const n of WIDE) {
+      const what = `${n} paths of ${KIB} KiB`;
+      const a = buildWide(n, `${run}-a`);
+      const b = buildWide(n, `${run}-b`);
+      const bytes = narBytes(a, true);
+      const fileCache = join(dir, `file-cache-${i}`);
+      row(what, 'file://', n, bytes, await timeCopy(`file://${fileCache}?compression=zstd`, [a]));
+      row(what, 'local store', n, bytes, await timeCopy(join(dir, `local-${i}`), [a], ['--no-check-sigs']));
+      const before = readFileSync(originLog, 'utf8').length;
+      row(what, 'origin', n, bytes, await timeCopy(`${proxy.url}?compression=zstd`, [a]));
+      spans[`${what}, origin`] = importSpan(readFileSync(originLog, 'utf8').slice(before));
+      const before2 = readFileSync(originLog, 'utf8').length;
+      row(what, 'edge', n, bytes, await timeCopy(`${edge.url}?compression=zstd`, [b], ['--option', 'netrc-file', netrc]));
+      spans[`${what}, edge`] = importSpan(readFileSync(originLog, 'utf8').slice(before2));
+      rmSync(fileCache, { recursive: true, force: true });
+      rmSync(join(dir, `local-${i++}`), { recursive: true, force: true });
+    }
+    if (BIG_MIB > 0) {
+      const what = `one ${BIG_MIB} MiB path`;
+      const a = addBig(`big-${run}-a`);
+      const bytes = narBytes(a, false);
+      row(what, 'file://', 1, bytes, await timeCopy(`file://${join(dir, 'file-cache-big')}?compression=zstd`, [a]));
+      rmSync(join(dir, 'file-cache-big'), { recursive: true, force: true });
+      row(what, 'local store', 1, bytes, await timeCopy(join(dir, 'local-big'), [a], ['--no-check-sigs']));
+      rmSync(join(dir, 'local-big'), { recursive: true, force: true });
+      row(what, 'origin', 1, bytes, await timeCopy(`${proxy.url}?compression=zstd`, [a]));
+      if (withErisPush) {
+        const b = addBig(`big-${run}-b`);
+        row(what, 'edge', 1, bytes, await timeErisPush(edge.url, token, [b]), 'eris push');
+      } else row(what, 'edge', 1, bytes, undefined, `over MAX_UPLOAD_BYTES=${MAX_UPLOAD} for nix copy; eris push is not in this checkout`);
     }
   } finally {
     proxy.close();
     await edge.stop();
     await origin.stop();
   }
-  const ref = rows[0]!;
-  const fmt = (n: number) => n.toFixed(n < 10 ? 2 : 1);
-  console.log(`push: ${PATHS}-path closure (${fmt(closureBytes / 1e6)} MB NAR) and one ${fmt(bigBytes / 1e6)} MB path, nix copy --to …?compression=zstd`);
-  console.log('| target | chain s | chain MB/s | × file:// | wide s | wide MB/s | × file:// | 90 MB path s | MB/s | × file:// |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const r of rows) {
-    console.log(`| ${r.target} | ${fmt(r.chainSeconds)} | ${fmt(r.chainMBps)} | ${(r.chainMBps / ref.chainMBps).toFixed(2)} | ` +
-      `${fmt(r.wideSeconds)} | ${fmt(r.wideMBps)} | ${(r.wideMBps / ref.wideMBps).toFixed(2)} | ` +
-      `${fmt(r.bigSeconds)} | ${fmt(r.bigMBps)} | ${(r.bigMBps / ref.bigMBps).toFixed(2)} |`);
+  const results: PushResults = {
+    when: new Date().toISOString(),
+    commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(),
+    kibPerPath: KIB,
+    rows,
+    importSpans: spans,
+    targets: [],
+  };
+  if (PROFILE && existsSync(profDir)) {
+    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    if (file) {
+      renameSync(join(profDir, file), join(RESULTS, 'push-origin.cpuprofile'));
+      results.profileTop = topFunctions(join(RESULTS, 'push-origin.cpuprofile'));
+    }
   }
-  const out = new URL('./results/push-latest.json', import.meta.url).pathname;
-  writeFileSync(out, JSON.stringify({ when: new Date().toISOString(), paths: PATHS, kibPerPath: KIB, closureBytes, bigBytes, rows }, null, 2) + '\n');
+  results.targets = evaluatePushTargets(results);
+  printPushReport(results, (s) => process.stdout.write(s));
+  writeFileSync(join(RESULTS, 'push-latest.json'), JSON.stringify(results, null, 2) + '\n');
   rmSync(dir, { recursive: true, force: true });
 }
 

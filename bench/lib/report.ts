@@ -424,9 +424,9 @@ export const README_START = '<!-- bench:start (generated from bench/results/late
 export const README_END = '<!-- bench:end -->';
 
 /** README text with the part between the markers replaced; throws when the markers are missing. */
-export function replaceReadmeTable(readme: string, r: Results): string {
+export function replaceReadmeTable(readme: string, r: Results, extra?: string): string {
   const a = readme.indexOf(README_START);
   const b = readme.indexOf(README_END);
   if (a < 0 || b < a) throw new Error(`README has no ${README_START} … ${README_END} markers`);
-  return readme.slice(0, a + README_START.length) + '\n' + markdownSummary(r) + readme.slice(b);
+  return readme.slice(0, a + README_START.length) + '\n' + markdownSummary(r) + (extra ? `\n${extra}` : '') + readme.slice(b);
 }

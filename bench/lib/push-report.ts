@@ -1,0 +1,99 @@
+/**
+ * bench/push.ts's results: the table, the targets of issue #23 held against
+ * references measured in the same run, and the Markdown that bench/render.ts
+ * puts into docs/performance.md.
+ */
+import type { TargetCheck } from './report.ts';
+
+export type PushTarget = 'file://' | 'local store' | 'origin' | 'edge';
+
+export interface PushRow {
+  /** What was pushed, e.g. "101 paths of 2 KiB". */
+  what: string;
+  target: PushTarget;
+  paths: number;
+  /** NAR bytes (NarSize summed). */
+  bytes: number;
+  /** Wall time of the push; undefined when not measured (see note). */
+  seconds: number | undefined;
+  note?: string;
+}
+
+export interface PushResults {
+  when: string;
+  commit: string;
+  kibPerPath: number;
+  rows: PushRow[];
+  /** First to last `push: imported` log line of the origin, per closure and target. */
+  importSpans?: Record<string, { imported: number; seconds: number }>;
+  /** Heaviest functions of the origin's CPU profile (BENCH_PUSH_PROFILE=1). */
+  profileTop?: { fn: string; ms: number; pct: number }[];
+  targets: TargetCheck[];
+}
+
+const TARGETS: PushTarget[] = ['file://', 'local store', 'origin', 'edge'];
+const f = (n: number, d = 2) => n.toFixed(d);
+
+function seconds(r: PushResults, what: string, target: PushTarget): number | undefined {
+  return r.rows.find((x) => x.what === what && x.target === target)?.seconds;
+}
+
+/** Issue #23's targets: 101 paths through the edge in ≤ 2 s; origin ≤ 5× a local store (closures), ≤ 3× file:// (the big path). */
+export function evaluatePushTargets(r: PushResults): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const whats = [...new Set(r.rows.map((x) => x.what))];
+  const check = (id: string, label: string, value: number | undefined, bound: number, unit: string, note?: string) =>
+    out.push({ id, label, value: value ?? null, bound, unit, status: value === undefined ? 'skipped' : value <= bound ? 'pass' : 'fail', note });
+  for (const what of whats) {
+    const paths = r.rows.find((x) => x.what === what)!.paths;
+    const ratio = (a?: number, b?: number) => (a !== undefined && b !== undefined ? a / b : undefined);
+    if (paths > 1) {
+      if (paths <= 101) check(`push-edge-${paths}`, `push of ${what} through wrangler dev ≤ 2 s`, seconds(r, what, 'edge'), 2, 's');
+      check(`push-origin-${paths}`, `push of ${what}: origin ≤ 5× nix copy to a local store`, ratio(seconds(r, what, 'origin'), seconds(r, what, 'local store')), 5, '×');
+    } else {
+      check('push-origin-big', `push of ${what}: origin ≤ 3× nix copy --to file://`, ratio(seconds(r, what, 'origin'), seconds(r, what, 'file://')), 3, '×');
+      const edge = r.rows.find((x) => x.what === what && x.target === 'edge');
+      check('push-edge-big', `push of ${what} through wrangler dev (eris push, MAX_UPLOAD_BYTES=1e8)`, edge?.seconds, Number.POSITIVE_INFINITY, 's', edge?.seconds === undefined ? edge?.note : undefined);
+    }
+  }
+  return out;
+}
+
+/** The push table as Markdown: seconds per target, paths/s or MB/s, and ratios to the references. */
+export function markdownPush(r: PushResults): string {
+  const out: string[] = [];
+  out.push(`**Push** (\`npm run bench:push\`, ${r.when.slice(0, 16).replace('T', ' ')} UTC, commit ${r.commit}): real Nix 2.8 \`nix copy --to\` of wide closures ` +
+    `(paths of ${r.kibPerPath} KiB) and one big path, to a local \`file://\` cache, a local store directory, the origin (direct) and through \`wrangler dev\`; ` +
+    'seconds, and the ratio to the local store (closures) or to `file://` (the big path).');
+  out.push('');
+  out.push(`| pushed | ${TARGETS.join(' | ')} | rate through the edge | origin ÷ reference |`);
+  out.push(`| --- | ${TARGETS.map(() => '---').join(' | ')} | --- | --- |`);
+  for (const what of [...new Set(r.rows.map((x) => x.what))]) {
+    const rows = TARGETS.map((t) => r.rows.find((x) => x.what === what && x.target === t));
+    const first = rows.find(Boolean)!;
+    const edge = rows[3]?.seconds;
+    const ref = first.paths > 1 ? rows[1]?.seconds : rows[0]?.seconds;
+    const origin = rows[2]?.seconds;
+    const rate = edge === undefined ? '–' : first.paths > 1 ? `${f(first.paths / edge, 0)} paths/s` : `${f(first.bytes / 1e6 / edge, 0)} MB/s`;
+    out.push(`| ${what} | ${rows.map((x) => (x?.seconds === undefined ? '–' : `${f(x.seconds)}${x.note ? ` (${x.note})` : ''}`)).join(' | ')} | ${rate} | ` +
+      `${origin !== undefined && ref !== undefined ? `${f(origin / ref)}×` : '–'} |`);
+  }
+  out.push('');
+  for (const t of r.targets) {
+    const v = t.value === null ? '–' : t.unit === '×' ? `${f(t.value)}×` : `${f(t.value)} ${t.unit}`;
+    out.push(`- ${t.status === 'pass' ? '**PASS**' : t.status === 'fail' ? '**FAIL**' : 'SKIP'} ${t.label}: ${v}${t.note ? ` (${t.note})` : ''}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export function printPushReport(r: PushResults, write: (s: string) => void): void {
+  write(markdownPush(r));
+  if (r.importSpans) {
+    write('\nImports (first to last "push: imported" line of the origin):\n');
+    for (const [k, v] of Object.entries(r.importSpans)) write(`  ${k}: ${v.imported} paths in ${f(v.seconds)} s${v.imported > 1 ? ` (${f((1000 * v.seconds) / (v.imported - 1), 1)} ms apart)` : ''}\n`);
+  }
+  if (r.profileTop) {
+    write('\nOrigin CPU profile, self time:\n');
+    for (const p of r.profileTop) write(`  ${f(p.ms, 0).padStart(7)} ms ${f(p.pct, 1).padStart(5)}%  ${p.fn}\n`);
+  }
+}
