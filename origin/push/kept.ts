@@ -29,7 +29,20 @@ export interface KeptFiles {
 export function createKeptFiles(o: { dir: string; maxBytes: number }): KeptFiles {
   const root = join(o.dir, 'files');
 
-  async function evict() {
+  // A full scan (a stat per kept file) only when this process's estimate of the total may pass maxBytes,
+  // or once a minute (other worker processes keep files too): not on every push (a 1001-path push made that
+  // half a million stats).
+  let estimate = Number.POSITIVE_INFINITY;
+  let scannedAt = 0;
+  async function maybeEvict(added: number) {
+    estimate += added;
+    if (estimate <= o.maxBytes && Date.now() - scannedAt < 60_000) return;
+    estimate = await evict();
+    scannedAt = Date.now();
+  }
+
+  /** Removes the oldest files past maxBytes; returns the bytes left. */
+  async function evict(): Promise<number> {
     const files: { path: string; size: number; mtimeMs: number }[] = [];
     for (const cache of await readdir(root).catch(() => [] as string[])) {
       for (const name of await readdir(join(root, cache)).catch(() => [] as string[])) {
@@ -45,6 +58,7 @@ export function createKeptFiles(o: { dir: string; maxBytes: number }): KeptFiles
       await unlink(f.path).catch(() => {});
       total -= f.size;
     }
+    return total;
   }
 
   return {
@@ -57,7 +71,7 @@ export function createKeptFiles(o: { dir: string; maxBytes: number }): KeptFiles
       await writeFile(tmpJson, JSON.stringify({ ...rest, storePaths } satisfies KeptRecord));
       await rename(tmpJson, join(dir, `${file}.json`));
       if (from) await rename(from, join(dir, file));
-      await evict();
+      await maybeEvict(from ? rest.fileSize : 0);
     },
     async find(cache, file) {
       const dir = join(root, cache);
