@@ -5,7 +5,6 @@
  * (routes.ts), so it imports exactly as `nix copy --to` does.
  */
 import type { Context } from 'hono';
-import type { Readable } from 'node:stream';
 import { parseStorePath } from '../../shared/store-path.ts';
 import {
   MAX_MISSING_BODY_BYTES, PART_OFFSET_PARAM, PART_SHA256_PARAM, parseMissingRequest, parsePartQuery, parseUploadStart, UPLOAD_ID_RE,
@@ -15,6 +14,7 @@ import type { OriginEnv } from '../server/types.ts';
 import { send } from '../server/respond.ts';
 import { PushError, rejected } from './errors.ts';
 import { pushBody, pushFailure, pushTarget } from './routes.ts';
+import { readSmall } from './service.ts';
 import { requestCache, requestUser } from '../usage/request.ts';
 
 /** Where the push protocol is routed, under `/:cache` (never bare: `/v1/…` is global). */
@@ -26,19 +26,11 @@ export const PARTS_ROUTES = {
 
 const json = (c: Context<OriginEnv>, value: unknown) => send(c, 200, JSON.stringify(value), 'application/json');
 
-async function readJson(body: Readable, max: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > max) {
-      body.destroy();
-      throw new PushError(413, `request body is too large (at most ${max} bytes)`);
-    }
-    chunks.push(chunk);
-  }
+async function readJson(c: Context<OriginEnv>, max: number): Promise<unknown> {
+  const length = c.req.header('content-length');
+  const body = await readSmall(pushBody(c), max, length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(body.toString('utf8'));
   } catch {
     throw rejected('request body is not JSON');
   }
@@ -61,7 +53,7 @@ const handle = (fn: (c: Context<OriginEnv>) => Promise<Response>) => async (c: C
 /** POST: the store paths of the body this cache does not serve, in the order given. */
 export const postMissing = handle(async (c) => {
   partsOf(c);
-  const req = parseMissingRequest(await readJson(pushBody(c), MAX_MISSING_BODY_BYTES));
+  const req = parseMissingRequest(await readJson(c, MAX_MISSING_BODY_BYTES));
   if (typeof req === 'string') throw rejected(req);
   const target = pushTarget(c);
   const storeDir = c.get('deps').store.storeDir;
@@ -80,7 +72,7 @@ export const postMissing = handle(async (c) => {
 /** POST: start (or find) the upload of one NAR. */
 export const postUpload = handle(async (c) => {
   const push = partsOf(c);
-  const start = parseUploadStart(await readJson(pushBody(c), 64 * 1024));
+  const start = parseUploadStart(await readJson(c, 64 * 1024));
   if (typeof start === 'string') throw rejected(start);
   try {
     parseStorePath(start.storePath, c.get('deps').store.storeDir);

@@ -65,7 +65,8 @@ export interface PushService {
   put(target: PushTarget, upload: Upload, body: Readable, length: number | undefined, user?: string): Promise<PushResult>;
 }
 
-async function readSmall(body: Readable, max: number, length: number | undefined): Promise<Buffer> {
+/** A small request body (metadata, JSON), at most `max` bytes (413 past it). */
+export async function readSmall(body: Readable, max: number, length: number | undefined): Promise<Buffer> {
   if (length !== undefined && length > max) {
     body.resume();
     throw new PushError(413, `upload of ${length} bytes is too large for a metadata file (at most ${max})`);

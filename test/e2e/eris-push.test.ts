@@ -124,8 +124,10 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
     const st = join(pushDir, 'staging');
     return existsSync(st) ? readdirSync(st).flatMap((c) => readdirSync(join(st, c)).map((f) => `${c}/${f}`)) : [];
   };
+  // Connection: close — a pooled socket left idle while a beforeAll builds paths may be closed by wrangler dev
+  // just as it is reused ("other side closed"); each request here is made on a socket of its own.
   const req = (method: string, path: string, body?: Buffer | string, auth = s.auth.Authorization!) =>
-    fetch(s.edge.url + path, { method, body, headers: { Authorization: auth }, signal: AbortSignal.timeout(30_000) });
+    fetch(s.edge.url + path, { method, body, headers: { Authorization: auth, Connection: 'close' }, signal: AbortSignal.timeout(30_000) });
   const readBack = async (paths: string[]) => {
     const fresh = join(s.dir, `fresh-${randomBytes(4).toString('hex')}`);
     const c = await nixCopy({ from: s.edge.url, to: fresh, paths, trustedKeys: s.publicKey, netrc: readNetrc, timeoutMs: 180_000 });

@@ -298,7 +298,7 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     expect(await validInOrigin(b)).toBe(false);
   }, 240_000);
 
-  it('a NAR over MAX_UPLOAD_BYTES gets 413 naming ssh and eris publish, and nothing is imported', async () => {
+  it('a NAR over MAX_UPLOAD_BYTES gets 413 naming eris push (and ssh + eris publish), and nothing is imported', async () => {
     const file = join(s.dir, `big-${salt}`);
     writeFileSync(file, randomBytes(MAX_UPLOAD + 100_000));
     const big = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', file], { env: nixEnv(), encoding: 'utf8' }).trim();
@@ -309,7 +309,7 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     expect(refused.length).toBeGreaterThan(0);
     const res = await put(`/nar/${'0'.repeat(52)}.nar`, randomBytes(MAX_UPLOAD + 1));
     expect(res.status).toBe(413);
-    expect(await res.text()).toMatch(/ssh.*eris publish/);
+    expect(await res.text()).toMatch(/eris push --cache default PATH.*ssh.*eris publish/);
     expect(await validInOrigin(big)).toBe(false);
     expect(stagedFiles()).toEqual([]);
     mkdirSync(join(s.dir, 'done'), { recursive: true });
