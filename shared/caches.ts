@@ -7,6 +7,9 @@
 
 export const CACHE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
+/** The cache a config without `[[cache]]` tables serves, and the bare root's cache unless configured otherwise. */
+export const DEFAULT_CACHE_NAME = 'default';
+
 /** First path segments that are never cache names: the bare (default-cache) URLs and the global endpoints. */
 export const RESERVED_CACHE_NAMES: ReadonlySet<string> = new Set(['nar', 'log', 'realisations', 'v1', 'health', 'metrics', 'nix-cache-info']);
 

@@ -23,6 +23,17 @@ export const USER_HEADER = 'x-eris-user';
 export const TOKEN_ID_HEADER = 'x-eris-token-id';
 export const NO_STORE = 'private, no-store';
 
+/** The shortest edge secret either side accepts (the origin's edge_secret, the Worker's EDGE_SECRET). */
+export const EDGE_SECRET_MIN_LENGTH = 16;
+
+/** The Content-Type of each kind of answer, at both ends. */
+export const CONTENT_TYPE = {
+  text: 'text/plain; charset=utf-8',
+  json: 'application/json',
+  narinfo: 'text/x-nix-narinfo',
+  nar: 'application/x-nix-nar',
+} as const;
+
 export const TOKEN_KEY_PREFIX = 'token:';
 
 /** `admin` opens the operator's page (/v1/admin) and nothing else: it implies neither read nor write. */

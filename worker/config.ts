@@ -1,6 +1,7 @@
 import type { Env } from './env.ts';
 import { DEFAULT_MAX_UPLOAD_BYTES } from './middleware/upload-limit/index.ts';
-import { cacheNameProblem } from '../shared/caches.ts';
+import { cacheNameProblem, DEFAULT_CACHE_NAME } from '../shared/caches.ts';
+import { EDGE_SECRET_MIN_LENGTH } from '../shared/contract.ts';
 import { OidcTrustError, parseOidcTrust, type OidcTrust } from '../shared/oidc-trust.ts';
 
 /** One origin the edge fronts, in priority order. */
@@ -88,8 +89,8 @@ function originUrl(key: string, value: unknown): string {
 
 function secretNamed(env: Env, key: string, name: string): string {
   const value = (env as unknown as Record<string, unknown>)[name];
-  if (typeof value !== 'string' || value.length < 16) {
-    throw new EdgeConfigError(`${key}: ${name} is missing or shorter than 16 characters (wrangler secret put ${name})`);
+  if (typeof value !== 'string' || value.length < EDGE_SECRET_MIN_LENGTH) {
+    throw new EdgeConfigError(`${key}: ${name} is missing or shorter than ${EDGE_SECRET_MIN_LENGTH} characters (wrangler secret put ${name})`);
   }
   return value;
 }
@@ -105,7 +106,7 @@ function parseOrigins(env: Env): OriginSpec[] {
   const raw = env.ORIGINS;
   if (raw === undefined || raw === '') {
     const url = originUrl('ORIGIN_URL', env.ORIGIN_URL);
-    if (!env.EDGE_SECRET || env.EDGE_SECRET.length < 16) throw new EdgeConfigError('EDGE_SECRET is missing or shorter than 16 characters (wrangler secret put EDGE_SECRET)');
+    if (!env.EDGE_SECRET || env.EDGE_SECRET.length < EDGE_SECRET_MIN_LENGTH) throw new EdgeConfigError(`EDGE_SECRET is missing or shorter than ${EDGE_SECRET_MIN_LENGTH} characters (wrangler secret put EDGE_SECRET)`);
     return [{ id: 'origin', url, binding: env.ORIGIN ? 'ORIGIN' : undefined, edgeSecret: env.EDGE_SECRET }];
   }
   let list: unknown = raw;
@@ -168,7 +169,7 @@ export function parseEdgeConfig(env: Env): EdgeConfig {
   if (!!env.ACCESS_CLIENT_ID !== !!env.ACCESS_CLIENT_SECRET) {
     throw new EdgeConfigError('ACCESS_CLIENT_ID and ACCESS_CLIENT_SECRET go together (wrangler secret put both, or neither)');
   }
-  const defaultCache = env.DEFAULT_CACHE || 'default';
+  const defaultCache = env.DEFAULT_CACHE || DEFAULT_CACHE_NAME;
   const problem = cacheNameProblem(defaultCache);
   if (problem) throw new EdgeConfigError(`DEFAULT_CACHE: ${problem}`);
   return {

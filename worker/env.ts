@@ -9,7 +9,7 @@ export interface Env {
   ORIGIN?: Fetcher;
 
   // Secrets
-  /** Shared secret sent to the origin in `x-eris-edge-secret` (at least 16 characters). */
+  /** Shared secret sent to the origin in `x-eris-edge-secret` (at least EDGE_SECRET_MIN_LENGTH, 16, characters). */
   EDGE_SECRET: string;
   /** Cloudflare Access service token sent to the tunnel hostname (both or neither). */
   ACCESS_CLIENT_ID?: string;

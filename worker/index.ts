@@ -6,7 +6,7 @@ import { cachedTokenStore, kvTokenStore } from './tokens.ts';
 import { createOriginClient, createOriginTransport, type FetchOrigin, type OriginBinding } from './origin-client.ts';
 import type { RateLimiter } from './middleware/rate-limit/index.ts';
 import { consoleLog, type Clock, type Log } from './log.ts';
-import { NO_STORE } from '../shared/contract.ts';
+import { NO_STORE, CONTENT_TYPE } from '../shared/contract.ts';
 import { createOidc } from './oidc/index.ts';
 import type { FetchLike } from './oidc/issuer-keys.ts';
 
@@ -60,7 +60,7 @@ export default {
     } catch (err) {
       const message = err instanceof EdgeConfigError ? `edge misconfigured: ${err.message}` : 'edge misconfigured';
       consoleLog({ msg: message });
-      return new Response(message + '\n', { status: 500, headers: { 'Cache-Control': NO_STORE, 'Content-Type': 'text/plain; charset=utf-8' } });
+      return new Response(message + '\n', { status: 500, headers: { 'Cache-Control': NO_STORE, 'Content-Type': CONTENT_TYPE.text } });
     }
     return app.fetch(request, env, ctx);
   },

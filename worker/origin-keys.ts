@@ -25,7 +25,7 @@
 import type { OriginClient } from './origin-client.ts';
 import type { Log } from './log.ts';
 import { parsePublicKey } from '../shared/keys.ts';
-import { NO_STORE } from '../shared/contract.ts';
+import { NO_STORE, CONTENT_TYPE } from '../shared/contract.ts';
 
 /** One cache as the origins describe it (the origin's /v1/caches entries). */
 export interface CacheEntry {
@@ -166,6 +166,6 @@ export function incompleteResponse(what: string, missing: MissingOrigin[]): Resp
   const names = missing.map((m) => `${m.origin} (${m.why})`).join(', ');
   return new Response(`${what} unavailable: ${missing.length === 1 ? 'origin' : 'origins'} ${names} did not answer, so keys may be missing; retry later\n`, {
     status: 503,
-    headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': NO_STORE, ...incompleteHeaders(missing) },
+    headers: { 'Content-Type': CONTENT_TYPE.text, 'Cache-Control': NO_STORE, ...incompleteHeaders(missing) },
   });
 }

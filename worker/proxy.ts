@@ -13,7 +13,7 @@ import type { EdgeEnv } from './types.ts';
 import type { OriginClient, OriginResult } from './origin-client.ts';
 import { askInTurn, chooseWithoutWinner, inOrder, NAR_ORIGIN_PARAM, provenance, routeNarUrl, type Attempt } from './origins.ts';
 import { isNarPath } from './cache-routing.ts';
-import { NO_STORE } from '../shared/contract.ts';
+import { NO_STORE, CONTENT_TYPE } from '../shared/contract.ts';
 
 /** Request headers worth passing on; everything else (Authorization, Cookie, …) stays at the edge. */
 const FORWARD_REQUEST_HEADERS = ['accept', 'range', 'if-range', 'user-agent', 'content-type', 'content-length'];
@@ -30,7 +30,7 @@ export interface ProxyOptions {
 }
 
 function plain(status: number, message: string, extra: Record<string, string> = {}): Response {
-  return new Response(message + '\n', { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...extra } });
+  return new Response(message + '\n', { status, headers: { 'Content-Type': CONTENT_TYPE.text, ...extra } });
 }
 
 /** What the client sees when the origin gave no usable answer. */

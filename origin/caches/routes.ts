@@ -8,6 +8,7 @@ import type { OriginEnv } from '../server/types.ts';
 import { notFound } from '../server/errors.ts';
 import { send } from '../server/respond.ts';
 import type { CacheContext, CacheRegistry } from './registry.ts';
+import { CONTENT_TYPE } from '../../shared/contract.ts';
 
 /** What `GET /v1/caches` answers (the edge filters it by token and adds `url`). */
 export interface CacheListing {
@@ -41,5 +42,5 @@ export function cacheSelector(registry: CacheRegistry) {
 
 export function getCaches(registry: CacheRegistry) {
   const body = JSON.stringify(cacheListing(registry));
-  return (c: Context<OriginEnv>) => send(c, 200, body, 'application/json');
+  return (c: Context<OriginEnv>) => send(c, 200, body, CONTENT_TYPE.json);
 }

@@ -10,7 +10,8 @@ import { parse as parseToml } from 'smol-toml';
 import { defaultLevel, type Compression } from '../compression/compress.ts';
 import { PUSH_FILE_KEYS, resolvePushConfig, type PushConfig, type PushRaw } from './push.ts';
 import { ConfigError, int, str } from './validate.ts';
-import { cacheNameProblem } from '../../shared/caches.ts';
+import { cacheNameProblem, DEFAULT_CACHE_NAME } from '../../shared/caches.ts';
+import { EDGE_SECRET_MIN_LENGTH } from '../../shared/contract.ts';
 
 export { ConfigError } from './validate.ts';
 
@@ -228,7 +229,7 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     }
   } else if (env.ERIS_EDGE_SECRET) edgeSecret = env.ERIS_EDGE_SECRET;
   if (!edgeSecret) throw new ConfigError('edge_secret: required (edge_secret, edge_secret_file or $ERIS_EDGE_SECRET)');
-  if (edgeSecret.length < 16) throw new ConfigError('edge_secret: must be at least 16 characters');
+  if (edgeSecret.length < EDGE_SECRET_MIN_LENGTH) throw new ConfigError(`edge_secret: must be at least ${EDGE_SECRET_MIN_LENGTH} characters`);
 
   const priority = raw.priority === undefined ? DEFAULTS.priority : int('priority', raw.priority, 0, 1_000_000);
   const caches = resolveCaches(raw.caches, signKeyPaths, priority);
@@ -273,7 +274,7 @@ const strList = (key: string, v: unknown): string[] => {
 
 /** The `[[cache]]` tables; none means one cache `default` publishing the whole store with the top-level keys and priority. */
 export function resolveCaches(value: unknown, topKeys: string[], topPriority: number, requireKeys = true): CacheConfig[] {
-  if (value === undefined) return [{ name: 'default', publish: 'all', roots: [], exclude: [], signKeyPaths: topKeys, priority: topPriority }];
+  if (value === undefined) return [{ name: DEFAULT_CACHE_NAME, publish: 'all', roots: [], exclude: [], signKeyPaths: topKeys, priority: topPriority }];
   if (!Array.isArray(value) || value.length === 0) throw new ConfigError('cache: expected [[cache]] tables (a list of tables)');
   const seen = new Set<string>();
   return value.map((t, i): CacheConfig => {
@@ -314,7 +315,7 @@ function resolveDefaultCache(value: unknown, caches: CacheConfig[]): string | un
     return name;
   }
   if (caches.length === 1) return caches[0]!.name;
-  return caches.find((c) => c.name === 'default')?.name;
+  return caches.find((c) => c.name === DEFAULT_CACHE_NAME)?.name;
 }
 
 /** Read the config file (if any), then merge it with flags and the environment: what `serve` and `doctor` use. */

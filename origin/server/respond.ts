@@ -7,10 +7,10 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { OriginDeps } from './types.ts';
-import { NO_STORE } from '../../shared/contract.ts';
+import { NO_STORE, CONTENT_TYPE } from '../../shared/contract.ts';
 
 export { NO_STORE };
-export const TEXT = 'text/plain; charset=utf-8';
+export const TEXT = CONTENT_TYPE.text;
 
 export function send(c: Context, status: ContentfulStatusCode, body: string | Uint8Array<ArrayBuffer>, contentType: string, extra?: Record<string, string>): Response {
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;

@@ -24,6 +24,7 @@ import { BusyError } from '../admission.ts';
 import { narCacheKey } from '../../compression/nar-cache.ts';
 import type { PathInfo } from '../../store/store.ts';
 import { sendNar, type NarBody } from '../nar-transport.ts';
+import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
 export interface NarRequest {
   hashPart: string;
@@ -83,7 +84,7 @@ export async function getNar(c: Context<OriginEnv>) {
 
 async function respond(c: Context<OriginEnv>, info: PathInfo, parsed: NarRequest, release: () => void): Promise<Response> {
   const { store, narCache, compressions, metrics } = c.get('deps');
-  const base = { 'Content-Type': 'application/x-nix-nar', 'Cache-Control': NO_STORE };
+  const base = { 'Content-Type': CONTENT_TYPE.nar, 'Cache-Control': NO_STORE };
   const method = parsed.compression;
   const cacheKey = method === 'none' ? undefined : narCacheKey(info.narHash, method);
   const cached = cacheKey ? narCache?.get(cacheKey) : undefined;
@@ -96,7 +97,7 @@ async function respond(c: Context<OriginEnv>, info: PathInfo, parsed: NarRequest
     const range = ifRange !== undefined && ifRange !== etag ? { kind: 'full' as const } : parseRange(c.req.header('range'), size);
     if (range.kind === 'unsatisfiable') {
       release();
-      return send(c, 416, '', 'application/x-nix-nar', { 'Content-Range': `bytes */${size}` });
+      return send(c, 416, '', CONTENT_TYPE.nar, { 'Content-Range': `bytes */${size}` });
     }
     const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, size];
     const status = range.kind === 'partial' ? 206 : 200;

@@ -10,6 +10,7 @@ import { URL_SUFFIX } from '../../compression/compress.ts';
 import { send } from '../respond.ts';
 import { narCacheKey } from '../../compression/nar-cache.ts';
 import type { SignatureCache } from '../signature-cache.ts';
+import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
 /** The NAR URL we advertise: store hash part and NAR hash, nix-serve style, plus the compression suffix. */
 export function narUrl(info: PathInfo, suffix = '.nar'): string {
@@ -92,7 +93,7 @@ export async function getNarInfo(c: Context<OriginEnv>) {
     if (e instanceof HTTPException && e.status === 404) deps.metrics.narinfo((performance.now() - started) / 1000, false);
     throw e;
   }
-  const res = send(c, 200, narInfoBody(info, deps, c.get('settings')), 'text/x-nix-narinfo');
+  const res = send(c, 200, narInfoBody(info, deps, c.get('settings')), CONTENT_TYPE.narinfo);
   deps.metrics.narinfo((performance.now() - started) / 1000, true);
   return res;
 }
@@ -101,5 +102,5 @@ export async function getNarInfo(c: Context<OriginEnv>) {
 export async function getListing(c: Context<OriginEnv>) {
   const info = await lookupOr404(c, '.ls');
   const listing = await c.get('deps').store.listing(info);
-  return send(c, 200, JSON.stringify(listing), 'application/json');
+  return send(c, 200, JSON.stringify(listing), CONTENT_TYPE.json);
 }

@@ -4,7 +4,7 @@
  * 401 with `WWW-Authenticate` and no hint which part was wrong.
  */
 import type { MiddlewareHandler } from 'hono';
-import { grantsScope, tokenDigest, tokenExpired, tokenId, type TokenRecord } from '../../../shared/contract.ts';
+import { grantsScope, tokenDigest, tokenExpired, tokenId, type TokenRecord, CONTENT_TYPE } from '../../../shared/contract.ts';
 import type { TokenStore } from '../../tokens.ts';
 import type { EdgeEnv } from '../../types.ts';
 import { requestedCache } from '../../cache-routing.ts';
@@ -63,7 +63,7 @@ export function auth(options: AuthOptions): MiddlewareHandler<EdgeEnv> {
   const deny = (realm: string, url: string) =>
     new Response(unauthorizedBody(new URL(url).hostname), {
       status: 401,
-      headers: { 'WWW-Authenticate': `Basic realm="${realm}", charset="UTF-8"`, 'Content-Type': 'text/plain; charset=utf-8' },
+      headers: { 'WWW-Authenticate': `Basic realm="${realm}", charset="UTF-8"`, 'Content-Type': CONTENT_TYPE.text },
     });
 
   return async function authMiddleware(c, next) {

@@ -21,6 +21,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { convertIPv4BinaryToString, convertIPv4MappedIPv6ToIPv4, convertIPv6BinaryToString, convertIPv6ToBinary, isIPv4MappedIPv6 } from 'hono/utils/ipaddr';
 import type { EdgeEnv } from '../../types.ts';
 import type { Log } from '../../log.ts';
+import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
 /** The shape of the Workers rate limiting binding (`RateLimit`). */
 export interface RateLimiter {
@@ -95,7 +96,7 @@ export function authRateLimit(options: AuthRateLimitOptions): MiddlewareHandler<
     const seconds = Math.max(1, Math.ceil((untilMs - now()) / 1000));
     return new Response('too many failed authentication attempts, retry later\n', {
       status: 429,
-      headers: { 'Retry-After': String(seconds), 'Content-Type': 'text/plain; charset=utf-8' },
+      headers: { 'Retry-After': String(seconds), 'Content-Type': CONTENT_TYPE.text },
     });
   };
 

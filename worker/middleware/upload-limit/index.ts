@@ -10,6 +10,7 @@
 import type { MiddlewareHandler } from 'hono';
 import type { EdgeEnv } from '../../types.ts';
 import { requestedCache } from '../../cache-routing.ts';
+import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
 /** Cloudflare's request body limit on the Free and Pro plans. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 100_000_000;
@@ -22,7 +23,7 @@ export function tooLargeMessage(length: number, max: number, cache: string): str
 export function uploadLimit(maxBytes: number, defaultCache: string): MiddlewareHandler<EdgeEnv> {
   return async function uploadLimitMiddleware(c, next) {
     const header = c.req.header('content-length');
-    const text = { 'Content-Type': 'text/plain; charset=utf-8' };
+    const text = { 'Content-Type': CONTENT_TYPE.text };
     if (header === undefined || !/^\d+$/.test(header)) {
       return new Response('uploads need a Content-Length\n', { status: 411, headers: text });
     }

@@ -6,7 +6,7 @@
 import type { MiddlewareHandler } from 'hono';
 import type { OriginEnv } from '../../types.ts';
 import { send, TEXT } from '../../respond.ts';
-import { EDGE_SECRET_HEADER } from '../../../../shared/contract.ts';
+import { EDGE_SECRET_HEADER, EDGE_SECRET_MIN_LENGTH } from '../../../../shared/contract.ts';
 
 /** Constant-time equality of two strings of the same length; false for different lengths. */
 export function sameSecret(given: string, expected: string): boolean {
@@ -17,7 +17,7 @@ export function sameSecret(given: string, expected: string): boolean {
 }
 
 export function edgeAuth(secret: string): MiddlewareHandler<OriginEnv> {
-  if (!secret || secret.length < 16) throw new Error('edgeAuth: the edge secret must be at least 16 characters');
+  if (!secret || secret.length < EDGE_SECRET_MIN_LENGTH) throw new Error(`edgeAuth: the edge secret must be at least ${EDGE_SECRET_MIN_LENGTH} characters`);
   return async function edgeAuthMiddleware(c, next) {
     // Node's own parsed headers when served over HTTP: asking the Request for one header would build a
     // whole fetch Headers object on every request. (Under app.request() in tests there is no incoming.)
