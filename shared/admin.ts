@@ -46,10 +46,10 @@ export interface AdminPush {
 export interface AdminCache {
   name: string;
   default: boolean;
-  /** Store paths published (closure-complete set). */
-  paths: number;
-  /** Their NAR bytes (sum of NarSize). */
-  bytes: number;
+  /** Store paths published (closure-complete set); null when the cache publishes the whole store. */
+  paths: number | null;
+  /** Their NAR bytes (sum of NarSize); null when the cache publishes the whole store. */
+  bytes: number | null;
   /** GC roots or other roots the set is computed from (0 when the cache publishes everything). */
   roots: number;
   lastPush: AdminPush | null;

@@ -34,6 +34,8 @@ export interface CacheRegistry {
   readonly all: readonly CacheContext[];
   /** Resolves once every cache's first published set is computed; rejects if one could not be. */
   readonly ready: Promise<void>;
+  /** A cache's current published set (undefined before the first is computed, or for unknown names). */
+  published(name: string): PublishedSet | undefined;
   close(): void;
 }
 
@@ -120,6 +122,7 @@ export function createCacheRegistry(o: RegistryOptions): CacheRegistry {
     default: contexts.find((c) => c.isDefault),
     all: contexts,
     ready,
+    published: (name) => (publisher && byName.has(name) ? publisher.get(name) : undefined),
     close() {
       void o.publisher.then((p) => p.close(), () => {});
     },

@@ -33,7 +33,7 @@ const USAGE = `usage:
   eris unpublish PATH... --cache NAME [--store-root DIR | --config FILE]
   eris published --cache NAME [--json] [--store-root DIR | --config FILE]
   eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]
-  eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user USER] [--json]
+  eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user USER] [--token ID] [--json]
   eris push [--cache NAME] [--edge-url URL] [--netrc FILE] [--store STORE] [--jobs N] [--dry-run] [--json] PATH...
   eris dev            (what npm start runs: origin + wrangler dev on this machine's store)`;
 

@@ -19,7 +19,7 @@ import type { OriginEnv } from '../server/types.ts';
 import { NO_STORE, send, TEXT } from '../server/respond.ts';
 import { createCompressor } from '../compression/compress.ts';
 import { PushError } from './errors.ts';
-import { requestCache, requestUser } from '../usage/request.ts';
+import { requestCache, requestToken, requestUser } from '../usage/request.ts';
 import type { PushTarget } from './service.ts';
 
 /** Where Nix PUTs, relative to a cache's root (the same shapes the GET routes have). */
@@ -71,8 +71,8 @@ export async function putUpload(c: Context<OriginEnv>) {
   try {
     const r = await push.service.put(pushTarget(c), upload, pushBody(c), length, c.req.header(USER_HEADER));
     const usage = c.get('deps').usage;
-    if (upload.kind === 'nar') usage?.received(requestUser(c), requestCache(c), r.bytes ?? 0);
-    else if (upload.kind === 'narinfo') usage?.pushed(requestUser(c), requestCache(c));
+    if (upload.kind === 'nar') usage?.received(requestUser(c), requestCache(c), r.bytes ?? 0, requestToken(c));
+    else if (upload.kind === 'narinfo') usage?.pushed(requestUser(c), requestCache(c), requestToken(c), r.path);
     return send(c, r.status, r.message + '\n', TEXT);
   } catch (e) {
     return pushFailure(c, e);

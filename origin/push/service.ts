@@ -57,8 +57,8 @@ export interface PushServiceOptions {
 }
 
 /** Nix 2.8 takes any 2xx; eris answers 200 with one line saying what happened. */
-/** `bytes`: the size of an accepted NAR file (for usage accounting). */
-export type PushResult = { status: 200; message: string; bytes?: number };
+/** `bytes`: the size of an accepted NAR file; `path`: the path an accepted narinfo put in the cache (for usage accounting). */
+export type PushResult = { status: 200; message: string; bytes?: number; path?: { storePath: string; narSize: number } };
 
 export interface PushService {
   /** A PUT of any upload path; `body` is the request body stream, `length` its Content-Length. */
@@ -214,7 +214,7 @@ export function createPushService(o: PushServiceOptions): PushService {
       });
       const what = !existing ? 'imported' : published ? 'already in the cache' : 'published (already in the store)';
       o.log.info({ msg: `push: ${what}`, cache: target.name, path: info.storePath, user: user ?? null, narSize: info.narSize });
-      return { status: 200, message: `${storePathBaseName(info.storePath)}: ${what}` };
+      return { status: 200, message: `${storePathBaseName(info.storePath)}: ${what}`, path: { storePath: info.storePath, narSize: info.narSize } };
     }
   }
 

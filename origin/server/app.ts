@@ -14,6 +14,8 @@ import { getListing, getNarInfo } from './routes/narinfo.ts';
 import { getBuildLog } from './routes/log.ts';
 import { getRealisation } from './routes/realisation.ts';
 import { getMetrics, metricsAccess } from './routes/metrics.ts';
+import { getAdminData } from '../usage/admin.ts';
+import { ADMIN_DATA_PATH } from '../../shared/admin.ts';
 import { getNar } from './routes/nar.ts';
 import { getPublicKey } from './routes/public-key.ts';
 import { getVersion } from './routes/version.ts';
@@ -56,6 +58,7 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
   app.get('/v1/caches', getCaches(caches));
   app.get('/v1/version', getVersion);
   app.get('/health', getHealth);
+  app.get(ADMIN_DATA_PATH, getAdminData(caches));
   // Every bare route before any /<cache>/ one: `/log/x.narinfo` stays a (malformed) log request.
   for (const [path, handler] of PER_CACHE) app.get(path, select.bare, handler);
   // `:cache` takes any segment (the metrics label stays /:cache/…); select.named answers 404 for a name no cache has.

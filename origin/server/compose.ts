@@ -75,6 +75,7 @@ export function appSettings(config: OriginConfig): AppSettings {
     priority: config.priority,
     edgeSecret: config.edgeSecret,
     metricsToken: config.metricsToken,
+    stateDir: config.stateDir,
     version: VERSION,
     compression: config.compression,
     compressionLevel: config.compressionLevel,

@@ -12,7 +12,7 @@ import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { OriginEnv } from './types.ts';
 import { recycleChunk } from '../store/buffer-pool.ts';
-import { requestCache, requestUser } from '../usage/request.ts';
+import { requestCache, requestToken, requestUser } from '../usage/request.ts';
 
 /**
  * A NAR body: chunks to write straight to the socket, a pipeline of streams (compression, cache tee), or
@@ -51,7 +51,7 @@ export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<
     const seconds = (performance.now() - started) / 1000;
     metrics.narStream(seconds, ok);
     metrics.sent(route, bytes);
-    usage?.nar(requestUser(c), requestCache(c), res.storePath, bytes);
+    usage?.nar(requestUser(c), requestCache(c), res.storePath, bytes, requestToken(c));
     if (ok) log.info({ msg: 'nar sent', path: res.storePath, status: res.status, bytes, ms: Math.round(seconds * 1000) });
     else if (err?.code === 'ERR_STREAM_PREMATURE_CLOSE') log.info({ msg: 'nar download aborted by client', path: res.storePath, bytes });
     else log.error({ msg: 'nar stream failed', path: res.storePath, bytes, error: err?.message });

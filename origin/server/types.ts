@@ -37,6 +37,8 @@ export interface AppSettings {
   edgeSecret: string;
   /** Opens /metrics with `Authorization: Bearer …` (metrics_token_file); the edge secret opens it too. */
   metricsToken?: string;
+  /** Where usage.sqlite lives (the admin figures read it); none: no usage recorded. */
+  stateDir?: string;
   version: string;
   compression: Compression;
   compressionLevel: number;

@@ -7,7 +7,7 @@ import { ConfigError, interpolate } from '../config/index.ts';
 import { UsageDb, USAGE_FILE } from './db.ts';
 import { formatUsage, usageReport } from './report.ts';
 
-export const USAGE_USAGE = 'usage: eris usage [--state-dir DIR | --config FILE] [--since 7d|YYYY-MM-DD] [--cache NAME] [--user USER] [--json]';
+export const USAGE_USAGE = 'usage: eris usage [--state-dir DIR | --config FILE] [--since 7d|YYYY-MM-DD] [--cache NAME] [--user USER] [--token ID] [--json]';
 
 /** Only the config's state_dir: the rest (secrets from the service's environment) need not be readable here. */
 function stateDirOf(configFile: string): string {
@@ -33,17 +33,19 @@ export function usageCommand(argv: string[]): void {
       since: { type: 'string', default: '7d' },
       cache: { type: 'string' },
       user: { type: 'string' },
+      token: { type: 'string' },
       json: { type: 'boolean' },
     },
   });
   if (positionals.length || (values['state-dir'] !== undefined) === (values.config !== undefined)) throw new ConfigError(USAGE_USAGE);
+  if (values.token !== undefined && !/^[0-9a-f]{12}$/.test(values.token)) throw new ConfigError(`--token: expected a token id, 12 hex digits as \`eris token list\` shows them (never the token itself)`);
   const dir = values['state-dir'] ?? stateDirOf(values.config!);
   if (!existsSync(join(dir, USAGE_FILE))) throw new ConfigError(`no ${USAGE_FILE} in ${dir}: the origin has recorded no usage there yet (is state_dir set?)`);
   const db = UsageDb.open(dir, { readOnly: true });
   try {
     let report;
     try {
-      report = usageReport(db, { since: values.since, cache: values.cache, user: values.user });
+      report = usageReport(db, { since: values.since, cache: values.cache, user: values.user, token: values.token });
     } catch (e) {
       if ((e as Error).message.startsWith('--since')) throw new ConfigError((e as Error).message);
       throw e;

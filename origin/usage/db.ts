@@ -32,19 +32,31 @@ const COLUMNS: Record<keyof UsageCounts, string> = {
 
 export const zeroCounts = (): UsageCounts => ({ narinfoHits: 0, narinfoMisses: 0, nars: 0, narBytesSent: 0, pushes: 0, bytesReceived: 0 });
 
-/** One row to add: `user` is '' for anonymous requests. */
+/** One row to add: `user` is '' for anonymous requests; `token` the token's id (shared/contract.ts tokenId), '' when none. */
 export interface UsageRow extends UsageCounts {
   day: string;
   user: string;
+  token: string;
   cache: string;
 }
 export interface PathRow {
   day: string;
   user: string;
+  token: string;
   cache: string;
   path: string;
   nars: number;
   bytes: number;
+}
+/** One accepted pushed path. */
+export interface PushRow {
+  /** ISO time. */
+  at: string;
+  user: string;
+  token: string;
+  cache: string;
+  storePath: string;
+  narSize: number;
 }
 
 export interface UsageFilter {
@@ -52,22 +64,53 @@ export interface UsageFilter {
   since: string;
   cache?: string;
   user?: string;
+  token?: string;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS usage (
-  day TEXT NOT NULL, user TEXT NOT NULL, cache TEXT NOT NULL,
+const TABLES = {
+  usage: `(
+  day TEXT NOT NULL, user TEXT NOT NULL, token TEXT NOT NULL DEFAULT '', cache TEXT NOT NULL,
   narinfo_hits INTEGER NOT NULL DEFAULT 0, narinfo_misses INTEGER NOT NULL DEFAULT 0,
   nars INTEGER NOT NULL DEFAULT 0, nar_bytes_sent INTEGER NOT NULL DEFAULT 0,
   pushes INTEGER NOT NULL DEFAULT 0, bytes_received INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (day, user, cache)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS usage_paths (
-  day TEXT NOT NULL, user TEXT NOT NULL, cache TEXT NOT NULL, path TEXT NOT NULL,
+  PRIMARY KEY (day, user, token, cache)
+) WITHOUT ROWID`,
+  usage_paths: `(
+  day TEXT NOT NULL, user TEXT NOT NULL, token TEXT NOT NULL DEFAULT '', cache TEXT NOT NULL, path TEXT NOT NULL,
   nars INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (day, user, cache, path)
-) WITHOUT ROWID;
+  PRIMARY KEY (day, user, token, cache, path)
+) WITHOUT ROWID`,
+};
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS usage ${TABLES.usage};
+CREATE TABLE IF NOT EXISTS usage_paths ${TABLES.usage_paths};
+CREATE TABLE IF NOT EXISTS pushes (
+  at TEXT NOT NULL, day TEXT NOT NULL, user TEXT NOT NULL, token TEXT NOT NULL, cache TEXT NOT NULL,
+  store_path TEXT NOT NULL, nar_size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pushes_at ON pushes (at);
 `;
+
+/** usage.sqlite files written before token ids: their rows move to the keyed-by-token tables with token ''. */
+function migrate(db: DatabaseSync): void {
+  const hasToken = (table: string) => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === 'token');
+  if (hasToken('usage') && hasToken('usage_paths')) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    for (const table of ['usage', 'usage_paths'] as const) {
+      if (hasToken(table)) continue;
+      const cols = (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name).join(', ');
+      db.exec(`ALTER TABLE ${table} RENAME TO ${table}_before_tokens`);
+      db.exec(`CREATE TABLE ${table} ${TABLES[table]}`);
+      db.exec(`INSERT INTO ${table} (${cols}) SELECT ${cols} FROM ${table}_before_tokens`);
+      db.exec(`DROP TABLE ${table}_before_tokens`);
+    }
+    db.exec('COMMIT');
+  } catch (e) {
+    db.exec('ROLLBACK');
+    throw e;
+  }
+}
 
 export class UsageDb {
   private readonly db: DatabaseSync;
@@ -88,35 +131,40 @@ export class UsageDb {
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = NORMAL');
       db.exec(SCHEMA);
+      migrate(db);
     } catch (e) {
       if (!isBusy(e)) throw e;
       // Another worker is creating it at this very moment: wait for it, once, at start-up.
       db.exec('PRAGMA busy_timeout = 5000');
       db.exec('PRAGMA journal_mode = WAL');
       db.exec(SCHEMA);
+      migrate(db);
       db.exec('PRAGMA busy_timeout = 0');
     }
     return new UsageDb(db);
   }
 
   /** Adds the rows to what is stored, in one transaction. Throws a busy error (see isBusy) when another writer holds the lock. */
-  add(rows: readonly UsageRow[], paths: readonly PathRow[], o: { waitMs?: number } = {}): void {
-    if (!rows.length && !paths.length) return;
+  add(rows: readonly UsageRow[], paths: readonly PathRow[], o: { waitMs?: number; pushes?: readonly PushRow[] } = {}): void {
+    const pushes = o.pushes ?? [];
+    if (!rows.length && !paths.length && !pushes.length) return;
     if (o.waitMs) this.db.exec(`PRAGMA busy_timeout = ${Math.floor(o.waitMs)}`);
     try {
       this.db.exec('BEGIN IMMEDIATE');
       try {
         const cols = COUNTERS.map((k) => COLUMNS[k]);
         const up = this.db.prepare(
-          `INSERT INTO usage (day, user, cache, ${cols.join(', ')}) VALUES (?, ?, ?, ${cols.map(() => '?').join(', ')})
-           ON CONFLICT (day, user, cache) DO UPDATE SET ${cols.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
+          `INSERT INTO usage (day, user, token, cache, ${cols.join(', ')}) VALUES (?, ?, ?, ?, ${cols.map(() => '?').join(', ')})
+           ON CONFLICT (day, user, token, cache) DO UPDATE SET ${cols.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
         );
-        for (const r of rows) up.run(r.day, r.user, r.cache, ...COUNTERS.map((k) => r[k]));
+        for (const r of rows) up.run(r.day, r.user, r.token, r.cache, ...COUNTERS.map((k) => r[k]));
         const p = this.db.prepare(
-          `INSERT INTO usage_paths (day, user, cache, path, nars, bytes) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (day, user, cache, path) DO UPDATE SET nars = nars + excluded.nars, bytes = bytes + excluded.bytes`,
+          `INSERT INTO usage_paths (day, user, token, cache, path, nars, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (day, user, token, cache, path) DO UPDATE SET nars = nars + excluded.nars, bytes = bytes + excluded.bytes`,
         );
-        for (const r of paths) p.run(r.day, r.user, r.cache, r.path, r.nars, r.bytes);
+        for (const r of paths) p.run(r.day, r.user, r.token, r.cache, r.path, r.nars, r.bytes);
+        const push = this.db.prepare('INSERT INTO pushes (at, day, user, token, cache, store_path, nar_size) VALUES (?, ?, ?, ?, ?, ?, ?)');
+        for (const r of pushes) push.run(r.at, r.at.slice(0, 10), r.user, r.token, r.cache, r.storePath, r.narSize);
         this.db.exec('COMMIT');
       } catch (e) {
         this.db.exec('ROLLBACK');
@@ -133,6 +181,7 @@ export class UsageDb {
     try {
       this.db.prepare('DELETE FROM usage WHERE day < ?').run(firstKept);
       this.db.prepare('DELETE FROM usage_paths WHERE day < ?').run(firstKept);
+      this.db.prepare('DELETE FROM pushes WHERE day < ?').run(firstKept);
       this.db.exec('COMMIT');
     } catch (e) {
       this.db.exec('ROLLBACK');
@@ -145,11 +194,12 @@ export class UsageDb {
     const args = [f.since];
     if (f.cache !== undefined) clauses.push('cache = ?'), args.push(f.cache);
     if (f.user !== undefined) clauses.push('user = ?'), args.push(f.user);
+    if (f.token !== undefined) clauses.push('token = ?'), args.push(f.token);
     return [clauses.join(' AND '), args];
   }
 
   /** Sums of the counters grouped by the given columns. */
-  totals(f: UsageFilter, groupBy: ('day' | 'user' | 'cache')[]): (Partial<Record<'day' | 'user' | 'cache', string>> & UsageCounts)[] {
+  totals(f: UsageFilter, groupBy: ('day' | 'user' | 'token' | 'cache')[]): (Partial<Record<'day' | 'user' | 'token' | 'cache', string>> & UsageCounts)[] {
     const [where, args] = this.where(f);
     const sums = COUNTERS.map((k) => `COALESCE(SUM(${COLUMNS[k]}), 0) AS ${k}`).join(', ');
     const group = groupBy.length ? ` GROUP BY ${groupBy.join(', ')} ORDER BY narBytesSent DESC, ${groupBy.join(', ')}` : '';
@@ -163,6 +213,22 @@ export class UsageDb {
     return this.db
       .prepare(`SELECT path, SUM(nars) AS nars, SUM(bytes) AS bytes FROM usage_paths WHERE ${where} GROUP BY path ORDER BY bytes DESC, path LIMIT ?`)
       .all(...args, limit) as never;
+  }
+
+  /** The latest accepted pushes, newest first. */
+  recentPushes(f: UsageFilter, limit: number): PushRow[] {
+    const [where, args] = this.where(f);
+    return this.db
+      .prepare(`SELECT at, user, token, cache, store_path AS storePath, nar_size AS narSize FROM pushes WHERE ${where} ORDER BY at DESC LIMIT ?`)
+      .all(...args, limit) as never;
+  }
+
+  /** Each cache's latest push. */
+  lastPushes(): PushRow[] {
+    return this.db
+      .prepare(`SELECT at, user, token, cache, store_path AS storePath, nar_size AS narSize FROM pushes p
+        WHERE at = (SELECT MAX(at) FROM pushes q WHERE q.cache = p.cache) GROUP BY cache`)
+      .all() as never;
   }
 
   close(): void {

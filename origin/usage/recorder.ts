@@ -11,16 +11,21 @@
  */
 import type { Logger } from '../server/log.ts';
 import type { Metrics } from '../server/metrics.ts';
-import { UsageDb, isBusy, zeroCounts, COUNTERS, type PathRow, type UsageCounts, type UsageRow } from './db.ts';
+import { UsageDb, isBusy, zeroCounts, COUNTERS, type PathRow, type PushRow, type UsageCounts, type UsageRow } from './db.ts';
 
+/**
+ * `user` is who the edge authenticated ('' for anonymous requests), `token` the id of the token they
+ * used (shared/contract.ts tokenId; '' when the edge sent none): usage is kept per both, so a token's
+ * history stays after it is revoked and `eris usage --token ID` answers what it did.
+ */
 export interface Usage {
-  narinfo(user: string, cache: string, hit: boolean): void;
+  narinfo(user: string, cache: string, hit: boolean, token?: string): void;
   /** A NAR response ended (completely or not) after `bytes` body bytes. */
-  nar(user: string, cache: string, storePath: string, bytes: number): void;
-  /** A pushed path accepted (its narinfo). */
-  pushed(user: string, cache: string): void;
+  nar(user: string, cache: string, storePath: string, bytes: number, token?: string): void;
+  /** A pushed path accepted (its narinfo); with `path`, it is listed among the recent pushes. */
+  pushed(user: string, cache: string, token?: string, path?: { storePath: string; narSize: number }): void;
   /** An accepted upload of a NAR file of `bytes` bytes. */
-  received(user: string, cache: string, bytes: number): void;
+  received(user: string, cache: string, bytes: number, token?: string): void;
   /** Writes the aggregate now (tests, shutdown). */
   flush(): void;
   close(): void;
@@ -45,6 +50,7 @@ export function createUsage(o: UsageOptions): Usage {
   const db = o.stateDir === undefined ? undefined : UsageDb.open(o.stateDir);
   let rows = new Map<string, UsageRow>();
   let paths = new Map<string, PathRow>();
+  let pushes: PushRow[] = [];
 
   // The current UTC day, recomputed only when it ends.
   let day = '';
@@ -58,11 +64,11 @@ export function createUsage(o: UsageOptions): Usage {
     return day;
   };
 
-  const row = (user: string, cache: string): UsageRow => {
+  const row = (user: string, cache: string, token: string): UsageRow => {
     const d = today();
-    const key = `${d}\0${user}\0${cache}`;
+    const key = `${d}\0${user}\0${token}\0${cache}`;
     let r = rows.get(key);
-    if (!r) rows.set(key, (r = { day: d, user, cache, ...zeroCounts() }));
+    if (!r) rows.set(key, (r = { day: d, user, token, cache, ...zeroCounts() }));
     return r;
   };
 
@@ -79,12 +85,13 @@ export function createUsage(o: UsageOptions): Usage {
   };
 
   const flush = (waitMs?: number) => {
-    if (!db || (!rows.size && !paths.size)) return;
-    const [r, p] = [rows, paths];
+    if (!db || (!rows.size && !paths.size && !pushes.length)) return;
+    const [r, p, q] = [rows, paths, pushes];
     rows = new Map();
     paths = new Map();
+    pushes = [];
     try {
-      db.add([...r.values()], [...p.values()], { waitMs });
+      db.add([...r.values()], [...p.values()], { waitMs, pushes: q });
     } catch (e) {
       if (isBusy(e)) {
         // Another worker is writing: keep the figures for the next flush.
@@ -98,6 +105,7 @@ export function createUsage(o: UsageOptions): Usage {
           if (!cur) paths.set(k, v);
           else [cur.nars, cur.bytes] = [cur.nars + v.nars, cur.bytes + v.bytes];
         }
+        pushes = [...q, ...pushes];
         return;
       }
       log.error({ msg: 'usage: writing usage.sqlite failed; these figures are lost', error: (e as Error).message, rows: r.size });
@@ -115,31 +123,33 @@ export function createUsage(o: UsageOptions): Usage {
   const add = (r: UsageCounts, k: keyof UsageCounts, n: number) => (r[k] += n);
 
   return {
-    narinfo(user, cache, hit) {
+    narinfo(user, cache, hit, token = '') {
       metrics.cacheRequest(cache, hit ? 'narinfo_hit' : 'narinfo_miss');
-      if (db) add(row(user, cache), hit ? 'narinfoHits' : 'narinfoMisses', 1);
+      if (db) add(row(user, cache, token), hit ? 'narinfoHits' : 'narinfoMisses', 1);
     },
-    nar(user, cache, storePath, bytes) {
+    nar(user, cache, storePath, bytes, token = '') {
       metrics.cacheRequest(cache, 'nar');
       metrics.cacheBytes(cache, 'sent', bytes);
       if (!db) return;
-      const r = row(user, cache);
+      const r = row(user, cache, token);
       r.nars++;
       r.narBytesSent += bytes;
-      const key = `${r.day}\0${user}\0${cache}\0${storePath}`;
+      const key = `${r.day}\0${user}\0${token}\0${cache}\0${storePath}`;
       const p = paths.get(key);
       if (p) {
         p.nars++;
         p.bytes += bytes;
-      } else paths.set(key, { day: r.day, user, cache, path: storePath, nars: 1, bytes });
+      } else paths.set(key, { day: r.day, user, token, cache, path: storePath, nars: 1, bytes });
     },
-    pushed(user, cache) {
+    pushed(user, cache, token = '', path) {
       metrics.cacheRequest(cache, 'push');
-      if (db) row(user, cache).pushes++;
+      if (!db) return;
+      row(user, cache, token).pushes++;
+      if (path) pushes.push({ at: new Date(now()).toISOString(), user, token, cache, ...path });
     },
-    received(user, cache, bytes) {
+    received(user, cache, bytes, token = '') {
       metrics.cacheBytes(cache, 'received', bytes);
-      if (db) row(user, cache).bytesReceived += bytes;
+      if (db) row(user, cache, token).bytesReceived += bytes;
     },
     flush: () => flush(),
     close() {

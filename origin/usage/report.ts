@@ -11,6 +11,8 @@ export interface UsageQuery {
   since: string;
   cache?: string;
   user?: string;
+  /** A token id (`eris token list`'s 12 hex digits). */
+  token?: string;
   top?: number;
 }
 
@@ -21,8 +23,11 @@ export interface UsageReport {
   until: string;
   cache: string | null;
   user: string | null;
+  token: string | null;
   totals: UsageCounts;
   users: Named<'user'>[];
+  /** Per token id and its user (token null: requests the edge named no token for, e.g. anonymous ones). */
+  tokens: Named<'token' | 'user'>[];
   caches: Named<'cache'>[];
   days: Named<'day'>[];
   topPaths: { path: string; nars: number; bytes: number }[];
@@ -37,15 +42,17 @@ export function parseSince(since: string, now = Date.now()): string {
 }
 
 export function usageReport(db: UsageDb, q: UsageQuery, now = Date.now()): UsageReport {
-  const f = { since: parseSince(q.since, now), cache: q.cache, user: q.user };
+  const f = { since: parseSince(q.since, now), cache: q.cache, user: q.user, token: q.token };
   const userName = (u: string | undefined) => (u === '' || u === undefined ? null : u);
   return {
     since: f.since,
     until: dayOf(now),
     cache: q.cache ?? null,
     user: q.user ?? null,
+    token: q.token ?? null,
     totals: counts(db.totals(f, [])[0]),
     users: db.totals(f, ['user']).map((r) => ({ user: userName(r.user), ...counts(r) })),
+    tokens: db.totals(f, ['token', 'user']).map((r) => ({ token: r.token || null, user: userName(r.user), ...counts(r) })),
     caches: db.totals(f, ['cache']).map((r) => ({ cache: r.cache ?? null, ...counts(r) })),
     days: db.totals(f, ['day']).map((r) => ({ day: r.day ?? null, ...counts(r) })).sort((a, b) => (a.day! < b.day! ? -1 : 1)),
     topPaths: db.topPaths(f, q.top ?? 10),
@@ -77,11 +84,12 @@ const COUNT_HEAD = ['narinfo hits', 'misses', 'NARs', 'NAR bytes sent', 'pushes'
 const countCells = (c: UsageCounts) => [String(c.narinfoHits), String(c.narinfoMisses), String(c.nars), formatBytes(c.narBytesSent), String(c.pushes), formatBytes(c.bytesReceived)];
 
 export function formatUsage(r: UsageReport): string {
-  const scope = [r.cache === null ? 'all caches' : `cache ${r.cache}`, r.user === null ? 'all users' : `user ${r.user}`].join(', ');
+  const scope = [r.cache === null ? 'all caches' : `cache ${r.cache}`, r.user === null ? 'all users' : `user ${r.user}`, ...(r.token === null ? [] : [`token ${r.token}`])].join(', ');
   let out = `usage ${r.since} to ${r.until} (UTC days), ${scope}\n\n`;
   out += table(['', ...COUNT_HEAD], [['total', ...countCells(r.totals)]]);
   if (!r.users.length) return out + '\nnothing recorded in this range\n';
   out += '\ntop users\n' + table(['user', ...COUNT_HEAD], r.users.slice(0, 20).map((u) => [u.user ?? '(anonymous)', ...countCells(u)]));
+  out += '\ntokens (ids as eris token list shows them)\n' + table(['token', 'user', ...COUNT_HEAD], r.tokens.slice(0, 20).map((t) => [t.token ?? '(none)', t.user ?? '(anonymous)', ...countCells(t)]));
   out += '\ncaches\n' + table(['cache', ...COUNT_HEAD], r.caches.map((c) => [c.cache ?? '', ...countCells(c)]));
   out += '\ndays\n' + table(['day', ...COUNT_HEAD], r.days.map((d) => [d.day ?? '', ...countCells(d)]));
   if (r.topPaths.length) {

@@ -166,3 +166,44 @@ describe('eris doctor: usage', () => {
     });
   });
 });
+
+describe('usage per token id', () => {
+  it('keeps figures per token, answers --token, lists pushes, and upgrades a file written before token ids', () => {
+    withDir((dir) => {
+      // A usage.sqlite as origins before token ids wrote it.
+      const old = new DatabaseSync(join(dir, 'usage.sqlite'));
+      old.exec(`CREATE TABLE usage (day TEXT NOT NULL, user TEXT NOT NULL, cache TEXT NOT NULL,
+        narinfo_hits INTEGER NOT NULL DEFAULT 0, narinfo_misses INTEGER NOT NULL DEFAULT 0, nars INTEGER NOT NULL DEFAULT 0,
+        nar_bytes_sent INTEGER NOT NULL DEFAULT 0, pushes INTEGER NOT NULL DEFAULT 0, bytes_received INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, user, cache)) WITHOUT ROWID;
+        CREATE TABLE usage_paths (day TEXT NOT NULL, user TEXT NOT NULL, cache TEXT NOT NULL, path TEXT NOT NULL,
+        nars INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (day, user, cache, path)) WITHOUT ROWID;
+        INSERT INTO usage (day, user, cache, nars, nar_bytes_sent) VALUES ('2026-12-01', 'alice', 'default', 1, 700);`);
+      old.close();
+      const u = recorder(dir);
+      u.nar('alice', 'default', P('hello'), 1000, '0123456789ab');
+      u.nar('alice', 'default', P('hello'), 1000, 'ba9876543210');
+      u.pushed('ci', 'default', 'ffffffffffff', { storePath: P('app'), narSize: 4096 });
+      u.received('ci', 'default', 4000, 'ffffffffffff');
+      u.close();
+      const db = UsageDb.open(dir, { readOnly: true });
+      try {
+        const all = usageReport(db, { since: '2026-11-01' }, T0);
+        expect(all.totals.narBytesSent).toBe(2700); // the old row survived the upgrade
+        expect(all.tokens).toEqual(expect.arrayContaining([
+          expect.objectContaining({ token: '0123456789ab', user: 'alice', narBytesSent: 1000 }),
+          expect.objectContaining({ token: 'ba9876543210', user: 'alice', narBytesSent: 1000 }),
+          expect.objectContaining({ token: null, user: 'alice', narBytesSent: 700 }),
+          expect.objectContaining({ token: 'ffffffffffff', user: 'ci', pushes: 1, bytesReceived: 4000 }),
+        ]));
+        const one = usageReport(db, { since: '2026-11-01', token: '0123456789ab' }, T0);
+        expect(one.totals).toMatchObject({ nars: 1, narBytesSent: 1000 });
+        expect(one.topPaths).toEqual([{ path: P('hello'), nars: 1, bytes: 1000 }]);
+        expect(formatUsage(one)).toContain('token 0123456789ab');
+        expect(db.recentPushes({ since: '2026-11-01' }, 10)).toEqual([{ at: new Date(T0).toISOString(), user: 'ci', token: 'ffffffffffff', cache: 'default', storePath: P('app'), narSize: 4096 }]);
+      } finally {
+        db.close();
+      }
+    });
+  });
+});

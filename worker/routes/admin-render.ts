@@ -142,7 +142,7 @@ function body(d: AdminData): Html {
   return html`<h2>Caches</h2>
 <div class="scroll"><table id="caches">
 <thead><tr><th>cache</th><th class="n">paths</th><th class="n">NAR bytes</th><th class="n">roots</th><th>last push</th></tr></thead>
-<tbody>${d.caches.map((c) => html`<tr data-cache="${c.name}" data-paths="${c.paths}" data-bytes="${c.bytes}"><td>${c.name}${c.default ? html` <span class="muted">(default)</span>` : ''}</td><td class="n">${count(c.paths)}</td><td class="n">${formatBytes(c.bytes)}</td><td class="n">${count(c.roots)}</td><td>${pushCell(c.lastPush)}</td></tr>`)}</tbody>
+<tbody>${d.caches.map((c) => html`<tr data-cache="${c.name}" data-paths="${c.paths ?? 'all'}" data-bytes="${c.bytes ?? ''}"><td>${c.name}${c.default ? html` <span class="muted">(default)</span>` : ''}</td><td class="n">${c.paths === null ? 'whole store' : count(c.paths)}</td><td class="n">${c.bytes === null ? '–' : formatBytes(c.bytes)}</td><td class="n">${count(c.roots)}</td><td>${pushCell(c.lastPush)}</td></tr>`)}</tbody>
 </table></div>
 <h2>Usage per cache</h2>
 <div id="usage-caches">${d.usageByCache.map((s) => seriesCharts('cache', s, d.days))}</div>

@@ -13,7 +13,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isHashPart } from '../../../shared/store-path.ts';
-import { USER_HEADER, EDGE_SECRET_HEADER, NO_STORE, CONTENT_TYPE } from '../../../shared/contract.ts';
+import { USER_HEADER, EDGE_SECRET_HEADER, NO_STORE, CONTENT_TYPE, TOKEN_ID_HEADER } from '../../../shared/contract.ts';
+import { tokenIdOf } from '../../usage/request.ts';
 import { isCacheName } from '../../../shared/caches.ts';
 import { sameSecret } from '../middleware/edge-auth/index.ts';
 import { NARINFO_ROUTE, CACHE_PREFIX } from '../app.ts';
@@ -67,7 +68,7 @@ export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSetting
     metrics.request(route, 200);
     metrics.sent(route, body.byteLength);
     const user = req.headers[USER_HEADER];
-    usage?.narinfo(typeof user === 'string' ? user : '', ctx.name, true);
+    usage?.narinfo(typeof user === 'string' ? user : '', ctx.name, true, tokenIdOf(req.headers[TOKEN_ID_HEADER]));
     res.writeHead(200, { 'Content-Type': CONTENT_TYPE.narinfo, 'Content-Length': String(body.byteLength), 'Cache-Control': NO_STORE });
     res.end(body);
     metrics.narinfo((performance.now() - started) / 1000, true);

@@ -5,7 +5,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import type { OriginEnv } from '../../types.ts';
-import { requestCache, requestUser } from '../../../usage/request.ts';
+import { requestCache, requestToken, requestUser } from '../../../usage/request.ts';
 
 export function usageCounter(): MiddlewareHandler<OriginEnv> {
   return async function usageCounterMiddleware(c, next) {
@@ -13,6 +13,6 @@ export function usageCounter(): MiddlewareHandler<OriginEnv> {
     const usage = c.get('deps').usage;
     if (!usage || !c.req.path.endsWith('.narinfo')) return;
     const status = c.res.status;
-    if ((status === 200 || status === 404) && (c.req.method === 'GET' || c.req.method === 'HEAD')) usage.narinfo(requestUser(c), requestCache(c), status === 200);
+    if ((status === 200 || status === 404) && (c.req.method === 'GET' || c.req.method === 'HEAD')) usage.narinfo(requestUser(c), requestCache(c), status === 200, requestToken(c));
   };
 }
