@@ -16,9 +16,6 @@ import { parseRealisationId } from './realisation.ts';
 /** Compression of an uploaded NAR, as narinfo `Compression:` names it. */
 export type UploadCompression = 'none' | 'xz' | 'zstd' | 'bzip2';
 
-/** File-name suffix Nix uses for each compression (BinaryCacheStore::addToStoreCommon). */
-export const UPLOAD_SUFFIX: Record<UploadCompression, string> = { none: '.nar', xz: '.nar.xz', zstd: '.nar.zst', bzip2: '.nar.bz2' };
-
 export type Upload =
   | { kind: 'nar'; file: string; fileHash: string; compression: UploadCompression }
   | { kind: 'narinfo'; hashPart: string }
@@ -26,7 +23,10 @@ export type Upload =
   | { kind: 'log'; drv: string }
   | { kind: 'realisation'; id: string };
 
-/** Longest suffix first: `.nar` is a suffix of none of the others, but keep the order explicit. */
+/**
+ * The file-name suffix Nix uses for each compression (BinaryCacheStore::addToStoreCommon). Longest suffix
+ * first: `.nar` is a suffix of none of the others, but keep the order explicit.
+ */
 const BY_SUFFIX: [string, UploadCompression][] = [['.nar.xz', 'xz'], ['.nar.zst', 'zstd'], ['.nar.bz2', 'bzip2'], ['.nar', 'none']];
 
 /** Classify an upload path (`nar/…`, `<hash>.narinfo`, …, without the cache prefix), or say why it is not one. */

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { URL_SUFFIX, type Compression } from './compress.ts';
+import { processAlive } from '../server/process-alive.ts';
 
 /** The cache key of a path's NAR compressed with `method`: `<nar hash nix32><URL suffix>`; `narHash` is `sha256:<nix32>`. */
 export function narCacheKey(narHash: string, method: Exclude<Compression, 'none'>): string {
@@ -36,14 +37,7 @@ export interface NarCache {
 
 const KEY_RE = /^[0-9a-z]{52}\.nar\.(zstd|xz)$/;
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
+const alive = processAlive;
 
 export function createNarCache(dir: string, maxBytes: number, onEvict?: (key: string) => void): NarCache {
   // Each process writes under tmp/<pid> (several origin workers may share the cache). Leftovers of a

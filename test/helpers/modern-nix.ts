@@ -25,6 +25,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NIX_FLAGS, type CopyOptions, type NixResult } from './nix.ts';
+import { processAlive } from '../../origin/server/process-alive.ts';
 
 /** The Debian release and the Nix it carries. */
 const SUITE = 'trixie';
@@ -57,14 +58,7 @@ export function modernNixUnavailable(): string | undefined {
 export const modernNixMissing = modernNixUnavailable() !== undefined && process.env.CI !== 'true';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
+const alive = processAlive;
 
 function run(cmd: string, args: string[], timeoutMs: number, input?: string | Buffer): Promise<NixResult> {
   return new Promise((resolve, reject) => {

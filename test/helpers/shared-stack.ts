@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clients, later, startStack, type Stack } from './stack.ts';
+import { processAlive } from '../../origin/server/process-alive.ts';
 
 export interface SharedProc {
   url: string;
@@ -109,14 +110,7 @@ export function useSharedStack(): SharedStack {
   return later('the shared stack', () => stack);
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = processAlive;
 
 /** Stops the shared stack, if a test booted it, and removes its dir (global-setup's teardown). */
 export async function stopSharedStack(shared: string): Promise<void> {
