@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -26,8 +26,8 @@ const fixture = inject('fixture');
 const MAX_UPLOAD = 1_000_000;
 const PUSH_NIX = new URL('../fixtures/push.nix', import.meta.url).pathname;
 
-function build(attr: string, salt: string, args: Record<string, number> = {}): string {
-  const extra = Object.entries(args).flatMap(([k, v]) => ['--arg', k, String(v)]);
+function build(attr: string, salt: string, args: Record<string, number> = {}, options: string[] = []): string {
+  const extra = [...Object.entries(args).flatMap(([k, v]) => ['--arg', k, String(v)]), ...options];
   return execFileSync('nix-build', [PUSH_NIX, '-A', attr, '--argstr', 'salt', salt, ...extra, '--no-out-link', '--option', 'sandbox', 'false', '--option', 'substituters', ''],
     { env: nixEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
@@ -223,6 +223,26 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
     expect(received.length).toBeGreaterThan(before);
     expect(await validInOrigin(p)).toBe(true);
     expect(staged()).toEqual([]);
+  });
+
+  it('the post-build-hook recipe of docs/push.md: every path Nix builds is pushed as it finishes', async () => {
+    const hook = join(s.dir, 'eris-push-hook');
+    const log = join(s.dir, 'eris-push-hook.log');
+    writeFileSync(hook, [
+      '#!/bin/sh',
+      'set -u',
+      `export ERIS_URL=${s.edge.url}`,
+      `export ERIS_TOKEN=${s.token}`,
+      // Nix 2.8.0 leaves OUT_PATHS empty (seen here): the recipe falls back to the derivation's outputs.
+      'paths=${OUT_PATHS:-$(nix-store --query --outputs "$DRV_PATH")}',
+      `${process.execPath} ${ERIS_CLI.join(' ')} push --cache default --retry-seconds 60 $paths >>${log} 2>&1 ||`,
+      '  echo "eris push failed" >&2',
+      'exit 0',
+      '',
+    ].join('\n'), { mode: 0o755 });
+    const top = build('chain', `${salt}-hook`, { n: 3, kib: 1 }, ['--option', 'post-build-hook', hook]);
+    for (const p of closureOf(top)) expect(await validInOrigin(p)).toBe(true);
+    expect(readFileSync(log, 'utf8').match(/pushed 1 paths/g)).toHaveLength(3);
   });
 
   it('two runners push overlapping closures at once, one with eris push, one with nix copy: both succeed, each path imported once', async () => {
