@@ -33,6 +33,9 @@ const WIDE = (process.env.BENCH_PUSH_WIDE ?? '101,1001').split(',').map(Number).
 const BIG_MIB = Number(process.env.BENCH_PUSH_BIG_MIB ?? 256);
 const MAX_UPLOAD = 100_000_000;
 const PROFILE = process.env.BENCH_PUSH_PROFILE === '1';
+/** Which targets to run (BENCH_PUSH_TARGETS="file://,local store,origin" skips the edge); all by default. */
+const ONLY = process.env.BENCH_PUSH_TARGETS?.split(',').map((t) => t.trim());
+const wanted = (t: string) => !ONLY || ONLY.includes(t);
 const SECRET = 'bench-push-edge-secret-0123456789';
 const PUSH_NIX = new URL('../test/fixtures/push.nix', import.meta.url).pathname;
 const RESULTS = new URL('./results/', import.meta.url).pathname;
@@ -128,6 +131,8 @@ async function main() {
   writeFileSync(seedFile, 'seed\n');
   const seed = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', seedFile], { env, encoding: 'utf8' }).trim();
   execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, seed], { env });
+  // Asked before the origin starts, of the same checkout (so the origin has the routes the client uses).
+  const withErisPush = erisPushAvailable();
   const profDir = join(dir, 'prof');
   const originLog = join(dir, 'origin.log');
   const origin = await startOriginCli({
@@ -139,13 +144,18 @@ async function main() {
   const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'bench', { scopes: ['read', 'write'] });
   const netrc = join(dir, 'netrc');
   writeFileSync(netrc, `machine 127.0.0.1 login bench password ${token}\n`);
-  const withErisPush = erisPushAvailable();
 
   const run = randomBytes(4).toString('hex');
   const rows: PushRow[] = [];
-  const row = (what: string, target: PushRow['target'], paths: number, bytes: number, seconds: number | undefined, note?: string) => {
+  const row = async (what: string, target: PushRow['target'], paths: number, bytes: number, time: () => Promise<number | undefined>, note?: string) => {
+    if (!wanted(target)) return;
+    // A failed row is recorded as such; the rest of the run goes on.
+    const seconds = await time().catch((e: Error) => {
+      note = `failed: ${e.message.split('\n').filter(Boolean).slice(-1)[0]?.slice(0, 200)}`;
+      return undefined;
+    });
     rows.push({ what, target, paths, bytes, seconds, note });
-    console.error(`${what}, ${target}: ${seconds === undefined ? `skipped (${note})` : `${seconds.toFixed(2)} s`}`);
+    console.error(`${what}, ${target}: ${seconds === undefined ? `not measured (${note})` : `${seconds.toFixed(2)} s`}`);
   };
   const spans: Record<string, { imported: number; seconds: number }> = {};
   try {
@@ -153,17 +163,17 @@ async function main() {
     for (const n of WIDE) {
       const what = `${n} paths of ${KIB} KiB`;
       const a = buildWide(n, `${run}-a`);
-      const b = buildWide(n, `${run}-b`);
+      const b = wanted('edge') ? buildWide(n, `${run}-b`) : a;
       const bytes = narBytes(a, true);
       const fileCache = join(dir, `file-cache-${i}`);
-      row(what, 'file://', n, bytes, await timeCopy(`file://${fileCache}?compression=zstd`, [a]));
-      row(what, 'local store', n, bytes, await timeCopy(join(dir, `local-${i}`), [a], ['--no-check-sigs']));
+      await row(what, 'file://', n, bytes, () => timeCopy(`file://${fileCache}?compression=zstd`, [a]));
+      await row(what, 'local store', n, bytes, () => timeCopy(join(dir, `local-${i}`), [a], ['--no-check-sigs']));
       const before = readFileSync(originLog, 'utf8').length;
-      row(what, 'origin', n, bytes, await timeCopy(`${proxy.url}?compression=zstd`, [a]));
+      await row(what, 'origin', n, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
       spans[`${what}, origin`] = importSpan(readFileSync(originLog, 'utf8').slice(before));
       const before2 = readFileSync(originLog, 'utf8').length;
-      row(what, 'edge', n, bytes, await timeCopy(`${edge.url}?compression=zstd`, [b], ['--option', 'netrc-file', netrc]));
-      spans[`${what}, edge`] = importSpan(readFileSync(originLog, 'utf8').slice(before2));
+      await row(what, 'edge', n, bytes, () => timeCopy(`${edge.url}?compression=zstd`, [b], ['--option', 'netrc-file', netrc]));
+      if (wanted('edge')) spans[`${what}, edge`] = importSpan(readFileSync(originLog, 'utf8').slice(before2));
       rmSync(fileCache, { recursive: true, force: true });
       rmSync(join(dir, `local-${i++}`), { recursive: true, force: true });
     }
@@ -171,15 +181,13 @@ async function main() {
       const what = `one ${BIG_MIB} MiB path`;
       const a = addBig(`big-${run}-a`);
       const bytes = narBytes(a, false);
-      row(what, 'file://', 1, bytes, await timeCopy(`file://${join(dir, 'file-cache-big')}?compression=zstd`, [a]));
+      await row(what, 'file://', 1, bytes, () => timeCopy(`file://${join(dir, 'file-cache-big')}?compression=zstd`, [a]));
       rmSync(join(dir, 'file-cache-big'), { recursive: true, force: true });
-      row(what, 'local store', 1, bytes, await timeCopy(join(dir, 'local-big'), [a], ['--no-check-sigs']));
+      await row(what, 'local store', 1, bytes, () => timeCopy(join(dir, 'local-big'), [a], ['--no-check-sigs']));
       rmSync(join(dir, 'local-big'), { recursive: true, force: true });
-      row(what, 'origin', 1, bytes, await timeCopy(`${proxy.url}?compression=zstd`, [a]));
-      if (withErisPush) {
-        const b = addBig(`big-${run}-b`);
-        row(what, 'edge', 1, bytes, await timeErisPush(edge.url, token, [b]), 'eris push');
-      } else row(what, 'edge', 1, bytes, undefined, `over MAX_UPLOAD_BYTES=${MAX_UPLOAD} for nix copy; eris push is not in this checkout`);
+      await row(what, 'origin', 1, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
+      if (withErisPush) await row(what, 'edge', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)]), 'eris push');
+      else await row(what, 'edge', 1, bytes, async () => undefined, `over MAX_UPLOAD_BYTES=${MAX_UPLOAD} for nix copy; eris push is not in this checkout`);
     }
   } finally {
     proxy.close();
