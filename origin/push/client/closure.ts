@@ -2,7 +2,7 @@
  * The client's view of what it pushes: the closure of the given paths with
  * each path's metadata, from the local Nix (`nix path-info --json --recursive`,
  * one process for the whole closure), ordered so every path comes after its
- * references; and each NAR as a stream (`nix store dump-path`), never held whole.
+ * references; and each NAR as a stream (`nix-store --dump`), never held whole.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
@@ -28,6 +28,7 @@ export interface NixSource {
   /** `--store` for Nix (a chroot store root, `daemon`, …); undefined: Nix's default. */
   store?: string;
   nixBin?: string;
+  nixStoreBin?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -131,7 +132,8 @@ export async function localClosure(s: NixSource, roots: readonly string[]): Prom
 
 /** The NAR of a path as a stream; `kill` stops Nix early. */
 export function dumpNar(s: NixSource, path: string): { stream: Readable; done: Promise<void>; kill: () => void } {
-  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(s.nixBin ?? 'nix', [...NIX_COMMAND, 'store', 'dump-path', ...storeArgs(s), path], {
+  // nix-store --dump streams like `nix store dump-path`, without its "very large path" warning in CI logs.
+  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(s.nixStoreBin ?? 'nix-store', [...storeArgs(s), '--dump', path], {
     env: s.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -140,7 +142,7 @@ export function dumpNar(s: NixSource, path: string): { stream: Readable; done: P
   let killed = false;
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (e) => reject(new Error(`cannot run nix: ${e.message}`)));
-    child.once('close', (code) => (code === 0 || killed ? resolve() : reject(new Error(`nix store dump-path ${path} failed: ${err.trim().split('\n').pop() ?? `exit ${code}`}`))));
+    child.once('close', (code) => (code === 0 || killed ? resolve() : reject(new Error(`nix-store --dump ${path} failed: ${err.trim().split('\n').pop() ?? `exit ${code}`}`))));
   });
   done.catch(() => {});
   return {

@@ -1,7 +1,7 @@
 /**
  * Uploads one NAR so the origin holds it staged for its narinfo. A NAR that
  * fits one request goes as the stock `PUT nar/<narHash>.nar`; a larger one in
- * parts (shared/push-protocol.ts), streamed from `nix store dump-path` one
+ * parts (shared/push-protocol.ts), streamed from `nix-store --dump` one
  * part at a time. After a failed part the client asks the origin where the
  * upload stands: a part it already holds is never sent again, a part it lacks
  * is sent again from memory, anything else (the upload was swept or refused)
@@ -32,7 +32,7 @@ async function readSmallNar(ctx: NarUploadContext, info: LocalPath): Promise<Buf
   const dump = dumpNar(ctx.source, info.path);
   const buf = await new ExactReader(dump.stream).read(info.narSize + 1);
   await dump.done;
-  if (buf.length !== info.narSize) throw new Error(`${info.path}: nix store dump-path gave ${buf.length} bytes, the store says NarSize ${info.narSize}`);
+  if (buf.length !== info.narSize) throw new Error(`${info.path}: nix-store --dump gave ${buf.length} bytes, the store says NarSize ${info.narSize}`);
   return buf;
 }
 
@@ -63,7 +63,7 @@ async function uploadInParts(ctx: NarUploadContext, info: LocalPath): Promise<bo
     if (pos !== state.offset) throw new Error(`${info.path}: the NAR is shorter than the origin's offset ${state.offset}`);
     while (pos < info.narSize) {
       const part = await reader.read(Math.min(ctx.partSize, info.narSize - pos));
-      if (part.length === 0) throw new Error(`${info.path}: nix store dump-path ended at ${pos} of ${info.narSize} bytes`);
+      if (part.length === 0) throw new Error(`${info.path}: nix-store --dump ended at ${pos} of ${info.narSize} bytes`);
       const sha = createHash('sha256').update(part).digest('hex');
       const after = await sendPart(ctx, info, state.id, pos, part, sha);
       if (after === undefined) return false;
