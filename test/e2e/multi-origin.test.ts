@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { addToken } from '../../origin/tokens/cli.ts';
 import { generateKeyPair } from '../../shared/signing.ts';
 import { hashOf, NIX_FLAGS, nixEnv, runNix, type NixResult } from '../helpers/nix.ts';
-import { erisAsync, freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from '../helpers/processes.ts';
+import { edgeLogLines, erisAsync, freePort, startEdge, startOriginCli, type EdgeProc, type OriginProc } from '../helpers/processes.ts';
 import { addRandomFile, readChars, openFds, sleep, storeHas, until } from '../helpers/faults.ts';
 
 const fixture = inject('fixture');
@@ -128,15 +128,7 @@ describe.skipIf(!fixture)('several origins behind one edge', () => {
     b.origin = await startOriginCli({ root: b.root, keyFiles: [b.keyFile], edgeSecret: b.secret, port: b.port, extraArgs });
   };
   /** The edge's request log lines (JSON). */
-  const edgeLines = () => edge.output().split('\n').flatMap((l) => {
-    const at = l.indexOf('{"method"');
-    if (at < 0) return [];
-    try {
-      return [JSON.parse(l.slice(at)) as Record<string, unknown>];
-    } catch {
-      return [];
-    }
-  });
+  const edgeLines = () => edgeLogLines(edge.output());
   /** What the edge answers on every path that lists keys, with alice's token. */
   const keyListings = async () => {
     const out: Record<string, { status: number; retryAfter: string | null; missing: string | null; body: string }> = {};

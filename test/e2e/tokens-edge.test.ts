@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { get as httpGet, type ServerResponse } from 'node:http';
 import { generateKeyPair } from '../../shared/signing.ts';
 import { addToken, tokenDigest } from '../../origin/tokens/cli.ts';
-import { eris, waitForOutput } from '../helpers/processes.ts';
+import { edgeLogLines, eris, waitForOutput } from '../helpers/processes.ts';
 import { useStack } from '../helpers/stack.ts';
 
 const SECRET = 'tokens-edge-secret-0123456789';
@@ -150,15 +150,7 @@ describe('token add, list and revoke against wrangler dev', () => {
     await get('/log-flush-marker');
     await waitForOutput(s.edge, /log-flush-marker/, 10_000);
     const out = s.edge.output();
-    const lines = out.split('\n').flatMap((l) => {
-      const at = l.indexOf('{"method"');
-      if (at < 0) return [];
-      try {
-        return [JSON.parse(l.slice(at)) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
+    const lines = edgeLogLines(out);
     expect(lines.find((l) => l.user === 'alice' && l.status === 200 && l.path === '/nix-cache-info')).toMatchObject({
       method: 'GET',
       bytes: 'StoreDir: /nix/store\n'.length,

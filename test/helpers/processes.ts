@@ -153,3 +153,16 @@ export async function startEdge(o: { originUrl: string; edgeSecret: string; vars
   await waitFor(`${url}/nix-cache-info`, proc, 120_000);
   return { ...proc, url, port, persistTo };
 }
+
+/** The edge's request log lines (one JSON object per request, after wrangler's own prefix) in a process's output. */
+export function edgeLogLines(output: string): Record<string, unknown>[] {
+  return output.split('\n').flatMap((l) => {
+    const at = l.indexOf('{"method"');
+    if (at < 0) return [];
+    try {
+      return [JSON.parse(l.slice(at)) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
