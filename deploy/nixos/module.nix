@@ -76,6 +76,7 @@ let
   }
   // lib.optionalAttrs (cfg.caches != { }) { cache = cacheTables; }
   // lib.optionalAttrs (cfg.defaultCache != null) { default_cache = cfg.defaultCache; }
+  // lib.optionalAttrs (cfg.metricsBind != null) { metrics_bind = cfg.metricsBind; }
   // lib.optionalAttrs push.enable (
     {
       push_dir = "${stateDir}/push";
@@ -292,6 +293,13 @@ in
         example = [ "cache.example.com-1:8Ku6sSR6QwQmzJdPYjvN3TbgZVhDXnHiaE4Y5Y3wz1g=" ];
         description = "Public keys of the caches that accept pushes (the `.pub` of their `signKeyPaths`); the daemon must trust them for `trust = \"signature\"`.";
       };
+    };
+
+    metricsBind = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "127.0.0.1:9102";
+      description = "Turns on the Prometheus listener (`metrics_bind`): `HOST:PORT` or a bare port on loopback; it answers only `GET /metrics` and asks for no credential, so keep it off the internet (no firewall port is opened).";
     };
 
     usageRetentionDays = mkOption {

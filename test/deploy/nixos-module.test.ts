@@ -152,6 +152,13 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
       expect(out.warnings).toEqual([]);
     });
 
+    it('turns on the metrics listener with metricsBind, and the origin accepts it', () => {
+      const settings = configOf(evalOk({ metricsBind: '127.0.0.1:9102' }).services.eris!);
+      expect(settings).toMatchObject({ metrics_bind: '127.0.0.1:9102' });
+      expect(originReads(settings)).toMatchObject({ metricsBind: { host: '127.0.0.1', port: 9102 } });
+      expect(configOf(unit)).not.toHaveProperty('metrics_bind');
+    });
+
     it('passes extraConfig through, overriding generated keys', () => {
       const settings = configOf(evalOk({ extraConfig: { compression: 'zstd', nar_cache_dir: '/var/cache/eris', workers: 2 } }).services.eris!);
       expect(settings).toMatchObject({ compression: 'zstd', nar_cache_dir: '/var/cache/eris', workers: 2 });

@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -164,6 +164,20 @@ describe.skipIf(skip)('a real Prometheus scraping eris serve', () => {
     expect(r).toHaveLength(1);
     expect(r[0]!.metric.cache).toBe(HOSTILE);
     expect(r[0]!.value[1]).toBe('1');
+  });
+
+  it('deploy/grafana/eris-dashboard.json asks only what this Prometheus answers, of metrics eris exports', async () => {
+    const dash = JSON.parse(readFileSync(new URL('../../deploy/grafana/eris-dashboard.json', import.meta.url), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    const text = await (await fetch(metricsUrl)).text();
+    for (const panel of dash.panels) {
+      for (const t of panel.targets) {
+        const expr = t.expr.replaceAll('$job', 'eris-metrics-bind').replaceAll('$__rate_interval', '1m');
+        await expect(query(expr), `${panel.title}: ${expr}`).resolves.toBeDefined();
+        // Every family it names is one eris declares (counters with no sample yet still have their # TYPE line).
+        // (The compression gauges exist only with compression on; this origin serves plain NARs.)
+        for (const name of (expr.match(/\beris_\w+/g) ?? []).filter((n) => !/^eris_(compressions_(running|queued)|nar_cache_bytes)$/.test(n))) expect(text, `${panel.title}: ${name}`).toMatch(new RegExp(`^# TYPE ${name.replace(/_(bucket|count|sum)$/, '')} `, 'm'));
+      }
+    }
   });
 
   it('refuses /metrics on the main port without the credential', async () => {
