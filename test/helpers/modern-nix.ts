@@ -24,7 +24,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { NIX_FLAGS, type CopyOptions, type NixResult } from './nix.ts';
+import { NIX_FLAGS, nixCopyArgs, type CopyOptions, type NixResult } from './nix.ts';
 import { processAlive } from '../../origin/server/process-alive.ts';
 
 /** The Debian release and the Nix it carries. */
@@ -203,9 +203,5 @@ export function runModernNix(args: string[], options: ModernNixOptions = {}): Pr
 
 /** nixCopy's twin: `nix copy --from <cache>` with Nix 2.26 into a store root (a path under tmpdir()). */
 export function modernNixCopy(o: CopyOptions): Promise<NixResult> {
-  const args = ['copy', '--from', o.from, '--to', o.to, ...o.paths,
-    '--option', 'trusted-public-keys', o.trustedKeys, '--option', 'substituters', '',
-    '--option', 'connect-timeout', '5', '--option', 'download-attempts', String(o.attempts ?? 1)];
-  if (o.netrc) args.push('--option', 'netrc-file', o.netrc);
-  return runModernNix(args, { timeoutMs: o.timeoutMs ?? 90_000 });
+  return runModernNix(nixCopyArgs(o), { timeoutMs: o.timeoutMs ?? 90_000 });
 }

@@ -65,13 +65,18 @@ export interface CopyOptions {
   timeoutMs?: number;
 }
 
-/** `nix copy --from <cache>` into a fresh store root, checking signatures against `trustedKeys`. */
-export function nixCopy(o: CopyOptions): Promise<NixResult> {
+/** The arguments of `nix copy --from <cache>` into a store root, checking signatures against `trustedKeys` (any Nix version). */
+export function nixCopyArgs(o: CopyOptions): string[] {
   const args = ['copy', '--from', o.from, '--to', o.to, ...o.paths,
     '--option', 'trusted-public-keys', o.trustedKeys, '--option', 'substituters', '',
     '--option', 'connect-timeout', '5', '--option', 'download-attempts', String(o.attempts ?? 1)];
   if (o.netrc) args.push('--option', 'netrc-file', o.netrc);
-  return runNix(args, { timeoutMs: o.timeoutMs ?? 90_000 });
+  return args;
+}
+
+/** `nix copy --from <cache>` into a fresh store root, checking signatures against `trustedKeys`. */
+export function nixCopy(o: CopyOptions): Promise<NixResult> {
+  return runNix(nixCopyArgs(o), { timeoutMs: o.timeoutMs ?? 90_000 });
 }
 
 /** Builds test/fixtures/fixture.nix's `top` with real Nix and copies its closure into a chroot store at `root`. */
