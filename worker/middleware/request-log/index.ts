@@ -47,14 +47,27 @@ export function requestLog(options: { log: Log; now: Clock }): MiddlewareHandler
     if (!res.body || c.req.method === 'HEAD') return write();
     let finished!: () => void;
     keepAlive(c, new Promise<void>((r) => (finished = r)));
-    const body = countSentBody(res.body, length, (sent) => {
+    const counted = countSentBody(res.body, length, (sent) => {
       write(sent);
       finished();
     });
     // Same status and headers (immutable ones included), the counted body.
     c.res = undefined as unknown as Response;
-    c.res = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    c.res = new Response(withLength(counted, length), { status: res.status, statusText: res.statusText, headers: res.headers });
   };
+}
+
+/**
+ * workerd sends a body from a JS stream chunked, dropping the Content-Length
+ * (which Nix shows and curl's resume relies on): through a FixedLengthStream
+ * it keeps it. A cut on either side still reaches the other through the pipe.
+ * Elsewhere (Node, the unit tests) the stream is sent as it is.
+ */
+function withLength(body: ReadableStream<Uint8Array>, length: number | null): ReadableStream<Uint8Array> {
+  if (length === null || typeof FixedLengthStream === 'undefined') return body;
+  const fixed = new FixedLengthStream(length);
+  body.pipeTo(fixed.writable).catch(() => {});
+  return fixed.readable;
 }
 
 /** waitUntil when the runtime has it (not under app.request in unit tests), so the line is written after the response. */
