@@ -89,13 +89,16 @@ describe.skipIf(!fixture || !canMakeUsers)('push, deployed: an unprivileged orig
   }));
 
   afterAll(async () => {
+    // Before the stack's own afterAll: userdel refuses a user with a running process.
+    await Promise.resolve().then(() => s.origin.stop()).catch(() => {}); // (no stack when its start failed)
     dbHold?.close();
     if (daemon && daemon.exitCode === null) {
       const gone = new Promise((r) => daemon!.once('exit', r));
       daemon.kill('SIGTERM');
       await gone;
     }
-    spawnSync('userdel', [userName], { stdio: 'ignore' });
+    const del = spawnSync('userdel', [userName], { encoding: 'utf8' });
+    if (del.status !== 0) throw new Error(`userdel ${userName}: ${del.stderr.trim()}`);
   });
 
   const validInDaemonStore = (p: string) => spawnSync('nix-store', ['--store', root, '--check-validity', p], { env: nixEnv(), stdio: 'ignore' }).status === 0;
