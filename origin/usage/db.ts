@@ -8,18 +8,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import type { AdminCounts } from '../../shared/admin.ts';
 
 export const USAGE_FILE = 'usage.sqlite';
 
-/** The counters kept per (day, user, cache). */
-export interface UsageCounts {
-  narinfoHits: number;
-  narinfoMisses: number;
-  nars: number;
-  narBytesSent: number;
-  pushes: number;
-  bytesReceived: number;
-}
+/** The counters kept per (day, user, token, cache): the same figures the operator's page shows (shared/admin.ts). */
+export type UsageCounts = AdminCounts;
 export const COUNTERS = ['narinfoHits', 'narinfoMisses', 'nars', 'narBytesSent', 'pushes', 'bytesReceived'] as const satisfies readonly (keyof UsageCounts)[];
 const COLUMNS: Record<keyof UsageCounts, string> = {
   narinfoHits: 'narinfo_hits',
