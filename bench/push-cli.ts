@@ -12,14 +12,13 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, request } from 'node:http';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
 import { ERIS_CLI, startEdge, startOriginCli } from '../test/helpers/processes.ts';
+import { startRecordingProxy } from '../test/helpers/recording-proxy.ts';
 
 const MIB = Number(process.env.BENCH_PUSH_CLI_MIB ?? 256);
 const MAX_UPLOAD = 100_000_000;
@@ -62,20 +61,6 @@ function timeErisPush(url: string, token: string, path: string): Promise<{ secon
   });
 }
 
-async function secretProxy(target: string): Promise<{ url: string; close(): void }> {
-  const t = new URL(target);
-  const server = createServer((req, res) => {
-    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host, 'x-eris-edge-secret': SECRET } }, (upRes) => {
-      res.writeHead(upRes.statusCode!, upRes.headers);
-      upRes.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
-}
-
 async function main() {
   const sec = join(dir, 'cache.sec');
   execFileSync('nix-store', ['--generate-binary-cache-key', 'bench-push-cli-1', sec, join(dir, 'cache.pub')], { env });
@@ -87,7 +72,7 @@ async function main() {
       await origin.stop();
       throw e;
     });
-  const proxy = await secretProxy(origin.url);
+  const proxy = await startRecordingProxy(origin.url, { headers: { 'x-eris-edge-secret': SECRET } });
   const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'bench', { scopes: ['read', 'write'] });
   mkdirSync(join(dir, 'zstd'));
   mkdirSync(join(dir, 'none'));
@@ -109,7 +94,7 @@ async function main() {
       console.error(`${name}: ${r.seconds.toFixed(2)} s${r.rssMiB ? `, client peak RSS ${r.rssMiB.toFixed(0)} MiB` : ''}`);
     }
   } finally {
-    proxy.close();
+    void proxy.close();
     await edge.stop();
     await origin.stop();
   }

@@ -17,14 +17,13 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, request } from 'node:http';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
 import { ERIS_CLI, startEdge, startOriginCli } from '../test/helpers/processes.ts';
+import { startRecordingProxy } from '../test/helpers/recording-proxy.ts';
 import type { PushResults, PushRow } from './lib/push-report.ts';
 import { evaluatePushTargets, printPushReport } from './lib/push-report.ts';
 
@@ -85,21 +84,6 @@ async function timeErisPush(edgeUrl: string, token: string, paths: string[]): Pr
   return (performance.now() - started) / 1000;
 }
 
-/** cloudflared's place: adds the edge secret on the way to the origin. */
-async function secretProxy(target: string): Promise<{ url: string; close(): void }> {
-  const t = new URL(target);
-  const server = createServer((req, res) => {
-    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host, 'x-eris-edge-secret': SECRET } }, (upRes) => {
-      res.writeHead(upRes.statusCode!, upRes.headers);
-      upRes.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
-}
-
 /** Seconds between the first and the last `push: imported` line of the origin's log, and the count. */
 function importSpan(log: string): { imported: number; seconds: number } {
   const times = log.split('\n').filter((l) => l.includes('"msg":"push: imported"')).map((l) => Date.parse(JSON.parse(l).t as string));
@@ -140,7 +124,7 @@ async function main() {
     env: PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {},
   });
   const edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET, vars: { MAX_UPLOAD_BYTES: String(MAX_UPLOAD), PUSH_TIMEOUT_MS: '600000' } });
-  const proxy = await secretProxy(origin.url);
+  const proxy = await startRecordingProxy(origin.url, { headers: { 'x-eris-edge-secret': SECRET } });
   const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'bench', { scopes: ['read', 'write'] });
   const netrc = join(dir, 'netrc');
   writeFileSync(netrc, `machine 127.0.0.1 login bench password ${token}\n`);
@@ -190,7 +174,7 @@ async function main() {
       else await row(what, 'edge', 1, bytes, async () => undefined, `over MAX_UPLOAD_BYTES=${MAX_UPLOAD} for nix copy; eris push is not in this checkout`);
     }
   } finally {
-    proxy.close();
+    void proxy.close();
     await edge.stop();
     await origin.stop();
   }

@@ -10,14 +10,13 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { nixCopy, nixEnv, runNix } from '../helpers/nix.ts';
 import { ERIS_CLI } from '../helpers/processes.ts';
 import { ensureModernNix, modernNixCopy, modernNixMissing, MODERN_NIX_VERSION, runModernNix } from '../helpers/modern-nix.ts';
 import { useStack } from '../helpers/stack.ts';
 import { until } from '../helpers/faults.ts';
+import { startRecordingProxy } from '../helpers/recording-proxy.ts';
 import { partsNarFile, pushUrls, type UploadState } from '../../shared/push-protocol.ts';
 import { parsePathInfoJson } from '../../origin/push/client/closure.ts';
 import { narInfoFor } from '../../origin/push/client/run.ts';
@@ -69,25 +68,17 @@ function partOffsets(log: string, storePath: string): { received: number[]; all:
 }
 
 /** A proxy to `target` that passes on every request but loses the answer to the `nth` part PUT (the origin took it). */
-async function ackLosingProxy(target: string, nth: number): Promise<{ url: string; close: () => void }> {
-  const t = new URL(target);
+function ackLosingProxy(target: string, nth: number) {
   let parts = 0;
-  const server = createServer((req, res) => {
-    const lose = req.method === 'PUT' && req.url!.includes('/v1/push/uploads/') && ++parts === nth;
-    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, (upRes) => {
-      if (lose) {
-        upRes.resume();
-        upRes.on('end', () => res.socket?.destroy());
-        return;
-      }
-      res.writeHead(upRes.statusCode!, upRes.headers);
-      upRes.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+  return startRecordingProxy(target, {
+    intercept: (req) => {
+      if (!(req.method === 'PUT' && req.url!.includes('/v1/push/uploads/') && ++parts === nth)) return undefined;
+      return (upstream, res) => {
+        upstream.resume();
+        upstream.on('end', () => res.socket?.destroy());
+      };
+    },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
 }
 
 /** The origin's log events with this message. */
@@ -202,7 +193,7 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       expect(r.stderr).toMatch(/retrying part at/);
       expect(r.code).toBe(0);
     } finally {
-      proxy.close();
+      await proxy.close();
     }
     const { all } = partOffsets(allLogs(), p);
     expect(all.length).toBeGreaterThan(4);

@@ -1,5 +1,9 @@
-/** A pass-through HTTP proxy that records every response status and header a client receives. */
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+/**
+ * A pass-through HTTP proxy that records every response status and header a client receives.
+ * It also stands where cloudflared would (adding the edge secret on the way to the origin) and,
+ * for fault tests, can take over the answer to chosen requests.
+ */
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface Recorded {
@@ -15,12 +19,25 @@ export interface RecordingProxy {
   close(): Promise<void>;
 }
 
-export async function startRecordingProxy(target: string): Promise<RecordingProxy> {
+export interface ProxyOptions {
+  /** Headers added to every request on its way to the target (e.g. the edge secret, as cloudflared adds it). */
+  headers?: Record<string, string>;
+  /**
+   * Called as each request arrives; a function it returns answers the client instead of the
+   * target's answer being passed on (the request still reaches the target).
+   */
+  intercept?: (req: IncomingMessage) => ((upstream: IncomingMessage, res: ServerResponse) => void) | undefined;
+}
+
+export async function startRecordingProxy(target: string, options: ProxyOptions = {}): Promise<RecordingProxy> {
   const t = new URL(target);
   const seen: Recorded[] = [];
   const server: Server = createServer((req, res) => {
-    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, (upRes) => {
+    const takeOver = options.intercept?.(req);
+    const headers = { ...req.headers, host: t.host, ...options.headers };
+    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers }, (upRes) => {
       seen.push({ method: req.method!, url: req.url!, status: upRes.statusCode!, headers: upRes.headers });
+      if (takeOver) return takeOver(upRes, res);
       res.writeHead(upRes.statusCode!, upRes.headers);
       upRes.pipe(res);
       upRes.on('error', () => res.destroy());
