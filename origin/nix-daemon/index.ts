@@ -11,8 +11,7 @@
  *   the store (root), else the daemon socket (NIX_DAEMON_SOCKET_PATH, NIX_STATE_DIR as Nix reads them);
  *   any other absolute path — a chroot store under that root, through `nix-daemon --stdio --store ROOT`.
  */
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
+import { ownsStore } from '../store/ownership.ts';
 import { openDaemonConnection, type ConnectOptions, type DaemonConnection } from './connection.ts';
 import { connectSocket, daemonSocketPath, spawnStdioDaemon } from './transport.ts';
 
@@ -24,18 +23,6 @@ export type DaemonTarget =
   | { kind: 'socket'; socket: string }
   /** `storeRoot` '/' is the box's own store; `options` go on nix-daemon's command line (`--option k v`). */
   | { kind: 'stdio'; storeRoot: string; options?: Record<string, string>; program?: string; env?: NodeJS.ProcessEnv };
-
-const writable = (p: string) => {
-  try {
-    accessSync(p, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/** True when this user may write the store under `root` itself (then Nix would open it directly, not via the daemon). */
-export const ownsStore = (root: string) => writable(join(root, 'nix/store')) && writable(join(root, 'nix/var/nix/db'));
 
 /** Where a store named as in push_store is reached; `options` apply to a daemon we start (chroot or owned store). */
 export function daemonTarget(store: string, options: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env): DaemonTarget {

@@ -5,9 +5,10 @@
  * `push_trust = "no-check-sigs"`.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { OriginConfig } from '../config/index.ts';
+import { ownsStore, writable } from '../store/ownership.ts';
 import { daemonTarget, describeTarget } from '../nix-daemon/index.ts';
 import { isLocalRoot } from './import.ts';
 import { noCheckSigsAdvice, untrustedKeyAdvice } from './trust-advice.ts';
@@ -17,15 +18,6 @@ export interface PushCheck {
   what: string;
   detail: string;
 }
-
-const writable = (p: string) => {
-  try {
-    accessSync(p, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** `nix show-config --json` as this user sees it (the daemon's nix.conf, on a normal box). */
 function nixSettings(): Record<string, { value: unknown }> | undefined {
@@ -66,8 +58,7 @@ export function checkPush(config: OriginConfig, publicKeys: string[] | undefined
       : { status: 'FAIL', what: 'push store', detail: `imports go through the Nix daemon, but ${target.socket} does not exist: start nix-daemon` });
   } else {
     const storeRoot = target.storeRoot;
-    const ownsStore = writable(`${storeRoot.replace(/\/$/, '')}/nix/store`) && writable(`${storeRoot.replace(/\/$/, '')}/nix/var/nix/db`);
-    out.push(ownsStore
+    out.push(ownsStore(storeRoot)
       ? { status: 'ok', what: 'push store', detail: `imports go through ${describeTarget(target)} (this user may write that store)` }
       : { status: 'FAIL', what: 'push store', detail: `${storeRoot.replace(/\/$/, '')}/nix/store or its DB is not writable by this user; use push_store = "daemon"` });
   }
