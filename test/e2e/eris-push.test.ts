@@ -166,8 +166,8 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
     const narSize = infoOf(big).narSize;
     const push = erisPush([big], env());
     expect(await until(() => events(s.origin.output(), 'push: part received').filter((e) => e.storePath === big).length >= 8, 120_000, 50)).toBe(true);
-    earlierLogs += s.origin.output();
     await s.killOrigin();
+    earlierLogs += s.origin.output();
     expect(await validInOrigin(big)).toBe(false);
     await s.restartOrigin();
     const r = await push.done;

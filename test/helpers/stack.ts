@@ -167,7 +167,8 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
     async killOrigin() {
       const child = origin.child;
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      // 'close', not 'exit': by then every line it wrote is in output(), which callers read next.
+      const exited = new Promise<void>((r) => child.once('close', () => r()));
       process.kill(child.pid!, 'SIGKILL');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
     },
