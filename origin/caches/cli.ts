@@ -4,8 +4,8 @@
  * `--store-root DIR`, else the config's `store_root`, else `/`; none needs the
  * origin to run (it notices the new roots within a second).
  */
-import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { parseCommandArgs } from '../cli/args.ts';
 import { ConfigError, parseConfigFile, resolveCaches, type CacheConfig, type Raw } from '../config/index.ts';
 import { storeDbPath } from '../store/store.ts';
 import { publish, PublishError, unpublish } from './gcroots.ts';
@@ -36,13 +36,7 @@ interface Target {
 }
 
 function target(cmd: string, argv: string[]): { t: Target; paths: string[]; json: boolean } {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new ConfigError(`${(e as Error).message}\n${PUBLISH_USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs(argv, OPTIONS, true);
   if (!values.cache) throw new ConfigError(`eris ${cmd}: --cache NAME is required\n${PUBLISH_USAGE}`);
   if (cmd === 'published' ? positionals.length > 0 : positionals.length === 0) throw new ConfigError(PUBLISH_USAGE);
   if (values.json && cmd !== 'published') throw new ConfigError(`eris ${cmd}: --json does not apply\n${PUBLISH_USAGE}`);

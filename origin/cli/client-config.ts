@@ -5,9 +5,9 @@
  * stays), the netrc line with the token, and where multi-user Nix reads it.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/index.ts';
 import { netrcLookup } from './doctor/index.ts';
+import { parseCommandArgs, type CliIo } from './args.ts';
 import { DEFAULT_NETRC_PATH, NETRC_NOTE, renderNetrcLine, renderNixConf, type CacheConfig } from '../../shared/client-config.ts';
 
 export const CLIENT_CONFIG_USAGE = 'usage: eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]';
@@ -26,20 +26,17 @@ export function formatClientConfig(cfg: CacheConfig, token: string, netrcPath: s
   ].join('\n');
 }
 
-export async function clientConfigCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      'edge-url': { type: 'string' },
-      token: { type: 'string' },
-      netrc: { type: 'string' },
-      'netrc-path': { type: 'string', default: DEFAULT_NETRC_PATH },
-      json: { type: 'boolean' },
-      timeout: { type: 'string' },
-    },
-  });
+const OPTIONS = {
+  'edge-url': { type: 'string' },
+  token: { type: 'string' },
+  netrc: { type: 'string' },
+  'netrc-path': { type: 'string', default: DEFAULT_NETRC_PATH },
+  json: { type: 'boolean' },
+  timeout: { type: 'string' },
+} as const;
+
+export async function run(argv: string[], io: CliIo): Promise<void> {
+  const { values, positionals } = parseCommandArgs(argv, OPTIONS, true);
   if (positionals.length || !values['edge-url'] || (values.token === undefined) === (values.netrc === undefined)) throw new ConfigError(CLIENT_CONFIG_USAGE);
   let edge: URL;
   try {
@@ -81,8 +78,8 @@ export async function clientConfigCommand(argv: string[]): Promise<void> {
   }
   if (!cfg.caches.length) throw new Error(`${url}: the token may use no cache`);
   if (values.json) {
-    process.stdout.write(JSON.stringify({ ...cfg, nixConf: renderNixConf(cfg.caches, values['netrc-path']), netrc: renderNetrcLine(cfg.host, cfg.user, token) }, null, 2) + '\n');
+    io.stdout.write(JSON.stringify({ ...cfg, nixConf: renderNixConf(cfg.caches, values['netrc-path']), netrc: renderNetrcLine(cfg.host, cfg.user, token) }, null, 2) + '\n');
     return;
   }
-  process.stdout.write(formatClientConfig(cfg, token!, values['netrc-path']));
+  io.stdout.write(formatClientConfig(cfg, token!, values['netrc-path']));
 }

@@ -18,6 +18,7 @@ import { checkStoreRoot, storeDbPath } from '../store/store.ts';
 import { openStoreDb } from '../store/db.ts';
 import { createSigner } from '../../shared/signing.ts';
 import { writeKeyPair } from './keygen.ts';
+import type { CliIo } from './args.ts';
 import { addToken, newToken, PROJECT_DIR, WRANGLER, wranglerEnv } from '../tokens/cli.ts';
 
 export interface DevSettings {
@@ -143,6 +144,9 @@ export function devOriginConfig(env: NodeJS.ProcessEnv, s: DevSettings, devKey: 
   const config = resolveConfig({ file, flags, env: { ...env, ERIS_EDGE_SECRET: edgeSecret } });
   return { config, serveArgs };
 }
+
+/** `eris dev`, what `npm start` runs: it takes no arguments. */
+export const run = (_argv: string[], io: CliIo) => runDevStack(io.env);
 
 export async function runDevStack(env: NodeJS.ProcessEnv): Promise<void> {
   const s = devSettings(env);

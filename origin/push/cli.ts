@@ -9,9 +9,9 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { isCacheName } from '../../shared/caches.ts';
 import { ConfigError } from '../config/index.ts';
+import { parseCommandArgs } from '../cli/args.ts';
 import { netrcLookup } from '../cli/doctor/index.ts';
 import { createEdgeClient } from './client/edge.ts';
 import { createProgress, formatBytes } from './client/progress.ts';
@@ -95,13 +95,7 @@ export function formatSummary(s: PushSummary, cache: string, dryRun: boolean): s
 }
 
 export async function pushCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new ConfigError(`${(e as Error).message}\n${PUSH_USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs(argv, OPTIONS, true);
   if (!positionals.length) throw new ConfigError(PUSH_USAGE);
   const cache = values.cache ?? 'default';
   if (!isCacheName(cache)) throw new ConfigError(`--cache: "${cache}" is not a cache name`);

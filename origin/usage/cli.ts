@@ -1,9 +1,9 @@
 /** `eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user U] [--json]`. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError, interpolate } from '../config/index.ts';
+import { parseCommandArgs } from '../cli/args.ts';
 import { UsageDb, USAGE_FILE } from './db.ts';
 import { formatUsage, usageReport } from './report.ts';
 
@@ -22,21 +22,18 @@ function stateDirOf(configFile: string): string {
   return interpolate(data.state_dir, process.env, 'state_dir');
 }
 
+const OPTIONS = {
+  'state-dir': { type: 'string' },
+  config: { type: 'string' },
+  since: { type: 'string', default: '7d' },
+  cache: { type: 'string' },
+  user: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
 export function usageCommand(argv: string[]): void {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      'state-dir': { type: 'string' },
-      config: { type: 'string' },
-      since: { type: 'string', default: '7d' },
-      cache: { type: 'string' },
-      user: { type: 'string' },
-      token: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
+  const { values, positionals } = parseCommandArgs(argv, OPTIONS, true);
   if (positionals.length || (values['state-dir'] !== undefined) === (values.config !== undefined)) throw new ConfigError(USAGE_USAGE);
   if (values.token !== undefined && !/^[0-9a-f]{12}$/.test(values.token)) throw new ConfigError(`--token: expected a token id, 12 hex digits as \`eris token list\` shows them (never the token itself)`);
   const dir = values['state-dir'] ?? stateDirOf(values.config!);

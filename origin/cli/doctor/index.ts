@@ -8,7 +8,9 @@
 import { checkCaches, compareServedCaches } from '../../caches/doctor-checks.ts';
 import type { CacheListing } from '../../caches/routes.ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { loadConfig, type ConfigSources, type OriginConfig } from '../../config/index.ts';
+import { ConfigError, loadConfig, type ConfigSources, type OriginConfig } from '../../config/index.ts';
+import { CONFIG_FLAGS, configFromFlags } from '../../config/flags.ts';
+import { parseCommandArgs, type CliIo } from '../args.ts';
 import { checkStoreRoot, storeDbPath } from '../../store/store.ts';
 import { openStoreDb } from '../../store/db.ts';
 import { createSigner } from '../../../shared/signing.ts';
@@ -320,4 +322,38 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
 
 export function formatChecks(checks: Check[]): string {
   return checks.map((c) => `${c.status.padEnd(4)} ${c.what}: ${c.detail}\n`).join('');
+}
+
+const DOCTOR_OPTIONS = {
+  ...CONFIG_FLAGS,
+  'edge-url': { type: 'string' },
+  token: { type: 'string' },
+  user: { type: 'string' },
+  netrc: { type: 'string' },
+  timeout: { type: 'string' },
+} as const;
+
+/** The `eris doctor` command: every check, one line each, and exit 1 when one failed. */
+export async function run(argv: string[], io: CliIo): Promise<void> {
+  const { values } = parseCommandArgs(argv, DOCTOR_OPTIONS);
+  const creds = (values.token !== undefined ? 1 : 0) + (values.netrc !== undefined ? 1 : 0);
+  if (values['edge-url'] !== undefined && creds !== 1) throw new ConfigError('doctor: --edge-url needs --netrc FILE or --token TOKEN (one of them)');
+  if (values['edge-url'] === undefined && (creds || values.user !== undefined)) throw new ConfigError('doctor: --netrc, --token and --user go with --edge-url URL');
+  if (values.user !== undefined && values.token === undefined) throw new ConfigError('doctor: --user goes with --token');
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout) * 1000;
+  if (timeout !== undefined && !(timeout > 0)) throw new ConfigError('doctor: --timeout: expected a number of seconds');
+  const checks = await runDoctor({
+    configFile: values.config,
+    flags: configFromFlags(values),
+    env: io.env,
+    edgeUrl: values['edge-url'],
+    token: values.token,
+    user: values.user,
+    netrcFile: values.netrc,
+    timeoutMs: timeout,
+  });
+  io.stdout.write(formatChecks(checks));
+  const failed = checks.filter((c) => c.status === 'FAIL').length;
+  io.stdout.write(failed ? `${failed} problem${failed > 1 ? 's' : ''} found\n` : 'no problems found\n');
+  if (failed) process.exitCode = 1;
 }
