@@ -4,9 +4,8 @@
  * `--store-root DIR`, else the config's `store_root`, else `/`; none needs the
  * origin to run (it notices the new roots within a second).
  */
-import { readFileSync } from 'node:fs';
 import { parseCommandArgs } from '../cli/args.ts';
-import { ConfigError, parseConfigFile, resolveCaches, type CacheConfig, type Raw } from '../config/index.ts';
+import { ConfigError, readConfigFile, resolveCaches, type CacheConfig, type Raw } from '../config/index.ts';
 import { storeDbPath } from '../store/store.ts';
 import { publish, PublishError, unpublish } from './gcroots.ts';
 import { openClosureDb } from './closure-db.ts';
@@ -40,16 +39,7 @@ function target(cmd: string, argv: string[]): { t: Target; paths: string[]; json
   if (!values.cache) throw new ConfigError(`eris ${cmd}: --cache NAME is required\n${PUBLISH_USAGE}`);
   if (cmd === 'published' ? positionals.length > 0 : positionals.length === 0) throw new ConfigError(PUBLISH_USAGE);
   if (values.json && cmd !== 'published') throw new ConfigError(`eris ${cmd}: --json does not apply\n${PUBLISH_USAGE}`);
-  let file: Raw = {};
-  if (values.config) {
-    let text: string;
-    try {
-      text = readFileSync(values.config, 'utf8');
-    } catch (e) {
-      throw new ConfigError(`cannot read config ${values.config}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
-    file = parseConfigFile(text, values.config, process.env);
-  }
+  const file: Raw = values.config ? readConfigFile(values.config, process.env) : {};
   const storeRoot = values['store-root'] ?? (typeof file.storeRoot === 'string' ? file.storeRoot : '/');
   const storeDir = values['store-dir'] ?? (typeof file.storeDir === 'string' ? file.storeDir : '/nix/store');
   let table: CacheConfig | undefined;

@@ -320,15 +320,17 @@ function resolveDefaultCache(value: unknown, caches: CacheConfig[]): string | un
 
 /** Read the config file (if any), then merge it with flags and the environment: what `serve` and `doctor` use. */
 export function loadConfig(o: { configFile?: string; flags?: Raw; env: Record<string, string | undefined> }): OriginConfig {
-  let file: Raw | undefined;
-  if (o.configFile) {
-    let text: string;
-    try {
-      text = readFileSync(o.configFile, 'utf8');
-    } catch (e) {
-      throw new ConfigError(`cannot read config ${o.configFile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
-    file = parseConfigFile(text, o.configFile, o.env);
-  }
+  const file = o.configFile ? readConfigFile(o.configFile, o.env) : undefined;
   return resolveConfig({ file, flags: o.flags, env: o.env });
+}
+
+/** The config file's keys, parsed but not yet merged or resolved; a file that cannot be read is a ConfigError. */
+export function readConfigFile(path: string, env: Record<string, string | undefined>): Raw {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  return parseConfigFile(text, path, env);
 }
