@@ -2,23 +2,28 @@
  * The .narinfo text format. Nix parses it strictly: one `Key: value` per line,
  * a final newline, and a missing `Compression` means bzip2 — so we always write it.
  */
-export interface NarInfo {
+/** What Nix records of a valid path, alike in its store DB and in a narinfo (which names paths differently). */
+export interface PathMetadata {
   /** Full store path. */
   storePath: string;
+  /** `sha256:<nix32>`. */
+  narHash: string;
+  narSize: number;
+  /** The references: full store paths in the DB, base names (`<hash>-<name>`) in a narinfo. */
+  references: string[];
+  /** The deriver, if known: a full store path in the DB, a base name in a narinfo. */
+  deriver?: string;
+  /** Signatures, `<key name>:<base64>`. */
+  sigs: string[];
+  ca?: string;
+}
+
+export interface NarInfo extends PathMetadata {
   /** NAR URL relative to the cache root. */
   url: string;
   compression: string;
   fileHash?: string;
   fileSize?: number;
-  /** `sha256:<nix32>`. */
-  narHash: string;
-  narSize: number;
-  /** Base names (`<hash>-<name>`) of the references, as narinfo prints them. */
-  references: string[];
-  /** Base name of the deriver, if known. */
-  deriver?: string;
-  sigs: string[];
-  ca?: string;
 }
 
 const REQUIRED = ['StorePath', 'URL', 'NarHash', 'NarSize'] as const;

@@ -8,25 +8,15 @@ import type { Readable } from 'node:stream';
 import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
 import { isHashPart, storePathBaseName } from '../../shared/store-path.ts';
 import { parseRealisationId, type Realisation } from '../../shared/realisation.ts';
+import type { PathMetadata } from '../../shared/narinfo.ts';
 import { openStoreDb, StoreBusyError, type StoreDb } from './db.ts';
 import { lstat } from 'node:fs/promises';
 import { checkedNar, narBuffer, narListing, narStream, type ListingNode } from './nar-stream.ts';
 import { findBuildLog, type BuildLog } from './build-log.ts';
 
-export interface PathInfo {
-  /** Full store path, e.g. `/nix/store/<hash>-<name>`. */
-  storePath: string;
+/** A valid path as the store DB has it: references and deriver are full store paths, sigs those already stored. */
+export interface PathInfo extends PathMetadata {
   hashPart: string;
-  /** `sha256:<nix32>`. */
-  narHash: string;
-  narSize: number;
-  /** Full store paths. */
-  references: string[];
-  /** Full store path of the deriver, if known. */
-  deriver?: string;
-  /** Signatures already stored in the DB. */
-  sigs: string[];
-  ca?: string;
 }
 
 export interface Store {
