@@ -5,7 +5,7 @@
  * one column and tables that scroll sideways.
  */
 import { html, raw } from 'hono/html';
-import type { HtmlEscapedString } from 'hono/utils/html';
+import { renderPage, type Html } from './page.ts';
 import type { AdminCounts, AdminData, AdminPush, AdminSeries } from '../../shared/admin.ts';
 
 /** One origin as the page shows it: its breaker's state and how its health check went. */
@@ -17,7 +17,6 @@ export interface OriginStatus {
   ms: number;
 }
 
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 export function formatBytes(n: number): string {
@@ -97,14 +96,18 @@ const baseName = (storePath: string) => storePath.slice(storePath.lastIndexOf('/
 
 export async function renderAdmin(o: { host: string; data: AdminData | null; from: string | null; problem?: string; origins: OriginStatus[] }): Promise<string> {
   const d = o.data;
-  const page = html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>eris admin: ${o.host}</title>
-<style>
+  return renderPage({ title: `eris admin: ${o.host}`, style: STYLE, body: html`<h1>eris at ${o.host}</h1>
+<p class="muted">${d ? html`Figures from origin <b>${o.from}</b>, ${d.generated.replace('T', ' ').slice(0, 19)} UTC, last ${d.days.length} days (UTC).` : ''}</p>
+${o.problem ? html`<p class="warn" id="problem">${o.problem}</p>` : ''}
+<h2>Origins</h2>
+<div class="scroll"><table id="origins">
+<thead><tr><th>origin</th><th>circuit breaker</th><th>health</th><th class="n">ms</th></tr></thead>
+<tbody>${o.origins.map((x) => html`<tr data-origin="${x.id}"><td>${x.id}</td><td class="${x.breaker}">${x.breaker}</td><td>${x.health}</td><td class="n">${x.ms}</td></tr>`)}</tbody>
+</table></div>
+${d ? body(d) : ''}` });
+}
+
+const STYLE = `
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 1rem auto; padding: 0 .75rem; line-height: 1.4; color: #222; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; } h3 { font-size: 1rem; margin: 1rem 0 .25rem; }
 .scroll { overflow-x: auto; }
@@ -118,25 +121,7 @@ figcaption { font-size: .85rem; color: #444; }
 .legend i { display: inline-block; width: .7rem; height: .7rem; margin: 0 .2rem 0 .5rem; vertical-align: middle; }
 .axis { font-size: 10px; fill: #666; }
 .totals, .muted { color: #555; font-size: .85rem; }
-.warn { background: #fff3cd; padding: .5rem 1rem; border-radius: 4px; }
-.closed { color: #2f855a; } .open { color: #c53030; font-weight: bold; } .half-open { color: #b7791f; }
-</style>
-</head>
-<body>
-<h1>eris at ${o.host}</h1>
-<p class="muted">${d ? html`Figures from origin <b>${o.from}</b>, ${d.generated.replace('T', ' ').slice(0, 19)} UTC, last ${d.days.length} days (UTC).` : ''}</p>
-${o.problem ? html`<p class="warn" id="problem">${o.problem}</p>` : ''}
-<h2>Origins</h2>
-<div class="scroll"><table id="origins">
-<thead><tr><th>origin</th><th>circuit breaker</th><th>health</th><th class="n">ms</th></tr></thead>
-<tbody>${o.origins.map((x) => html`<tr data-origin="${x.id}"><td>${x.id}</td><td class="${x.breaker}">${x.breaker}</td><td>${x.health}</td><td class="n">${x.ms}</td></tr>`)}</tbody>
-</table></div>
-${d ? body(d) : ''}
-</body>
-</html>
-`;
-  return (await page).toString();
-}
+.closed { color: #2f855a; } .open { color: #c53030; font-weight: bold; } .half-open { color: #b7791f; }`;
 
 function body(d: AdminData): Html {
   return html`<h2>Caches</h2>

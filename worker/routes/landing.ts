@@ -13,6 +13,7 @@ import type { Context } from 'hono';
 import { html } from 'hono/html';
 import type { EdgeEnv } from '../types.ts';
 import { gatherCaches, gatherPublicKeys, incompleteHeaders, incompleteResponse, type GatherOptions, type MissingOrigin } from '../origin-keys.ts';
+import { renderPage } from './page.ts';
 import { DEFAULT_NETRC_PATH, NETRC_NOTE, renderNetrcLine, renderNixConf } from '../../shared/client-config.ts';
 
 export interface LandingOptions extends GatherOptions {
@@ -28,6 +29,11 @@ export function publicKeyList(options: GatherOptions) {
   };
 }
 
+const STYLE = `
+body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
+pre { background: #f4f4f4; padding: .75rem 1rem; overflow-x: auto; border-radius: 4px; }
+code, pre { font-family: ui-monospace, monospace; font-size: .9rem; }`;
+
 export async function renderLanding(o: { origin: string; hostname: string; keys: string[] | null; allowAnonymous: boolean; cache?: string; complete?: boolean }): Promise<string> {
   // A named cache's substituter URL is its prefix: Nix appends /nix-cache-info and resolves nar/… under it.
   const substituter = o.cache ? `${o.origin}/${o.cache}` : o.origin;
@@ -35,22 +41,7 @@ export async function renderLanding(o: { origin: string; hostname: string; keys:
   // The same lines as GET /v1/cache-config and `eris client-config` (shared/client-config.ts).
   const nixConf = renderNixConf([{ url: substituter, publicKeys: o.keys ?? ['<public key unavailable>'] }], o.allowAnonymous ? null : DEFAULT_NETRC_PATH).trimEnd();
   const netrc = renderNetrcLine(o.hostname, '<user>');
-  const page = html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>eris: Nix binary cache ${title}</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
-pre { background: #f4f4f4; padding: .75rem 1rem; overflow-x: auto; border-radius: 4px; }
-code, pre { font-family: ui-monospace, monospace; font-size: .9rem; }
-.warn { background: #fff3cd; padding: .5rem 1rem; border-radius: 4px; }
-</style>
-</head>
-<body>
-<h1>Nix binary cache ${title}</h1>
+  return renderPage({ title: `eris: Nix binary cache ${title}`, style: STYLE, body: html`<h1>Nix binary cache ${title}</h1>
 <p>A private Nix binary cache served by eris. ${o.allowAnonymous
     ? 'Anyone may read it.'
     : html`Reading it takes a token: ask the cache’s administrator (who makes one with <code>eris token add USER</code>).`}</p>
@@ -65,11 +56,7 @@ ${o.keys
 <p>The <code>extra-</code> settings add to Nix’s defaults, so <code>cache.nixos.org</code> stays. With a token, <code>eris client-config --edge-url ${o.origin} --token TOKEN</code> (or <code>GET /v1/cache-config</code>) prints these lines for every cache the token may use.</p>
 ${o.allowAnonymous ? '' : html`<p>In <code>/etc/nix/netrc</code> (mode 0600), with your user name and token:</p>
 <pre id="netrc">${netrc}</pre>
-<p>${NETRC_NOTE}</p>
-`}</body>
-</html>
-`;
-  return (await page).toString();
+<p>${NETRC_NOTE}</p>`}` });
 }
 
 export function landingPage(options: LandingOptions) {
