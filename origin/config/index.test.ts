@@ -2,6 +2,21 @@ import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, interpolate, parseConfigFile, resolveConfig } from './index.ts';
 
+/** Each case throws a ConfigError of one line that matches its pattern. */
+function expectConfigErrors(cases: [() => unknown, RegExp][]) {
+  for (const [fn, re] of cases) {
+    let err: unknown;
+    try {
+      fn();
+    } catch (e) {
+      err = e;
+    }
+    expect(err, String(re)).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(re);
+    expect((err as Error).message).not.toContain('\n');
+  }
+}
+
 const env = { ERIS_EDGE_SECRET: 'from-env-secret-0123456789', HOME_DIR: '/var/lib/eris' };
 
 describe('origin config', () => {
@@ -80,17 +95,7 @@ describe('origin config', () => {
       [bad([]), /^cache: expected \[\[cache\]\] tables/],
       [() => resolveConfig({ file: { caches: [{ name: 'a', sign_key_paths: ['/a'] }, { name: 'b' }] } as never, env }), /^sign_key_paths: at least one/],
     ];
-    for (const [fn, re] of cases) {
-      let err: unknown;
-      try {
-        fn();
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(ConfigError);
-      expect((err as Error).message).toMatch(re);
-      expect((err as Error).message).not.toContain('\n');
-    }
+    expectConfigErrors(cases);
   });
 
   it('lets flags win over the file and takes the edge secret from $ERIS_EDGE_SECRET', () => {
@@ -119,16 +124,6 @@ describe('origin config', () => {
       [() => resolveConfig({ file: { signKeyPaths: ['/k'], stateDir: '' }, env }), /^state_dir: expected a non-empty string$/],
       [() => resolveConfig({ file: { signKeyPaths: ['/k'], usageRetentionDays: 0 }, env }), /^usage_retention_days: expected a whole number from 1 to 3650$/],
     ];
-    for (const [fn, re] of cases) {
-      let err: unknown;
-      try {
-        fn();
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(ConfigError);
-      expect((err as Error).message).toMatch(re);
-      expect((err as Error).message).not.toContain('\n');
-    }
+    expectConfigErrors(cases);
   });
 });
