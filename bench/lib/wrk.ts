@@ -1,7 +1,7 @@
 /** Runs wrk (bounded duration, loopback only) and reads the summary the Lua script prints. */
-import { spawn } from 'node:child_process';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runProcess } from '../../test/helpers/processes.ts';
 
 const SCRIPT = new URL('./rotate.lua', import.meta.url).pathname;
 
@@ -52,27 +52,10 @@ export async function runWrk(r: WrkRun): Promise<WrkResult> {
   for (const [k, v] of Object.entries(r.headers)) args.push('-H', `${k}: ${v}`);
   args.push('-s', SCRIPT, r.base, '--', listFile);
 
-  const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const limitMs = (r.seconds + r.timeoutSeconds + 30) * 1000;
-  const code = await new Promise<number | null>((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve(null);
-    }, limitMs);
-    child.once('exit', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      err += String(e);
-      resolve(-1);
-    });
-  });
+  const run = await runProcess('wrk', args, { timeoutMs: limitMs }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: String(e), timedOut: false }));
+  const { stdout: out, stderr: err } = run;
+  const code = run.timedOut ? null : run.code;
   appendFileSync(r.logFile, `\n=== ${r.label}: wrk ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}\n${out}${err}`);
   if (code !== 0) throw new Error(`wrk (${r.label}) ${code === null ? `did not finish within ${limitMs / 1000} s` : `exited with ${code}`}: ${err.trim() || out.trim()}`);
   const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));

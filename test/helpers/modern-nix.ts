@@ -20,12 +20,13 @@
  * Needs root, debootstrap, unshare and the Debian mirror (once). Without them `modernNixMissing` is true
  * and tests skip — except under CI=true, where they fail instead.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { NIX_FLAGS, nixCopyArgs, type CopyOptions, type NixResult } from './nix.ts';
 import { processAlive } from '../../origin/server/process-alive.ts';
+import { runProcess } from './processes.ts';
 
 /** The Debian release and the Nix it carries. */
 const SUITE = 'trixie';
@@ -60,27 +61,10 @@ export const modernNixMissing = modernNixUnavailable() !== undefined && process.
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const alive = processAlive;
 
-function run(cmd: string, args: string[], timeoutMs: number, input?: string | Buffer): Promise<NixResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} timed out after ${timeoutMs} ms\n${stderr.slice(-4000)}`));
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    if (input !== undefined) child.stdin!.end(input);
-  });
+async function run(cmd: string, args: string[], timeoutMs: number, input?: string | Buffer): Promise<NixResult> {
+  const { code, stdout, stderr, timedOut } = await runProcess(cmd, args, { timeoutMs, input });
+  if (timedOut) throw new Error(`${cmd} ${args.join(' ')} timed out after ${timeoutMs} ms\n${stderr.slice(-4000)}`);
+  return { code, stdout, stderr };
 }
 
 /** Runs `fn` holding a lock dir beside the chroot; a lock whose owner died is taken over. */

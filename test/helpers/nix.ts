@@ -1,9 +1,10 @@
 /** Running the real Nix client in tests. */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseStorePath } from '../../shared/store-path.ts';
+import { runProcess } from './processes.ts';
 
 export const NIX_FLAGS = ['--extra-experimental-features', 'nix-command'];
 
@@ -33,25 +34,16 @@ export interface NixResult {
   stderr: string;
 }
 
-export function runNix(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<NixResult> {
+export async function runNix(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<NixResult> {
   // A fresh cache dir: Nix remembers nix-cache-info and misses per substituter URL.
   const cache = mkdtempSync(join(tmpdir(), 'eris-nix-cache-'));
-  return new Promise((resolve, reject) => {
-    const child = spawn('nix', [...NIX_FLAGS, ...args], { env: nixEnv({ XDG_CACHE_HOME: cache, ...options.env }) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`nix ${args.join(' ')} timed out\n${stderr}`));
-    }, options.timeoutMs ?? 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      rmSync(cache, { recursive: true, force: true });
-      resolve({ code, stdout, stderr });
-    });
-  });
+  try {
+    const { code, stdout, stderr, timedOut } = await runProcess('nix', [...NIX_FLAGS, ...args], { env: nixEnv({ XDG_CACHE_HOME: cache, ...options.env }), timeoutMs: options.timeoutMs ?? 60_000 });
+    if (timedOut) throw new Error(`nix ${args.join(' ')} timed out\n${stderr}`);
+    return { code, stdout, stderr };
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
 }
 
 export interface CopyOptions {

@@ -15,14 +15,46 @@ export function eris(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: n
 }
 
 /** `eris ARGS…` without blocking this process (needed when the test process itself serves what the command talks to). */
-export function erisAsync(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...ERIS_CLI, ...args], { env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: o.timeoutMs ?? 60_000 });
+export async function erisAsync(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const { code: status, stdout, stderr } = await runProcess(process.execPath, [...ERIS_CLI, ...args], { env: o.env, timeoutMs: o.timeoutMs ?? 60_000 });
+  return { status, stdout, stderr };
+}
+
+export interface RunResult {
+  /** The exit code; null when killed by a signal. */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Killed (SIGKILL) after timeoutMs. */
+  timedOut: boolean;
+}
+
+/**
+ * Runs a program to its end without blocking this process: its output
+ * collected, `input` on its stdin, killed after `timeoutMs`. A program that
+ * cannot be started (not on PATH) rejects.
+ */
+export function runProcess(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; input?: string | Buffer; timeoutMs: number }): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: o.env ?? process.env, stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
+    let timedOut = false;
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, o.timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+    if (o.input !== undefined) child.stdin!.end(o.input);
   });
 }
 
