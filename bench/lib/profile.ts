@@ -81,20 +81,16 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
     return { fn: fn!, where: w! };
   };
   const skip = new Set(['(idle)', '(root)']);
-  const rows = [...self.keys()].filter((k) => !skip.has(fmt(k).fn)).map((k) => ({
+  // A function's row: its own time and the time with what it called, each also as a share of the busy time.
+  const rowsOf = (keys: Iterable<string>): FnTime[] => [...keys].filter((k) => !skip.has(fmt(k).fn)).map((k) => ({
     ...fmt(k),
     selfMs: self.get(k) ?? 0,
     selfPct: ((self.get(k) ?? 0) / busy) * 100,
     totalMs: total.get(k) ?? 0,
     totalPct: ((total.get(k) ?? 0) / busy) * 100,
   }));
-  const totalRows = [...total.keys()].filter((k) => !skip.has(fmt(k).fn)).map((k) => ({
-    ...fmt(k),
-    selfMs: self.get(k) ?? 0,
-    selfPct: ((self.get(k) ?? 0) / busy) * 100,
-    totalMs: total.get(k) ?? 0,
-    totalPct: ((total.get(k) ?? 0) / busy) * 100,
-  }));
+  const rows = rowsOf(self.keys());
+  const totalRows = rowsOf(total.keys());
   return {
     file,
     sampledMs: sum,
