@@ -20,6 +20,10 @@
 let
   inherit (lib) mkOption mkEnableOption mkIf types;
 
+  # The two shapes most options have: unset (null) unless given, and a list that is empty unless given.
+  nullOption = type: attrs: mkOption ({ type = types.nullOr type; default = null; } // attrs);
+  listOption = type: attrs: mkOption ({ type = types.listOf type; default = [ ]; } // attrs);
+
   cfg = config.services.eris;
   tunnel = cfg.cloudflared;
   push = cfg.push;
@@ -195,9 +199,7 @@ in
       description = "File-system root holding nix/store and nix/var/nix/db; `/` is this machine's store.";
     };
 
-    signKeyPaths = mkOption {
-      type = types.listOf types.path;
-      default = [ ];
+    signKeyPaths = listOption types.path {
       example = [ "/etc/eris/signing-key.sec" ];
       description = ''
         Secret key files in Nix's format (`nix-store --generate-binary-cache-key` or `eris keygen`);
@@ -223,26 +225,18 @@ in
       type = types.attrsOf (
         types.submodule {
           options = {
-            roots = mkOption {
-              type = types.listOf types.str;
-              default = [ ];
+            roots = listOption types.str {
               example = [ "/nix/var/nix/profiles/system" ];
               description = "Store paths, symlinks to store paths (profiles, GC roots) or directories of such symlinks whose closures this cache publishes.";
             };
-            exclude = mkOption {
-              type = types.listOf types.str;
-              default = [ ];
+            exclude = listOption types.str {
               example = [ "*-secrets*" ];
               description = "Glob patterns on the store path name after the hash; matching paths are not published.";
             };
-            signKeyPaths = mkOption {
-              type = types.listOf types.path;
-              default = [ ];
+            signKeyPaths = listOption types.path {
               description = "This cache's secret keys; empty: the top-level `signKeyPaths`.";
             };
-            priority = mkOption {
-              type = types.nullOr (types.ints.between 0 1000000);
-              default = null;
+            priority = nullOption (types.ints.between 0 1000000) {
               description = "This cache's nix-cache-info priority; null: the top-level `priority`.";
             };
             publish = mkOption {
@@ -258,9 +252,7 @@ in
       );
     };
 
-    defaultCache = mkOption {
-      type = types.nullOr types.str;
-      default = null;
+    defaultCache = nullOption types.str {
       example = "team-a";
       description = "The cache served at the bare root (`https://<edge>/`); null: the only cache, or the one named `default`, else none (bare paths answer 404).";
     };
@@ -287,17 +279,13 @@ in
           do anything to the store).
         '';
       };
-      publicKeys = mkOption {
-        type = types.listOf types.str;
-        default = [ ];
+      publicKeys = listOption types.str {
         example = [ "cache.example.com-1:8Ku6sSR6QwQmzJdPYjvN3TbgZVhDXnHiaE4Y5Y3wz1g=" ];
         description = "Public keys of the caches that accept pushes (the `.pub` of their `signKeyPaths`); the daemon must trust them for `trust = \"signature\"`.";
       };
     };
 
-    metricsBind = mkOption {
-      type = types.nullOr types.str;
-      default = null;
+    metricsBind = nullOption types.str {
       example = "127.0.0.1:9102";
       description = "Turns on the Prometheus listener (`metrics_bind`): `HOST:PORT` or a bare port on loopback; it answers only `GET /metrics` and asks for no credential, so keep it off the internet (no firewall port is opened).";
     };
@@ -314,9 +302,7 @@ in
       description = "Supplementary group of the (dynamic) service user, for reading the signing keys.";
     };
 
-    environmentFile = mkOption {
-      type = types.nullOr types.path;
-      default = null;
+    environmentFile = nullOption types.path {
       example = "/etc/eris/eris.env";
       description = ''
         systemd EnvironmentFile (read by systemd as root, so it may be root:root 0600) that sets
@@ -355,9 +341,7 @@ in
       '';
     };
 
-    cloudflarePorts = mkOption {
-      type = types.nullOr (types.listOf types.port);
-      default = null;
+    cloudflarePorts = nullOption (types.listOf types.port) {
       example = [ 443 ];
       description = ''
         TCP ports `openFirewallForCloudflare` opens; null means the origin's own port (from `bind`).
@@ -383,23 +367,17 @@ in
         description = "The cloudflared package.";
       };
 
-      tunnelId = mkOption {
-        type = types.nullOr types.str;
-        default = null;
+      tunnelId = nullOption types.str {
         example = "6ff42ae2-765d-4adf-8112-31c55c1551ef";
         description = "UUID of the tunnel (`cloudflared tunnel create eris`).";
       };
 
-      credentialsFile = mkOption {
-        type = types.nullOr types.path;
-        default = null;
+      credentialsFile = nullOption types.path {
         example = "/etc/eris/tunnel.json";
         description = "The tunnel's credentials JSON; handed to the service with LoadCredential, so it may be root-only.";
       };
 
-      hostname = mkOption {
-        type = types.nullOr types.str;
-        default = null;
+      hostname = nullOption types.str {
         example = "eris-origin.example.com";
         description = "Public hostname routed to the tunnel (`cloudflared tunnel route dns`); the Worker's ORIGIN_URL is https://<hostname>.";
       };
@@ -414,14 +392,10 @@ in
             which eris does not do yet: leave this off unless you add that.
           '';
         };
-        teamName = mkOption {
-          type = types.nullOr types.str;
-          default = null;
+        teamName = nullOption types.str {
           description = "Zero Trust team name (the <team> of <team>.cloudflareaccess.com).";
         };
-        audTag = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
+        audTag = listOption types.str {
           description = "Application Audience (AUD) tags of the Access application.";
         };
       };

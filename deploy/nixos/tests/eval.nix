@@ -21,6 +21,8 @@
 let
   lib = import libPath;
   inherit (lib) mkOption types;
+  # An option of this type with this default: how most stand-ins below are declared.
+  opt = type: default: mkOption { inherit type default; };
 
   fakePkg = name: {
     type = "derivation";
@@ -79,20 +81,11 @@ let
       else
         lib.mergeEqualOption loc defs';
   };
-  unitList = mkOption {
-    type = types.listOf types.str;
-    default = [ ];
-  };
+  unitList = opt (types.listOf types.str) [ ];
   service = {
     options = {
-      enable = mkOption {
-        type = types.bool;
-        default = true;
-      };
-      description = mkOption {
-        type = types.str;
-        default = "";
-      };
+      enable = opt types.bool true;
+      description = opt types.str "";
       wantedBy = unitList;
       requiredBy = unitList;
       wants = unitList;
@@ -102,84 +95,33 @@ let
       bindsTo = unitList;
       partOf = unitList;
       conflicts = unitList;
-      path = mkOption {
-        type = types.listOf (types.either types.package types.str);
-        default = [ ];
-      };
-      environment = mkOption {
-        type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ]));
-        default = { };
-      };
-      serviceConfig = mkOption {
-        type = types.attrsOf unitOption;
-        default = { };
-      };
-      unitConfig = mkOption {
-        type = types.attrsOf unitOption;
-        default = { };
-      };
-      preStart = mkOption {
-        type = types.lines;
-        default = "";
-      };
-      script = mkOption {
-        type = types.lines;
-        default = "";
-      };
-      restartTriggers = mkOption {
-        type = types.listOf types.unspecified;
-        default = [ ];
-      };
+      path = opt (types.listOf (types.either types.package types.str)) [ ];
+      environment = opt (types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ]))) { };
+      serviceConfig = opt (types.attrsOf unitOption) { };
+      unitConfig = opt (types.attrsOf unitOption) { };
+      preStart = opt types.lines "";
+      script = opt types.lines "";
+      restartTriggers = opt (types.listOf types.unspecified) [ ];
     };
   };
 
   # The few NixOS options the module sets or reads.
   nixos = {
     options = {
-      assertions = mkOption {
-        type = types.listOf types.unspecified;
-        default = [ ];
-      };
-      warnings = mkOption {
-        type = types.listOf types.str;
-        default = [ ];
-      };
-      systemd.services = mkOption {
-        type = types.attrsOf (types.submodule service);
-        default = { };
-      };
-      systemd.tmpfiles.rules = mkOption {
-        type = types.listOf types.str;
-        default = [ ];
-      };
+      assertions = opt (types.listOf types.unspecified) [ ];
+      warnings = opt (types.listOf types.str) [ ];
+      systemd.services = opt (types.attrsOf (types.submodule service)) { };
+      systemd.tmpfiles.rules = opt (types.listOf types.str) [ ];
       users.users = mkOption {
         type = types.attrsOf (
           types.submodule {
             options = {
-              isSystemUser = mkOption {
-                type = types.bool;
-                default = false;
-              };
-              group = mkOption {
-                type = types.str;
-                default = "";
-              };
-              extraGroups = mkOption {
-                type = types.listOf types.str;
-                default = [ ];
-              };
-              home = mkOption {
-                type = types.path;
-                default = "/var/empty";
-              };
-              createHome = mkOption {
-                type = types.bool;
-                default = false;
-              };
-              description = mkOption {
-                type = types.str;
-                default = "";
-              };
+              isSystemUser = opt types.bool false;
+              group = opt types.str "";
+              extraGroups = opt (types.listOf types.str) [ ];
+              home = opt types.path "/var/empty";
+              createHome = opt types.bool false;
+              description = opt types.str "";
             };
           }
         );
@@ -189,66 +131,33 @@ let
         type = types.attrsOf (
           types.submodule {
             options = {
-              gid = mkOption {
-                type = types.nullOr types.int;
-                default = null;
-              };
-              members = mkOption {
-                type = types.listOf types.str;
-                default = [ ];
-              };
+              gid = opt (types.nullOr types.int) null;
+              members = opt (types.listOf types.str) [ ];
             };
           }
         );
         default = { };
       };
-      networking.enableIPv6 = mkOption {
-        type = types.bool;
-        default = true;
-      };
-      networking.nftables.enable = mkOption {
-        type = types.bool;
-        default = false;
-      };
+      networking.enableIPv6 = opt types.bool true;
+      networking.nftables.enable = opt types.bool false;
       networking.firewall = {
-        enable = mkOption {
-          type = types.bool;
-          default = true;
-        };
-        allowedTCPPorts = mkOption {
-          type = types.listOf types.port;
-          default = [ ];
-        };
-        extraCommands = mkOption {
-          type = types.lines;
-          default = "";
-        };
+        enable = opt types.bool true;
+        allowedTCPPorts = opt (types.listOf types.port) [ ];
+        extraCommands = opt types.lines "";
       };
       environment.etc = mkOption {
         type = types.attrsOf (
           types.submodule {
             options = {
-              text = mkOption {
-                type = types.nullOr types.lines;
-                default = null;
-              };
-              source = mkOption {
-                type = types.nullOr types.path;
-                default = null;
-              };
-              mode = mkOption {
-                type = types.str;
-                default = "symlink";
-              };
+              text = opt (types.nullOr types.lines) null;
+              source = opt (types.nullOr types.path) null;
+              mode = opt types.str "symlink";
             };
           }
         );
         default = { };
       };
-      nix.package = mkOption {
-        type = types.package;
-        default = pkgs.nix;
-      };
+      nix.package = opt types.package pkgs.nix;
       # nixos/modules/config/nix.nix: freeform settings whose lists concatenate; a few declared.
       nix.settings = mkOption {
         type = types.submodule {
@@ -257,14 +166,8 @@ let
               atom = types.oneOf [ types.bool types.int types.float types.str types.path types.package ];
             in
             types.attrsOf (types.either atom (types.listOf atom));
-          options.trusted-users = mkOption {
-            type = types.listOf types.str;
-            default = [ "root" ];
-          };
-          options.trusted-public-keys = mkOption {
-            type = types.listOf types.str;
-            default = [ "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
-          };
+          options.trusted-users = opt (types.listOf types.str) [ "root" ];
+          options.trusted-public-keys = opt (types.listOf types.str) [ "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
         };
         default = { };
       };
