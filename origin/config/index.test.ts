@@ -48,6 +48,7 @@ describe('origin config', () => {
       usageRetentionDays: 90,
       caches: [{ name: 'default', publish: 'all', roots: [], exclude: [], signKeyPaths: ['/var/lib/eris/key.sec'], priority: 40 }],
       defaultCache: 'default',
+      tempRoots: 'auto',
     });
   });
 
@@ -93,6 +94,7 @@ describe('origin config', () => {
       [bad([{ name: 'a', priority: -1 }]), /^cache\[0\]\.priority: expected a whole number/],
       [bad([{ name: 'a' }], { defaultCache: 'b' }), /^default_cache: no \[\[cache\]\] is named "b"/],
       [bad([]), /^cache: expected \[\[cache\]\] tables/],
+      [bad([{ name: 'a' }], { tempRoots: 'sometimes' }), /^temp_roots: expected "auto", "daemon", "local", "off"$/],
       [() => resolveConfig({ file: { caches: [{ name: 'a', sign_key_paths: ['/a'] }, { name: 'b' }] } as never, env }), /^sign_key_paths: at least one/],
     ];
     expectConfigErrors(cases);

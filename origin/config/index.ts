@@ -12,6 +12,7 @@ import { PUSH_FILE_KEYS, resolvePushConfig, type PushConfig, type PushRaw } from
 import { ConfigError, int, str } from './validate.ts';
 import { cacheNameProblem, DEFAULT_CACHE_NAME } from '../../shared/caches.ts';
 import { EDGE_SECRET_MIN_LENGTH } from '../../shared/contract.ts';
+import { TEMP_ROOTS_MODES, type TempRootsMode } from '../store/temp-roots.ts';
 
 export { ConfigError } from './validate.ts';
 
@@ -77,6 +78,8 @@ export interface OriginConfig {
   metricsBind?: { host: string; port: number };
   /** A bearer credential that opens /metrics on the main port (`Authorization: Bearer …`), read from metrics_token_file. */
   metricsToken?: string;
+  /** How NARs being served are protected from Nix's GC: temporary roots through a daemon (store/temp-roots.ts). */
+  tempRoots: TempRootsMode;
 }
 
 export const DEFAULTS = {
@@ -118,6 +121,7 @@ const FILE_KEYS = {
   default_cache: 'defaultCache',
   metrics_bind: 'metricsBind',
   metrics_token_file: 'metricsTokenFile',
+  temp_roots: 'tempRoots',
   ...PUSH_FILE_KEYS,
 } as const;
 
@@ -264,7 +268,14 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     push: resolvePushConfig(raw as PushRaw, storeRoot),
     metricsBind: raw.metricsBind === undefined ? undefined : parseMetricsBind(raw.metricsBind),
     metricsToken: raw.metricsTokenFile === undefined ? undefined : readSecretFile('metrics_token_file', str('metrics_token_file', raw.metricsTokenFile), readFile),
+    tempRoots: resolveTempRoots(raw.tempRoots),
   };
+}
+
+function resolveTempRoots(v: unknown): TempRootsMode {
+  if (v === undefined) return 'auto';
+  if (TEMP_ROOTS_MODES.includes(v as TempRootsMode)) return v as TempRootsMode;
+  throw new ConfigError(`temp_roots: expected ${TEMP_ROOTS_MODES.map((m) => `"${m}"`).join(', ')}`);
 }
 
 const strList = (key: string, v: unknown): string[] => {

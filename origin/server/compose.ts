@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { createAdmission } from './admission.ts';
 import { createCompressions, type Compressions } from '../compression/flights.ts';
 import { createLocalSlots, type Slots } from '../compression/slots.ts';
+import { startTempRoots } from '../store/temp-roots.ts';
 
 /** `key` names the config key in errors: `sign_key_paths`, or `cache[1].sign_key_paths`. */
 export function loadSigners(paths: readonly string[], key = 'sign_key_paths'): Signer[] {
@@ -184,6 +185,9 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     }
     deps.push = push;
   }
+  // A store given by a test has no daemon to hold roots through.
+  const roots = o.store ? { stop: () => {} } : startTempRoots({ tempRoots: config.tempRoots, storeRoot: config.storeRoot, pushStore: config.push?.storeUri, log: deps.log });
+  deps.tempRoots = roots.tempRoots;
   const caches = createCacheRegistry({ config, base: deps, settings, signersFor: (c) => signersOf(c.name), publisher });
   const ready = caches.ready.catch((e: Error) => {
     throw new ConfigError(`cache: ${e.message}`);
@@ -198,6 +202,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
     close: () => {
       caches.close();
       push?.close();
+      roots.stop();
       usage.close();
       store.close();
     },

@@ -10,6 +10,7 @@ import type { Usage } from '../usage/recorder.ts';
 import type { PushDeps } from '../push/index.ts';
 import type { Compressions } from '../compression/flights.ts';
 import type { Admission } from './admission.ts';
+import type { TempRoots } from '../store/temp-roots.ts';
 
 /** What the routes need; built once in main.ts (or by a test). */
 export interface OriginDeps {
@@ -29,6 +30,8 @@ export interface OriginDeps {
   usage?: Usage;
   /** HTTP push; absent when push_dir is not set. Shared by every cache (it holds the whole store). */
   push?: PushDeps;
+  /** Nix temporary GC roots on the paths being served (store/temp-roots.ts); absent with temp_roots = "off". */
+  tempRoots?: TempRoots;
 }
 
 export interface AppSettings {

@@ -65,6 +65,7 @@ describe.skipIf(!fixture)('eris doctor against a real origin and edge', () => {
       'ok   cache default: the default cache (bare root), priority 30, 1 key(s); publishes every valid path',
       'skip push: off: set push_dir to accept `nix copy --to https://…` with write tokens',
       'skip usage: not recorded: set state_dir (e.g. /var/lib/eris) for `eris usage`',
+      'ok   temporary GC roots: this user owns the store: NARs being served are held through a private nix-daemon on it',
       `ok   origin: ${s.origin.url} answers /health with the edge secret`,
       'ok   origin keys: the running origin signs with the configured key(s)',
       'ok   origin cache default: served with the configured key(s), priority 30',

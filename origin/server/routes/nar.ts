@@ -68,17 +68,47 @@ export async function getNar(c: Context<OriginEnv>) {
   const info = await store.lookup(parsed.hashPart);
   // A path that is gone, or was replaced by one with other contents, is simply not here.
   if (!info || info.narHash !== `sha256:${parsed.narHash}`) throw notFound('no such NAR');
-  // Say so before a 200 goes out.
-  const state = await store.narState(info);
-  if (state === 'gone') throw notFound('no such NAR');
-  if (state === 'broken') throw new Error(`store path ${info.storePath} is registered but missing on disk`);
-  // One of at most max_nar_streams bodies in flight (HEAD sends none), counted out when it ends.
-  const release = c.req.method === 'HEAD' ? () => {} : (c.get('deps').admission?.enterNar() ?? (() => {}));
+  // Nix's GC must leave the path alone until the body has left: a temporary root first, then the checks.
+  // A small whole NAR is read completely, and checked against NarSize, before its status goes out
+  // (SMALL_NAR_BYTES): a collection racing it makes a 500 that Nix retries, never a wrong body — no root.
+  const whole = parsed.compression === 'none' && c.req.header('range') === undefined && info.narSize <= SMALL_NAR_BYTES;
+  const rooted = c.req.method !== 'HEAD' && !whole;
+  const unroot = rooted ? await holdRoot(c, info.storePath) : () => {};
+  let release = unroot;
+  try {
+    // The collector may have taken the path just before the root: valid now means valid until the end.
+    if (rooted && !(await store.isValid(info.storePath))) throw notFound('no such NAR');
+    // Say so before a 200 goes out.
+    const state = await store.narState(info);
+    if (state === 'gone') throw notFound('no such NAR');
+    if (state === 'broken') throw new Error(`store path ${info.storePath} is registered but missing on disk`);
+    // One of at most max_nar_streams bodies in flight (HEAD sends none), counted out when it ends.
+    const leave = c.req.method === 'HEAD' ? () => {} : (c.get('deps').admission?.enterNar() ?? (() => {}));
+    release = () => {
+      leave();
+      unroot();
+    };
+  } catch (e) {
+    unroot();
+    throw e;
+  }
   try {
     return await respond(c, info, parsed, release);
   } catch (e) {
     release();
     throw e;
+  }
+}
+
+/** A temporary GC root on the path (released by the returned function); without one when roots are off or the daemon fails. */
+async function holdRoot(c: Context<OriginEnv>, storePath: string): Promise<() => void> {
+  const { tempRoots, log } = c.get('deps');
+  if (!tempRoots) return () => {};
+  try {
+    return (await tempRoots.hold([storePath])).release;
+  } catch (e) {
+    log.warn({ msg: 'no temporary GC root for a NAR: serving without (a garbage collection may cut it off)', path: storePath, error: (e as Error).message });
+    return () => {};
   }
 }
 
