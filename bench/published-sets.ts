@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DatabaseSync } from 'node:sqlite';
 import { addFakePaths, fakeStorePath, type FakePath } from '../test/helpers/synthetic-db.ts';
-import { openClosureDb } from '../origin/caches/closure-db.ts';
+import { openClosureDb } from '../origin/store/closure-db.ts';
 import { computePublished } from '../origin/caches/published.ts';
 import { startComputeWorker } from '../origin/caches/worker-compute.ts';
 import { composeOrigin } from '../origin/server/compose.ts';

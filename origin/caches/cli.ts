@@ -8,7 +8,7 @@ import { parseCommandArgs } from '../cli/args.ts';
 import { ConfigError, readConfigFile, resolveCaches, type CacheConfig, type Raw } from '../config/index.ts';
 import { storeDbPath } from '../store/store.ts';
 import { publish, PublishError, unpublish } from './gcroots.ts';
-import { openClosureDb } from './closure-db.ts';
+import { openClosureDb } from '../store/closure-db.ts';
 import { computePublished, type PublishedSet } from './published.ts';
 import { resolveCacheRoots } from './roots.ts';
 import { cacheNameProblem } from '../../shared/caches.ts';
@@ -51,10 +51,10 @@ function target(cmd: string, argv: string[]): { t: Target; paths: string[]; json
   return { t: { storeRoot, storeDir, cache: values.cache, table }, paths: positionals, json: !!values.json };
 }
 
-export function publishCommand(argv: string[]): void {
+export async function publishCommand(argv: string[]): Promise<void> {
   const { t, paths } = target('publish', argv);
   if (t.table?.publish === 'all') process.stderr.write(`note: cache ${t.cache} publishes every valid path (publish = "all"); the GC roots still keep the paths\n`);
-  for (const p of publish({ ...t, paths })) process.stdout.write(`published ${p} in ${t.cache}\n`);
+  for (const p of await publish({ ...t, paths })) process.stdout.write(`published ${p} in ${t.cache}\n`);
 }
 
 export function unpublishCommand(argv: string[]): void {

@@ -6,7 +6,7 @@
  * flattened (hash parts joined by newlines: one string to copy, not 50 000).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openClosureDb } from './closure-db.ts';
+import { openClosureDb } from '../store/closure-db.ts';
 import { computePublished } from './published.ts';
 import type { WorkerRequest, WorkerReply } from './worker-compute.ts';
 

@@ -5,12 +5,12 @@
  * the store (on a chroot store too), so published paths and their closures are
  * kept; the origin reads the same directory as the cache's roots.
  */
-import { mkdirSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { storeDbPath } from '../store/store.ts';
-import { gcrootsDirOf, resolveRoot, storePathPrefix, type ResolvedRoot } from './roots.ts';
-import { storePathBaseName } from '../../shared/store-path.ts';
+import { openClosureDb, type ClosureDb } from '../store/closure-db.ts';
+import { addGcRoot, gcRootsDirOf } from '../store/gc-roots.ts';
+import { resolveRoot, storePathPrefix, type ResolvedRoot } from './roots.ts';
 import { cacheNameProblem } from '../../shared/caches.ts';
 
 export class PublishError extends Error {
@@ -35,47 +35,39 @@ function checkName(cache: string) {
   if (problem) throw new PublishError(`--cache ${cache}: ${problem}`);
 }
 
-function validPaths(storeRoot: string, paths: string[]): Set<string> {
-  let db: DatabaseSync;
+/** The store's DB (read-only) for a command; a store that is not there is one line. */
+export function openStoreForCommand(storeRoot: string): ClosureDb {
   try {
-    db = new DatabaseSync(storeDbPath(storeRoot), { readOnly: true });
+    return openClosureDb(storeDbPath(storeRoot));
   } catch (e) {
     throw new PublishError(`cannot open the store DB under ${storeRoot}: ${(e as Error).message}`);
   }
+}
+
+function validPaths(storeRoot: string, paths: string[]): Set<string> {
+  const db = openStoreForCommand(storeRoot);
   try {
-    const q = db.prepare('SELECT 1 AS ok FROM ValidPaths WHERE path = ?');
-    return new Set(paths.filter((p) => q.get(p) !== undefined));
+    return new Set(paths.filter((p) => db.byPath(p) !== undefined));
   } finally {
     db.close();
   }
 }
 
 /** Adds a GC root per path (idempotent); returns the store paths published. Every path must be valid first. */
-export function publish(o: { storeRoot: string; storeDir: string; cache: string; paths: string[]; cwd?: string }): string[] {
+export async function publish(o: { storeRoot: string; storeDir: string; cache: string; paths: string[]; cwd?: string }): Promise<string[]> {
   checkName(o.cache);
   const storePaths = o.paths.map((p) => storePathOf(o.storeDir, p, o.cwd));
   const valid = validPaths(o.storeRoot, storePaths);
   const invalid = storePaths.filter((p) => !valid.has(p));
   if (invalid.length) throw new PublishError(`not valid in the store at ${o.storeRoot}: ${invalid.join(' ')} (copy it there first, e.g. nix copy --to ssh://…)`);
-  const dir = gcrootsDirOf(o.storeRoot, o.cache);
-  mkdirSync(dir, { recursive: true });
-  for (const p of storePaths) {
-    const link = join(dir, storePathBaseName(p));
-    // Made beside, then renamed over: the origin's poll never sees a half-made root.
-    const tmp = `${link}.tmp-${process.pid}`;
-    try {
-      unlinkSync(tmp);
-    } catch {}
-    symlinkSync(p, tmp);
-    renameSync(tmp, link);
-  }
+  for (const p of storePaths) await addGcRoot(o.storeRoot, o.cache, p);
   return storePaths;
 }
 
 /** Removes the GC roots of these paths from the cache's directory; returns those removed. Unknown paths are an error. */
 export function unpublish(o: { storeRoot: string; storeDir: string; cache: string; paths: string[]; cwd?: string }): string[] {
   checkName(o.cache);
-  const dir = gcrootsDirOf(o.storeRoot, o.cache);
+  const dir = gcRootsDirOf(o.storeRoot, o.cache);
   let entries: string[] = [];
   try {
     entries = readdirSync(dir);

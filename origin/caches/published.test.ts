@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addFakePaths, fakeStorePath, removeFakePaths } from '../../test/helpers/synthetic-db.ts';
-import { openClosureDb, type ClosureDb } from './closure-db.ts';
+import { openClosureDb, type ClosureDb } from '../store/closure-db.ts';
 import { computePublished, globToRegExp, publishes, type PublishedSet } from './published.ts';
 import { resolveCacheRoots } from './roots.ts';
 import { startPublisher } from './publisher.ts';

@@ -14,7 +14,7 @@
  * DB in one read transaction, so it sees one consistent state.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { ClosureDb, NodeRow } from './closure-db.ts';
+import type { ClosureDb, NodeRow } from '../store/closure-db.ts';
 import { HASH_PART_LENGTH, storePathBaseName } from '../../shared/store-path.ts';
 import type { ResolvedRoot } from './roots.ts';
 

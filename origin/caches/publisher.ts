@@ -9,7 +9,7 @@
  */
 import type { CacheConfig } from '../config/index.ts';
 import type { Logger } from '../server/log.ts';
-import { openClosureDb, type ClosureDb } from './closure-db.ts';
+import { openClosureDb, type ClosureDb } from '../store/closure-db.ts';
 import { computePublished, publishes, type ComputeOptions, type PublishedSet } from './published.ts';
 import { startComputeWorker } from './worker-compute.ts';
 import { resolveCacheRoots, type ResolvedRoot } from './roots.ts';

@@ -10,13 +10,7 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { isStorePathBaseName } from '../../shared/store-path.ts';
-
-/** Where `eris publish` (and push) put a cache's GC roots, relative to the store root. */
-export const GCROOTS_DIR = 'nix/var/nix/gcroots/eris';
-
-export function gcrootsDirOf(storeRoot: string, cache: string): string {
-  return join(storeRoot, GCROOTS_DIR, cache);
-}
+import { GCROOTS_DIR } from '../store/gc-roots.ts';
 
 export interface ResolvedRoot {
   /** What the root was given as: a config entry, or a link in the gcroots directory (both as seen under the store root). */

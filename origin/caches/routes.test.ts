@@ -12,7 +12,7 @@ import type { Realisation } from '../../shared/realisation.ts';
 import { createMemoryStore, type MemoryStore } from '../../test/helpers/memory-store.ts';
 import { composeOrigin, type ComposedOrigin } from '../server/compose.ts';
 import { resolveConfig } from '../config/index.ts';
-import type { ClosureDb, NodeRow } from './closure-db.ts';
+import type { ClosureDb, NodeRow } from '../store/closure-db.ts';
 
 const SECRET = 'caches-routes-secret-0123456789';
 

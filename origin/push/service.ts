@@ -27,7 +27,7 @@ import type { Staging } from './staging.ts';
 import type { KeptFiles } from './kept.ts';
 import type { Importer } from './import.ts';
 import { verifyNarFile } from './verify.ts';
-import { addGcRoot, removeGcRoot } from './gc-root.ts';
+import { addGcRoot, removeGcRoot } from '../store/gc-roots.ts';
 
 /** A cache as push sees it. */
 export interface PushTarget {

@@ -19,7 +19,7 @@ import { VERSION } from './version.ts';
 import type { AppSettings, OriginDeps } from './types.ts';
 import { createCacheRegistry, type CacheRegistry } from '../caches/registry.ts';
 import { startPublisher } from '../caches/publisher.ts';
-import type { ClosureDb } from '../caches/closure-db.ts';
+import type { ClosureDb } from '../store/closure-db.ts';
 import { storeDbPath } from '../store/store.ts';
 import { createPush, type PushDeps } from '../push/index.ts';
 import { join } from 'node:path';

@@ -1,0 +1,40 @@
+/**
+ * eris's GC roots: `<store_root>/nix/var/nix/gcroots/eris/<cache>/<hash>-<name>` → the store path.
+ * Push makes one before it imports a path (so a garbage collection running meanwhile cannot take it),
+ * `eris publish` by hand; the caches read the same directory as their roots. Nix's garbage collector
+ * searches gcroots/ recursively and follows the links into the store (on a chroot store too).
+ * The one module that writes them.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { storePathBaseName } from '../../shared/store-path.ts';
+
+/** Where a cache's GC roots are, relative to the store root. */
+export const GCROOTS_DIR = 'nix/var/nix/gcroots/eris';
+
+export const gcRootsDirOf = (storeRoot: string, cache: string) => join(storeRoot, GCROOTS_DIR, cache);
+
+/** The link that roots `storePath` for `cache`. */
+export const gcRootOf = (storeRoot: string, cache: string, storePath: string) => join(gcRootsDirOf(storeRoot, cache), storePathBaseName(storePath));
+
+/**
+ * Roots `storePath` for `cache` (idempotent); true when the link is new. It is made beside (a dot name the
+ * caches skip) and renamed over, so a reader never sees a half-made root.
+ */
+export async function addGcRoot(storeRoot: string, cache: string, storePath: string): Promise<boolean> {
+  const link = gcRootOf(storeRoot, cache, storePath);
+  try {
+    if ((await readlink(link)) === storePath) return false;
+  } catch {}
+  const dir = gcRootsDirOf(storeRoot, cache);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.new-${randomBytes(6).toString('hex')}`);
+  await symlink(storePath, tmp);
+  await rename(tmp, link);
+  return true;
+}
+
+export async function removeGcRoot(storeRoot: string, cache: string, storePath: string): Promise<void> {
+  await rm(gcRootOf(storeRoot, cache, storePath), { force: true });
+}
