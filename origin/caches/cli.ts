@@ -5,13 +5,14 @@
  * origin to run (it notices the new roots within a second).
  */
 import { parseCommandArgs } from '../cli/args.ts';
-import { ConfigError, readConfigFile, resolveCaches, type CacheConfig, type Raw } from '../config/index.ts';
+import { cachesOfFile, ConfigError, readConfigFile, type CacheConfig, type Raw } from '../config/index.ts';
 import { storeDbPath } from '../store/store.ts';
 import { publish, PublishError, unpublish } from './gcroots.ts';
 import { openClosureDb } from '../store/closure-db.ts';
 import { computePublished, type PublishedSet } from './published.ts';
 import { resolveCacheRoots } from './roots.ts';
 import { cacheNameProblem } from '../../shared/caches.ts';
+import { rootRetention, type RootRetention } from '../retention/annotate.ts';
 
 const OPTIONS = {
   cache: { type: 'string' },
@@ -34,7 +35,7 @@ interface Target {
   table?: CacheConfig;
 }
 
-function target(cmd: string, argv: string[]): { t: Target; paths: string[]; json: boolean } {
+function target(cmd: string, argv: string[]): { t: Target & { stateDir?: string }; paths: string[]; json: boolean } {
   const { values, positionals } = parseCommandArgs(argv, OPTIONS, true);
   if (!values.cache) throw new ConfigError(`eris ${cmd}: --cache NAME is required\n${PUBLISH_USAGE}`);
   if (cmd === 'published' ? positionals.length > 0 : positionals.length === 0) throw new ConfigError(PUBLISH_USAGE);
@@ -44,11 +45,12 @@ function target(cmd: string, argv: string[]): { t: Target; paths: string[]; json
   const storeDir = values['store-dir'] ?? (typeof file.storeDir === 'string' ? file.storeDir : '/nix/store');
   let table: CacheConfig | undefined;
   if (values.config) {
-    const caches = resolveCaches(file.caches, [], 0, false);
+    const caches = cachesOfFile(file);
     table = caches.find((c) => c.name === values.cache);
     if (!table) throw new ConfigError(`--cache ${values.cache}: ${values.config} has no such cache (caches: ${caches.map((c) => c.name).join(', ')})`);
   }
-  return { t: { storeRoot, storeDir, cache: values.cache, table }, paths: positionals, json: !!values.json };
+  const stateDir = typeof file.stateDir === 'string' ? file.stateDir : undefined;
+  return { t: { storeRoot, storeDir, cache: values.cache, table, stateDir }, paths: positionals, json: !!values.json };
 }
 
 export async function publishCommand(argv: string[]): Promise<void> {
@@ -76,7 +78,7 @@ export interface PublishedReport {
   publish: 'all' | 'roots';
   paths: number | 'all';
   narBytes: number;
-  roots: { source: string; storePath?: string; problem?: string; closurePaths?: number; closureBytes?: number }[];
+  roots: ({ source: string; storePath?: string; problem?: string; closurePaths?: number; closureBytes?: number } & Partial<RootRetention>)[];
   excluded: { storePath: string; reason: string }[];
 }
 
@@ -125,7 +127,8 @@ export function formatReport(r: PublishedReport): string {
     for (const root of r.roots) {
       lines.push(root.problem
         ? `  ${root.source}: ${root.problem}`
-        : `  ${root.source}${root.source === root.storePath ? '' : ` -> ${root.storePath}`}  (closure ${root.closurePaths} paths, ${mib(root.closureBytes!)})`);
+        : `  ${root.source}${root.source === root.storePath ? '' : ` -> ${root.storePath}`}  (closure ${root.closurePaths} paths, ${mib(root.closureBytes!)}` +
+          `${root.lastUse ? `; last used ${root.lastUse.slice(0, 10)}` : ''}${root.retention ? `; ${root.retention}` : ''})`);
     }
   }
   if (r.excluded.length) {
@@ -138,5 +141,10 @@ export function formatReport(r: PublishedReport): string {
 export async function publishedCommand(argv: string[]): Promise<void> {
   const { t, json } = target('published', argv);
   const report = await publishedReport(t.storeRoot, t.storeDir, t.cache, t.table);
+  if (report.publish === 'roots') {
+    const table = t.table ?? { name: t.cache, publish: 'roots' as const, roots: [] };
+    const retention = await rootRetention({ storeRoot: t.storeRoot, storeDir: t.storeDir, stateDir: t.stateDir, cache: table, caches: [table] });
+    for (const r of report.roots) Object.assign(r, retention.get(r.source) ?? {});
+  }
   process.stdout.write(json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
 }

@@ -16,6 +16,7 @@ import * as clientConfig from './client-config.ts';
 import { publishCommand, publishedCommand, unpublishCommand } from '../caches/cli.ts';
 import { usageCommand } from '../usage/cli.ts';
 import { pushCommand } from '../push/cli.ts';
+import { gcCommand, GC_SYNOPSIS } from '../retention/cli.ts';
 
 /** Every `eris` command, by name, in the order `eris --help` lists them. */
 export const COMMANDS: Record<string, Command> = {
@@ -38,6 +39,7 @@ export const COMMANDS: Record<string, Command> = {
   publish: { synopsis: '  eris publish PATH... --cache NAME [--store-root DIR | --config FILE]', run: publishCommand },
   unpublish: { synopsis: '  eris unpublish PATH... --cache NAME [--store-root DIR | --config FILE]', run: unpublishCommand },
   published: { synopsis: '  eris published --cache NAME [--json] [--store-root DIR | --config FILE]', run: publishedCommand },
+  gc: { synopsis: GC_SYNOPSIS, run: gcCommand },
   'client-config': { synopsis: '  eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]', run: clientConfig.run },
   usage: { synopsis: '  eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user USER] [--token ID] [--json]', run: usageCommand },
   push: {

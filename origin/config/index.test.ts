@@ -94,10 +94,20 @@ describe('origin config', () => {
       [bad([{ name: 'a', priority: -1 }]), /^cache\[0\]\.priority: expected a whole number/],
       [bad([{ name: 'a' }], { defaultCache: 'b' }), /^default_cache: no \[\[cache\]\] is named "b"/],
       [bad([]), /^cache: expected \[\[cache\]\] tables/],
+      [bad([{ name: 'a', keep_days: 30 }]), /^cache\[0\]: keep_days and max_bytes need state_dir/],
+      [bad([{ name: 'a', keep_days: 0 }], { stateDir: '/s' }), /^cache\[0\]\.keep_days: expected a whole number of days from 1 to 3650$/],
+      [bad([{ name: 'a', keep_days: 120 }], { stateDir: '/s' }), /^cache\[0\]\.keep_days: 120 is longer than usage_retention_days \(90\)/],
+      [bad([{ name: 'a', max_bytes: '50 furlongs' }], { stateDir: '/s' }), /^cache\[0\]\.max_bytes: expected a number of bytes/],
       [bad([{ name: 'a' }], { tempRoots: 'sometimes' }), /^temp_roots: expected "auto", "daemon", "local", "off"$/],
       [() => resolveConfig({ file: { caches: [{ name: 'a', sign_key_paths: ['/a'] }, { name: 'b' }] } as never, env }), /^sign_key_paths: at least one/],
     ];
     expectConfigErrors(cases);
+  });
+
+  it('reads retention keys: keep_days, max_bytes with units', () => {
+    const file = parseConfigFile('sign_key_paths = ["/k"]\nstate_dir = "/s"\n[[cache]]\nname = "ci"\nkeep_days = 30\nmax_bytes = "50 GiB"\n[[cache]]\nname = "r"\n', 'eris.toml', env);
+    const c = resolveConfig({ file, env });
+    expect(c.caches.map((x) => [x.name, x.keepDays, x.maxBytes])).toEqual([['ci', 30, 50 * 1024 ** 3], ['r', undefined, undefined]]);
   });
 
   it('lets flags win over the file and takes the edge secret from $ERIS_EDGE_SECRET', () => {

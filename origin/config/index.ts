@@ -13,6 +13,7 @@ import { ConfigError, int, str } from './validate.ts';
 import { cacheNameProblem, DEFAULT_CACHE_NAME } from '../../shared/caches.ts';
 import { EDGE_SECRET_MIN_LENGTH } from '../../shared/contract.ts';
 import { TEMP_ROOTS_MODES, type TempRootsMode } from '../store/temp-roots.ts';
+import { RETENTION_CACHE_KEYS, resolveCacheRetention } from './retention.ts';
 
 export { ConfigError } from './validate.ts';
 
@@ -30,6 +31,10 @@ export interface CacheConfig {
   exclude: string[];
   signKeyPaths: string[];
   priority: number;
+  /** Retention (docs/retention.md): keep a root used within this many days… */
+  keepDays?: number;
+  /** …and the union of the cache's closures within this many NAR bytes, least recently used first. */
+  maxBytes?: number;
 }
 
 export interface OriginConfig {
@@ -126,7 +131,7 @@ const FILE_KEYS = {
 } as const;
 
 /** Keys of a `[[cache]]` table. */
-const CACHE_KEYS = ['name', 'publish', 'roots', 'exclude', 'sign_key_paths', 'priority'] as const;
+const CACHE_KEYS = ['name', 'publish', 'roots', 'exclude', 'sign_key_paths', 'priority', ...RETENTION_CACHE_KEYS] as const;
 
 /** Values from a config file or flags, before validation. */
 export type Raw = Partial<Record<(typeof FILE_KEYS)[keyof typeof FILE_KEYS], unknown>>;
@@ -236,7 +241,9 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
   if (edgeSecret.length < EDGE_SECRET_MIN_LENGTH) throw new ConfigError(`edge_secret: must be at least ${EDGE_SECRET_MIN_LENGTH} characters`);
 
   const priority = raw.priority === undefined ? DEFAULTS.priority : int('priority', raw.priority, 0, 1_000_000);
-  const caches = resolveCaches(raw.caches, signKeyPaths, priority);
+  const stateDir = raw.stateDir === undefined ? undefined : str('state_dir', raw.stateDir);
+  const usageRetentionDays = raw.usageRetentionDays === undefined ? DEFAULTS.usageRetentionDays : int('usage_retention_days', raw.usageRetentionDays, 1, 3650);
+  const caches = resolveCaches(raw.caches, signKeyPaths, priority, true, { stateDir, usageRetentionDays });
   const defaultCache = resolveDefaultCache(raw.defaultCache, caches);
 
   const compression = raw.compression === undefined ? 'none' : str('compression', raw.compression);
@@ -261,8 +268,8 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     compressionQueue: raw.compressionQueue === undefined ? DEFAULTS.compressionQueue : int('compression_queue', raw.compressionQueue, 0, 100_000),
     maxNarStreams: raw.maxNarStreams === undefined ? DEFAULTS.maxNarStreams : int('max_nar_streams', raw.maxNarStreams, 1, 1_000_000),
     maxPendingRequests: raw.maxPendingRequests === undefined ? DEFAULTS.maxPendingRequests : int('max_pending_requests', raw.maxPendingRequests, 1, 1_000_000),
-    stateDir: raw.stateDir === undefined ? undefined : str('state_dir', raw.stateDir),
-    usageRetentionDays: raw.usageRetentionDays === undefined ? DEFAULTS.usageRetentionDays : int('usage_retention_days', raw.usageRetentionDays, 1, 3650),
+    stateDir,
+    usageRetentionDays,
     caches,
     defaultCache,
     push: resolvePushConfig(raw as PushRaw, storeRoot),
@@ -271,6 +278,10 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     tempRoots: resolveTempRoots(raw.tempRoots),
   };
 }
+
+const fail = (message: string): never => {
+  throw new ConfigError(message);
+};
 
 function resolveTempRoots(v: unknown): TempRootsMode {
   if (v === undefined) return 'auto';
@@ -284,7 +295,13 @@ const strList = (key: string, v: unknown): string[] => {
 };
 
 /** The `[[cache]]` tables; none means one cache `default` publishing the whole store with the top-level keys and priority. */
-export function resolveCaches(value: unknown, topKeys: string[], topPriority: number, requireKeys = true): CacheConfig[] {
+export function resolveCaches(
+  value: unknown,
+  topKeys: string[],
+  topPriority: number,
+  requireKeys = true,
+  ctx: { stateDir: string | undefined; usageRetentionDays: number } = { stateDir: undefined, usageRetentionDays: DEFAULTS.usageRetentionDays },
+): CacheConfig[] {
   if (value === undefined) return [{ name: DEFAULT_CACHE_NAME, publish: 'all', roots: [], exclude: [], signKeyPaths: topKeys, priority: topPriority }];
   if (!Array.isArray(value) || value.length === 0) throw new ConfigError('cache: expected [[cache]] tables (a list of tables)');
   const seen = new Set<string>();
@@ -314,7 +331,7 @@ export function resolveCaches(value: unknown, topKeys: string[], topPriority: nu
     const signKeyPaths = o.sign_key_paths === undefined ? topKeys : strList(`${at}.sign_key_paths`, o.sign_key_paths);
     if (requireKeys && !signKeyPaths.length) throw new ConfigError(`${at}.sign_key_paths: at least one secret key file is required (here or at the top level)`);
     const priority = o.priority === undefined ? topPriority : int(`${at}.priority`, o.priority, 0, 1_000_000);
-    return { name, publish, roots, exclude, signKeyPaths, priority };
+    return { name, publish, roots, exclude, signKeyPaths, priority, ...resolveCacheRetention(at, o, { ...ctx, fail }) };
   });
 }
 
@@ -327,6 +344,14 @@ function resolveDefaultCache(value: unknown, caches: CacheConfig[]): string | un
   }
   if (caches.length === 1) return caches[0]!.name;
   return caches.find((c) => c.name === DEFAULT_CACHE_NAME)?.name;
+}
+
+/** The `[[cache]]` tables of a config file, for commands that sign nothing (`eris publish`, `eris gc`): keys not required. */
+export function cachesOfFile(file: Raw): CacheConfig[] {
+  return resolveCaches(file.caches, [], 0, false, {
+    stateDir: typeof file.stateDir === 'string' ? file.stateDir : undefined,
+    usageRetentionDays: typeof file.usageRetentionDays === 'number' ? file.usageRetentionDays : DEFAULTS.usageRetentionDays,
+  });
 }
 
 /** Read the config file (if any), then merge it with flags and the environment: what `serve` and `doctor` use. */

@@ -72,7 +72,10 @@ export async function putUpload(c: Context<OriginEnv>) {
     const r = await push.service.put(pushTarget(c), upload, pushBody(c), length, c.req.header(USER_HEADER));
     const usage = c.get('deps').usage;
     if (upload.kind === 'nar') usage?.received(requestUser(c), requestCache(c), r.bytes ?? 0, requestToken(c));
-    else if (upload.kind === 'narinfo') usage?.pushed(requestUser(c), requestCache(c), requestToken(c), r.path);
+    else if (upload.kind === 'narinfo') {
+      usage?.pushed(requestUser(c), requestCache(c), requestToken(c), r.path);
+      c.get('deps').retention?.afterPush(requestCache(c));
+    }
     return send(c, r.status, r.message + '\n', TEXT);
   } catch (e) {
     return pushFailure(c, e);

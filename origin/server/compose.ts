@@ -28,6 +28,7 @@ import { createAdmission } from './admission.ts';
 import { createCompressions, type Compressions } from '../compression/flights.ts';
 import { createLocalSlots, type Slots } from '../compression/slots.ts';
 import { startTempRoots } from '../store/temp-roots.ts';
+import { startRetention } from '../retention/scheduler.ts';
 
 /** `key` names the config key in errors: `sign_key_paths`, or `cache[1].sign_key_paths`. */
 export function loadSigners(paths: readonly string[], key = 'sign_key_paths'): Signer[] {
@@ -188,6 +189,9 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
   // A store given by a test has no daemon to hold roots through.
   const roots = o.store ? { stop: () => {} } : startTempRoots({ tempRoots: config.tempRoots, storeRoot: config.storeRoot, pushStore: config.push?.storeUri, log: deps.log });
   deps.tempRoots = roots.tempRoots;
+  if (!o.store && config.caches.some((c) => c.keepDays !== undefined || c.maxBytes !== undefined)) {
+    deps.retention = startRetention({ storeRoot: config.storeRoot, storeDir: config.storeDir, stateDir: config.stateDir, caches: config.caches, log: deps.log });
+  }
   const caches = createCacheRegistry({ config, base: deps, settings, signersFor: (c) => signersOf(c.name), publisher });
   const ready = caches.ready.catch((e: Error) => {
     throw new ConfigError(`cache: ${e.message}`);
@@ -203,6 +207,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
       caches.close();
       push?.close();
       roots.stop();
+      deps.retention?.close();
       usage.close();
       store.close();
     },

@@ -11,6 +11,7 @@ import type { PushDeps } from '../push/index.ts';
 import type { Compressions } from '../compression/flights.ts';
 import type { Admission } from './admission.ts';
 import type { TempRoots } from '../store/temp-roots.ts';
+import type { RetentionScheduler } from '../retention/scheduler.ts';
 
 /** What the routes need; built once in main.ts (or by a test). */
 export interface OriginDeps {
@@ -32,6 +33,8 @@ export interface OriginDeps {
   push?: PushDeps;
   /** Nix temporary GC roots on the paths being served (store/temp-roots.ts); absent with temp_roots = "off". */
   tempRoots?: TempRoots;
+  /** The origin's own retention sweeps (daily, and after pushes into a cache with max_bytes). */
+  retention?: RetentionScheduler;
 }
 
 export interface AppSettings {

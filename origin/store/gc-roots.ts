@@ -6,7 +6,7 @@
  * The one module that writes them.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { lutimes, mkdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { storePathBaseName } from '../../shared/store-path.ts';
 
@@ -19,13 +19,18 @@ export const gcRootsDirOf = (storeRoot: string, cache: string) => join(storeRoot
 export const gcRootOf = (storeRoot: string, cache: string, storePath: string) => join(gcRootsDirOf(storeRoot, cache), storePathBaseName(storePath));
 
 /**
- * Roots `storePath` for `cache` (idempotent); true when the link is new. It is made beside (a dot name the
- * caches skip) and renamed over, so a reader never sees a half-made root.
+ * Roots `storePath` for `cache`; true when the link is new. It is made beside (a dot name retention skips)
+ * and renamed over, so a reader never sees a half-made root. An existing link is renewed (its time set to
+ * now): retention's keep_days counts a push or publish as a use.
  */
 export async function addGcRoot(storeRoot: string, cache: string, storePath: string): Promise<boolean> {
   const link = gcRootOf(storeRoot, cache, storePath);
   try {
-    if ((await readlink(link)) === storePath) return false;
+    if ((await readlink(link)) === storePath) {
+      const now = new Date();
+      await lutimes(link, now, now).catch(() => {});
+      return false;
+    }
   } catch {}
   const dir = gcRootsDirOf(storeRoot, cache);
   await mkdir(dir, { recursive: true });

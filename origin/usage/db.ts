@@ -225,6 +225,11 @@ export class UsageDb {
       .all() as never;
   }
 
+  /** The last day each path was fetched from a cache (retention's "last use"). */
+  lastFetchDays(cache: string): { path: string; day: string }[] {
+    return this.db.prepare('SELECT path, MAX(day) AS day FROM usage_paths WHERE cache = ? GROUP BY path').all(cache) as never;
+  }
+
   close(): void {
     if (this.db.isOpen) this.db.close();
   }

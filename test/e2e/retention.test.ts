@@ -1,0 +1,146 @@
+/**
+ * Retention with real Nix 2.8 on a chroot store, served by `eris serve` behind
+ * `wrangler dev`: `eris gc` drops the roots past keep_days that nothing of
+ * their closure was fetched for (ages set on the links and in usage.sqlite),
+ * keeps used ones and config roots; max_bytes drops the least recently
+ * used first, counting shared paths once; `--delete` has Nix delete the
+ * dropped paths, and every path still published stays served and copyable; a
+ * dry run changes nothing.
+ */
+import { describe, expect, inject, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { NIX_FLAGS, hashOf, nixEnv } from '../helpers/nix.ts';
+import { eris } from '../helpers/processes.ts';
+import { storeHas, until } from '../helpers/faults.ts';
+import { nixCopyFrom, useStack } from '../helpers/stack.ts';
+import { UsageDb } from '../../origin/usage/db.ts';
+
+const fixture = inject('fixture');
+const retentionNix = new URL('../fixtures/retention.nix', import.meta.url).pathname;
+const DAY = 86_400_000;
+const NAMES = ['base', 'oldLib', 'usedLib', 'old', 'used', 'fresh', 'cfg', 'shared', 'a', 'b', 'c'] as const;
+type Name = (typeof NAMES)[number];
+
+describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
+  let built: Record<Name, string>;
+  let root: string;
+  let config: string;
+  let narSize: (p: string) => number;
+
+  const s = useStack(() => ({
+    caches: ['ci', 'lru'],
+    root: (dir: string) => {
+      root = join(dir, 'root');
+      const env = nixEnv();
+      const out = execFileSync('nix-build', [retentionNix, '--no-out-link', '--option', 'sandbox', 'false', '--option', 'substituters', '', ...NAMES.flatMap((n) => ['-A', n])], { env, encoding: 'utf8' });
+      const paths = out.trim().split('\n');
+      built = Object.fromEntries(NAMES.map((n, i) => [n, paths[i]!])) as Record<Name, string>;
+      execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, ...paths], { env, stdio: 'pipe' });
+      const db = new DatabaseSync(join(root, 'nix/var/nix/db/db.sqlite'), { readOnly: true });
+      const sizes = new Map((db.prepare('SELECT path, narSize FROM ValidPaths').all() as { path: string; narSize: number }[]).map((r) => [r.path, r.narSize]));
+      db.close();
+      narSize = (p) => sizes.get(p)!;
+
+      // A config root (as a profile would be), outside eris's own directory.
+      mkdirSync(join(root, 'nix/var/nix/gcroots/profiles-test'), { recursive: true });
+      symlinkSync(built.cfg, join(root, 'nix/var/nix/gcroots/profiles-test/cfg'));
+      // Room for shared + two of a/b/c, not three; counted per root (shared twice) only one would fit.
+      const maxBytes = narSize(built.shared) + narSize(built.b) + narSize(built.c) + 512;
+      config = join(dir, 'eris.toml');
+      writeFileSync(config, [
+        `store_root = "${root}"`, `state_dir = "${join(dir, 'state')}"`, `sign_key_paths = ["${join(dir, 'cache.sec')}"]`, 'default_cache = "ci"',
+        '[[cache]]', 'name = "ci"', 'keep_days = 30', 'roots = ["/nix/var/nix/gcroots/profiles-test"]',
+        '[[cache]]', 'name = "lru"', `max_bytes = ${maxBytes}`, '',
+      ].join('\n'));
+
+      const cli = (...args: string[]) => {
+        const r = eris([...args, '--config', config]);
+        if (r.status !== 0) throw new Error(`eris ${args.join(' ')}: ${r.stderr}`);
+        return r.stdout;
+      };
+      cli('publish', built.old, built.used, built.fresh, '--cache', 'ci');
+      cli('publish', built.a, built.b, built.c, '--cache', 'lru');
+      const age = (cache: string, p: string, days: number) => {
+        const t = new Date(Date.now() - days * DAY);
+        lutimesSync(join(root, 'nix/var/nix/gcroots/eris', cache, p.slice('/nix/store/'.length)), t, t);
+      };
+      // Pushed 40 days ago; `used` had a path of its closure fetched 2 days ago, `old` nothing.
+      age('ci', built.old, 40);
+      age('ci', built.used, 40);
+      age('lru', built.a, 3);
+      age('lru', built.b, 1);
+      age('lru', built.c, 2);
+      const usage = UsageDb.open(join(dir, 'state'));
+      const day = new Date(Date.now() - 2 * DAY).toISOString().slice(0, 10);
+      usage.add([], [{ day, user: 'ci', token: '', cache: 'ci', path: built.usedLib, nars: 1, bytes: narSize(built.usedLib) }]);
+      usage.close();
+      return root;
+    },
+    originArgs: () => ['--config', config],
+  }));
+
+  const gc = (...args: string[]) => eris(['gc', ...args, '--config', config], { timeoutMs: 120_000 });
+  const links = (cache: string) => readdirSync(join(root, 'nix/var/nix/gcroots/eris', cache)).sort();
+  const snapshot = () => {
+    const dir = join(root, 'nix/var/nix/gcroots/eris');
+    const entries = execFileSync('find', [dir, '-printf', '%p %l %T@\n'], { encoding: 'utf8' });
+    const db = new DatabaseSync(join(root, 'nix/var/nix/db/db.sqlite'), { readOnly: true });
+    const paths = (db.prepare('SELECT path FROM ValidPaths ORDER BY path').all() as { path: string }[]).map((r) => r.path).join(' ');
+    db.close();
+    return { entries, paths, state: readdirSync(join(s.dir, 'state')).sort() };
+  };
+
+  it('a dry run says what would go and changes nothing', () => {
+    const before = snapshot();
+    const r = gc('--cache', 'ci', '--dry-run', '--delete');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`drop /nix/var/nix/gcroots/eris/ci/${built.old.slice(11)} -> ${built.old}`);
+    expect(r.stdout).toMatch(/unused for 40 days \(keep_days = 30\)/);
+    expect(r.stdout).not.toContain(`-> ${built.used} `);
+    // old and its own library can go; base stays (fresh holds it).
+    expect(r.stdout).toContain(`the store can free 2 paths, ${((narSize(built.old) + narSize(built.oldLib)) / 1024).toFixed(1)} KiB`);
+    expect(r.stdout).toContain('dry run: nothing changed');
+    // eris published says the same per root, with the last use.
+    const pub = eris(['published', '--cache', 'ci', '--config', config]);
+    expect(pub.status, pub.stderr).toBe(0);
+    const line = (p: string) => pub.stdout.split('\n').find((l) => l.includes(`-> ${p} `)) ?? '';
+    expect(line(built.old)).toMatch(/last used \d{4}-\d\d-\d\d; dropped by the next sweep: unused for 40 days/);
+    // Fetched 2 days ago: counted at the end of that (UTC) day.
+    expect(line(built.used)).toMatch(/kept: used 1 day ago/);
+    expect(line(built.cfg)).toMatch(/kept: config root/);
+    expect(snapshot()).toEqual(before);
+  });
+
+  it('keep_days: the unused root goes and Nix deletes its dead paths; used roots and config roots stay, all still served and copyable', async () => {
+    const r = gc('--cache', 'ci', '--delete');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('dropped 1 root');
+    expect(r.stdout).toMatch(/nix-store --delete: 2 paths deleted/);
+    expect(links('ci')).toEqual([built.fresh, built.used].map((p) => p.slice(11)).sort());
+    expect(storeHas(root, built.old)).toBe(false);
+    expect(storeHas(root, built.oldLib)).toBe(false);
+    for (const p of [built.base, built.used, built.usedLib, built.fresh, built.cfg]) expect(storeHas(root, p), p).toBe(true);
+
+    // The origin follows (roots are polled): old is no longer served, the rest is, and copies closure-complete.
+    expect(await until(async () => (await s.get(`/ci/${hashOf(built.old)}.narinfo`)).status === 404, 10_000, 200)).toBe(true);
+    for (const p of [built.used, built.fresh, built.cfg]) expect((await s.get(`/ci/${hashOf(p)}.narinfo`)).status, p).toBe(200);
+    const copy = await nixCopyFrom(s, { from: `${s.edge.url}/ci`, to: join(s.dir, 'client'), paths: [built.used, built.fresh, built.cfg] });
+    expect(copy.code, copy.stderr).toBe(0);
+    for (const p of [built.usedLib, built.base]) expect(storeHas(join(s.dir, 'client'), p), p).toBe(true);
+  }, 180_000);
+
+  it('max_bytes: the least recently used root goes first, shared paths counted once', () => {
+    const r = gc('--cache', 'lru');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`drop /nix/var/nix/gcroots/eris/lru/${built.a.slice(11)} -> ${built.a}`);
+    expect(r.stdout).toMatch(/over max_bytes/);
+    expect(links('lru')).toEqual([built.b, built.c].map((p) => p.slice(11)).sort());
+    // Dropping removes eris's root only: without --delete the path stays until a GC.
+    expect(storeHas(root, built.a)).toBe(true);
+    expect(lstatSync(join(root, 'nix/var/nix/gcroots/eris/lru', built.b.slice(11))).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(root, 'nix/var/nix/gcroots/eris/lru', built.c.slice(11)))).toBe(built.c);
+  });
+});
