@@ -3,15 +3,12 @@
  * line. Pure; the edge (GET /v1/cache-config, the landing page, the 401
  * body) and `eris client-config` all render them here, so they say the same.
  */
+import { isCacheEntry, type CacheEntry } from './cache-listing.ts';
 
-/** A cache as a client sees it. */
-export interface ClientCache {
-  name: string;
+/** A cache as a client sees it: a `/v1/caches` entry at the edge, with its substituter URL. */
+export interface ClientCache extends CacheEntry {
   /** The substituter URL: `https://<edge>/<name>`. */
   url: string;
-  publicKeys: string[];
-  priority: number;
-  default: boolean;
 }
 
 /** GET /v1/cache-config at the edge. */
@@ -25,6 +22,13 @@ export interface CacheConfig {
   nixConf: string;
   /** The netrc line, with `<token>` where the token goes. */
   netrc: string;
+}
+
+/** A GET /v1/cache-config body, checked; throws when it is not one. Caches without their fields are left out. */
+export function parseCacheConfig(text: string): CacheConfig {
+  const cfg = JSON.parse(text) as Partial<CacheConfig>;
+  if (!Array.isArray(cfg.caches) || typeof cfg.user !== 'string' || typeof cfg.host !== 'string') throw new Error('unexpected shape');
+  return { ...cfg, caches: cfg.caches.filter((c): c is ClientCache => isCacheEntry(c) && typeof (c as Partial<ClientCache>).url === 'string') } as CacheConfig;
 }
 
 export const DEFAULT_NETRC_PATH = '/etc/nix/netrc';

@@ -26,14 +26,10 @@ import type { OriginClient } from './origin-client.ts';
 import type { Log } from './log.ts';
 import { parsePublicKey } from '../shared/keys.ts';
 import { NO_STORE, CONTENT_TYPE } from '../shared/contract.ts';
+import { parseCacheListing, type CacheDisagreement, type CacheEntry } from '../shared/cache-listing.ts';
 
-/** One cache as the origins describe it (the origin's /v1/caches entries). */
-export interface CacheEntry {
-  name: string;
-  priority: number;
-  publicKeys: string[];
-  default: boolean;
-}
+export type { CacheDisagreement, CacheEntry };
+
 
 /** An origin that gave no usable answer, and why, for the 503 and the log. */
 export interface MissingOrigin {
@@ -47,13 +43,6 @@ export interface Gathered<T> {
   missing: MissingOrigin[];
 }
 
-/** Two or more origins say different things about one cache (shown in /v1/caches, flagged by `eris doctor`). */
-export interface CacheDisagreement {
-  cache: string;
-  field: 'priority' | 'default';
-  /** What each origin that lists the cache says, by origin id. */
-  values: Record<string, number | boolean>;
-}
 
 export const MISSING_ORIGINS_HEADER = 'X-Eris-Missing-Origins';
 /** How long a client should wait before asking again when an origin did not answer. */
@@ -106,13 +95,6 @@ export function parseKeyLines(text: string): string[] {
   return lines;
 }
 
-/** The origin's `/v1/caches` answer, checked; throws when it is not one. Entries that are not caches are left out. */
-export function parseCacheListing(text: string): CacheEntry[] {
-  const o = JSON.parse(text) as { caches?: unknown };
-  if (!Array.isArray(o.caches)) throw new Error('no "caches" array');
-  return o.caches.filter((c): c is CacheEntry => typeof c === 'object' && c !== null && typeof c.name === 'string' &&
-    typeof c.priority === 'number' && Array.isArray(c.publicKeys) && c.publicKeys.every((k: unknown) => typeof k === 'string') && typeof c.default === 'boolean');
-}
 
 /** Every key of the default cache, from every origin: origin priority order, then each origin's order, without repeats. */
 export async function gatherPublicKeys(o: GatherOptions): Promise<{ keys: string[]; missing: MissingOrigin[] }> {
@@ -152,7 +134,7 @@ export function mergeCacheLists(answers: { origin: string; value: CacheEntry[] }
 
 /** Every origin's cache list, merged. */
 export async function gatherCaches(o: GatherOptions): Promise<{ caches: CacheEntry[]; disagreements: CacheDisagreement[]; missing: MissingOrigin[] }> {
-  const { answers, missing } = await askEvery(o, '/v1/caches', parseCacheListing);
+  const { answers, missing } = await askEvery(o, '/v1/caches', (text) => parseCacheListing(text).caches);
   return { ...mergeCacheLists(answers), missing };
 }
 

@@ -6,7 +6,7 @@
  */
 import type { OriginConfig } from '../config/index.ts';
 import { publishedReport, humanBytes } from './cli.ts';
-import type { CacheListing } from './routes.ts';
+import type { CacheListing } from '../../shared/cache-listing.ts';
 
 export interface CacheCheck {
   status: 'ok' | 'FAIL' | 'skip';

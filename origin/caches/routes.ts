@@ -9,12 +9,9 @@ import { notFound } from '../server/errors.ts';
 import { send } from '../server/respond.ts';
 import type { CacheContext, CacheRegistry } from './registry.ts';
 import { CONTENT_TYPE } from '../../shared/contract.ts';
+import type { CacheListing } from '../../shared/cache-listing.ts';
 
 /** What `GET /v1/caches` answers (the edge filters it by token and adds `url`). */
-export interface CacheListing {
-  caches: { name: string; priority: number; publicKeys: string[]; default: boolean }[];
-}
-
 export function cacheListing(registry: CacheRegistry): CacheListing {
   return { caches: registry.all.map((c) => ({ name: c.name, priority: c.priority, publicKeys: c.signers.map((s) => s.publicKey), default: c.isDefault })) };
 }

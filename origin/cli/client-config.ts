@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.ts';
 import { netrcLookup } from './doctor/index.ts';
 import { parseCommandArgs, type CliIo } from './args.ts';
-import { DEFAULT_NETRC_PATH, NETRC_NOTE, renderNetrcLine, renderNixConf, type CacheConfig } from '../../shared/client-config.ts';
+import { DEFAULT_NETRC_PATH, NETRC_NOTE, parseCacheConfig, renderNetrcLine, renderNixConf, type CacheConfig } from '../../shared/client-config.ts';
 
 export const CLIENT_CONFIG_USAGE = 'usage: eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]';
 
@@ -71,8 +71,7 @@ export async function run(argv: string[], io: CliIo): Promise<void> {
   if (res.status !== 200) throw new Error(`${url}: ${res.status}: ${body.split('\n')[0]}`);
   let cfg: CacheConfig;
   try {
-    cfg = JSON.parse(body) as CacheConfig;
-    if (!Array.isArray(cfg.caches) || typeof cfg.user !== 'string' || typeof cfg.host !== 'string') throw new Error('unexpected shape');
+    cfg = parseCacheConfig(body);
   } catch (e) {
     throw new Error(`${url}: not a cache configuration (${(e as Error).message}); is this an eris edge?`);
   }

@@ -9,12 +9,13 @@
  */
 import type { Context } from 'hono';
 import type { EdgeEnv } from '../types.ts';
+import type { ClientCache } from '../../shared/client-config.ts';
 import { gatherCaches, incompleteResponse, type CacheDisagreement, type CacheEntry, type GatherOptions } from '../origin-keys.ts';
 
 export type { CacheEntry };
 
 /** The caches the request's token may use, merged from every origin, with their URLs; a Response to send instead when an origin did not answer. */
-export async function grantedCaches(c: Context<EdgeEnv>, o: GatherOptions, what: string): Promise<{ caches: (CacheEntry & { url: string })[]; disagreements: CacheDisagreement[] } | Response> {
+export async function grantedCaches(c: Context<EdgeEnv>, o: GatherOptions, what: string): Promise<{ caches: ClientCache[]; disagreements: CacheDisagreement[] } | Response> {
   const { caches, disagreements, missing } = await gatherCaches(o);
   if (missing.length) return incompleteResponse(what, missing);
   const granted = new Set(c.get('caches') ?? []);

@@ -7,12 +7,7 @@
  * and when a cache this box serves reaches clients without this box's keys.
  */
 import type { Check } from './check.ts';
-
-/** What the edge's /v1/caches says (origin-keys.ts at the edge). */
-interface EdgeCacheList {
-  caches: { name: string; priority: number; publicKeys: string[]; default: boolean }[];
-  disagreements?: { cache: string; field: string; values: Record<string, number | boolean> }[];
-}
+import { parseCacheListing, type CacheListing } from '../../../shared/cache-listing.ts';
 
 const MISSING_ORIGINS_HEADER = 'x-eris-missing-origins';
 
@@ -39,11 +34,10 @@ export async function checkEdgeCaches(edge: string, auth: Record<string, string>
         'start them, or fix their tunnel, hostname or EDGE_SECRET_<ID> (`npx wrangler tail` shows why)',
     }];
   }
-  let list: EdgeCacheList;
+  let list: CacheListing;
   try {
     if (res.status !== 200) throw new Error(`status ${res.status}: ${body.trim().split('\n')[0]?.slice(0, 120)}`);
-    list = JSON.parse(body) as EdgeCacheList;
-    if (!Array.isArray(list.caches)) throw new Error('no "caches" array');
+    list = parseCacheListing(body);
   } catch (e) {
     return [{ status: 'FAIL', what, detail: `${edge}/v1/caches: ${(e as Error).message}` }];
   }
@@ -54,7 +48,7 @@ export async function checkEdgeCaches(edge: string, auth: Record<string, string>
     checks.push({
       status: 'FAIL',
       what: `edge cache ${d.cache}`,
-      detail: `the origins disagree on its ${d.field} (${values}); clients are told ${first ? String(first[d.field as 'priority' | 'default']) : 'the first origin\'s'}. ` +
+      detail: `the origins disagree on its ${d.field} (${values}); clients are told ${first ? String(first[d.field]) : 'the first origin\'s'}. ` +
         `Give it the same ${d.field === 'default' ? 'default_cache' : 'priority'} on every box`,
     });
   }

@@ -6,7 +6,7 @@
  * a secret: not the edge secret, not the token, not a secret key.
  */
 import { checkCaches, compareServedCaches } from '../../caches/doctor-checks.ts';
-import type { CacheListing } from '../../caches/routes.ts';
+import { parseCacheListing } from '../../../shared/cache-listing.ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { ConfigError, loadConfig, type ConfigSources, type OriginConfig } from '../../config/index.ts';
 import { CONFIG_FLAGS, configFromFlags } from '../../config/flags.ts';
@@ -185,7 +185,7 @@ async function checkServedCaches(config: OriginConfig, keysOf: (paths: string[])
   try {
     const { res, body } = await httpGet(`${originUrlFor(config)}/v1/caches`, { [EDGE_SECRET_HEADER]: config.edgeSecret }, timeoutMs);
     if (res.status !== 200) return void checks.push({ status: 'FAIL', what: 'origin caches', detail: `/v1/caches answered ${res.status}: ${firstLine(body)} (an older eris?)` });
-    compareServedCaches(config, JSON.parse(body) as CacheListing, keysOf, checks);
+    compareServedCaches(config, parseCacheListing(body), keysOf, checks);
   } catch (e) {
     checks.push({ status: 'FAIL', what: 'origin caches', detail: `/v1/caches: ${networkError(e)}` });
   }
