@@ -4,9 +4,8 @@
  * lines for every cache the token may use (extra-*, so cache.nixos.org
  * stays), the netrc line with the token, and where multi-user Nix reads it.
  */
-import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.ts';
-import { netrcLookup } from './doctor/index.ts';
+import { basicAuthorization, readNetrcEntry } from './netrc.ts';
 import { parseCommandArgs, type CliIo } from './args.ts';
 import { DEFAULT_NETRC_PATH, NETRC_NOTE, parseCacheConfig, renderNetrcLine, renderNixConf, type CacheConfig } from '../../shared/client-config.ts';
 
@@ -47,16 +46,9 @@ export async function run(argv: string[], io: CliIo): Promise<void> {
   let token = values.token;
   let auth = `Bearer ${token}`;
   if (values.netrc !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(values.netrc, 'utf8');
-    } catch (e) {
-      throw new ConfigError(`--netrc: cannot read ${values.netrc}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
-    const entry = netrcLookup(text, edge.hostname);
-    if (!entry?.password) throw new ConfigError(`--netrc: ${values.netrc} has no "machine ${edge.hostname} login USER password TOKEN" line`);
+    const entry = readNetrcEntry(values.netrc, edge.hostname)!;
     token = entry.password;
-    auth = `Basic ${Buffer.from(`${entry.login ?? ''}:${token}`).toString('base64')}`;
+    auth = basicAuthorization(entry.login, token);
   }
   const url = new URL('v1/cache-config', edge.href.endsWith('/') ? edge.href : edge.href + '/');
   const timeoutMs = values.timeout === undefined ? 10_000 : Number(values.timeout) * 1000;

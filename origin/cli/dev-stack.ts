@@ -19,6 +19,7 @@ import { openStoreDb } from '../store/db.ts';
 import { createSigner } from '../../shared/signing.ts';
 import { writeKeyPair } from './keygen.ts';
 import type { CliIo } from './args.ts';
+import { readNetrcEntry } from './netrc.ts';
 import { addToken, newToken, PROJECT_DIR, WRANGLER, wranglerEnv } from '../tokens/cli.ts';
 
 export interface DevSettings {
@@ -67,7 +68,7 @@ function ensureSecretFile(path: string, make: () => string): string {
 /** The dev token: reused from an existing netrc, else new. */
 export function ensureNetrc(devDir: string): string {
   const netrc = join(devDir, 'netrc');
-  let token = existsSync(netrc) ? /password\s+(\S+)/.exec(readFileSync(netrc, 'utf8'))?.[1] : undefined;
+  let token = readNetrcEntry(netrc, '127.0.0.1', { optional: true })?.password;
   token ??= newToken();
   writeFileSync(netrc, `machine 127.0.0.1 login dev password ${token}\n`, { mode: 0o600 });
   return token;

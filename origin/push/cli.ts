@@ -6,13 +6,12 @@
  * the CI job's own identity exchanged at the edge (client/oidc.ts,
  * docs/oidc.md); the edge from `--edge-url` or `ERIS_URL`.
  */
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { isCacheName } from '../../shared/caches.ts';
 import { ConfigError } from '../config/index.ts';
 import { parseCommandArgs } from '../cli/args.ts';
-import { netrcLookup } from '../cli/doctor/index.ts';
+import { basicAuthorization, readNetrcEntry } from '../cli/netrc.ts';
 import { createEdgeClient } from './client/edge.ts';
 import { createProgress, formatBytes } from './client/progress.ts';
 import { DEFAULT_PART_BYTES, runPush, type PushSummary } from './client/run.ts';
@@ -45,19 +44,8 @@ const DEFAULT_NETRCS = () => [join(homedir(), '.netrc'), '/etc/nix/netrc'];
 /** The Authorization header for `host`: a netrc line (Basic, as Nix sends it) or ERIS_TOKEN (Bearer). */
 export function pushAuthorization(host: string, netrcFile: string | undefined, env: NodeJS.ProcessEnv): string {
   const fromNetrc = (file: string, required: boolean): string | undefined => {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      if (required) throw new ConfigError(`--netrc: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-      return undefined;
-    }
-    const entry = netrcLookup(text, host);
-    if (!entry?.password) {
-      if (required) throw new ConfigError(`--netrc: ${file} has no "machine ${host} login USER password TOKEN" line`);
-      return undefined;
-    }
-    return 'Basic ' + btoa(`${entry.login ?? ''}:${entry.password}`);
+    const entry = readNetrcEntry(file, host, { optional: !required });
+    return entry && basicAuthorization(entry.login, entry.password);
   };
   if (netrcFile !== undefined) return fromNetrc(netrcFile, true)!;
   if (env.ERIS_TOKEN) return `Bearer ${env.ERIS_TOKEN}`;
@@ -73,7 +61,7 @@ async function oidcAuthorization(edgeUrl: string, audience: string | undefined, 
   try {
     const t = await exchangeOidcToken({ edgeUrl, audience, env });
     process.stderr.write(`eris push: OIDC token for ${t.user} (caches ${t.caches.join(',')}; ${t.scopes.join(',')}; until ${t.expires})\n`);
-    return 'Basic ' + btoa(`${t.login}:${t.token}`);
+    return basicAuthorization(t.login, t.token);
   } catch (err) {
     if (err instanceof OidcExchangeError) throw new Error(`--oidc: ${err.message}`);
     throw err;

@@ -7,7 +7,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeKeyPair } from '../keygen.ts';
-import { netrcLookup, publicKeyFileFor } from './index.ts';
+import { publicKeyFileFor } from './index.ts';
 import { generateKeyPair } from '../../../shared/signing.ts';
 import { parseSecretKey, renderSecretKey } from '../../../shared/keys.ts';
 import { eris, freePort } from '../../../test/helpers/processes.ts';
@@ -25,13 +25,6 @@ describe('doctor helpers', () => {
   it('finds the public key file next to a secret key file', () => {
     expect(publicKeyFileFor('/etc/eris/signing-key.sec')).toBe('/etc/eris/signing-key.pub');
     expect(publicKeyFileFor('/etc/eris/key')).toBe('/etc/eris/key.pub');
-  });
-
-  it('reads netrc as curl does: the machine entry, else default', () => {
-    const text = 'machine other login x password y\nmachine cache.example.org\n  login alice\n  password tok\ndefault login d password dd\n';
-    expect(netrcLookup(text, 'cache.example.org')).toEqual({ login: 'alice', password: 'tok' });
-    expect(netrcLookup(text, 'elsewhere')).toEqual({ login: 'd', password: 'dd' });
-    expect(netrcLookup('machine a login b password c', 'z')).toBeUndefined();
   });
 });
 

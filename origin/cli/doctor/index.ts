@@ -11,6 +11,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { ConfigError, loadConfig, type ConfigSources, type OriginConfig } from '../../config/index.ts';
 import { CONFIG_FLAGS, configFromFlags } from '../../config/flags.ts';
 import { parseCommandArgs, type CliIo } from '../args.ts';
+import { basicAuthorization, netrcLookup } from '../netrc.ts';
 import { checkStoreRoot, storeDbPath } from '../../store/store.ts';
 import { openStoreDb } from '../../store/db.ts';
 import { createSigner } from '../../../shared/signing.ts';
@@ -191,29 +192,8 @@ async function checkServedCaches(config: OriginConfig, keysOf: (paths: string[])
   }
 }
 
-/** Credentials for `host` from netrc text: the `machine` entry, else `default`. */
-export function netrcLookup(text: string, host: string): { login?: string; password?: string } | undefined {
-  const words = text.split(/\s+/).filter(Boolean);
-  let found: { login?: string; password?: string } | undefined;
-  let fallback: typeof found;
-  let current: typeof found;
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
-    if (w === 'machine') {
-      current = {};
-      if (words[++i] === host && !found) found = current;
-    } else if (w === 'default') {
-      current = {};
-      fallback ??= current;
-    } else if ((w === 'login' || w === 'password') && current) {
-      current[w] = words[++i];
-    } else if (w === 'account' || w === 'macdef') i++;
-  }
-  return found ?? fallback;
-}
-
 function edgeAuthHeader(o: DoctorOptions, host: string, checks: Check[]): Record<string, string> | null {
-  if (o.token) return { Authorization: o.user ? 'Basic ' + btoa(`${o.user}:${o.token}`) : `Bearer ${o.token}` };
+  if (o.token) return { Authorization: o.user ? basicAuthorization(o.user, o.token) : `Bearer ${o.token}` };
   let text: string;
   try {
     text = readFileSync(o.netrcFile!, 'utf8');
@@ -226,7 +206,7 @@ function edgeAuthHeader(o: DoctorOptions, host: string, checks: Check[]): Record
     checks.push({ status: 'FAIL', what: 'netrc', detail: `${o.netrcFile} has no "machine ${host} … password …" line; Nix would send no token` });
     return null;
   }
-  return { Authorization: 'Basic ' + btoa(`${entry.login ?? ''}:${entry.password}`) };
+  return { Authorization: basicAuthorization(entry.login, entry.password) };
 }
 
 async function checkEdge(o: DoctorOptions, keys: string[] | undefined, ownKeys: Map<string, string[]> | undefined, timeoutMs: number, checks: Check[]) {
