@@ -12,6 +12,7 @@ import { openClosureDb } from '../store/closure-db.ts';
 import { computePublished, type PublishedSet } from './published.ts';
 import { resolveCacheRoots } from './roots.ts';
 import { cacheNameProblem } from '../../shared/caches.ts';
+import { formatBytes } from '../../shared/bytes.ts';
 import { rootRetention, type RootRetention } from '../retention/annotate.ts';
 
 const OPTIONS = {
@@ -64,14 +65,6 @@ export function unpublishCommand(argv: string[]): void {
   for (const p of unpublish({ ...t, paths })) process.stdout.write(`unpublished ${p} from ${t.cache}\n`);
 }
 
-/** 1.5 GiB, 12.0 MiB, 3.2 KiB, 512 B. */
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) [n, i] = [n / 1024, i + 1];
-  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
-}
-const mib = humanBytes;
 
 export interface PublishedReport {
   cache: string;
@@ -120,14 +113,14 @@ export function formatReport(r: PublishedReport): string {
   const lines: string[] = [];
   lines.push(r.paths === 'all'
     ? `cache ${r.cache}: publishes every valid path${r.excluded.length ? ` except ${r.excluded.length} excluded` : ''} (publish = "all")`
-    : `cache ${r.cache}: ${r.paths} paths, ${mib(r.narBytes)} published from ${r.roots.length} root${r.roots.length === 1 ? '' : 's'}`);
+    : `cache ${r.cache}: ${r.paths} paths, ${formatBytes(r.narBytes)} published from ${r.roots.length} root${r.roots.length === 1 ? '' : 's'}`);
   if (r.publish === 'roots') {
     lines.push('roots:');
     if (!r.roots.length) lines.push('  (none: add some with `eris publish PATH... --cache ' + r.cache + '`)');
     for (const root of r.roots) {
       lines.push(root.problem
         ? `  ${root.source}: ${root.problem}`
-        : `  ${root.source}${root.source === root.storePath ? '' : ` -> ${root.storePath}`}  (closure ${root.closurePaths} paths, ${mib(root.closureBytes!)}` +
+        : `  ${root.source}${root.source === root.storePath ? '' : ` -> ${root.storePath}`}  (closure ${root.closurePaths} paths, ${formatBytes(root.closureBytes!)}` +
           `${root.lastUse ? `; last used ${root.lastUse.slice(0, 10)}` : ''}${root.retention ? `; ${root.retention}` : ''})`);
     }
   }

@@ -5,7 +5,8 @@
  * the running origin serves each cache with the configured keys.
  */
 import type { OriginConfig } from '../config/index.ts';
-import { publishedReport, humanBytes } from './cli.ts';
+import { publishedReport } from './cli.ts';
+import { formatBytes } from '../../shared/bytes.ts';
 import type { CacheListing } from '../../shared/cache-listing.ts';
 
 export interface CacheCheck {
@@ -31,7 +32,7 @@ export async function checkCaches(config: OriginConfig, checks: CacheCheck[]): P
       const bad = report.roots.filter((r) => r.problem);
       checks.push(bad.length
         ? { status: 'FAIL', what: `${what} roots`, detail: `${bad.map((r) => `${r.source}: ${r.problem}`).join('; ')} — fix or remove the root (eris unpublish, or the config's roots)` }
-        : { status: 'ok', what, detail: `${head}; ${report.roots.length} root(s), ${report.paths} paths, ${humanBytes(report.narBytes)}` });
+        : { status: 'ok', what, detail: `${head}; ${report.roots.length} root(s), ${report.paths} paths, ${formatBytes(report.narBytes)}` });
       if (!report.roots.length) checks.push({ status: 'ok', what: `${what} roots`, detail: `none yet: it publishes nothing until \`eris publish PATH... --cache ${c.name}\`` });
     }
     if (report.excluded.length) {

@@ -13,7 +13,8 @@ import { ConfigError } from '../config/index.ts';
 import { parseCommandArgs } from '../cli/args.ts';
 import { basicAuthorization, readNetrcEntry } from '../cli/netrc.ts';
 import { createEdgeClient } from './client/edge.ts';
-import { createProgress, formatBytes } from './client/progress.ts';
+import { createProgress } from './client/progress.ts';
+import { formatBytes } from '../../shared/bytes.ts';
 import { DEFAULT_PART_BYTES, runPush, type PushSummary } from './client/run.ts';
 import { exchangeOidcToken, OidcExchangeError } from './client/oidc.ts';
 

@@ -7,7 +7,7 @@
  */
 import { cachesOfFile, ConfigError, readConfigFile, type Raw } from '../config/index.ts';
 import { parseCommandArgs, type CliIo } from '../cli/args.ts';
-import { humanBytes } from '../caches/cli.ts';
+import { formatBytes } from '../../shared/bytes.ts';
 import { cacheNameProblem } from '../../shared/caches.ts';
 import { DAY_MS, type RetentionPolicy } from './plan.ts';
 import { parseBytes } from '../config/retention.ts';
@@ -86,7 +86,7 @@ const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 export function policyText(p: RetentionPolicy): string {
   const parts = [];
   if (p.keepDays !== undefined) parts.push(`keep_days = ${p.keepDays}`);
-  if (p.maxBytes !== undefined) parts.push(`max_bytes = ${humanBytes(p.maxBytes)}`);
+  if (p.maxBytes !== undefined) parts.push(`max_bytes = ${formatBytes(p.maxBytes)}`);
   return parts.length ? parts.join(', ') : 'no keep_days or max_bytes: every root stays';
 }
 
@@ -101,8 +101,8 @@ export function formatGc(o: GcOutcome, opts: { dryRun: boolean; delete: boolean 
     lines.push(`  drop ${d.source} -> ${d.storePath}  ${used}: ${d.why}`);
   }
   if (r.plan.overBudget) lines.push(`warning: ${r.plan.overBudget}`);
-  lines.push(`kept: ${r.plan.decisions.length - r.plan.dropped.length} roots, ${humanBytes(r.plan.keptBytes)} of closures (shared paths once)`);
-  lines.push(`the store can free ${r.freeable.paths.length} paths, ${humanBytes(r.freeable.bytes)} once these roots are gone (paths no other root eris sees holds; Nix decides)`);
+  lines.push(`kept: ${r.plan.decisions.length - r.plan.dropped.length} roots, ${formatBytes(r.plan.keptBytes)} of closures (shared paths once)`);
+  lines.push(`the store can free ${r.freeable.paths.length} paths, ${formatBytes(r.freeable.bytes)} once these roots are gone (paths no other root eris sees holds; Nix decides)`);
   if (opts.dryRun) lines.push('dry run: nothing changed');
   else {
     lines.push(`dropped ${o.removed.length} root${o.removed.length === 1 ? '' : 's'}${o.removed.length < r.plan.dropped.filter((d) => d.kind === 'pushed').length ? ' (the others were renewed meanwhile)' : ''}`);

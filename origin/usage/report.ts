@@ -3,6 +3,7 @@
  * store paths with the most NAR bytes sent, for a range of days — as data
  * (--json) or as a table a person reads.
  */
+import { formatBytes } from '../../shared/bytes.ts';
 import { COUNTERS, type UsageCounts, type UsageDb } from './db.ts';
 import { dayOf } from './recorder.ts';
 
@@ -63,14 +64,6 @@ function counts(r: Partial<UsageCounts> | undefined): UsageCounts {
   const out = {} as UsageCounts;
   for (const k of COUNTERS) out[k] = Number(r?.[k] ?? 0);
   return out;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) (v /= 1024), i++;
-  return i === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
 }
 
 /** Columns: the first left-aligned, the rest right-aligned. */

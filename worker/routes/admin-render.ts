@@ -6,6 +6,7 @@
  */
 import { html, raw } from 'hono/html';
 import { renderPage, type Html } from './page.ts';
+import { formatBytes } from '../../shared/bytes.ts';
 import type { AdminCounts, AdminData, AdminPush, AdminSeries } from '../../shared/admin.ts';
 
 /** One origin as the page shows it: its breaker's state and how its health check went. */
@@ -18,13 +19,6 @@ export interface OriginStatus {
 }
 
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-export function formatBytes(n: number): string {
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < UNITS.length - 1) [v, i] = [v / 1024, i + 1];
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${UNITS[i]}`;
-}
 
 const count = (n: number) => n.toLocaleString('en-US');
 

@@ -3,6 +3,7 @@
  * place (paths, bytes, rate); in a CI log plain lines, one per path pushed,
  * per retry and per failure, and a summary at the end.
  */
+import { formatBytes } from '../../../shared/bytes.ts';
 import type { Writable } from 'node:stream';
 
 export interface Progress {
@@ -14,16 +15,6 @@ export interface Progress {
   finish(): void;
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let u = 0;
-  let v = n;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
-}
 
 export function createProgress(out: Writable & { isTTY?: boolean; columns?: number }, now: () => number = Date.now): Progress {
   const tty = out.isTTY === true;
