@@ -3,16 +3,15 @@
  * 4xx means the upload is wrong and retrying will not help; 503 (with
  * Retry-After) means try again shortly (staging full, store busy).
  */
+import { StatusError } from '../server/status-error.ts';
+
 export type PushStatus = 400 | 404 | 409 | 413 | 500 | 501 | 503;
 
-export class PushError extends Error {
+export class PushError extends StatusError {
   override name = 'PushError';
-  readonly status: PushStatus;
-  readonly retryAfterSeconds?: number;
+  declare readonly status: PushStatus;
   constructor(status: PushStatus, message: string, retryAfterSeconds?: number) {
-    super(message);
-    this.status = status;
-    this.retryAfterSeconds = retryAfterSeconds;
+    super(status, message, retryAfterSeconds);
   }
 }
 

@@ -17,6 +17,7 @@ import { parseStorePath } from '../../shared/store-path.ts';
 import { parseUploadPath, type UploadCompression } from '../../shared/upload.ts';
 import type { OriginEnv } from '../server/types.ts';
 import { NO_STORE, send, TEXT } from '../server/respond.ts';
+import { failureAnswer } from '../server/errors.ts';
 import { createCompressor } from '../compression/compress.ts';
 import { PushError } from './errors.ts';
 import { requestCache, requestToken, requestUser } from '../usage/request.ts';
@@ -55,9 +56,9 @@ export function pushFailure(c: Context<OriginEnv>, err: unknown) {
   if (err.status >= 500) log.error({ msg: 'push failed', path: c.req.path, error: err.message });
   // With the query: a part's offset is there (tests count every part that reached the origin).
   else log.info({ msg: 'push refused', path: c.req.path + new URL(c.req.url).search, status: err.status, reason: err.message, user: c.req.header(USER_HEADER) ?? null });
-  const extra: Record<string, string> = err.retryAfterSeconds ? { 'Retry-After': String(err.retryAfterSeconds) } : {};
-  if (err.status === 413 || err.status === 400) extra.Connection = 'close'; // the rest of a refused body is not worth reading
-  return send(c, err.status, err.message.split('\n')[0] + '\n', TEXT, extra);
+  const { status, line, headers } = failureAnswer(err)!;
+  if (status === 413 || status === 400) headers.Connection = 'close'; // the rest of a refused body is not worth reading
+  return send(c, status, line + '\n', TEXT, headers);
 }
 
 export async function putUpload(c: Context<OriginEnv>) {

@@ -7,14 +7,14 @@
  * (middleware/admission counts requests in).
  */
 import type { Metrics } from './metrics.ts';
+import { StatusError } from './status-error.ts';
 
 /** A request refused for lack of room; answered 503 with Retry-After (errors.ts). */
-export class BusyError extends Error {
+export class BusyError extends StatusError {
   override name = 'BusyError';
-  readonly retryAfterSeconds: number;
+  declare readonly retryAfterSeconds: number;
   constructor(message: string, retryAfterSeconds = 1) {
-    super(message);
-    this.retryAfterSeconds = retryAfterSeconds;
+    super(503, message, retryAfterSeconds);
   }
 }
 
