@@ -14,14 +14,14 @@ import { silentLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { createSignatureCache } from './signature-cache.ts';
 import { createNarCache, type NarCache } from '../compression/nar-cache.ts';
-import { createUsage, type Usage } from '../usage/recorder.ts';
+import { createUsage } from '../usage/recorder.ts';
 import { VERSION } from './version.ts';
 import type { AppSettings, OriginDeps } from './types.ts';
 import { createCacheRegistry, type CacheRegistry } from '../caches/registry.ts';
 import { startPublisher } from '../caches/publisher.ts';
 import type { ClosureDb } from '../store/closure-db.ts';
 import { storeDbPath } from '../store/store.ts';
-import { createPush, type PushDeps } from '../push/index.ts';
+import { createPush } from '../push/index.ts';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { createAdmission } from './admission.ts';
@@ -117,99 +117,89 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
   const signersOf = (name: string): Signer[] => o.cacheSigners?.[name] ?? o.signers ?? cacheSigners!.get(name)!;
   const defaultCache = config.defaultCache ?? config.caches[0]!.name;
   const signers = signersOf(defaultCache);
-  const store = o.store ?? openConfiguredStore(config);
+  const log = o.log ?? silentLogger;
   const metrics = new Metrics();
-  let narCache: NarCache | undefined;
-  if (config.narCacheDir) {
+
+  // What is open so far, closed last-opened first: by close(), or when a later step fails.
+  const opened: (() => void)[] = [];
+  const closeAll = () => {
+    for (const close of opened.splice(0).reverse()) close();
+  };
+  /** One step of the composition: its failure closes what the earlier steps opened and names the config key. */
+  const step = <T>(key: string, open: () => T, close?: (t: T) => void): T => {
+    let t: T;
     try {
-      narCache = createNarCache(config.narCacheDir, config.narCacheMaxBytes);
+      t = open();
     } catch (e) {
-      store.close();
-      throw new ConfigError(`nar_cache_dir: ${(e as Error).message}`);
+      closeAll();
+      throw new ConfigError(`${key}: ${(e as Error).message}`);
     }
-    const cache = narCache;
-    metrics.gauges.eris_nar_cache_bytes = () => cache.totalBytes;
-  }
-  const admission = createAdmission(config, metrics);
-  let compressions: Compressions | undefined;
-  if (config.compression !== 'none') {
-    const slots = o.slots ?? createLocalSlots(config.compressionMax, config.compressionQueue);
-    compressions = createCompressions({
-      store, slots, narCache, metrics, log: o.log ?? silentLogger,
-      method: config.compression, level: config.compressionLevel, spoolDir: join(tmpdir(), 'eris-spool'),
-    });
-    const c = compressions;
-    metrics.levels.eris_compressions_running = { help: 'NAR compressions running now.', read: () => c.running };
-    metrics.levels.eris_compressions_queued = { help: 'NAR compressions waiting for a place (compression_max).', read: () => c.queued };
-  }
-  let usage: Usage;
-  try {
-    usage = createUsage({ stateDir: config.stateDir, retentionDays: config.usageRetentionDays, metrics, log: o.log ?? silentLogger });
-  } catch (e) {
-    store.close();
-    throw new ConfigError(`state_dir: ${(e as Error).message}`);
-  }
+    if (close) opened.push(() => close(t));
+    return t;
+  };
+
+  const store = o.store ?? openConfiguredStore(config);
+  opened.push(() => store.close());
+  const narCache = config.narCacheDir ? step('nar_cache_dir', () => createNarCache(config.narCacheDir!, config.narCacheMaxBytes)) : undefined;
+  if (narCache) metrics.gauges.eris_nar_cache_bytes = () => narCache.totalBytes;
+  const compressions = config.compression === 'none' ? undefined : startCompressions(config, config.compression, { store, narCache, metrics, log, slots: o.slots });
+  const usage = step('state_dir', () => createUsage({ stateDir: config.stateDir, retentionDays: config.usageRetentionDays, metrics, log }), (u) => u.close());
   const clusterMetrics = o.clusterMetrics;
   const deps: OriginDeps = {
     store,
     signers,
-    log: o.log ?? silentLogger,
+    log,
     metrics,
     signatures: createSignatureCache(signers, 50_000, metrics),
     narCache,
     compressions,
-    admission,
+    admission: createAdmission(config, metrics),
     usage,
     clusterMetrics: clusterMetrics ? () => clusterMetrics(metrics) : undefined,
   };
-  const settings = appSettings(config);
+  if (!o.store && config.caches.some((c) => c.keepDays !== undefined || c.maxBytes !== undefined)) {
+    const retention = startRetention({ storeRoot: config.storeRoot, storeDir: config.storeDir, stateDir: config.stateDir, caches: config.caches, log });
+    deps.retention = retention;
+    opened.push(() => retention.close());
+  }
+  // A store given by a test has no daemon to hold roots through.
+  const roots = o.store ? { stop: () => {} } : startTempRoots({ tempRoots: config.tempRoots, storeRoot: config.storeRoot, pushStore: config.push?.storeUri, log });
+  deps.tempRoots = roots.tempRoots;
+  opened.push(() => roots.stop());
+  if (config.push) {
+    const pushConfig = config.push;
+    deps.push = step('push_dir', () => createPush(pushConfig, {
+      store, storeRoot: config.storeRoot, storeDir: config.storeDir, log, metrics,
+      signers: config.caches.flatMap((c) => signersOf(c.name)),
+      refreshPublished: () => publisher.then((p) => p.refresh()),
+    }), (p) => p.close());
+  }
   const publisher = startPublisher({
     storeRoot: config.storeRoot,
     storeDir: config.storeDir,
     dbPath: storeDbPath(config.storeRoot),
     caches: config.caches,
-    log: deps.log,
+    log,
     db: o.closureDb,
   });
-  let push: PushDeps | undefined;
-  if (config.push) {
-    try {
-      push = createPush(config.push, {
-        store, storeRoot: config.storeRoot, storeDir: config.storeDir, log: deps.log, metrics: deps.metrics,
-        signers: config.caches.flatMap((c) => signersOf(c.name)),
-        refreshPublished: () => publisher.then((p) => p.refresh()),
-      });
-    } catch (e) {
-      usage.close();
-      store.close();
-      throw new ConfigError(`push_dir: ${(e as Error).message}`);
-    }
-    deps.push = push;
-  }
-  // A store given by a test has no daemon to hold roots through.
-  const roots = o.store ? { stop: () => {} } : startTempRoots({ tempRoots: config.tempRoots, storeRoot: config.storeRoot, pushStore: config.push?.storeUri, log: deps.log });
-  deps.tempRoots = roots.tempRoots;
-  if (!o.store && config.caches.some((c) => c.keepDays !== undefined || c.maxBytes !== undefined)) {
-    deps.retention = startRetention({ storeRoot: config.storeRoot, storeDir: config.storeDir, stateDir: config.stateDir, caches: config.caches, log: deps.log });
-  }
+  const settings = appSettings(config);
   const caches = createCacheRegistry({ config, base: deps, settings, signersFor: (c) => signersOf(c.name), publisher });
+  opened.push(() => caches.close()); // the publisher's too
   const ready = caches.ready.catch((e: Error) => {
     throw new ConfigError(`cache: ${e.message}`);
   });
   ready.catch(() => {});
-  return {
-    app: createApp(settings, deps, caches),
-    deps,
-    settings,
-    caches,
-    ready,
-    close: () => {
-      caches.close();
-      push?.close();
-      roots.stop();
-      deps.retention?.close();
-      usage.close();
-      store.close();
-    },
-  };
+  return { app: createApp(settings, deps, caches), deps, settings, caches, ready, close: closeAll };
+}
+
+/** On-the-fly compression for config.compression, its slots (compression_max) and its gauges. */
+function startCompressions(config: OriginConfig, method: Exclude<OriginConfig['compression'], 'none'>, o: { store: Store; narCache?: NarCache; metrics: Metrics; log: Logger; slots?: Slots }): Compressions {
+  const slots = o.slots ?? createLocalSlots(config.compressionMax, config.compressionQueue);
+  const compressions = createCompressions({
+    store: o.store, slots, narCache: o.narCache, metrics: o.metrics, log: o.log,
+    method, level: config.compressionLevel, spoolDir: join(tmpdir(), 'eris-spool'),
+  });
+  o.metrics.levels.eris_compressions_running = { help: 'NAR compressions running now.', read: () => compressions.running };
+  o.metrics.levels.eris_compressions_queued = { help: 'NAR compressions waiting for a place (compression_max).', read: () => compressions.queued };
+  return compressions;
 }
