@@ -22,6 +22,7 @@
  * for a chroot store is given the caches' keys. `trust = "no-check-sigs"`
  * asks the daemon to skip the check (it does so only for a trusted-user).
  */
+import { Readable } from 'node:stream';
 import { parseSha256, bytesToHex } from '../../shared/hash.ts';
 import type { NarInfo } from '../../shared/narinfo.ts';
 import { narFileOfUrl } from '../../shared/upload.ts';
@@ -51,8 +52,11 @@ export interface ImporterOptions {
 }
 
 export interface Importer {
-  /** Adds the path of `info` (already verified, signed as it should be stored) from the NAR file at `narFile`. Resolves once it is valid. */
-  importPath(info: NarInfo, narFile: string): Promise<void>;
+  /**
+   * Adds the path of `info` (already verified, signed as it should be stored) from the NAR file at `nar`
+   * (compressed as its URL says), or from the NAR itself when the caller already holds it. Resolves once it is valid.
+   */
+  importPath(info: NarInfo, nar: string | Buffer): Promise<void>;
   close(): void;
 }
 
@@ -79,7 +83,7 @@ export function createImporter(o: ImporterOptions): Importer {
   const pending: Job[] = [];
   let running = 0;
 
-  function toDaemonInfo(info: NarInfo, narFile: string): NarToAdd {
+  function toDaemonInfo(info: NarInfo, source: string | Buffer): NarToAdd {
     const nar = narFileOfUrl(info.url, info.compression);
     if (typeof nar === 'string') throw rejected(nar);
     const full = (base: string) => `${o.storeDir}/${base}`;
@@ -95,7 +99,7 @@ export function createImporter(o: ImporterOptions): Importer {
         sigs: info.sigs,
         ca: info.ca ?? '',
       },
-      nar: () => narChunks(narFile, nar.compression, info.narSize),
+      nar: typeof source === 'string' ? () => narChunks(source, nar.compression, info.narSize) : () => Readable.from([source]),
     };
   }
 
@@ -179,9 +183,9 @@ export function createImporter(o: ImporterOptions): Importer {
   }
 
   return {
-    importPath(info, narFile) {
+    importPath(info, nar) {
       return new Promise<void>((resolve, reject) => {
-        pending.push({ item: toDaemonInfo(info, narFile), resolve, reject });
+        pending.push({ item: toDaemonInfo(info, nar), resolve, reject });
         pump();
       });
     },

@@ -25,6 +25,7 @@ import { pipeline } from 'node:stream/promises';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { partsNarFile, type UploadStart, type UploadState } from '../../shared/push-protocol.ts';
 import { PushError, rejected, tryLater } from './errors.ts';
+import { oneAtATime } from './one-at-a-time.ts';
 
 interface PartRecord {
   offset: number;
@@ -61,7 +62,7 @@ const acknowledged = (r: UploadRecord) => r.parts.reduce((end, p) => Math.max(en
 
 export function createParts(o: PartsOptions): Parts {
   /** One request at a time per upload in this process. */
-  const locks = new Map<string, Promise<unknown>>();
+  const locked = oneAtATime();
   /** The running SHA-256 of an upload's acknowledged bytes, while this process has seen them all. */
   const running = new Map<string, { hash: Hash; upTo: number }>();
 
@@ -69,17 +70,6 @@ export function createParts(o: PartsOptions): Parts {
   const dataOf = (cache: string, id: string) => join(dirOf(cache), `upload-${id}.nar`);
   const recordOf = (cache: string, id: string) => join(dirOf(cache), `upload-${id}.json`);
   const stagedNar = (cache: string, narHash: string) => join(dirOf(cache), partsNarFile(narHash));
-
-  async function locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    while (locks.has(key)) await locks.get(key)!.catch(() => {});
-    const p = fn();
-    locks.set(key, p);
-    try {
-      return await p;
-    } finally {
-      locks.delete(key);
-    }
-  }
 
   async function load(cache: string, id: string): Promise<UploadRecord | undefined> {
     try {

@@ -21,13 +21,14 @@ import { narFileOfUrl, type Upload } from '../../shared/upload.ts';
 import type { Signer } from '../../shared/signing.ts';
 import type { Logger } from '../server/log.ts';
 import type { Metrics } from '../server/metrics.ts';
-import type { Store } from '../store/store.ts';
+import type { PathInfo, Store } from '../store/store.ts';
 import { PushError, rejected } from './errors.ts';
 import type { Staging } from './staging.ts';
-import type { KeptFiles } from './kept.ts';
+import type { KeptFiles, KeptRecord } from './kept.ts';
 import type { Importer } from './import.ts';
 import { verifyNarFile } from './verify.ts';
 import { addGcRoot, removeGcRoot } from '../store/gc-roots.ts';
+import { oneAtATime } from './one-at-a-time.ts';
 
 /** A cache as push sees it. */
 export interface PushTarget {
@@ -92,56 +93,62 @@ const normalHash = (label: string, text: string): string => {
   }
 };
 
+/** The narinfo as uploaded, parsed and checked on its own: a store path of ours under the hash it was PUT at, sane names and hashes. */
+export function checkNarInfo(text: string, hashPart: string, storeDir: string): NarInfo {
+  let info: NarInfo;
+  try {
+    info = parseNarInfo(text);
+  } catch (e) {
+    throw rejected(`bad narinfo: ${(e as Error).message}`);
+  }
+  let parsed;
+  try {
+    parsed = parseStorePath(info.storePath, storeDir);
+  } catch {
+    throw rejected(`narinfo StorePath ${info.storePath.slice(0, 120)} is not a store path in ${storeDir}`);
+  }
+  if (parsed.hashPart !== hashPart) throw rejected(`narinfo StorePath ${info.storePath} does not belong to ${hashPart}.narinfo`);
+  for (const r of info.references) if (!isStorePathBaseName(r)) throw rejected(`narinfo reference ${JSON.stringify(r.slice(0, 120))} is not a store path name`);
+  if (info.deriver !== undefined && !isStorePathBaseName(info.deriver)) throw rejected('narinfo Deriver is not a store path name');
+  info.narHash = normalHash('NarHash', info.narHash);
+  if (info.fileHash !== undefined) info.fileHash = normalHash('FileHash', info.fileHash);
+  return info;
+}
+
+/** The NAR file a narinfo names (its URL). */
+type NarFile = Exclude<ReturnType<typeof narFileOfUrl>, string>;
+
+/** One narinfo PUT as its steps see it. */
+interface NarInfoPush {
+  target: PushTarget;
+  hashPart: string;
+  info: NarInfo;
+  /** The NAR file the narinfo names. */
+  nar: NarFile;
+  /** Full store paths of the references. */
+  refs: string[];
+  user: string | undefined;
+}
+
+/** Where the NAR is: just uploaded (staged), or kept from an earlier push of the same file. */
+type FoundNar = { staged: { path: string; size: number } } | { kept: { record: KeptRecord; path?: string } };
+
 export function createPushService(o: PushServiceOptions): PushService {
   const maxMeta = o.maxMetadataBytes ?? 1024 * 1024;
   /** One narinfo per store path at a time in this process (Nix's path locks serialise across processes). */
-  const busy = new Map<string, Promise<unknown>>();
-
-  async function serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    while (busy.has(key)) await busy.get(key)!.catch(() => {});
-    const p = fn();
-    busy.set(key, p);
-    try {
-      return await p;
-    } finally {
-      busy.delete(key);
-    }
-  }
-
-  function checkNarInfo(text: string, hashPart: string): NarInfo {
-    let info: NarInfo;
-    try {
-      info = parseNarInfo(text);
-    } catch (e) {
-      throw rejected(`bad narinfo: ${(e as Error).message}`);
-    }
-    let parsed;
-    try {
-      parsed = parseStorePath(info.storePath, o.storeDir);
-    } catch {
-      throw rejected(`narinfo StorePath ${info.storePath.slice(0, 120)} is not a store path in ${o.storeDir}`);
-    }
-    if (parsed.hashPart !== hashPart) throw rejected(`narinfo StorePath ${info.storePath} does not belong to ${hashPart}.narinfo`);
-    for (const r of info.references) if (!isStorePathBaseName(r)) throw rejected(`narinfo reference ${JSON.stringify(r.slice(0, 120))} is not a store path name`);
-    if (info.deriver !== undefined && !isStorePathBaseName(info.deriver)) throw rejected('narinfo Deriver is not a store path name');
-    info.narHash = normalHash('NarHash', info.narHash);
-    if (info.fileHash !== undefined) info.fileHash = normalHash('FileHash', info.fileHash);
-    return info;
-  }
+  const serially = oneAtATime();
 
   async function putNarInfo(target: PushTarget, hashPart: string, text: string, user: string | undefined): Promise<PushResult> {
-    const info = checkNarInfo(text, hashPart);
+    const info = checkNarInfo(text, hashPart, o.storeDir);
     const named = narFileOfUrl(info.url, info.compression);
     if (typeof named === 'string') throw rejected(named);
-    const nar = named;
-    if (info.fileHash !== undefined && info.fileHash !== nar.fileHash) throw rejected(`narinfo FileHash ${info.fileHash} does not match its URL ${info.url}`);
-    const refs = info.references.map((r) => `${o.storeDir}/${r}`);
+    if (info.fileHash !== undefined && info.fileHash !== named.fileHash) throw rejected(`narinfo FileHash ${info.fileHash} does not match its URL ${info.url}`);
+    const push: NarInfoPush = { target, hashPart, info, nar: named, refs: info.references.map((r) => `${o.storeDir}/${r}`), user };
 
     return serially(info.storePath, async () => {
-      // The NAR: just uploaded (staged), or kept from an earlier push of the same file.
-      const staged = await o.staging.find(target.name, nar.file);
+      const staged = await o.staging.find(target.name, named.file);
       try {
-        return await check(staged);
+        return await accept(push, staged ? { staged } : await findKept(push));
       } catch (e) {
         // A refused push leaves nothing behind (Nix uploads the NAR again next time); after a temporary
         // failure (5xx) Nix retries the narinfo alone, so the NAR stays until the time bound.
@@ -149,73 +156,95 @@ export function createPushService(o: PushServiceOptions): PushService {
         throw e;
       }
     });
+  }
 
-    async function check(staged: { path: string; size: number } | undefined): Promise<PushResult> {
-      const kept = staged ? undefined : await o.kept.find(target.name, nar.file);
-      if (!staged && !kept) {
-        const unfinished = await o.onUnknownNar?.(target.name, nar.file);
-        throw rejected(unfinished ? `the upload of ${info.url} is incomplete (removed): send every part before the narinfo` : `unknown NAR file: upload ${info.url} before the narinfo`);
-      }
-      if (info.fileSize !== undefined && staged && info.fileSize !== staged.size) {
-        throw rejected(`narinfo FileSize ${info.fileSize} does not match the uploaded ${info.url} (${staged.size} bytes)`);
-      }
+  /** A NAR no upload staged: kept from an earlier push, or the narinfo came too early. */
+  async function findKept(p: NarInfoPush): Promise<FoundNar> {
+    const kept = await o.kept.find(p.target.name, p.nar.file);
+    if (kept) return { kept };
+    const unfinished = await o.onUnknownNar?.(p.target.name, p.nar.file);
+    throw rejected(unfinished ? `the upload of ${p.info.url} is incomplete (removed): send every part before the narinfo` : `unknown NAR file: upload ${p.info.url} before the narinfo`);
+  }
 
-      const existing = await o.store.lookup(hashPart);
-      if (existing) {
-        if (existing.storePath !== info.storePath || existing.narHash !== info.narHash || existing.narSize !== info.narSize ||
-          existing.references.join(' ') !== [...refs].sort().join(' ')) {
-          throw new PushError(409, `${info.storePath} is already in the store with other contents or references`);
-        }
-      } else {
-        for (const ref of refs) {
-          if (ref === info.storePath) continue;
-          if (!(await target.isPublished(ref))) throw rejected(`missing reference: ${ref} is not in cache ${target.name}; push it first`);
-        }
-      }
-
-      // The same hash check whether or not the store has the path.
-      if (staged) await verifyNarFile(staged.path, nar.compression, info);
-      else if (kept!.record.narHash !== info.narHash || kept!.record.narSize !== info.narSize || kept!.record.compression !== nar.compression) {
-        throw rejected(`the uploaded ${info.url} holds another NAR than this narinfo says`);
-      }
-
-      const published = existing ? await target.isPublished(info.storePath) : false;
-      const newRoot = await addGcRoot(o.storeRoot, target.name, info.storePath);
-      if (!existing) {
-        const signed: NarInfo = {
-          ...info,
-          fileHash: nar.fileHash,
-          fileSize: staged?.size ?? kept!.record.fileSize,
-          // Ours, which the store checks; the pusher's own (unverified here, checked by whoever trusts them) are kept.
-          sigs: [...info.sigs.filter((s) => /^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s)),
-            ...target.signers.slice(0, 1).map((s) => s.sign(fingerprint(info.storePath, info.narHash, info.narSize, [...refs].sort())))],
-        };
-        const started = performance.now();
-        try {
-          await o.importer.importPath(signed, staged?.path ?? kept!.path ?? '');
-          o.metrics?.pushImport((performance.now() - started) / 1000, true);
-          // An import over the daemon takes milliseconds: the lookups below must not answer from before it.
-          o.store.refresh?.();
-        } catch (e) {
-          o.metrics?.pushImport((performance.now() - started) / 1000, false);
-          if (newRoot && !(await o.store.isValid(info.storePath).catch(() => false))) await removeGcRoot(o.storeRoot, target.name, info.storePath).catch(() => {});
-          throw e;
-        }
-      }
-      if (!published) {
-        await target.settle?.();
-        if (!(await target.isPublished(info.storePath))) {
-          if (newRoot) await removeGcRoot(o.storeRoot, target.name, info.storePath).catch(() => {});
-          throw rejected(`${info.storePath} is excluded from cache ${target.name} (its exclude patterns); it stays in the store unpublished`);
-        }
-      }
-      await o.kept.keep(target.name, nar.file, staged?.path, {
-        storePath: info.storePath, narHash: info.narHash, narSize: info.narSize, compression: nar.compression, fileSize: staged?.size ?? kept!.record.fileSize,
-      });
-      const what = !existing ? 'imported' : published ? 'already in the cache' : 'published (already in the store)';
-      o.log.info({ msg: `push: ${what}`, cache: target.name, path: info.storePath, user: user ?? null, narSize: info.narSize });
-      return { status: 200, message: `${storePathBaseName(info.storePath)}: ${what}`, path: { storePath: info.storePath, narSize: info.narSize } };
+  /** The steps of an accepted narinfo: checks, import (when new), publication, the NAR kept for read-back. */
+  async function accept(p: NarInfoPush, found: FoundNar): Promise<PushResult> {
+    const { info, target } = p;
+    const fileSize = 'staged' in found ? found.staged.size : found.kept.record.fileSize;
+    if ('staged' in found && info.fileSize !== undefined && info.fileSize !== fileSize) {
+      throw rejected(`narinfo FileSize ${info.fileSize} does not match the uploaded ${info.url} (${fileSize} bytes)`);
     }
+    const existing = await checkAgainstStore(p);
+    const narBytes = await checkNarBytes(p, found);
+    const published = existing ? await target.isPublished(info.storePath) : false;
+    const newRoot = await addGcRoot(o.storeRoot, target.name, info.storePath);
+    if (!existing) await importSigned(p, found, fileSize, narBytes, newRoot);
+    if (!published) await publish(p, newRoot);
+    await o.kept.keep(target.name, p.nar.file, 'staged' in found ? found.staged.path : undefined, {
+      storePath: info.storePath, narHash: info.narHash, narSize: info.narSize, compression: p.nar.compression, fileSize,
+    });
+    const what = !existing ? 'imported' : published ? 'already in the cache' : 'published (already in the store)';
+    o.log.info({ msg: `push: ${what}`, cache: target.name, path: info.storePath, user: p.user ?? null, narSize: info.narSize });
+    return { status: 200, message: `${storePathBaseName(info.storePath)}: ${what}`, path: { storePath: info.storePath, narSize: info.narSize } };
+  }
+
+  /** A path the store has must be this very path; a new one needs its references in the cache already. Returns the store's entry. */
+  async function checkAgainstStore(p: NarInfoPush): Promise<PathInfo | undefined> {
+    const { info } = p;
+    const existing = await o.store.lookup(p.hashPart);
+    if (existing) {
+      if (existing.storePath !== info.storePath || existing.narHash !== info.narHash || existing.narSize !== info.narSize ||
+        existing.references.join(' ') !== [...p.refs].sort().join(' ')) {
+        throw new PushError(409, `${info.storePath} is already in the store with other contents or references`);
+      }
+      return existing;
+    }
+    for (const ref of p.refs) {
+      if (ref === info.storePath) continue;
+      if (!(await p.target.isPublished(ref))) throw rejected(`missing reference: ${ref} is not in cache ${p.target.name}; push it first`);
+    }
+    return undefined;
+  }
+
+  /** The same hash check whether or not the store has the path; a small staged NAR comes back in memory for the import. */
+  async function checkNarBytes(p: NarInfoPush, found: FoundNar): Promise<Buffer | undefined> {
+    if ('staged' in found) return verifyNarFile(found.staged.path, p.nar.compression, p.info, { fileSize: found.staged.size });
+    const r = found.kept.record;
+    if (r.narHash !== p.info.narHash || r.narSize !== p.info.narSize || r.compression !== p.nar.compression) {
+      throw rejected(`the uploaded ${p.info.url} holds another NAR than this narinfo says`);
+    }
+    return undefined;
+  }
+
+  /** Into the store through Nix, signed with the cache's key (which the store checks); a failed import takes its new root away. */
+  async function importSigned(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined, newRoot: boolean): Promise<void> {
+    const { info } = p;
+    const signed: NarInfo = {
+      ...info,
+      fileHash: p.nar.fileHash,
+      fileSize,
+      // Ours, which the store checks; the pusher's own (unverified here, checked by whoever trusts them) are kept.
+      sigs: [...info.sigs.filter((s) => /^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s)),
+        ...p.target.signers.slice(0, 1).map((s) => s.sign(fingerprint(info.storePath, info.narHash, info.narSize, [...p.refs].sort())))],
+    };
+    const started = performance.now();
+    try {
+      await o.importer.importPath(signed, narBytes ?? ('staged' in found ? found.staged.path : found.kept.path ?? ''));
+      o.metrics?.pushImport((performance.now() - started) / 1000, true);
+      // An import over the daemon takes milliseconds: the lookups below must not answer from before it.
+      o.store.refresh?.();
+    } catch (e) {
+      o.metrics?.pushImport((performance.now() - started) / 1000, false);
+      if (newRoot && !(await o.store.isValid(info.storePath).catch(() => false))) await removeGcRoot(o.storeRoot, p.target.name, info.storePath).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** In the cache once its published set has the new root; a path its exclude patterns keep out stays in the store unpublished. */
+  async function publish(p: NarInfoPush, newRoot: boolean): Promise<void> {
+    await p.target.settle?.();
+    if (await p.target.isPublished(p.info.storePath)) return;
+    if (newRoot) await removeGcRoot(o.storeRoot, p.target.name, p.info.storePath).catch(() => {});
+    throw rejected(`${p.info.storePath} is excluded from cache ${p.target.name} (its exclude patterns); it stays in the store unpublished`);
   }
 
   return {

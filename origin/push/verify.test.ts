@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zstdCompressSync } from 'node:zlib';
@@ -23,27 +23,36 @@ const files = {
   bzip2: file('n.nar.bz2', execFileSync('bzip2', ['-c'], { input: nar })),
 } as const;
 
-describe('verifyNarFile', () => {
-  for (const [compression, path] of Object.entries(files)) {
-    it(`accepts a right ${compression} NAR and refuses a wrong hash or size`, async () => {
-      const c = compression as keyof typeof files;
-      await verifyNarFile(path, c, want);
-      await expect(verifyNarFile(path, c, { ...want, narHash: formatSha256Nix32(Buffer.alloc(32)) })).rejects.toThrow(/hash mismatch/);
-      await expect(verifyNarFile(path, c, { ...want, narSize: want.narSize + 1 })).rejects.toThrow(/NarSize/);
-      await expect(verifyNarFile(path, c, { ...want, narSize: want.narSize - 1 })).rejects.toThrow(/larger than its NarSize/);
-    });
-  }
+const bomb = file('bomb.nar.zst', zstdCompressSync(Buffer.alloc(200_000_000)));
+const sizeOf = (path: string) => statSync(path).size;
 
-  it('refuses a file that is not what its compression says', async () => {
-    for (const c of ['xz', 'zstd', 'bzip2'] as const) {
-      await expect(verifyNarFile(files.none, c, want)).rejects.toMatchObject({ status: 400, message: expect.stringMatching(new RegExp(`does not decompress as ${c}`)) });
+// Streamed (any file), and read into memory (small none/zstd files): the same verdicts.
+for (const [way, inMemoryUpTo] of [['streamed', 0], ['in memory', 1 << 30]] as const) {
+  describe(`verifyNarFile, ${way}`, () => {
+    const verify = (path: string, c: keyof typeof files, w: typeof want) => verifyNarFile(path, c, w, { fileSize: sizeOf(path), inMemoryUpTo });
+    for (const [compression, path] of Object.entries(files)) {
+      it(`accepts a right ${compression} NAR and refuses a wrong hash or size`, async () => {
+        const c = compression as keyof typeof files;
+        const got = await verify(path, c, want);
+        // A small none/zstd file's NAR is handed back for the import.
+        if (way === 'in memory' && (c === 'none' || c === 'zstd')) expect(got?.equals(nar)).toBe(true);
+        else expect(got).toBeUndefined();
+        await expect(verify(path, c, { ...want, narHash: formatSha256Nix32(Buffer.alloc(32)) })).rejects.toThrow(/hash mismatch/);
+        await expect(verify(path, c, { ...want, narSize: want.narSize + 1 })).rejects.toThrow(/NarSize/);
+        await expect(verify(path, c, { ...want, narSize: want.narSize - 1 })).rejects.toThrow(/larger than its NarSize/);
+      });
     }
-  });
 
-  it('stops a decompression bomb at NarSize', async () => {
-    const bomb = file('bomb.nar.zst', zstdCompressSync(Buffer.alloc(200_000_000)));
-    const started = performance.now();
-    await expect(verifyNarFile(bomb, 'zstd', { narHash: want.narHash, narSize: 1000 })).rejects.toThrow(/larger than its NarSize/);
-    expect(performance.now() - started).toBeLessThan(5000);
+    it('refuses a file that is not what its compression says', async () => {
+      for (const c of ['xz', 'zstd', 'bzip2'] as const) {
+        await expect(verify(files.none, c, want)).rejects.toMatchObject({ status: 400, message: expect.stringMatching(new RegExp(`does not decompress as ${c}`)) });
+      }
+    });
+
+    it('stops a decompression bomb at NarSize', async () => {
+      const started = performance.now();
+      await expect(verify(bomb, 'zstd', { narHash: want.narHash, narSize: 1000 })).rejects.toThrow(/larger than its NarSize/);
+      expect(performance.now() - started).toBeLessThan(5000);
+    });
   });
-});
+}

@@ -1,12 +1,20 @@
 /**
- * Checks an uploaded NAR file against the narinfo that names it, streaming:
- * it must decompress (none, xz, zstd, bzip2) to exactly NarSize bytes whose
- * SHA-256 is NarHash. Decompression stops as soon as the output passes
- * NarSize, so a small file cannot make us write or hash gigabytes.
+ * Checks an uploaded NAR file against the narinfo that names it: it must
+ * decompress (none, xz, zstd, bzip2) to exactly NarSize bytes whose SHA-256
+ * is NarHash. Decompression stops as soon as the output passes NarSize, so a
+ * small file cannot make us write or hash gigabytes.
+ *
+ * A small file (most paths of a closure) is read once and checked in memory,
+ * and its NAR is handed back for the import to feed the daemon from: on a
+ * loaded box every file-system round trip of a push is latency the client
+ * waits for, one path after another (issue #23's profile). Larger files are
+ * streamed.
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { zstdDecompressSync } from 'node:zlib';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import type { UploadCompression } from '../../shared/upload.ts';
 import { decompressed } from './decompress.ts';
@@ -17,33 +25,70 @@ export interface NarExpectation {
   narSize: number;
 }
 
-/** Resolves when the file holds the expected NAR; rejects with a 400 PushError saying what differs. */
-export async function verifyNarFile(file: string, compression: UploadCompression, want: NarExpectation): Promise<void> {
+/** Files up to this size (and NARs up to IN_MEMORY_NAR_BYTES) are checked in memory, by default. */
+export const IN_MEMORY_FILE_BYTES = 256 * 1024;
+const IN_MEMORY_NAR_BYTES = 4 * 1024 * 1024;
+
+const tooLarge = (want: NarExpectation) => rejected(`NAR is larger than its NarSize ${want.narSize}`);
+
+/** The verdict on a NAR's size and SHA-256, the same for both ways of reading it. */
+function checkDigest(size: number, sha256: Buffer, want: NarExpectation): void {
+  if (size !== want.narSize) throw rejected(`NAR is ${size} bytes, narinfo says NarSize ${want.narSize}`);
+  const got = formatSha256Nix32(sha256);
+  if (got !== want.narHash) throw rejected(`NAR hash mismatch: the upload is ${got}, narinfo says ${want.narHash}`);
+}
+
+/** The NAR of a small none/zstd file, decompressed in memory (never past NarSize). */
+async function narInMemory(file: string, compression: 'none' | 'zstd', want: NarExpectation): Promise<Buffer> {
+  const bytes = await readFile(file);
+  if (compression === 'none') {
+    if (bytes.length > want.narSize) throw tooLarge(want);
+    return bytes;
+  }
+  try {
+    return zstdDecompressSync(bytes, { maxOutputLength: Math.max(1, want.narSize) });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(want);
+    throw rejected(`NAR file does not decompress as zstd: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Resolves when the file holds the expected NAR; rejects with a 400 PushError saying what differs.
+ * For a small file (`fileSize` at most `inMemoryUpTo`) it resolves to the NAR itself.
+ */
+export async function verifyNarFile(file: string, compression: UploadCompression, want: NarExpectation,
+  o: { fileSize?: number; inMemoryUpTo?: number } = {}): Promise<Buffer | undefined> {
+  const small = o.fileSize !== undefined && o.fileSize <= (o.inMemoryUpTo ?? IN_MEMORY_FILE_BYTES) && want.narSize <= IN_MEMORY_NAR_BYTES;
+  if (small && (compression === 'none' || compression === 'zstd')) {
+    const nar = await narInMemory(file, compression, want);
+    checkDigest(nar.length, createHash('sha256').update(nar).digest(), want);
+    return nar;
+  }
   const { out, done, stop } = decompressed(file, compression);
   const hash = createHash('sha256');
   let size = 0;
-  let tooLong = false;
+  let over = false;
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {
       size += chunk.length;
       if (size > want.narSize) {
-        tooLong = true;
+        over = true;
         stop();
-        return cb(rejected(`NAR is larger than its NarSize ${want.narSize}`));
+        return cb(tooLarge(want));
       }
       hash.update(chunk);
       cb();
     },
   });
   const [piped, finished] = await Promise.allSettled([pipeline(out, sink), done]);
-  if (tooLong) throw rejected(`NAR is larger than its NarSize ${want.narSize}`);
+  if (over) throw tooLarge(want);
   // The decompressor's own verdict first (it names the codec); a codec error seen by the pipeline is the upload's fault too.
   if (finished.status === 'rejected') throw finished.reason;
   if (piped.status === 'rejected') {
     if (compression === 'none' || piped.reason instanceof PushError) throw piped.reason;
     throw rejected(`NAR file does not decompress as ${compression}: ${(piped.reason as Error).message}`);
   }
-  if (size !== want.narSize) throw rejected(`NAR is ${size} bytes, narinfo says NarSize ${want.narSize}`);
-  const got = formatSha256Nix32(hash.digest());
-  if (got !== want.narHash) throw rejected(`NAR hash mismatch: the upload is ${got}, narinfo says ${want.narHash}`);
+  checkDigest(size, hash.digest(), want);
+  return undefined;
 }

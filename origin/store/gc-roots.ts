@@ -19,21 +19,30 @@ export const gcRootsDirOf = (storeRoot: string, cache: string) => join(storeRoot
 export const gcRootOf = (storeRoot: string, cache: string, storePath: string) => join(gcRootsDirOf(storeRoot, cache), storePathBaseName(storePath));
 
 /**
- * Roots `storePath` for `cache`; true when the link is new. It is made beside (a dot name retention skips)
- * and renamed over, so a reader never sees a half-made root. An existing link is renewed (its time set to
- * now): retention's keep_days counts a push or publish as a use.
+ * Roots `storePath` for `cache`; true when the link is new. A new root is one symlink() (atomic: a reader
+ * sees no link or the whole link; a push waits for this call, path after path). A link that points
+ * elsewhere is replaced by one made beside (a dot name retention skips) and renamed over. An existing link
+ * is renewed (its time set to now): retention's keep_days counts a push or publish as a use.
  */
 export async function addGcRoot(storeRoot: string, cache: string, storePath: string): Promise<boolean> {
   const link = gcRootOf(storeRoot, cache, storePath);
-  try {
-    if ((await readlink(link)) === storePath) {
-      const now = new Date();
-      await lutimes(link, now, now).catch(() => {});
-      return false;
-    }
-  } catch {}
   const dir = gcRootsDirOf(storeRoot, cache);
-  await mkdir(dir, { recursive: true });
+  for (let tries = 0; ; tries++) {
+    try {
+      await symlink(storePath, link);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && tries === 0) await mkdir(dir, { recursive: true });
+      else if (code === 'EEXIST') break;
+      else throw e;
+    }
+  }
+  if ((await readlink(link).catch(() => undefined)) === storePath) {
+    const now = new Date();
+    await lutimes(link, now, now).catch(() => {});
+    return false;
+  }
   const tmp = join(dir, `.new-${randomBytes(6).toString('hex')}`);
   await symlink(storePath, tmp);
   await rename(tmp, link);
