@@ -3,13 +3,17 @@
  *   - wide closures of small paths (BENCH_PUSH_WIDE, default "101,1001": one path referring to all the
  *     others, each BENCH_PUSH_KIB KiB of random bytes, default 2 — a wide CI output), and
  *   - one big path (BENCH_PUSH_BIG_MIB MiB of random bytes, default 256),
- * from this machine's store, to four targets measured in the same run:
+ * from this machine's store, to these targets measured in the same run:
  *   file://      a local binary cache directory (zstd): the client's own cost — the reference for the big path
  *   local store  `nix copy --to <a chroot store dir>`: Nix importing into a store, no network — the reference for closures
  *   origin       `eris serve --push-dir` on a chroot store, through a loopback proxy that adds the edge secret (cloudflared's place)
  *   edge         the same origin behind the Worker under `wrangler dev --local`, with a write token (netrc),
- *                MAX_UPLOAD_BYTES=100000000 as on Cloudflare: the big path goes with `eris push` when this checkout has it
- * file://, local store and origin get the same paths (three different destinations); the edge gets paths of its own.
+ *                MAX_UPLOAD_BYTES=100000000 as on Cloudflare (closures only: the big path is over it for nix copy)
+ *   do-nothing Worker   bench/lib/passthrough-worker.js under the same wrangler dev before the same origin:
+ *                what wrangler dev itself costs nix copy's one-request-after-another upload (closures)
+ *   eris push    `eris push` (one missing question, uploads several at once, the big path in parts)
+ *                through the edge, when this checkout has the command
+ * file://, local store and origin get the same paths (three different destinations); each wrangler dev target gets paths of its own.
  * BENCH_PUSH_PROFILE=1 writes a CPU profile of the origin (bench/results/push-origin.cpuprofile) and prints
  * its heaviest functions; the origin's log gives each import's time.
  *
@@ -22,7 +26,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
-import { ERIS_CLI, startEdge, startOriginCli } from '../test/helpers/processes.ts';
+import { ERIS_CLI, freePort, startEdge, startOriginCli } from '../test/helpers/processes.ts';
+import { startPassthroughWorker, waitOk } from './lib/servers.ts';
+import { stopProcess } from './lib/procs.ts';
 import { startRecordingProxy } from '../test/helpers/recording-proxy.ts';
 import type { PushResults, PushRow } from './lib/push-report.ts';
 import { evaluatePushTargets, printPushReport } from './lib/push-report.ts';
@@ -124,6 +130,10 @@ async function main() {
     env: PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {},
   });
   const edge = await startEdge({ originUrl: origin.url, edgeSecret: SECRET, vars: { MAX_UPLOAD_BYTES: String(MAX_UPLOAD), PUSH_TIMEOUT_MS: '600000' } });
+  // wrangler dev's own cost: the do-nothing Worker (bench/lib) under the same wrangler dev, before the same origin.
+  const ptPort = await freePort();
+  const passthrough = wanted('do-nothing Worker') ? startPassthroughWorker({ workDir: dir, port: ptPort, upstream: origin.url, edgeSecret: SECRET }) : undefined;
+  if (passthrough) await waitOk('wrangler dev (do-nothing Worker)', `http://127.0.0.1:${ptPort}/nix-cache-info`, {}, 180_000, [passthrough]);
   const proxy = await startRecordingProxy(origin.url, { headers: { 'x-eris-edge-secret': SECRET } });
   const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'bench', { scopes: ['read', 'write'] });
   const netrc = join(dir, 'netrc');
@@ -158,6 +168,8 @@ async function main() {
       const before2 = readFileSync(originLog, 'utf8').length;
       await row(what, 'edge', n, bytes, () => timeCopy(`${edge.url}?compression=zstd`, [b], ['--option', 'netrc-file', netrc]));
       if (wanted('edge')) spans[`${what}, edge`] = importSpan(readFileSync(originLog, 'utf8').slice(before2));
+      await row(what, 'do-nothing Worker', n, bytes, () => timeCopy(`http://127.0.0.1:${ptPort}?compression=zstd`, [wanted('do-nothing Worker') ? buildWide(n, `${run}-c`) : a]));
+      if (withErisPush) await row(what, 'eris push', n, bytes, async () => timeErisPush(edge.url, token, [wanted('eris push') ? buildWide(n, `${run}-d`) : a]));
       rmSync(fileCache, { recursive: true, force: true });
       rmSync(join(dir, `local-${i++}`), { recursive: true, force: true });
     }
@@ -170,11 +182,12 @@ async function main() {
       await row(what, 'local store', 1, bytes, () => timeCopy(join(dir, 'local-big'), [a], ['--no-check-sigs']));
       rmSync(join(dir, 'local-big'), { recursive: true, force: true });
       await row(what, 'origin', 1, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
-      if (withErisPush) await row(what, 'edge', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)]), 'eris push');
-      else await row(what, 'edge', 1, bytes, async () => undefined, `over MAX_UPLOAD_BYTES=${MAX_UPLOAD} for nix copy; eris push is not in this checkout`);
+      if (withErisPush) await row(what, 'eris push', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)]));
+      else await row(what, 'eris push', 1, bytes, async () => undefined, 'eris push is not in this checkout');
     }
   } finally {
     void proxy.close();
+    if (passthrough) await stopProcess(passthrough);
     await edge.stop();
     await origin.stop();
   }
