@@ -3,14 +3,13 @@
  * from the files under `<root><storeDir>`. Only paths valid in the DB are served.
  */
 import { join } from 'node:path';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
 import { isHashPart, storePathBaseName } from '../../shared/store-path.ts';
 import { parseRealisationId, type Realisation } from '../../shared/realisation.ts';
 import type { PathMetadata } from '../../shared/narinfo.ts';
 import { openStoreDb, StoreBusyError, type StoreDb } from './db.ts';
-import { lstat } from 'node:fs/promises';
 import { checkedNar, narBuffer, narListing, narStream, type ListingNode } from './nar-stream.ts';
 import { findBuildLog, type BuildLog } from './build-log.ts';
 
@@ -150,8 +149,10 @@ export function createStore(options: StoreOptions): Store {
       });
     },
     async narState(info) {
+      // One lstat on the event loop: a thread-pool round trip (two thread wake-ups and an event-loop turn) cost
+      // far more than the call itself on every NAR request of a closure copy.
       try {
-        await lstat(join(root, info.storePath));
+        lstatSync(join(root, info.storePath));
         return 'present';
       } catch {
         // Files gone while the row is still there: being garbage-collected (gone once the row is), or a broken store.
