@@ -25,8 +25,9 @@ import { cacheSelector, getCaches } from '../caches/routes.ts';
 import { PUSH_PATHS, putUpload, withPushedNars } from '../push/routes.ts';
 import { getUpload, PARTS_ROUTES, postMissing, postUpload, putPart } from '../push/parts-routes.ts';
 
-/** The narinfo route and the cache prefix (routes/narinfo-fast.ts answers the same routes and counts them under these names). */
+/** The narinfo and NAR routes and the cache prefix (routes/narinfo-fast.ts and nar-fast.ts answer some of their requests and count them under these names). */
 export const NARINFO_ROUTE = '/:file{[^/]+\\.narinfo}';
+export const NAR_ROUTE = '/nar/:file';
 export const CACHE_PREFIX = '/:cache';
 
 /** Routes every cache answers, at `/<name>/…` and (the default cache) at the bare path. */
@@ -34,7 +35,7 @@ const PER_CACHE = [
   ['/nix-cache-info', getCacheInfo],
   [NARINFO_ROUTE, getNarInfo],
   ['/:file{[^/]+\\.ls}', getListing],
-  ['/nar/:file', withPushedNars(getNar)],
+  [NAR_ROUTE, withPushedNars(getNar)],
   ['/log/:drv', getBuildLog],
   ['/realisations/:file', getRealisation],
 ] as const;

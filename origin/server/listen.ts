@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
 import { NO_STORE, TEXT } from './respond.ts';
-import type { FastPath } from './routes/narinfo-fast.ts';
+import type { FastPath } from './routes/fast-path.ts';
 
 export interface Listening {
   server: Server;
@@ -18,7 +18,7 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** `fast`, if given, may answer a request first (routes/narinfo-fast.ts); what it leaves goes to `fetch`. */
+/** `fast`, if given, may answer a request first (routes/fast-path.ts); what it leaves goes to `fetch`. */
 export async function listen(fetch: (req: Request) => Response | Promise<Response>, where: { host: string; port: number }, fast?: FastPath): Promise<Listening> {
   const listener = getRequestListener(fetch, {
     errorHandler: () => new Response('bad request\n', { status: 400, headers: { 'Cache-Control': NO_STORE, 'Content-Type': TEXT } }),

@@ -3,14 +3,15 @@
  * to the socket with backpressure, read buffers handed back to the pool once
  * the socket has taken them. A failure mid-body destroys the connection, so the
  * client sees a truncated body, never a clean end. Also the one place NAR
- * responses are counted in the metrics (GET and HEAD alike) and logged.
+ * responses are counted in the metrics (GET and HEAD alike) and logged
+ * (narDone; routes/nar-fast.ts, which answers small NARs below Hono, uses it too).
  */
 import type { Context } from 'hono';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough, Readable, Transform, type Duplex } from 'node:stream';
 import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import type { OriginEnv } from './types.ts';
+import type { OriginDeps, OriginEnv } from './types.ts';
 import { recycleChunk } from '../store/buffer-pool.ts';
 import { requestCache, requestToken, requestUser } from '../usage/request.ts';
 
@@ -30,45 +31,65 @@ export interface NarResponse {
   onEnd?: () => void;
 }
 
-type Done = (ok: boolean, bytes: number, err?: NodeJS.ErrnoException) => void;
+export type Done = (ok: boolean, bytes: number, err?: NodeJS.ErrnoException) => void;
+
+/** Who a NAR went to, for the metrics, usage and log lines. */
+export interface NarRecipient {
+  /** The matched route's pattern (c.req.routePath). */
+  route: string;
+  user: string;
+  cache: string;
+  token: string;
+}
+
+/**
+ * What happens when a NAR body has ended, well or not: the stream counted out (`onEnd`), the metrics,
+ * usage and the log line. The one place NAR responses are accounted (the Hono route and routes/nar-fast.ts).
+ */
+export function narDone(deps: Pick<OriginDeps, 'metrics' | 'log' | 'usage'>, to: NarRecipient, storePath: string, status: number, started: number, onEnd?: () => void): Done {
+  const { metrics, log, usage } = deps;
+  return (ok, bytes, err) => {
+    onEnd?.();
+    const seconds = (performance.now() - started) / 1000;
+    metrics.narStream(seconds, ok);
+    metrics.sent(to.route, bytes);
+    usage?.nar(to.user, to.cache, storePath, bytes, to.token);
+    if (ok) log.info({ msg: 'nar sent', path: storePath, status, bytes, ms: Math.round(seconds * 1000) });
+    else if (err?.code === 'ERR_STREAM_PREMATURE_CLOSE') log.info({ msg: 'nar download aborted by client', path: storePath, bytes });
+    else log.error({ msg: 'nar stream failed', path: storePath, bytes, error: err?.message });
+  };
+}
+
+/** A whole (small) NAR: headers and body leave in one write (one packet for a small NAR, no flush between them). */
+export function sendWhole(out: ServerResponse, status: number, headers: Record<string, string>, whole: Buffer, done: Done): void {
+  let ended = false;
+  const end: Done = (...a) => void (ended || ((ended = true), done(...a)));
+  out.writeHead(status, headers);
+  out.end(whole, () => end(true, whole.length));
+  out.once('close', () => out.writableFinished || end(false, 0, clientClosed()));
+}
 
 /** Sends a NAR response: to the Node socket when there is one, else (app.request in tests) as a web Response. */
 export async function sendNar(c: Context<OriginEnv>, res: NarResponse): Promise<Response> {
-  const { metrics, log, usage } = c.get('deps');
   const route = c.req.routePath;
   const head = c.req.method === 'HEAD';
   const started = performance.now();
   // A failure here is the app's to answer (5xx, which Nix retries): no status has gone out yet.
   const whole = !head && 'whole' in res.body ? await res.body.whole() : undefined;
-  metrics.request(route, res.status, c.req.method);
+  c.get('deps').metrics.request(route, res.status, c.req.method);
   if (head) {
     res.onEnd?.();
     return new Response(null, { status: res.status, headers: res.headers });
   }
-
-  const done: Done = (ok, bytes, err) => {
-    res.onEnd?.();
-    const seconds = (performance.now() - started) / 1000;
-    metrics.narStream(seconds, ok);
-    metrics.sent(route, bytes);
-    usage?.nar(requestUser(c), requestCache(c), res.storePath, bytes, requestToken(c));
-    if (ok) log.info({ msg: 'nar sent', path: res.storePath, status: res.status, bytes, ms: Math.round(seconds * 1000) });
-    else if (err?.code === 'ERR_STREAM_PREMATURE_CLOSE') log.info({ msg: 'nar download aborted by client', path: res.storePath, bytes });
-    else log.error({ msg: 'nar stream failed', path: res.storePath, bytes, error: err?.message });
-  };
+  const done = narDone(c.get('deps'), { route, user: requestUser(c), cache: requestCache(c), token: requestToken(c) }, res.storePath, res.status, started, res.onEnd);
 
   const out = c.env?.outgoing;
   if (whole !== undefined) {
-    // Headers and body leave in one write (one packet for a small NAR, no flush between them).
     if (!out) {
       done(true, whole.length);
       return new Response(whole, { status: res.status, headers: res.headers });
     }
-    let ended = false;
-    const end: Done = (...a) => void (ended || ((ended = true), done(...a)));
-    out.writeHead(res.status, res.headers);
-    out.end(whole, () => end(true, whole.length));
-    out.once('close', () => out.writableFinished || end(false, 0, clientClosed()));
+    sendWhole(out, res.status, res.headers, whole, done);
     return RESPONSE_ALREADY_SENT;
   }
   const body = res.body as Exclude<NarBody, { whole: unknown }>; // the whole-body case has returned above

@@ -9,6 +9,8 @@ import type { Metrics } from './metrics.ts';
 import { composeOrigin, type ComposeOptions } from './compose.ts';
 import { listen, type Listening } from './listen.ts';
 import { narinfoFastPath } from './routes/narinfo-fast.ts';
+import { smallNarFastPath } from './routes/nar-fast.ts';
+import { firstOf } from './routes/fast-path.ts';
 import { metricsListener } from './routes/metrics.ts';
 
 export interface RunningOrigin {
@@ -26,7 +28,7 @@ export async function startOrigin(config: OriginConfig, log: Logger = createLogg
   let metricsServer: Listening | undefined;
   try {
     await origin.ready;
-    server = await listen(origin.app.fetch, config, narinfoFastPath(origin.caches, origin.settings));
+    server = await listen(origin.app.fetch, config, firstOf(narinfoFastPath(origin.caches, origin.settings), smallNarFastPath(origin.caches, origin.settings)));
     // In cluster mode every worker listens here too (node:cluster shares the port) and answers for all of them.
     if (config.metricsBind) metricsServer = await listen(metricsListener(origin.deps), config.metricsBind);
   } catch (e) {

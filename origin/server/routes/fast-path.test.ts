@@ -1,7 +1,7 @@
 /**
- * The narinfo fast path (routes/narinfo-fast.ts) answers a GET of a narinfo
- * the store has exactly as the Hono app does — bytes, headers, /metrics and
- * usage counts under the same names — and leaves everything else to the app.
+ * The fast paths below Hono — routes/narinfo-fast.ts (a GET of a narinfo the store has) and
+ * routes/nar-fast.ts (a plain GET of a small NAR) — answer exactly as the Hono app does (bytes,
+ * headers, /metrics and usage counts under the same names, admission) and leave everything else to the app.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -12,23 +12,38 @@ import { resolveConfig } from '../../config/index.ts';
 import { composeOrigin, type ComposedOrigin } from '../compose.ts';
 import { listen, type Listening } from '../listen.ts';
 import { narinfoFastPath } from './narinfo-fast.ts';
+import { smallNarFastPath } from './nar-fast.ts';
+import { SMALL_NAR_BYTES } from './nar.ts';
+import { firstOf } from './fast-path.ts';
 
-describe('narinfo fast path', () => {
+describe('fast paths', () => {
   let store: MemoryStore;
   let origin: ComposedOrigin;
   let server: Listening;
+  /** Requests the fast paths answered, all of them (`answered`) and small NARs only (`nars`). */
   let answered = 0;
+  let nars = 0;
+  const logged: Record<string, unknown>[] = [];
   const hash = (name: string) => store.paths[name]!.hashPart;
+  /** The NAR URL the narinfo advertises. */
+  const narPath = (name: string) => `/nar/${hash(name)}-${store.paths[name]!.narHash.slice('sha256:'.length)}.nar`;
 
   beforeAll(async () => {
     store = createMemoryStore([
       { name: 'leaf', contents: 'leaf\n' },
       { name: 'top', contents: 'x'.repeat(3000), references: ['leaf', 'top'], deriver: `${'d'.repeat(32)}-top.drv` },
+      { name: 'big', contents: Buffer.alloc(SMALL_NAR_BYTES, 7) },
+      { name: 'lost', contents: 'files gone, row kept\n' },
     ]);
+    store.gone.add(store.paths.lost!.storePath);
     const config = resolveConfig({ flags: { bind: '127.0.0.1:0', signKeyPaths: ['(in memory)'], edgeSecret: EDGE_SECRET }, env: {} });
-    origin = composeOrigin(config, { store, signers: [createSigner(generateKeyPair('eris-test-1').secret)] });
+    const log = { info: (e: Record<string, unknown>) => void logged.push(e), warn() {}, error() {} };
+    origin = composeOrigin(config, { store, log, signers: [createSigner(generateKeyPair('eris-test-1').secret)] });
     await origin.ready;
-    const fast = narinfoFastPath(origin.caches, origin.settings);
+    const narinfo = narinfoFastPath(origin.caches, origin.settings);
+    const nar = smallNarFastPath(origin.caches, origin.settings);
+    const countNars = async (req: IncomingMessage, res: ServerResponse) => (await nar(req, res)) && ++nars > 0;
+    const fast = firstOf(narinfo, countNars);
     const counting = async (req: IncomingMessage, res: ServerResponse) => {
       const a = await fast(req, res);
       if (a) answered++;
@@ -46,7 +61,7 @@ describe('narinfo fast path', () => {
     if (secret !== null) headers.set('x-eris-edge-secret', secret);
     return fetch(server.url + path, { ...init, headers, signal: AbortSignal.timeout(10_000) });
   };
-  const viaApp = (path: string) => origin.app.request(path, { headers: { 'x-eris-edge-secret': EDGE_SECRET } });
+  const viaApp = (path: string, headers: Record<string, string> = {}) => origin.app.request(path, { headers: { ...headers, 'x-eris-edge-secret': EDGE_SECRET } });
   const headerSet = (res: Response) => [...res.headers].filter(([k]) => !['date', 'connection', 'keep-alive'].includes(k));
 
   it('answers a narinfo the store has with the bytes and headers the app answers, bare and under the cache name', async () => {
@@ -90,5 +105,60 @@ describe('narinfo fast path', () => {
     const m1 = await metrics();
     expect(count(m1, route) - count(m0, route)).toBe(3);
     expect(count(m1, hits) - count(m0, hits)).toBe(3);
+  });
+
+  it('answers a small NAR with the bytes, headers and status the app answers, bare and under the cache name', async () => {
+    for (const [name, path] of [['top', narPath('top')], ['leaf', narPath('leaf')], ['top', `/default${narPath('top')}`]] as const) {
+      const before = nars;
+      const [fast, app] = [await overHttp(path), await viaApp(path)];
+      expect(nars).toBe(before + 1);
+      expect(fast.status).toBe(200);
+      expect(headerSet(fast)).toEqual(headerSet(app));
+      const body = new Uint8Array(await fast.arrayBuffer());
+      expect(body).toEqual(new Uint8Array(await app.arrayBuffer()));
+      expect(body.length).toBe(store.paths[name]!.narSize);
+    }
+  });
+
+  it('leaves every other NAR request to the app, which answers as always', async () => {
+    const before = answered;
+    const top = narPath('top');
+    expect((await overHttp(top, {}, null)).status).toBe(403);
+    expect((await overHttp(top, { method: 'HEAD' })).status).toBe(200);
+    const range = await overHttp(top, { headers: { range: 'bytes=0-9' } });
+    expect([range.status, (await range.arrayBuffer()).byteLength]).toEqual([206, 10]);
+    expect((await overHttp(top, { headers: { 'if-range': '"other"' } })).status).toBe(200);
+    expect((await overHttp(top.replace(hash('top'), hash('leaf')))).status).toBe(404); // another path's NAR hash
+    expect((await overHttp(top.replace(hash('top'), '0'.repeat(32)))).status).toBe(404);
+    expect((await overHttp(`/nope${top}`)).status).toBe(404);
+    expect((await overHttp(`${top}.xz`)).status).toBe(404); // this origin serves no xz
+    const big = await overHttp(narPath('big')); // NarSize above SMALL_NAR_BYTES: streamed by the app
+    expect([big.status, (await big.arrayBuffer()).byteLength]).toEqual([200, store.paths.big!.narSize]);
+    expect((await overHttp(narPath('lost'))).status).toBe(500); // registered, files missing: the app's 500
+    const harmonia = `/nar/${store.paths.top!.narHash.slice('sha256:'.length)}.nar?hash=${hash('top')}`;
+    expect((await overHttp(harmonia)).status).toBe(200);
+    expect(answered).toBe(before);
+  });
+
+  it("counts small NARs in /metrics, usage and admission as the app does, and logs them", async () => {
+    const metrics = async () => (await overHttp('/metrics')).text();
+    const count = (text: string, line: RegExp) => Number(text.match(line)?.[1] ?? 0);
+    const route = /^eris_requests_total\{route="nar",status="200"\} (\d+)$/m;
+    const sent = /^eris_sent_bytes_total\{route="nar"\} (\d+)$/m;
+    const streams = /^eris_nar_stream_seconds_count (\d+)$/m;
+    const m0 = await metrics();
+    const before = nars;
+    logged.length = 0;
+    await (await overHttp(narPath('top'))).arrayBuffer();
+    await (await overHttp(`/default${narPath('leaf')}`)).arrayBuffer();
+    await (await viaApp(narPath('top'))).arrayBuffer();
+    expect(nars).toBe(before + 2);
+    const m1 = await metrics();
+    expect(count(m1, route) - count(m0, route)).toBe(3);
+    expect(count(m1, sent) - count(m0, sent)).toBe(2 * store.paths.top!.narSize + store.paths.leaf!.narSize);
+    expect(count(m1, streams) - count(m0, streams)).toBe(3);
+    expect(origin.deps.admission!.narStreams).toBe(0);
+    const sentLines = logged.filter((e) => e.msg === 'nar sent').map((e) => [e.path, e.bytes]);
+    expect(sentLines).toEqual([[store.paths.top!.storePath, store.paths.top!.narSize], [store.paths.leaf!.storePath, store.paths.leaf!.narSize], [store.paths.top!.storePath, store.paths.top!.narSize]]);
   });
 });

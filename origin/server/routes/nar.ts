@@ -39,6 +39,13 @@ export interface NarRequest {
  */
 export const SMALL_NAR_BYTES = 64 * 1024;
 
+const NAR_HEADERS = { 'Content-Type': CONTENT_TYPE.nar, 'Cache-Control': NO_STORE };
+
+/** The headers of a NAR body of known size (`etag`: quoted), which takes Range requests. */
+export function rangedNarHeaders(etag: string, length: number): Record<string, string> {
+  return { ...NAR_HEADERS, 'Accept-Ranges': 'bytes', ETag: etag, 'Content-Length': String(length) };
+}
+
 const SUFFIXES: [string, Compression][] = [['.nar', 'none'], [URL_SUFFIX.zstd, 'zstd'], [URL_SUFFIX.xz, 'xz']];
 
 /** Parse a NAR file name (+ optional `hash` query) or say why it is malformed. */
@@ -114,7 +121,6 @@ async function holdRoot(c: Context<OriginEnv>, storePath: string): Promise<() =>
 
 async function respond(c: Context<OriginEnv>, info: PathInfo, parsed: NarRequest, release: () => void): Promise<Response> {
   const { store, narCache, compressions, metrics } = c.get('deps');
-  const base = { 'Content-Type': CONTENT_TYPE.nar, 'Cache-Control': NO_STORE };
   const method = parsed.compression;
   const cacheKey = method === 'none' ? undefined : narCacheKey(info.narHash, method);
   const cached = cacheKey ? narCache?.get(cacheKey) : undefined;
@@ -131,7 +137,7 @@ async function respond(c: Context<OriginEnv>, info: PathInfo, parsed: NarRequest
     }
     const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, size];
     const status = range.kind === 'partial' ? 206 : 200;
-    const headers: Record<string, string> = { ...base, 'Accept-Ranges': 'bytes', ETag: etag, 'Content-Length': String(end - start) };
+    const headers = rangedNarHeaders(etag, end - start);
     if (status === 206) headers['Content-Range'] = `bytes ${start}-${end - 1}/${size}`;
     const body: NarBody = cached
       ? { stages: () => [createReadStream(cached.path, { start, end: end - 1, highWaterMark: 1024 * 1024 })] }
@@ -142,7 +148,7 @@ async function respond(c: Context<OriginEnv>, info: PathInfo, parsed: NarRequest
   }
   // Compressed on the fly, once for every request that wants it now (compression/flights.ts): the size
   // is unknown until the end, so no Range here.
-  const headers = { ...base, 'Accept-Ranges': 'none' };
+  const headers = { ...NAR_HEADERS, 'Accept-Ranges': 'none' };
   if (c.req.method === 'HEAD') return sendNar(c, { status: 200, headers, body: { chunks: async function* () {} }, storePath: info.storePath });
   let follower;
   try {
