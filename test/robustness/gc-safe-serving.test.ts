@@ -8,7 +8,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,19 +16,15 @@ import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { nixEnv, nixMissing, hashOf } from '../helpers/nix.ts';
 import { addRandomTree, storeHas, until } from '../helpers/faults.ts';
 import { EDGE_SECRET, startTestOrigin, type TestOrigin } from '../helpers/origin.ts';
+import { runProcess } from '../helpers/processes.ts';
 
 const MiB = 1024 * 1024;
 const RATE = 24 * MiB; // bytes per second the client reads
 
 /** `nix-store --gc` on the chroot store; resolves with its output. */
-function collectGarbage(root: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('nix-store', ['--store', root, '--gc'], { env: nixEnv() });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('close', (code) => resolve({ code, out }));
-  });
+async function collectGarbage(root: string): Promise<{ code: number | null; out: string }> {
+  const r = await runProcess('nix-store', ['--store', root, '--gc'], { env: nixEnv(), timeoutMs: 300_000 });
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 describe.skipIf(nixMissing)('GC-safe serving', () => {
