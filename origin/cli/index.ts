@@ -17,6 +17,7 @@ import { publishCommand, publishedCommand, unpublishCommand } from '../caches/cl
 import { usageCommand } from '../usage/cli.ts';
 import { pushCommand } from '../push/cli.ts';
 import { gcCommand, GC_SYNOPSIS } from '../retention/cli.ts';
+import { pinCommand, pinsCommand, PIN_SYNOPSIS, PINS_SYNOPSIS, unpinCommand, UNPIN_SYNOPSIS } from '../retention/pins-cli.ts';
 
 /** Every `eris` command, by name, in the order `eris --help` lists them. */
 export const COMMANDS: Record<string, Command> = {
@@ -40,10 +41,13 @@ export const COMMANDS: Record<string, Command> = {
   unpublish: { synopsis: '  eris unpublish PATH... --cache NAME [--store-root DIR | --config FILE]', run: unpublishCommand },
   published: { synopsis: '  eris published --cache NAME [--json] [--store-root DIR | --config FILE]', run: publishedCommand },
   gc: { synopsis: GC_SYNOPSIS, run: gcCommand },
+  pin: { synopsis: PIN_SYNOPSIS, run: pinCommand },
+  unpin: { synopsis: UNPIN_SYNOPSIS, run: unpinCommand },
+  pins: { synopsis: PINS_SYNOPSIS, run: pinsCommand },
   'client-config': { synopsis: '  eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]', run: clientConfig.run },
   usage: { synopsis: '  eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user USER] [--token ID] [--json]', run: usageCommand },
   push: {
-    synopsis: '  eris push [--cache NAME] [--edge-url URL] [--netrc FILE] [--store STORE] [--jobs N] [--dry-run] [--json] PATH...',
+    synopsis: '  eris push [--cache NAME] [--edge-url URL] [--netrc FILE] [--store STORE] [--jobs N] [--pin NAME [--keep-revisions N]] [--dry-run] [--json] PATH...',
     run: (argv, io) => pushCommand(argv, io.env),
   },
   dev: { synopsis: '  eris dev            (what npm start runs: origin + wrangler dev on this machine\'s store)', run: dev.run },

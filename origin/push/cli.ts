@@ -17,14 +17,17 @@ import { createProgress } from './client/progress.ts';
 import { formatBytes } from '../../shared/bytes.ts';
 import { DEFAULT_PART_BYTES, runPush, type PushSummary } from './client/run.ts';
 import { exchangeOidcToken, OidcExchangeError } from './client/oidc.ts';
+import { pinAfterPush, pinOptions } from '../retention/push-pin.ts';
 
 export const PUSH_USAGE = `usage: eris push [--cache NAME] [--edge-url URL] [--netrc FILE | --oidc [--oidc-audience AUD]] [--store STORE] [--jobs N]
-                 [--part-size BYTES] [--retry-seconds N] [--dry-run] [--json] PATH...
+                 [--part-size BYTES] [--retry-seconds N] [--pin NAME [--keep-revisions N]] [--dry-run] [--json] PATH...
   pushes PATH... and their closures to cache NAME (default: "default") through the edge at URL (or $ERIS_URL),
   any size: NARs over the edge's limit go in parts, a cut push resumes where the origin stopped.
   token: --netrc FILE, else $ERIS_TOKEN, else ~/.netrc or /etc/nix/netrc (the edge host's machine line);
   --oidc: none stored — the CI job's identity token (GitHub Actions' id-token, or $ERIS_OIDC_TOKEN from GitLab's
-  id_tokens:) is exchanged at the edge for a short-lived one; the audience is the edge's URL unless --oidc-audience`;
+  id_tokens:) is exchanged at the edge for a short-lived one; the audience is the edge's URL unless --oidc-audience
+  --pin NAME: once pushed, PATH (one) becomes the newest revision of pin NAME, which retention keeps; with
+  --keep-revisions N only the newest N revisions of NAME stay (docs/retention.md)`;
 
 const OPTIONS = {
   cache: { type: 'string' },
@@ -38,6 +41,8 @@ const OPTIONS = {
   json: { type: 'boolean' },
   oidc: { type: 'boolean' },
   'oidc-audience': { type: 'string' },
+  pin: { type: 'string' },
+  'keep-revisions': { type: 'string' },
 } as const;
 
 const DEFAULT_NETRCS = () => [join(homedir(), '.netrc'), '/etc/nix/netrc'];
@@ -98,6 +103,7 @@ export async function pushCommand(argv: string[], env: NodeJS.ProcessEnv = proce
   }
   if (values.oidc && values.netrc !== undefined) throw new ConfigError('--oidc and --netrc: choose one');
   if (values['oidc-audience'] !== undefined && !values.oidc) throw new ConfigError('--oidc-audience goes with --oidc');
+  const pin = pinOptions(values.pin, values['keep-revisions'], positionals);
   const authorization = values.oidc ? await oidcAuthorization(edgeUrl, values['oidc-audience'], env) : pushAuthorization(url.hostname, values.netrc, env);
   const retryForMs = 1000 * positiveInt('retry-seconds', values['retry-seconds'], 600);
   const progress = createProgress(process.stderr);
@@ -116,4 +122,5 @@ export async function pushCommand(argv: string[], env: NodeJS.ProcessEnv = proce
   if (values.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else (values['dry-run'] ? process.stdout : process.stderr).write(formatSummary(summary, cache, values['dry-run'] === true));
   if (summary.failed.length) throw new Error(`${summary.failed.length} of ${summary.missing.length} paths failed: first ${summary.failed[0]!.error}`);
+  if (pin && !values['dry-run']) process.stderr.write(await pinAfterPush(edge, cache, pin));
 }

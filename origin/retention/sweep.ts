@@ -10,11 +10,12 @@
  * were in the dropped closures and that Nix itself finds dead.
  */
 import { lstatSync, readdirSync, readlinkSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { openClosureDb, type ClosureDb } from '../store/closure-db.ts';
 import { resolveRoot, storePathPrefix, type ResolvedRoot } from '../caches/roots.ts';
 import { GCROOTS_DIR, gcRootsDirOf } from '../store/gc-roots.ts';
+import { PINS_DIR, listPins } from './pins.ts';
 import { storeDbPath } from '../store/store.ts';
 import { freeable, planRetention, type RetentionGraph, type RetentionPlan, type RetentionPolicy, type RetentionRoot } from './plan.ts';
 
@@ -60,7 +61,7 @@ export function retentionRoots(storeRoot: string, storeDir: string, cache: Pick<
     names = readdirSync(dir).sort();
   } catch {}
   for (const n of names) {
-    if (n.startsWith('.')) continue; // .new-…: a link being made
+    if (n.startsWith('.') || n === PINS_DIR) continue; // .new-…: a link being made
     const link = join(dir, n);
     try {
       const st = lstatSync(link);
@@ -75,6 +76,9 @@ export function retentionRoots(storeRoot: string, storeDir: string, cache: Pick<
     const resolved: ResolvedRoot[] = [];
     resolveRoot(storeRoot, storeDir, `/${GCROOTS_DIR}/${cache.name}/${n}`, resolved);
     resolved.forEach(protectedRoot);
+  }
+  for (const p of listPins(storeRoot, storeDir, cache.name)) {
+    for (const r of p.revisions) out.push({ source: `/${GCROOTS_DIR}/${cache.name}/${PINS_DIR}/${p.name}/${basename(r.link)}`, link: r.link, storePath: r.storePath, kind: 'pin', pin: p.name, since: r.since });
   }
   return out;
 }

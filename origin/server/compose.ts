@@ -29,6 +29,7 @@ import { createCompressions, type Compressions } from '../compression/flights.ts
 import { createLocalSlots, type Slots } from '../compression/slots.ts';
 import { startTempRoots } from '../store/temp-roots.ts';
 import { startRetention } from '../retention/scheduler.ts';
+import { createPinService } from '../retention/pins.ts';
 
 /** `key` names the config key in errors: `sign_key_paths`, or `cache[1].sign_key_paths`. */
 export function loadSigners(paths: readonly string[], key = 'sign_key_paths'): Signer[] {
@@ -173,6 +174,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
       signers: config.caches.flatMap((c) => signersOf(c.name)),
       refreshPublished: () => publisher.then((p) => p.refresh()),
     }), (p) => p.close());
+    deps.pins = createPinService({ storeRoot: config.storeRoot, storeDir: config.storeDir });
   }
   const publisher = startPublisher({
     storeRoot: config.storeRoot,

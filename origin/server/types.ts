@@ -12,6 +12,7 @@ import type { Compressions } from '../compression/flights.ts';
 import type { Admission } from './admission.ts';
 import type { TempRoots } from '../store/temp-roots.ts';
 import type { RetentionScheduler } from '../retention/scheduler.ts';
+import type { PinService } from '../retention/pins.ts';
 
 /** What the routes need; built once in main.ts (or by a test). */
 export interface OriginDeps {
@@ -35,6 +36,8 @@ export interface OriginDeps {
   tempRoots?: TempRoots;
   /** The origin's own retention sweeps (daily, and after pushes into a cache with max_bytes). */
   retention?: RetentionScheduler;
+  /** Pins over HTTP (`eris push --pin`); present with push. */
+  pins?: PinService;
 }
 
 export interface AppSettings {

@@ -6,6 +6,7 @@
  * The one module that writes them.
  */
 import { randomBytes } from 'node:crypto';
+import { symlinkSync } from 'node:fs';
 import { lutimes, mkdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { storePathBaseName } from '../../shared/store-path.ts';
@@ -47,6 +48,20 @@ export async function addGcRoot(storeRoot: string, cache: string, storePath: str
   await symlink(storePath, tmp);
   await rename(tmp, link);
   return true;
+}
+
+/**
+ * Makes the root `link` → `storePath` only if no file has that name (a pin's numbered revision: two pins at
+ * once each get their own number); false when the name is taken.
+ */
+export function addGcRootExclusive(link: string, storePath: string): boolean {
+  try {
+    symlinkSync(storePath, link);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
 }
 
 export async function removeGcRoot(storeRoot: string, cache: string, storePath: string): Promise<void> {

@@ -2,10 +2,11 @@
  * Retention with real Nix 2.8 on a chroot store, served by `eris serve` behind
  * `wrangler dev`: `eris gc` drops the roots past keep_days that nothing of
  * their closure was fetched for (ages set on the links and in usage.sqlite),
- * keeps used ones and config roots; max_bytes drops the least recently
+ * keeps used ones, config roots and pins; max_bytes drops the least recently
  * used first, counting shared paths once; `--delete` has Nix delete the
  * dropped paths, and every path still published stays served and copyable; a
- * dry run changes nothing.
+ * dry run changes nothing. Three pushes with `eris push --pin main
+ * --keep-revisions 2` leave the last two pinned; the first goes with its root.
  */
 import { describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -13,7 +14,7 @@ import { lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, symlinkSy
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { NIX_FLAGS, hashOf, nixEnv } from '../helpers/nix.ts';
-import { eris } from '../helpers/processes.ts';
+import { eris, erisAsync } from '../helpers/processes.ts';
 import { storeHas, until } from '../helpers/faults.ts';
 import { nixCopyFrom, useStack } from '../helpers/stack.ts';
 import { UsageDb } from '../../origin/usage/db.ts';
@@ -21,10 +22,10 @@ import { UsageDb } from '../../origin/usage/db.ts';
 const fixture = inject('fixture');
 const retentionNix = new URL('../fixtures/retention.nix', import.meta.url).pathname;
 const DAY = 86_400_000;
-const NAMES = ['base', 'oldLib', 'usedLib', 'old', 'used', 'fresh', 'cfg', 'shared', 'a', 'b', 'c'] as const;
+const NAMES = ['base', 'oldLib', 'usedLib', 'old', 'used', 'fresh', 'cfg', 'pinned', 'rev1', 'rev2', 'rev3', 'shared', 'a', 'b', 'c'] as const;
 type Name = (typeof NAMES)[number];
 
-describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
+describe.skipIf(!fixture)('retention, pins and eris gc with real Nix', () => {
   let built: Record<Name, string>;
   let root: string;
   let config: string;
@@ -32,6 +33,7 @@ describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
 
   const s = useStack(() => ({
     caches: ['ci', 'lru'],
+    scopes: ['read', 'write'],
     root: (dir: string) => {
       root = join(dir, 'root');
       const env = nixEnv();
@@ -51,7 +53,7 @@ describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
       const maxBytes = narSize(built.shared) + narSize(built.b) + narSize(built.c) + 512;
       config = join(dir, 'eris.toml');
       writeFileSync(config, [
-        `store_root = "${root}"`, `state_dir = "${join(dir, 'state')}"`, `sign_key_paths = ["${join(dir, 'cache.sec')}"]`, 'default_cache = "ci"',
+        `store_root = "${root}"`, `state_dir = "${join(dir, 'state')}"`, `push_dir = "${join(dir, 'push')}"`, `sign_key_paths = ["${join(dir, 'cache.sec')}"]`, 'default_cache = "ci"',
         '[[cache]]', 'name = "ci"', 'keep_days = 30', 'roots = ["/nix/var/nix/gcroots/profiles-test"]',
         '[[cache]]', 'name = "lru"', `max_bytes = ${maxBytes}`, '',
       ].join('\n'));
@@ -62,11 +64,8 @@ describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
         return r.stdout;
       };
       cli('publish', built.old, built.used, built.fresh, '--cache', 'ci');
+      cli('pin', 'release', built.pinned, '--cache', 'ci');
       cli('publish', built.a, built.b, built.c, '--cache', 'lru');
-      const age = (cache: string, p: string, days: number) => {
-        const t = new Date(Date.now() - days * DAY);
-        lutimesSync(join(root, 'nix/var/nix/gcroots/eris', cache, p.slice('/nix/store/'.length)), t, t);
-      };
       // Pushed 40 days ago; `used` had a path of its closure fetched 2 days ago, `old` nothing.
       age('ci', built.old, 40);
       age('ci', built.used, 40);
@@ -82,8 +81,12 @@ describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
     originArgs: () => ['--config', config],
   }));
 
+  const age = (cache: string, p: string, days: number) => {
+    const t = new Date(Date.now() - days * DAY);
+    lutimesSync(join(root, 'nix/var/nix/gcroots/eris', cache, p.slice('/nix/store/'.length)), t, t);
+  };
   const gc = (...args: string[]) => eris(['gc', ...args, '--config', config], { timeoutMs: 120_000 });
-  const links = (cache: string) => readdirSync(join(root, 'nix/var/nix/gcroots/eris', cache)).sort();
+  const links = (cache: string) => readdirSync(join(root, 'nix/var/nix/gcroots/eris', cache)).filter((n) => n !== 'pins').sort();
   const snapshot = () => {
     const dir = join(root, 'nix/var/nix/gcroots/eris');
     const entries = execFileSync('find', [dir, '-printf', '%p %l %T@\n'], { encoding: 'utf8' });
@@ -110,11 +113,12 @@ describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
     expect(line(built.old)).toMatch(/last used \d{4}-\d\d-\d\d; dropped by the next sweep: unused for 40 days/);
     // Fetched 2 days ago: counted at the end of that (UTC) day.
     expect(line(built.used)).toMatch(/kept: used 1 day ago/);
+    expect(line(built.pinned)).toMatch(/kept: pin release/);
     expect(line(built.cfg)).toMatch(/kept: config root/);
     expect(snapshot()).toEqual(before);
   });
 
-  it('keep_days: the unused root goes and Nix deletes its dead paths; used roots and config roots stay, all still served and copyable', async () => {
+  it('keep_days: the unused root goes and Nix deletes its dead paths; used roots, config roots and pins stay, all still served and copyable', async () => {
     const r = gc('--cache', 'ci', '--delete');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('dropped 1 root');
@@ -122,12 +126,12 @@ describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
     expect(links('ci')).toEqual([built.fresh, built.used].map((p) => p.slice(11)).sort());
     expect(storeHas(root, built.old)).toBe(false);
     expect(storeHas(root, built.oldLib)).toBe(false);
-    for (const p of [built.base, built.used, built.usedLib, built.fresh, built.cfg]) expect(storeHas(root, p), p).toBe(true);
+    for (const p of [built.base, built.used, built.usedLib, built.fresh, built.cfg, built.pinned]) expect(storeHas(root, p), p).toBe(true);
 
     // The origin follows (roots are polled): old is no longer served, the rest is, and copies closure-complete.
     expect(await until(async () => (await s.get(`/ci/${hashOf(built.old)}.narinfo`)).status === 404, 10_000, 200)).toBe(true);
-    for (const p of [built.used, built.fresh, built.cfg]) expect((await s.get(`/ci/${hashOf(p)}.narinfo`)).status, p).toBe(200);
-    const copy = await nixCopyFrom(s, { from: `${s.edge.url}/ci`, to: join(s.dir, 'client'), paths: [built.used, built.fresh, built.cfg] });
+    for (const p of [built.used, built.fresh, built.cfg, built.pinned]) expect((await s.get(`/ci/${hashOf(p)}.narinfo`)).status, p).toBe(200);
+    const copy = await nixCopyFrom(s, { from: `${s.edge.url}/ci`, to: join(s.dir, 'client'), paths: [built.used, built.fresh, built.cfg, built.pinned] });
     expect(copy.code, copy.stderr).toBe(0);
     for (const p of [built.usedLib, built.base]) expect(storeHas(join(s.dir, 'client'), p), p).toBe(true);
   }, 180_000);
@@ -143,4 +147,27 @@ describe.skipIf(!fixture)('retention and eris gc with real Nix', () => {
     expect(lstatSync(join(root, 'nix/var/nix/gcroots/eris/lru', built.b.slice(11))).isSymbolicLink()).toBe(true);
     expect(readlinkSync(join(root, 'nix/var/nix/gcroots/eris/lru', built.c.slice(11)))).toBe(built.c);
   });
+
+  it('three pushes with eris push --pin main --keep-revisions 2 leave the last two pinned; the first goes with its root', async () => {
+    const env = nixEnv({ ERIS_TOKEN: s.token, ERIS_URL: s.edge.url });
+    for (const p of [built.rev1, built.rev2, built.rev3]) {
+      const r = await erisAsync(['push', '--cache', 'ci', '--pin', 'main', '--keep-revisions', '2', p], { env, timeoutMs: 120_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`pinned main -> ${p} in cache ci`);
+    }
+    const pins = eris(['pins', '--cache', 'ci', '--json', '--config', config]);
+    expect(pins.status, pins.stderr).toBe(0);
+    const main = (JSON.parse(pins.stdout) as { pins: { pin: string; revision: number; storePath: string }[] }).pins.filter((r) => r.pin === 'main');
+    expect(main.map((r) => [r.revision, r.storePath])).toEqual([[2, built.rev2], [3, built.rev3]]);
+
+    // The pushes' own roots age past keep_days: retention drops all three, the pin keeps the last two.
+    for (const p of [built.rev1, built.rev2, built.rev3]) age('ci', p, 40);
+    const r = gc('--cache', 'ci', '--delete');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('dropped 3 roots');
+    expect(storeHas(root, built.rev1)).toBe(false);
+    for (const p of [built.rev2, built.rev3]) expect(storeHas(root, p), p).toBe(true);
+    expect(await until(async () => (await s.get(`/ci/${hashOf(built.rev1)}.narinfo`)).status === 404, 10_000, 200)).toBe(true);
+    for (const p of [built.rev2, built.rev3]) expect((await s.get(`/ci/${hashOf(p)}.narinfo`)).status, p).toBe(200);
+  }, 240_000);
 });
