@@ -8,6 +8,7 @@
  *   npm run bench:closure                 # BENCH_COPY_RUNS (default 5) alternating pairs
  *   BENCH_CLOSURE_PROFILE=1 …             # also one origin run under --cpu-prof (one worker) and a summary
  *   BENCH_CLOSURE_LOG=1 …                 # per-request times from the proxies' access log, by kind of request
+ *   BENCH_CLOSURE_STRACE=1 …              # instead of the profile, strace -c of that origin's 3 copies
  *
  * It uses bench/run.ts's fixture (the same BENCH_* settings; BENCH_LARGE_MB is irrelevant here and
  * defaults to 16 so a first build is quick) and its servers; the origin runs BENCH_ORIGIN_WORKERS
@@ -19,10 +20,11 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { benchConfig } from './lib/config.ts';
 import { ensureFixture } from './lib/fixture.ts';
-import { freePort, killAllSync, stopAll, stopProcess, type Started } from './lib/procs.ts';
+import { contextSwitches, freePort, killAllSync, sleep, startProcess, stopAll, stopProcess, treeJiffies, type Started } from './lib/procs.ts';
 import { closureCopy } from './lib/closure.ts';
 import { keygen, startNginx, startOrigin, waitOk } from './lib/servers.ts';
 import { summarizeProfile } from './lib/profile.ts';
+import { printProfile } from './lib/report.ts';
 
 const t0 = Date.now();
 const say = (s: string) => process.stderr.write(`[closure ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
@@ -110,21 +112,36 @@ async function main() {
     await stopProcess(origin);
     if (accessLog) process.stdout.write(timings(readFileSync(accessLog, 'utf8'), { [viaNginx]: 'nginx', [viaOrigin]: 'origin' }));
 
-    if (env.BENCH_CLOSURE_PROFILE === '1') {
+    if (env.BENCH_CLOSURE_PROFILE === '1' || env.BENCH_CLOSURE_STRACE === '1') {
+      // strace stops the process at every system call and --cpu-prof's sampling signals are system calls too: one or the other.
+      const strace = env.BENCH_CLOSURE_STRACE === '1';
       const profDir = join(work, 'profile');
       mkdirSync(profDir, { recursive: true });
       const port = await freePort();
-      const prof: Started = startOrigin('origin-profiled', { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, cpuProfDir: profDir });
+      const prof: Started = startOrigin('origin-profiled', { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, ...(strace ? {} : { cpuProfDir: profDir }) });
       await waitOk('the profiled origin', `http://127.0.0.1:${port}/health`, { 'x-eris-edge-secret': secret }, 30_000, [prof]);
       // Straight to the origin would need the secret; a second proxy in the same nginx would need a restart:
       // the profiled origin takes the proxied port's place by a fresh nginx of its own.
       const proxyPort = await freePort();
       const n2 = startNginx(join(work, 'n2'), fx.staticDir, await freePort(), [{ port: proxyPort, upstream: `http://127.0.0.1:${port}`, headers: { 'x-eris-edge-secret': secret } }]);
       await waitOk('nginx 2', `http://127.0.0.1:${proxyPort}/health`, {}, 30_000, [n2]);
+      await copy(`http://127.0.0.1:${proxyPort}`, 'profiled, warm-up');
+      // strace -c counts the system calls of every thread (the event loop and the thread pool) over the measured copies.
+      const straced = strace ? startProcess('strace', 'strace', ['-c', '-f', '-o', join(work, 'strace.txt'), '-p', String(prof.pid)], { logDir: work }) : undefined;
+      if (straced) await sleep(1000); // attached
+      const [cpu0, cs0] = [treeJiffies(prof.pid!), contextSwitches(prof.pid!)];
       for (let i = 0; i < 3; i++) say(`  profiled origin: ${(await copy(`http://127.0.0.1:${proxyPort}`, 'profiled')).seconds[0]!.toFixed(3)} s`);
+      const [cpu1, cs1] = [treeJiffies(prof.pid!), contextSwitches(prof.pid!)];
+      process.stdout.write(`origin (one process${strace ? ', under strace' : ', under --cpu-prof'}) over 3 copies: ${(cpu1 - cpu0) * 10} ms CPU, ` +
+        `${cs1.voluntary - cs0.voluntary} voluntary and ${cs1.involuntary - cs0.involuntary} involuntary context switches (all threads)\n`);
+      if (straced) {
+        straced.proc.kill('SIGINT'); // detaches and writes the summary
+        await new Promise((r) => straced.proc.once('exit', r));
+        process.stdout.write(`system calls of the origin over 3 copies (strace -c -f):\n${readFileSync(join(work, 'strace.txt'), 'utf8')}`);
+      }
       await stopProcess(prof, 15_000);
       const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (file) process.stdout.write(`profile ${join(profDir, file)}:\n${JSON.stringify(summarizeProfile(join(profDir, file)), null, 1)}\n`);
+      if (file) printProfile(`origin CPU profile, ${join(profDir, file)}, warm-up and 3 copies, start-up left out`, summarizeProfile(join(profDir, file), 15, { skipStartup: true }), (s) => process.stdout.write(s), 15);
     }
   } finally {
     await stopAll();

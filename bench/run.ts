@@ -16,7 +16,7 @@ import { benchConfig, BenchConfigError, type BenchConfig } from './lib/config.ts
 import { ensureFixture, hashPart, type Fixture } from './lib/fixture.ts';
 import { freePort, killAllSync, sleep, stopAll, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
 import { runWrk, type WrkResult } from './lib/wrk.ts';
-import { closureCopy, type CopyRun } from './lib/closure.ts';
+import { closureCopy, mergeCopyRuns, type CopyRun } from './lib/closure.ts';
 import { measureEdgeCpu } from './lib/edge-cpu.ts';
 import { addToken, httpGet, httpHead, keygen, PROJECT_DIR, startNginx, startOrigin, startPassthroughWorker, startWorker, waitOk, WRANGLER } from './lib/servers.ts';
 import { summarizeProfile, type ProfileSummary } from './lib/profile.ts';
@@ -263,6 +263,7 @@ async function main() {
       { name: 'origin', base: `http://127.0.0.1:${originPort}`, headers: edgeHeaders, copyFrom: `http://127.0.0.1:${copyOriginPort}`, proc: origin },
     ];
     let worker: Started | undefined;
+    let pt: Started | undefined;
     if (!c.skipWorker) {
       const state = join(work, 'wrangler-state');
       let workerHeaders: Record<string, string> = {};
@@ -276,11 +277,19 @@ async function main() {
         writeFileSync(netrc, `machine 127.0.0.1 login bench password ${token}\n`, { mode: 0o600 });
       }
       worker = startWorker({ workDir: work, stateDir: state, port: workerPort, originPort, edgeSecret: secret, anonymous: c.anonymous });
-      say('waiting for wrangler dev …');
+      // The same wrangler dev with a do-nothing Worker in front of the same origin: the floor under the edge figures.
+      // Both run for the whole measurement (each idle while the other is measured), so their copies can alternate.
+      const ptPort = await freePort();
+      pt = startPassthroughWorker({ workDir: work, port: ptPort, upstream: `http://127.0.0.1:${originPort}`, edgeSecret: secret });
+      say('waiting for wrangler dev (eris edge and do-nothing Worker) …');
       await waitOk('wrangler dev', `http://127.0.0.1:${workerPort}/nix-cache-info`, workerHeaders, 180_000, [worker!, origin]);
+      await waitOk('wrangler dev (do-nothing Worker)', `http://127.0.0.1:${ptPort}/nix-cache-info`, {}, 180_000, [pt]);
       base.push({ name: 'worker', base: `http://127.0.0.1:${workerPort}`, headers: workerHeaders, copyFrom: `http://127.0.0.1:${workerPort}`, proc: worker, ...(netrc ? { netrc } : {}) });
+      const ptBase = `http://127.0.0.1:${ptPort}`;
+      base.push({ name: 'passthrough', base: ptBase, headers: {}, copyFrom: ptBase, proc: pt });
     }
     const targets = await checkTargets(base, fx);
+    const byName = (name: TargetName) => targets.find((t) => t.name === name);
     const narinfoPaths = fx.small.map((p) => `/${hashPart(p)}.narinfo`);
     const widePaths = [`/${hashPart(fx.wide)}.narinfo`];
     const closure = [fx.wide, ...fx.small];
@@ -297,28 +306,40 @@ async function main() {
         narSingle: await wrk(ctx, `${t.name} NAR (1 stream)`, t, [t.narPath], 1, 1, 60),
         narParallel: await wrk(ctx, `${t.name} NAR (${c.narParallel} streams)`, t, [t.narPath], Math.min(c.threads, c.narParallel), c.narParallel, 60),
       };
-      if (c.copyRuns > 0 && t.copyFrom) m.targets![t.name]!.closureCopy = await copy(t);
-    };
-    const copy = async (t: Target): Promise<CopyRun> => {
-      const label = `${t.name} nix copy of ${closure.length} paths`;
-      const r = await closureCopy({ from: t.copyFrom!, path: fx.wide, closure, runs: c.copyRuns, workDir: work, label,
-        ...(t.netrc ? { netrc: t.netrc } : {}), before: () => waitQuiet(label, c.quietWaitSeconds) });
-      say(`  ${label}: median ${r.median.toFixed(2)} s (${r.seconds.map((x) => x.toFixed(2)).join(', ')})${r.otherCpuPct > 10 ? `, WARNING: other processes used ${r.otherCpuPct.toFixed(0)}% CPU` : ''}`);
-      return r;
     };
     for (const t of targets) await measure(t);
-    if (worker) await stopProcess(worker);
 
-    if (!c.skipWorker) {
-      // The same wrangler dev with a do-nothing Worker in front of the same origin: the floor under the edge figures.
-      const ptPort = await freePort();
-      const pt = startPassthroughWorker({ workDir: work, port: ptPort, upstream: `http://127.0.0.1:${originPort}`, edgeSecret: secret });
-      await waitOk('wrangler dev (do-nothing Worker)', `http://127.0.0.1:${ptPort}/nix-cache-info`, {}, 180_000, [pt]);
-      const ptBase = `http://127.0.0.1:${ptPort}`;
-      const [ptTarget] = await checkTargets([targets[0]!, { name: 'passthrough', base: ptBase, headers: {}, copyFrom: ptBase, proc: pt }], fx).then((x) => x.slice(1));
-      await measure(ptTarget!);
-      await stopProcess(pt);
+    // The issue-20 rows, each against its reference in alternating rounds (A B, B A, A B, …) so that load
+    // from other work on the machine falls on both alike: loaded narinfo, origin against nginx …
+    const pairs = ([['nginx', 'origin'], ['passthrough', 'worker']] as const).filter(([a, b]) => byName(a) && byName(b));
+    const [nginxT, originT] = [byName('nginx')!, byName('origin')!];
+    say(`narinfo at ${c.connections} connections, nginx and origin in ${c.rounds} alternating rounds:`);
+    for (let i = 0; i < c.rounds; i++) {
+      for (const t of i % 2 ? [originT, nginxT] : [nginxT, originT]) {
+        const r = await wrk(ctx, `round ${i + 1}: ${t.name} narinfo (${c.connections} conns)`, t, narinfoPaths, c.threads, c.connections, 5);
+        (m.targets![t.name]!.narinfoRounds ??= []).push(r);
+      }
     }
+    // … and the closure copy: nginx against the origin, the do-nothing Worker against the eris edge.
+    if (c.copyRuns > 0) {
+      say(`nix copy of ${closure.length} paths, ${c.copyRuns} alternating rounds of ${pairs.map((p) => p.join(' / ')).join(' and ')}:`);
+      const copies = new Map<TargetName, CopyRun[]>();
+      for (let i = 0; i < c.copyRuns; i++) {
+        for (const pair of pairs) {
+          for (const name of i % 2 ? [...pair].reverse() : pair) {
+            const t = byName(name)!;
+            const label = `round ${i + 1}: ${t.name} nix copy of ${closure.length} paths`;
+            const r = await closureCopy({ from: t.copyFrom!, path: fx.wide, closure, runs: 1, workDir: work, label,
+              ...(t.netrc ? { netrc: t.netrc } : {}), before: () => waitQuiet(label, c.quietWaitSeconds) });
+            say(`  ${label}: ${r.seconds[0]!.toFixed(2)} s${r.otherCpuPct > 10 ? ` (other processes used ${r.otherCpuPct.toFixed(0)}% CPU)` : ''}`);
+            copies.set(name, [...(copies.get(name) ?? []), r]);
+          }
+        }
+      }
+      for (const [name, runs] of copies) m.targets![name]!.closureCopy = mergeCopyRuns(runs);
+    }
+    if (worker) await stopProcess(worker);
+    if (pt) await stopProcess(pt);
 
     say(`origin with ${fx.dbRows.root} vs ${fx.dbRows.bigRoot} valid paths in the DB:`);
     const big = startOrigin('origin-inflated-db', { workDir: work, root: fx.bigRoot, port: bigPort, signKey: key, edgeSecret: secret });

@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProcess, stopProcess, tailLog, exited, sleep, withOtherCpu } from './procs.ts';
+import { startProcess, stopProcess, tailLog, exited, withOtherCpu } from './procs.ts';
 
 export interface CopyRun {
   /** Wall time of each `nix copy`, seconds. */
@@ -50,7 +50,10 @@ async function once(o: CopyOptions): Promise<{ seconds: number; otherCpuPct: num
       const t0 = performance.now();
       const p = startProcess(`nix-copy-${n}`, 'nix', args, { env, logDir: o.workDir });
       const done = new Promise<void>((r) => p.proc.once('exit', () => r()));
-      const ok = await Promise.race([done.then(() => true), sleep(600_000).then(() => false)]);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 600_000)));
+      // The deadline's timer is cleared: a pending one kept the bench process alive for 10 minutes after its last copy.
+      const ok = await Promise.race([done.then(() => true), late]).finally(() => clearTimeout(timer));
       const secs = (performance.now() - t0) / 1000;
       if (!ok) {
         await stopProcess(p);
@@ -68,6 +71,17 @@ async function once(o: CopyOptions): Promise<{ seconds: number; otherCpuPct: num
   }
 }
 
+const medianOf = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+};
+
+/** Several runs (made one at a time, alternating with another target's) as one. */
+export function mergeCopyRuns(runs: CopyRun[]): CopyRun {
+  const seconds = runs.flatMap((r) => r.seconds);
+  return { seconds, median: medianOf(seconds), paths: runs[0]?.paths ?? 0, otherCpuPct: Math.max(0, ...runs.map((r) => r.otherCpuPct)) };
+}
+
 export async function closureCopy(o: CopyOptions): Promise<CopyRun> {
   const seconds: number[] = [];
   let other = 0;
@@ -77,7 +91,5 @@ export async function closureCopy(o: CopyOptions): Promise<CopyRun> {
     seconds.push(r.seconds);
     other = Math.max(other, r.otherCpuPct);
   }
-  const sorted = [...seconds].sort((a, b) => a - b);
-  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-  return { seconds, median, paths: o.closure.length, otherCpuPct: other };
+  return { seconds, median: medianOf(seconds), paths: o.closure.length, otherCpuPct: other };
 }

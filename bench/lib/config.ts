@@ -21,8 +21,10 @@ export interface BenchConfig {
   connections: number;
   /** Parallel NAR streams. */
   narParallel: number;
-  /** `nix copy` runs of the whole closure per target (the median counts). */
+  /** `nix copy` runs of the whole closure per target (the median counts), in rounds alternating with the reference. */
   copyRuns: number;
+  /** Rounds of the loaded narinfo run, nginx and origin alternating (the medians count for the issue-20 targets). */
+  rounds: number;
   /** Origin worker processes (eris serve --workers) for the throughput runs. */
   originWorkers: number;
   /** Record CPU profiles of the origin under narinfo and NAR load. */
@@ -76,6 +78,7 @@ export function benchConfig(env: NodeJS.ProcessEnv): BenchConfig {
     connections,
     narParallel: int(env, 'BENCH_NAR_PARALLEL', 8, 2, 256),
     copyRuns: int(env, 'BENCH_COPY_RUNS', 3, 0, 50),
+    rounds: int(env, 'BENCH_ROUNDS', 3, 1, 50),
     originWorkers: int(env, 'BENCH_ORIGIN_WORKERS', cpus().length, 1, 64),
     profile: flag(env, 'BENCH_PROFILE'),
     quietWaitSeconds: int(env, 'BENCH_QUIET_WAIT', 30, 0, 3600),

@@ -195,3 +195,21 @@ export async function withOtherCpu<T>(fn: () => Promise<T>): Promise<{ value: T;
   const other = dt > 0 ? Math.max(0, ((m1.busy - m0.busy) - (o1 - o0)) / dt) * 100 : 0;
   return { value, otherCpuPct: Math.round(other * 10) / 10 };
 }
+
+/** Context switches (voluntary, involuntary) of every thread of process `pid` so far, from /proc/PID/task/*\/status. */
+export function contextSwitches(pid: number): { voluntary: number; involuntary: number } {
+  let voluntary = 0;
+  let involuntary = 0;
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {}
+  for (const t of tasks) {
+    try {
+      const s = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(s)?.[1] ?? 0);
+      involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(s)?.[1] ?? 0);
+    } catch {}
+  }
+  return { voluntary, involuntary };
+}

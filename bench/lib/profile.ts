@@ -43,7 +43,14 @@ function area(cf: CallFrame): string {
   return 'other JS';
 }
 
-export function summarizeProfile(file: string, top = 15): ProfileSummary {
+/** Frames of module loading (and TypeScript stripping): a process's start-up, not its serving. */
+const STARTUP = (cf: CallFrame) => cf.url.startsWith('node:internal/modules/');
+
+/**
+ * `skipStartup`: leave out samples taken while modules were loading (a short run's profile is otherwise
+ * mostly start-up: resolving and type-stripping the origin's modules).
+ */
+export function summarizeProfile(file: string, top = 15, opts: { skipStartup?: boolean } = {}): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -51,6 +58,11 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
     byId.set(n.id, n);
     for (const c of n.children ?? []) parent.set(c, n.id);
   }
+  const stack = (id: number | undefined): CallFrame[] => {
+    const out: CallFrame[] = [];
+    for (let guard = 0; id !== undefined && guard < 10_000; id = parent.get(id), guard++) out.push(byId.get(id)!.callFrame);
+    return out;
+  };
   const key = (cf: CallFrame) => `${cf.functionName || '(anonymous)'}\u0000${where(cf)}`;
   const self = new Map<string, number>();
   const total = new Map<string, number>();
@@ -61,6 +73,8 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
     const dt = (p.timeDeltas[i] ?? 0) / 1000;
     const node = byId.get(p.samples[i]!);
     if (!node) continue;
+    const frames = stack(node.id);
+    if (opts.skipStartup && frames.some(STARTUP)) continue;
     sum += dt;
     const cf = node.callFrame;
     if (cf.functionName === '(idle)') idle += dt;
@@ -68,8 +82,8 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
     const a = area(cf);
     areas.set(a, (areas.get(a) ?? 0) + dt);
     const seen = new Set<string>();
-    for (let id: number | undefined = node.id, guard = 0; id !== undefined && guard < 10_000; id = parent.get(id), guard++) {
-      const k = key(byId.get(id)!.callFrame);
+    for (const f of frames) {
+      const k = key(f);
       if (seen.has(k)) continue;
       seen.add(k);
       total.set(k, (total.get(k) ?? 0) + dt);

@@ -17,8 +17,10 @@ export interface TargetRuns {
   narParallel: WrkResult;
   /** the narinfo of the path with one reference per small path (300 by default), many connections. */
   narinfoWide?: WrkResult;
-  /** `nix copy` of the whole closure (that path and every small one) into an empty store. */
+  /** `nix copy` of the whole closure (that path and every small one) into an empty store; run i alternates with the reference's run i. */
   closureCopy?: CopyRun;
+  /** narinfoLoaded again in rounds alternating with nginx's (nginx and origin only). */
+  narinfoRounds?: WrkResult[];
 }
 
 export interface RssRun {
@@ -61,6 +63,27 @@ export interface Results {
 
 const ms = (us: number) => us / 1000;
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** The median over the alternating rounds (narinfoRounds), or the single loaded run of an older results file. */
+export function roundsMedian(x: TargetRuns, get: (r: WrkResult) => number): number {
+  return x.narinfoRounds?.length ? median(x.narinfoRounds.map(get)) : get(x.narinfoLoaded);
+}
+
+/**
+ * `a` against its reference `b` in runs made in alternating rounds: the median of the per-round ratios
+ * (each round's two runs saw about the same load), or the ratio of medians when the rounds do not pair up.
+ */
+export function pairedRatio(a: number[] | undefined, b: number[] | undefined): { value: number | null; perRound: number[] } {
+  if (!a?.length || !b?.length) return { value: null, perRound: [] };
+  if (a.length !== b.length) return { value: median(a) / median(b), perRound: [] };
+  const perRound = a.map((x, i) => x / b[i]!);
+  return { value: median(perRound), perRound };
+}
+
 /** A run that saw failed requests does not count as a pass. */
 function errorNote(...runs: (WrkResult | undefined)[]): string | undefined {
   const bad = runs.filter((r) => r && r.errors.status + r.errors.connect + r.errors.timeout > 0) as WrkResult[];
@@ -89,7 +112,18 @@ export function evaluateTargets(m: Measurements): TargetCheck[] {
     const noisy = Math.max(...runs.map((r) => r!.otherCpuPct));
     return noisy > 10 ? `other processes used ${noisy.toFixed(0)}% CPU during the run: rerun on a quiet machine` : undefined;
   };
+  const rounds = o.narinfoRounds?.length ?? 0;
+  const roundNote = (...xs: (TargetRuns | undefined)[]) => errorNote(...xs.flatMap((x) => x?.narinfoRounds ?? (x ? [x.narinfoLoaded] : [])));
+  const rps = pairedRatio(o.narinfoRounds?.map((r) => r.reqPerSec), n.narinfoRounds?.map((r) => r.reqPerSec));
+  const copyO = pairedRatio(o.closureCopy?.seconds, n.closureCopy?.seconds);
+  const copyW = pairedRatio(w?.closureCopy?.seconds, pt?.closureCopy?.seconds);
+  const perRound = (r: { perRound: number[] }) => (r.perRound.length > 1 ? `; per round ${r.perRound.map((x) => x.toFixed(2)).join(', ')}` : '');
+  const p99 = (x: TargetRuns) => ms(roundsMedian(x, (r) => r.latencyUs.p99));
   const out: TargetCheck[] = [
+    check('origin-narinfo-rps-20', `origin narinfo req/s ≥ 0.8× nginx (${rounds} alternating rounds at 32 connections, median of the per-round ratios${perRound(rps)})`,
+      rps.value, 0.8, '×', (v) => v >= 0.8, rounds ? roundNote(o, n) : 'not measured (a results file without alternating rounds)'),
+    check('origin-narinfo-p99-20', `origin narinfo p99 < 2 ms at 32 connections (median of ${rounds} alternating rounds; nginx ${f(p99(n), 2)} ms in the same rounds)`,
+      rounds ? p99(o) : null, 2, 'ms', (v) => v < 2, rounds ? roundNote(o, n) : 'not measured (a results file without alternating rounds)'),
     check('origin-narinfo-rps', 'origin narinfo req/s ≥ 0.5× nginx (≤ 20 references)', ratio(o.narinfoLoaded.reqPerSec, n.narinfoLoaded.reqPerSec), 0.5, '×', (v) => v >= 0.5, errorNote(o.narinfoLoaded, n.narinfoLoaded)),
     check('origin-narinfo-wide-rps', 'origin narinfo req/s ≥ 0.4× nginx (300 references)', ratio(o.narinfoWide?.reqPerSec, n.narinfoWide?.reqPerSec), 0.4, '×', (v) => v >= 0.4, errorNote(o.narinfoWide, n.narinfoWide)),
     check('origin-narinfo-p99', 'origin narinfo p99 < 2 ms (32 connections, ≤ 20 references)', ms(o.narinfoLoaded.latencyUs.p99), 2, 'ms', (v) => v < 2, errorNote(o.narinfoLoaded)),
@@ -98,8 +132,8 @@ export function evaluateTargets(m: Measurements): TargetCheck[] {
     check('edge-narinfo-rps', 'edge narinfo req/s ≥ 0.7× do-nothing Worker', ratio(w?.narinfoLoaded.reqPerSec, pt?.narinfoLoaded.reqPerSec), 0.7, '×', (v) => v >= 0.7, noW(w?.narinfoLoaded, pt?.narinfoLoaded)),
     check('edge-nar-1', 'edge NAR MB/s ≥ 0.9× do-nothing Worker (1 stream)', ratio(w?.narSingle.mbPerSec, pt?.narSingle.mbPerSec), 0.9, '×', (v) => v >= 0.9, noW(w?.narSingle, pt?.narSingle)),
     check('edge-nar-n', 'edge NAR MB/s ≥ 0.9× do-nothing Worker (parallel streams)', ratio(w?.narParallel.mbPerSec, pt?.narParallel.mbPerSec), 0.9, '×', (v) => v >= 0.9, noW(w?.narParallel, pt?.narParallel)),
-    check('copy-origin', 'nix copy of the closure: origin ≤ 1.2× the time from nginx', ratio(o.closureCopy?.median, n.closureCopy?.median), 1.2, '×', (v) => v <= 1.2, copyNote(o.closureCopy, n.closureCopy)),
-    check('copy-edge', 'nix copy of the closure: edge ≤ 1.2× the time through the do-nothing Worker', ratio(w?.closureCopy?.median, pt?.closureCopy?.median), 1.2, '×', (v) => v <= 1.2, copyNote(w?.closureCopy, pt?.closureCopy)),
+    check('copy-origin', `nix copy of the closure: origin ≤ 1.2× the time from nginx (median of per-round ratios${perRound(copyO)})`, copyO.value, 1.2, '×', (v) => v <= 1.2, copyNote(o.closureCopy, n.closureCopy)),
+    check('copy-edge', `nix copy of the closure: edge ≤ 1.2× the time through the do-nothing Worker (median of per-round ratios${perRound(copyW)})`, copyW.value, 1.2, '×', (v) => v <= 1.2, copyNote(w?.closureCopy, pt?.closureCopy)),
     check('worker-narinfo-rps', 'Worker narinfo req/s ≥ 0.25× nginx', ratio(w?.narinfoLoaded.reqPerSec, n.narinfoLoaded.reqPerSec), 0.25, '×', (v) => v >= 0.25, w ? errorNote(w.narinfoLoaded) : 'Worker skipped'),
     check('origin-nar-1', 'origin NAR MB/s ≥ 0.8× nginx (1 stream)', ratio(o.narSingle.mbPerSec, n.narSingle.mbPerSec), 0.8, '×', (v) => v >= 0.8, errorNote(o.narSingle, n.narSingle)),
     check('origin-nar-n', 'origin NAR MB/s ≥ 0.8× nginx (parallel streams)', ratio(o.narParallel.mbPerSec, n.narParallel.mbPerSec), 0.8, '×', (v) => v >= 0.8, errorNote(o.narParallel, n.narParallel)),
@@ -150,6 +184,8 @@ export function printReport(r: Results, write: (s: string) => void) {
     }), ...(pt && w ? [ratios ? fr(get(w) / get(pt)) : ''] : [])]);
   };
   const refs = p.wideRefs ?? 300;
+  add(`narinfo req/s (${p.connections} conns, alternating rounds, median)`, (x) => (x.narinfoRounds ? roundsMedian(x, (r) => r.reqPerSec) : NaN), 0);
+  add(`narinfo p99 ms (${p.connections} conns, alternating rounds, median)`, (x) => (x.narinfoRounds ? ms(roundsMedian(x, (r) => r.latencyUs.p99)) : NaN), 2);
   add(`narinfo req/s (${p.connections} conns)`, (x) => x.narinfoLoaded.reqPerSec, 0);
   add(`narinfo p50 ms (${p.connections} conns)`, (x) => ms(x.narinfoLoaded.latencyUs.p50), 2);
   add(`narinfo p99 ms (${p.connections} conns)`, (x) => ms(x.narinfoLoaded.latencyUs.p99), 2);
@@ -194,17 +230,18 @@ export function printReport(r: Results, write: (s: string) => void) {
   for (const t of r.targets) {
     write(`  ${t.status === 'pass' ? 'PASS' : t.status === 'fail' ? 'FAIL' : 'SKIP'}  ${t.label}: ${fmtValue(t)}${t.note ? `  (${t.note})` : ''}\n`);
   }
-  if (m.profiles) {
-    for (const [kind, s] of Object.entries(m.profiles)) {
-      write(`\norigin CPU profile under ${kind} load (${f(s.sampledMs / 1000, 1)} s sampled, ${f(s.busyPct)}% busy); self time by area:\n`);
-      write('  ' + s.byArea.slice(0, 8).map((a) => `${a.area} ${f(a.pct, 1)}%`).join(', ') + '\n');
-      write('  hottest functions (self):\n');
-      for (const x of s.topSelf.slice(0, 12)) write(`    ${f(x.selfPct, 1).padStart(5)}%  ${x.fn}  ${x.where}\n`);
-      write('  inclusive:\n');
-      for (const x of s.topTotal.slice(0, 12)) write(`    ${f(x.totalPct, 1).padStart(5)}%  ${x.fn}  ${x.where}\n`);
-    }
-  }
+  if (m.profiles) for (const [kind, s] of Object.entries(m.profiles)) printProfile(`origin CPU profile under ${kind} load`, s, write);
   write('\n');
+}
+
+/** Where a profiled process's CPU went: by area, the hottest functions by self and by inclusive time. */
+export function printProfile(title: string, s: ProfileSummary, write: (s: string) => void, rows = 12) {
+  write(`\n${title} (${f(s.sampledMs / 1000, 1)} s sampled, ${f(s.busyPct)}% busy, ${f((s.sampledMs * s.busyPct) / 100)} ms CPU); self time by area:\n`);
+  write('  ' + s.byArea.slice(0, 8).map((a) => `${a.area} ${f(a.pct, 1)}%`).join(', ') + '\n');
+  write('  hottest functions (self):\n');
+  for (const x of s.topSelf.slice(0, rows)) write(`    ${f(x.selfPct, 1).padStart(5)}%  ${x.fn}  ${x.where}\n`);
+  write('  inclusive:\n');
+  for (const x of s.topTotal.slice(0, rows)) write(`    ${f(x.totalPct, 1).padStart(5)}%  ${x.fn}  ${x.where}\n`);
 }
 
 function fmtValue(t: TargetCheck): string {
@@ -367,7 +404,16 @@ export function markdownSummary(r: Results): string {
   const refs = p.wideRefs ?? 300;
   const cell = (v: number | undefined, digits: number) => (v === undefined || !Number.isFinite(v) ? '–' : f(v, digits).replace(/,/g, ' '));
   const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !Number.isFinite(a / b) ? '–' : fr(a / b));
-  const rows: [string, (x: TargetRuns) => number | undefined, number][] = [
+  const rounds = o.narinfoRounds?.length ?? 0;
+  const byId = (id: string) => r.targets.find((t) => t.id === id);
+  /** A target cell: the bound and whether the run met it. */
+  const verdict = (id: string) => ({ pass: '**PASS**', fail: '**FAIL**', skipped: 'SKIP' })[byId(id)?.status ?? 'skipped'];
+  const tcell = (bound: string, ...ids: string[]) => `${bound}: ${ids.map(verdict).join(' / ')}`;
+  const rows: [string, (x: TargetRuns) => number | undefined, number, string?][] = [
+    ...(rounds ? [
+      [`narinfo req/s, ${p.connections} connections, median of ${rounds} alternating rounds`, (x: TargetRuns) => (x.narinfoRounds ? roundsMedian(x, (q) => q.reqPerSec) : undefined), 0, tcell('origin ≥ 0.8× nginx', 'origin-narinfo-rps-20')],
+      [`narinfo p99 ms, ${p.connections} connections, median of ${rounds} alternating rounds`, (x: TargetRuns) => (x.narinfoRounds ? ms(roundsMedian(x, (q) => q.latencyUs.p99)) : undefined), 2, tcell('origin < 2 ms', 'origin-narinfo-p99-20')],
+    ] as [string, (x: TargetRuns) => number | undefined, number, string][] : []),
     [`narinfo req/s, ${p.connections} connections`, (x) => x.narinfoLoaded.reqPerSec, 0],
     [`narinfo p99 ms, ${p.connections} connections`, (x) => ms(x.narinfoLoaded.latencyUs.p99), 2],
     [`narinfo with ${refs} references, req/s`, (x) => x.narinfoWide?.reqPerSec, 0],
@@ -376,7 +422,7 @@ export function markdownSummary(r: Results): string {
     ['server CPU µs per narinfo', (x) => x.narinfoLoaded.serverCpuUsPerReq, 1],
     ['NAR MB/s, 1 stream', (x) => x.narSingle.mbPerSec, 0],
     [`NAR MB/s, ${p.narParallel} streams`, (x) => x.narParallel.mbPerSec, 0],
-    [`\`nix copy\` of ${p.closurePaths ?? '?'} paths, s`, (x) => x.closureCopy?.median, 2],
+    [`\`nix copy\` of ${p.closurePaths ?? '?'} paths, s (median of ${n.closureCopy?.seconds.length ?? 0} alternating rounds)`, (x) => x.closureCopy?.median, 2, tcell('origin ≤ 1.2× nginx / edge ≤ 1.2× do-nothing', 'copy-origin', 'copy-edge')],
   ];
   const out: string[] = [];
   const other = Math.max(0, ...Object.values(m.targets).flatMap((t) => [t!.narinfoLoaded, t!.narinfoWide, t!.narinfoSingle, t!.narSingle, t!.narParallel].map((x) => x?.otherCpuPct ?? 0)));
@@ -384,16 +430,21 @@ export function markdownSummary(r: Results): string {
     `wrk -t${p.threads} -c${p.connections}, ${p.seconds} s per run, origin with ${p.originWorkers} worker processes; other processes took up to ${f(other)}% of the CPUs during a run` +
     `${other > 10 ? ' (a busy machine: the ratios are rougher than usual)' : ''}. Regenerate with \`node bench/render.ts bench/results/latest.json --readme docs/performance.md\`.`);
   out.push('');
-  out.push('| | nginx | origin | × nginx | do-nothing Worker | eris edge | edge ÷ do-nothing |');
-  out.push('| --- | --- | --- | --- | --- | --- | --- |');
-  for (const [label, get, digits] of rows) {
+  out.push('| | nginx | origin | × nginx | do-nothing Worker | eris edge | edge ÷ do-nothing | target (issue 20) |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const [label, get, digits, target] of rows) {
     const [vn, vo, vp, vw] = [get(n), get(o), pt ? get(pt) : undefined, w ? get(w) : undefined];
-    out.push(`| ${label} | ${cell(vn, digits)} | ${cell(vo, digits)} | ${ratio(vo, vn)} | ${cell(vp, digits)} | ${cell(vw, digits)} | ${ratio(vw, vp)} |`);
+    out.push(`| ${label} | ${cell(vn, digits)} | ${cell(vo, digits)} | ${ratio(vo, vn)} | ${cell(vp, digits)} | ${cell(vw, digits)} | ${ratio(vw, vp)} | ${target ?? ''} |`);
   }
   if (m.edgeCpu) {
     const e = m.edgeCpu.us;
-    out.push(`| edge CPU µs per narinfo, in process | | | | ${cell(e.doNothing.narinfo, 1)} | ${cell(e.edge.narinfo, 1)} | ${ratio(e.edge.narinfo, e.doNothing.narinfo)} |`);
-    out.push(`| edge CPU µs per NAR response, in process | | | | ${cell(e.doNothing.nar, 1)} | ${cell(e.edge.nar, 1)} | ${ratio(e.edge.nar, e.doNothing.nar)} |`);
+    out.push(`| edge CPU µs per narinfo, in process | | | | ${cell(e.doNothing.narinfo, 1)} | ${cell(e.edge.narinfo, 1)} | ${ratio(e.edge.narinfo, e.doNothing.narinfo)} | |`);
+    out.push(`| edge CPU µs per NAR response, in process | | | | ${cell(e.doNothing.nar, 1)} | ${cell(e.edge.nar, 1)} | ${ratio(e.edge.nar, e.doNothing.nar)} | |`);
+  }
+  const copies = (x: TargetRuns | undefined) => x?.closureCopy?.seconds.map((v) => v.toFixed(2)).join(', ');
+  if (n.closureCopy && o.closureCopy) {
+    out.push('');
+    out.push(`\`nix copy\` runs in alternating rounds, s: nginx ${copies(n)}; origin ${copies(o)}` + (pt && w ? `; do-nothing Worker ${copies(pt)}; eris edge ${copies(w)}` : '') + '.');
   }
   out.push('');
   out.push(`Origin RSS streaming a ${f(m.rss.narBytes / 2 ** 20)} MiB NAR: ${f(m.rss.fresh.rssPeakMb, 0)} MB peak (fresh), ${f(m.rss.loaded.rssPeakMb, 0)} MB (after the load runs). ` +
