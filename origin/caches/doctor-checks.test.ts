@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addFakePaths, fakeStorePath } from '../../test/helpers/synthetic-db.ts';
-import { checkCaches, compareServedCaches, type CacheCheck } from './doctor-checks.ts';
+import { checkCaches, compareServedCaches } from './doctor-checks.ts';
+import type { Check } from '../cli/doctor/check.ts';
 import { resolveConfig } from '../config/index.ts';
 
 let root: string;
@@ -25,7 +26,7 @@ describe('doctor: caches', () => {
       },
       env: {},
     });
-    const checks: CacheCheck[] = [];
+    const checks: Check[] = [];
     await checkCaches(config, checks);
     expect(checks).toEqual([
       { status: 'FAIL', what: 'cache ci roots', detail: `/nix/var/nix/gcroots/eris/ci/gone: ${fakeStorePath('gone')} is not a valid path in the store — fix or remove the root (eris unpublish, or the config's roots)` },
@@ -34,7 +35,7 @@ describe('doctor: caches', () => {
       { status: 'ok', what: 'cache empty', detail: 'priority 30, 1 key(s); 0 root(s), 0 paths, 0 B' },
       { status: 'ok', what: 'cache empty roots', detail: 'none yet: it publishes nothing until `eris publish PATH... --cache empty`' },
     ]);
-    const served: CacheCheck[] = [];
+    const served: Check[] = [];
     compareServedCaches(config, { caches: [{ name: 'ci', priority: 30, publicKeys: ['k-1:x'], default: false }, { name: 'ok', priority: 30, publicKeys: ['other:y'], default: false }] },
       () => ['k-1:x'], served);
     expect(served.map((c) => c.status + ' ' + c.what)).toEqual(['ok origin cache ci', 'FAIL origin cache ok', 'FAIL origin cache empty']);

@@ -8,14 +8,9 @@ import type { OriginConfig } from '../config/index.ts';
 import { publishedReport } from './cli.ts';
 import { formatBytes } from '../../shared/bytes.ts';
 import type { CacheListing } from '../../shared/cache-listing.ts';
+import type { Check } from '../cli/doctor/check.ts';
 
-export interface CacheCheck {
-  status: 'ok' | 'FAIL' | 'skip';
-  what: string;
-  detail: string;
-}
-
-export async function checkCaches(config: OriginConfig, checks: CacheCheck[]): Promise<void> {
+export async function checkCaches(config: OriginConfig, checks: Check[]): Promise<void> {
   for (const c of config.caches) {
     const what = `cache ${c.name}`;
     let report;
@@ -48,7 +43,7 @@ export async function checkCaches(config: OriginConfig, checks: CacheCheck[]): P
 }
 
 /** Compares the running origin's `/v1/caches` with the config: names, keys, priorities. */
-export function compareServedCaches(config: OriginConfig, served: CacheListing, keysOf: (paths: string[]) => string[] | undefined, checks: CacheCheck[]): void {
+export function compareServedCaches(config: OriginConfig, served: CacheListing, keysOf: (paths: string[]) => string[] | undefined, checks: Check[]): void {
   for (const c of config.caches) {
     const s = served.caches.find((x) => x.name === c.name);
     const want = keysOf(c.signKeyPaths);

@@ -12,12 +12,7 @@ import { ownsStore, writable } from '../store/ownership.ts';
 import { daemonTarget, describeTarget } from '../nix-daemon/index.ts';
 import { isLocalRoot } from './import.ts';
 import { noCheckSigsAdvice, untrustedKeyAdvice } from './trust-advice.ts';
-
-export interface PushCheck {
-  status: 'ok' | 'FAIL' | 'skip';
-  what: string;
-  detail: string;
-}
+import type { Check } from '../cli/doctor/check.ts';
 
 /** `nix show-config --json` as this user sees it (the daemon's nix.conf, on a normal box). */
 function nixSettings(): Record<string, { value: unknown }> | undefined {
@@ -28,10 +23,10 @@ function nixSettings(): Record<string, { value: unknown }> | undefined {
   }
 }
 
-export function checkPush(config: OriginConfig, publicKeys: string[] | undefined): PushCheck[] {
+export function checkPush(config: OriginConfig, publicKeys: string[] | undefined): Check[] {
   const push = config.push;
   if (!push) return [{ status: 'skip', what: 'push', detail: 'off: set push_dir to accept `nix copy --to https://…` with write tokens' }];
-  const out: PushCheck[] = [];
+  const out: Check[] = [];
   try {
     mkdirSync(push.dir, { recursive: true, mode: 0o700 });
     out.push(writable(push.dir)

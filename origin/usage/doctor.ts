@@ -6,12 +6,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { OriginConfig } from '../config/index.ts';
 import { UsageDb, USAGE_FILE } from './db.ts';
-
-export interface UsageCheck {
-  status: 'ok' | 'FAIL' | 'skip';
-  what: string;
-  detail: string;
-}
+import type { Check } from '../cli/doctor/check.ts';
 
 /** The directory itself, or the nearest parent that exists (where the origin would create it). */
 function nearestExisting(p: string): string {
@@ -20,7 +15,7 @@ function nearestExisting(p: string): string {
   return d;
 }
 
-export function checkUsage(config: OriginConfig): UsageCheck[] {
+export function checkUsage(config: OriginConfig): Check[] {
   const what = 'usage';
   if (config.stateDir === undefined) return [{ status: 'skip', what, detail: 'not recorded: set state_dir (e.g. /var/lib/eris) for `eris usage`' }];
   const dir = config.stateDir;
