@@ -21,6 +21,7 @@ import { writeKeyPair } from './keygen.ts';
 import type { CliIo } from './args.ts';
 import { readNetrcEntry } from './netrc.ts';
 import { addToken, newToken, PROJECT_DIR, WRANGLER, wranglerEnv } from '../tokens/cli.ts';
+import { DEFAULT_CACHE_NAME } from '../../shared/caches.ts';
 
 export interface DevSettings {
   storeRoot: string;
@@ -170,7 +171,7 @@ export async function runDevStack(env: NodeJS.ProcessEnv): Promise<void> {
   await addToken({ mode: 'local', persistTo: state }, 'dev', { scopes: ['read', 'write'], token, caches: env.ERIS_CONFIG ? cacheNames : undefined });
   const workerEnv = join(s.devDir, 'worker.env');
   const originHost = config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  writeFileSync(workerEnv, `ORIGIN_URL=http://${originHost}:${config.port}\nEDGE_SECRET=${config.edgeSecret}\nDEFAULT_CACHE=${config.defaultCache ?? 'default'}\n`, { mode: 0o600 });
+  writeFileSync(workerEnv, `ORIGIN_URL=http://${originHost}:${config.port}\nEDGE_SECRET=${config.edgeSecret}\nDEFAULT_CACHE=${config.defaultCache ?? DEFAULT_CACHE_NAME}\n`, { mode: 0o600 });
 
   const origin = spawn(process.execPath, [
     '--disable-warning=ExperimentalWarning', join(PROJECT_DIR, 'origin/cli/index.ts'), 'serve', ...serveArgs,

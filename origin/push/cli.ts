@@ -8,7 +8,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { isCacheName } from '../../shared/caches.ts';
+import { DEFAULT_CACHE_NAME, isCacheName } from '../../shared/caches.ts';
 import { ConfigError } from '../config/index.ts';
 import { parseCommandArgs } from '../cli/args.ts';
 import { basicAuthorization, readNetrcEntry } from '../cli/netrc.ts';
@@ -91,7 +91,7 @@ export function formatSummary(s: PushSummary, cache: string, dryRun: boolean): s
 export async function pushCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const { values, positionals } = parseCommandArgs(argv, OPTIONS, true);
   if (!positionals.length) throw new ConfigError(PUSH_USAGE);
-  const cache = values.cache ?? 'default';
+  const cache = values.cache ?? DEFAULT_CACHE_NAME;
   if (!isCacheName(cache)) throw new ConfigError(`--cache: "${cache}" is not a cache name`);
   const edgeUrl = values['edge-url'] ?? env.ERIS_URL;
   if (!edgeUrl) throw new ConfigError(`eris push: give --edge-url URL or set ERIS_URL\n${PUSH_USAGE}`);

@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { cacheOfPath } from '../../shared/caches.ts';
+import { DEFAULT_CACHE_NAME, cacheOfPath } from '../../shared/caches.ts';
 import { pathAsNixMeantIt } from '../../shared/nix-url.ts';
 import { USER_HEADER } from '../../shared/contract.ts';
 import { parseStorePath } from '../../shared/store-path.ts';
@@ -41,7 +41,7 @@ export function pushBody(c: Context<OriginEnv>): Readable {
 export function pushTarget(c: Context<OriginEnv>): PushTarget {
   const deps = c.get('deps');
   return {
-    name: c.get('cache') ?? 'default',
+    name: c.get('cache') ?? DEFAULT_CACHE_NAME,
     signers: deps.signers,
     // The cache's view of the store answers only for its published paths.
     isPublished: async (storePath) => (await deps.store.lookup(parseStorePath(storePath, deps.store.storeDir).hashPart)) !== undefined,
@@ -108,7 +108,7 @@ export function withPushedNars(getNar: Handler<OriginEnv>): Handler<OriginEnv> {
 
 async function getPushedNar(c: Context<OriginEnv>, file: string): Promise<Response> {
   const { push, store, metrics } = c.get('deps');
-  const found = await push!.kept.find(c.get('cache') ?? 'default', file);
+  const found = await push!.kept.find(c.get('cache') ?? DEFAULT_CACHE_NAME, file);
   if (!found) return send(c, 404, 'no such NAR\n', TEXT);
   // A path this file is the NAR of, still in this cache with that NAR; else (gone, replaced, unpublished) not here.
   let info;
