@@ -32,6 +32,7 @@ export const CONTENT_TYPE = {
   json: 'application/json',
   narinfo: 'text/x-nix-narinfo',
   nar: 'application/x-nix-nar',
+  cacheInfo: 'text/x-nix-cache-info',
 } as const;
 
 export const TOKEN_KEY_PREFIX = 'token:';

@@ -15,6 +15,7 @@ import type { AppSettings, OriginDeps } from '../server/types.ts';
 import { createSignatureCache, type SignatureCache } from '../server/signature-cache.ts';
 import type { Publisher } from './publisher.ts';
 import type { PublishedSet } from './published.ts';
+import { HASH_PART_LENGTH } from '../../shared/store-path.ts';
 
 export interface CacheContext {
   name: string;
@@ -41,7 +42,7 @@ export interface CacheRegistry {
 
 /** Does the set allow the build log of this derivation (`<hash>-<name>.drv`)? */
 function logPublished(set: PublishedSet, drvBaseName: string): boolean {
-  const hash = drvBaseName.slice(0, 32);
+  const hash = drvBaseName.slice(0, HASH_PART_LENGTH);
   // Everything but the logs of excluded derivations and of derivations whose outputs are excluded.
   if (set.kind === 'all') return !set.excludedHashes.has(hash) && !set.excludedDerivers.has(drvBaseName);
   return set.members.has(hash) || set.derivers.has(drvBaseName);
@@ -65,7 +66,7 @@ export function scopedStore(store: Store, has: (hashPart: string) => boolean, se
     isValid: (p) => store.isValid(p),
     realisation: async (id) => {
       const r = await store.realisation(id);
-      return r && has(r.outPath.slice(0, 32)) ? r : undefined;
+      return r && has(r.outPath.slice(0, HASH_PART_LENGTH)) ? r : undefined;
     },
     close: () => {},
   };

@@ -16,6 +16,7 @@ import { PushError, rejected } from './errors.ts';
 import { pushBody, pushFailure, pushTarget } from './routes.ts';
 import { readSmall } from './service.ts';
 import { requestCache, requestUser } from '../usage/request.ts';
+import { CONTENT_TYPE } from '../../shared/contract.ts';
 
 /** Where the push protocol is routed, under `/:cache` (never bare: `/v1/…` is global). */
 export const PARTS_ROUTES = {
@@ -24,7 +25,7 @@ export const PARTS_ROUTES = {
   upload: '/:cache/v1/push/uploads/:id',
 } as const;
 
-const json = (c: Context<OriginEnv>, value: unknown) => send(c, 200, JSON.stringify(value), 'application/json');
+const json = (c: Context<OriginEnv>, value: unknown) => send(c, 200, JSON.stringify(value), CONTENT_TYPE.json);
 
 async function readJson(c: Context<OriginEnv>, max: number): Promise<unknown> {
   const length = c.req.header('content-length');

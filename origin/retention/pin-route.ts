@@ -12,6 +12,7 @@ import { PushError, rejected } from '../push/errors.ts';
 import { pushBody, pushFailure } from '../push/routes.ts';
 import { readSmall } from '../push/service.ts';
 import { PinError } from './pins.ts';
+import { CONTENT_TYPE } from '../../shared/contract.ts';
 
 export const PIN_ROUTE = '/:cache/v1/push/pins';
 
@@ -39,7 +40,7 @@ export async function postPin(c: Context<OriginEnv>) {
     // This cache's view of the store: published here, and that very path.
     if ((await deps.store.lookup(hashPart))?.storePath !== req.storePath) throw new PushError(409, `${req.storePath} is not in cache ${cache}: push it first`);
     try {
-      return send(c, 200, JSON.stringify(deps.pins.pin(cache, req)), 'application/json');
+      return send(c, 200, JSON.stringify(deps.pins.pin(cache, req)), CONTENT_TYPE.json);
     } catch (e) {
       if (e instanceof PinError) throw rejected(e.message);
       throw e;

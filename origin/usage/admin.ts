@@ -14,6 +14,7 @@ import { send } from '../server/respond.ts';
 import type { CacheRegistry } from '../caches/registry.ts';
 import { COUNTERS, USAGE_FILE, UsageDb, zeroCounts, type UsageCounts, type UsageFilter } from './db.ts';
 import { ADMIN_DAYS, lastDays, type AdminData, type AdminSeries } from '../../shared/admin.ts';
+import { CONTENT_TYPE } from '../../shared/contract.ts';
 
 const counts = (r: Partial<UsageCounts> | undefined): UsageCounts => {
   const out = zeroCounts();
@@ -66,6 +67,6 @@ export function adminData(o: { caches: CacheRegistry; stateDir?: string; now?: n
 export function getAdminData(caches: CacheRegistry) {
   return (c: Context<OriginEnv>) => {
     c.get('deps').usage?.flush();
-    return send(c, 200, JSON.stringify(adminData({ caches, stateDir: c.get('settings').stateDir })), 'application/json');
+    return send(c, 200, JSON.stringify(adminData({ caches, stateDir: c.get('settings').stateDir })), CONTENT_TYPE.json);
   };
 }

@@ -5,6 +5,7 @@
  * (Retry-After honoured, bounded) — until a deadline. A 4xx is the answer.
  */
 import http from 'node:http';
+import { CONTENT_TYPE } from '../../../shared/contract.ts';
 import https from 'node:https';
 
 export interface EdgeAnswer {
@@ -105,7 +106,7 @@ export function createEdgeClient(o: EdgeClientOptions): EdgeClient {
     request,
     once,
     async json<T>(method: string, path: string, body?: unknown) {
-      const a = await request(method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? undefined : 'application/json');
+      const a = await request(method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? undefined : CONTENT_TYPE.json);
       if (a.status < 200 || a.status > 299) throw new PushRequestError(`${method} ${path.split('?')[0]}: ${a.status} ${a.text.trim().split('\n')[0] ?? ''}`, a.status);
       try {
         return { value: JSON.parse(a.text) as T, headers: a.headers };

@@ -12,6 +12,7 @@ import { localClosure, storePathOf, type LocalPath, type NixSource } from './clo
 import { PushRequestError, type EdgeClient } from './edge.ts';
 import { uploadNar } from './nar-upload.ts';
 import type { Progress } from './progress.ts';
+import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
 /** Default part size: bounded memory (one part per upload in flight), few requests per NAR. */
 export const DEFAULT_PART_BYTES = 16 * 1024 * 1024;
@@ -117,7 +118,7 @@ export async function runPush(o: PushRunOptions): Promise<PushSummary> {
       const d = ref !== p.path ? done.get(ref) : undefined;
       if (d) await d.catch(() => { throw new Error(`${p.path}: not pushed, its reference ${ref} failed`); });
     }
-    const res = await o.edge.request('PUT', pushUrls.narinfo(o.cache, parseStorePath(p.path).hashPart), narInfoFor(p), 'text/x-nix-narinfo');
+    const res = await o.edge.request('PUT', pushUrls.narinfo(o.cache, parseStorePath(p.path).hashPart), narInfoFor(p), CONTENT_TYPE.narinfo);
     if (res.status < 200 || res.status > 299) throw new PushRequestError(`${p.path}: narinfo refused: ${res.status} ${res.text.trim().split('\n')[0] ?? ''}`, res.status);
     summary.pushed++;
     summary.bytes += p.narSize;

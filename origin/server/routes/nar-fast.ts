@@ -11,8 +11,8 @@
  * another URL form, compression, a larger or unknown path, files missing, a read that fails or finds the
  * path changed, a full admission — goes to the app, which answers as always.
  */
-import { isHashPart } from '../../../shared/store-path.ts';
-import { isSha256Nix32 } from '../../../shared/hash.ts';
+import { HASH_PART_LENGTH, isHashPart } from '../../../shared/store-path.ts';
+import { SHA256_NIX32_LENGTH, isSha256Nix32 } from '../../../shared/hash.ts';
 import type { CacheRegistry } from '../../caches/registry.ts';
 import type { AppSettings } from '../types.ts';
 import { narDone, sendWhole } from '../nar-transport.ts';
@@ -22,7 +22,7 @@ import { fastTarget, readiness, type FastPath } from './fast-path.ts';
 
 const SUFFIX = '.nar';
 /** `nar/` + store hash + `-` + NAR hash (nix32 SHA-256) + `.nar`. */
-const FILE = 'nar/'.length + 32 + 1 + 52 + SUFFIX.length;
+const FILE = 'nar/'.length + HASH_PART_LENGTH + 1 + SHA256_NIX32_LENGTH + SUFFIX.length;
 
 export function smallNarFastPath(caches: CacheRegistry, settings: Pick<AppSettings, 'edgeSecret'>): FastPath {
   const ready = readiness(caches);
@@ -32,8 +32,8 @@ export function smallNarFastPath(caches: CacheRegistry, settings: Pick<AppSettin
     if (req.method !== 'GET' || url === undefined || !url.endsWith(SUFFIX)) return false;
     if (req.headers.range !== undefined || req.headers['if-range'] !== undefined) return false;
     const at = url.length - FILE;
-    if (!url.startsWith('nar/', at) || url.charCodeAt(at + 4 + 32) !== 45 /* - */) return false;
-    const hashPart = url.slice(at + 4, at + 4 + 32);
+    if (!url.startsWith('nar/', at) || url.charCodeAt(at + 4 + HASH_PART_LENGTH) !== 45 /* - */) return false;
+    const hashPart = url.slice(at + 4, at + 4 + HASH_PART_LENGTH);
     const narHash = url.slice(at + 4 + 33, url.length - SUFFIX.length);
     if (!isHashPart(hashPart) || !isSha256Nix32(narHash)) return false;
     const target = fastTarget(caches, ready, secret, req, at, NAR_ROUTE);

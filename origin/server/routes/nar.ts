@@ -12,8 +12,8 @@
  */
 import type { Context } from 'hono';
 import { createReadStream } from 'node:fs';
-import { isHashPart } from '../../../shared/store-path.ts';
-import { isSha256Nix32 } from '../../../shared/hash.ts';
+import { HASH_PART_LENGTH, isHashPart } from '../../../shared/store-path.ts';
+import { SHA256_NIX32_LENGTH, isSha256Nix32 } from '../../../shared/hash.ts';
 import type { OriginEnv } from '../types.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { NO_STORE, send } from '../respond.ts';
@@ -54,9 +54,9 @@ export function parseNarRequest(file: string, hashQuery: string | undefined): Na
   if (!match) return 'unsupported NAR URL: expected a name ending in .nar, .nar.zstd or .nar.xz';
   const [suffix, compression] = match;
   const stem = file.slice(0, -suffix.length);
-  if (stem.length === 32 + 1 + 52 && stem[32] === '-') {
-    const hashPart = stem.slice(0, 32);
-    const narHash = stem.slice(33);
+  if (stem.length === HASH_PART_LENGTH + 1 + SHA256_NIX32_LENGTH && stem[HASH_PART_LENGTH] === '-') {
+    const hashPart = stem.slice(0, HASH_PART_LENGTH);
+    const narHash = stem.slice(HASH_PART_LENGTH + 1);
     if (isHashPart(hashPart) && isSha256Nix32(narHash)) return { hashPart, narHash, compression };
   } else if (isSha256Nix32(stem)) {
     if (hashQuery === undefined) return 'NAR URL lacks the store path hash (?hash=<32-character hash>)';

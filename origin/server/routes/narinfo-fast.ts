@@ -12,7 +12,7 @@
  * /metrics and usage counts under the same route names. (routes/fast-path.ts: what the
  * fast paths share; routes/nar-fast.ts: the other one, small NARs.)
  */
-import { isHashPart } from '../../../shared/store-path.ts';
+import { HASH_PART_LENGTH, isHashPart } from '../../../shared/store-path.ts';
 import { NO_STORE, CONTENT_TYPE } from '../../../shared/contract.ts';
 import { NARINFO_ROUTE } from '../app.ts';
 import type { CacheRegistry } from '../../caches/registry.ts';
@@ -21,7 +21,7 @@ import { narInfoBody } from './narinfo.ts';
 import { fastTarget, readiness, type FastPath } from './fast-path.ts';
 
 const SUFFIX = '.narinfo';
-const HASH = 32;
+const HASH = HASH_PART_LENGTH;
 
 export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSettings, 'edgeSecret'>): FastPath {
   const ready = readiness(caches);

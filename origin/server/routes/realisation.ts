@@ -6,6 +6,7 @@ import { pathAsNixMeantIt } from '../../../shared/nix-url.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { send } from '../respond.ts';
 import { parseRealisationId, realisationFingerprint, renderRealisation } from '../../../shared/realisation.ts';
+import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
 export async function getRealisation(c: Context<OriginEnv>) {
   // As Nix sent it: an output name may hold a `?` (shared/nix-url.ts).
@@ -15,5 +16,5 @@ export async function getRealisation(c: Context<OriginEnv>) {
   const { store, signatures } = c.get('deps');
   const r = await store.realisation(id);
   if (!r) throw notFound('no such realisation');
-  return send(c, 200, renderRealisation({ ...r, signatures: signatures.withOurs(r.signatures, realisationFingerprint(r)) }), 'application/json');
+  return send(c, 200, renderRealisation({ ...r, signatures: signatures.withOurs(r.signatures, realisationFingerprint(r)) }), CONTENT_TYPE.json);
 }
