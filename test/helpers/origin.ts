@@ -1,5 +1,5 @@
 /** The origin for tests: on a free port over a store root (real Nix store), or in-process over any Store. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSigner, generateKeyPair } from '../../shared/signing.ts';
@@ -26,11 +26,22 @@ export async function startTestOrigin(root: string, flags: Raw = {}): Promise<Te
     flags: { bind: '127.0.0.1:0', storeRoot: root, signKeyPaths: [keyFile], edgeSecret: EDGE_SECRET, ...flags },
     env: {},
   });
-  const origin = await startOrigin(config, silentLogger);
+  let origin: RunningOrigin;
+  try {
+    origin = await startOrigin(config, silentLogger);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     ...origin,
     publicKey: kp.public,
     keyFile,
+    /** Stops the origin and removes the dir holding its key. */
+    async close() {
+      await origin.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
     get(path, init = {}) {
       const headers = new Headers(init.headers);
       const secret = init.secret === undefined ? EDGE_SECRET : init.secret;

@@ -2,7 +2,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { PROJECT_DIR, WRANGLER, wranglerEnv } from '../../origin/tokens/cli.ts';
 
@@ -170,10 +170,14 @@ export interface EdgeProc extends Proc {
   persistTo: string;
 }
 
-/** The Worker in workerd via `wrangler dev --local`, offline; its env file and KV state in `dir` (default: a new temp dir). */
+/**
+ * The Worker in workerd via `wrangler dev --local`, offline; its env file and KV state in `dir` (default: a
+ * new temp dir, which stop() removes).
+ */
 export async function startEdge(o: { originUrl: string; edgeSecret: string; vars?: Record<string, string>; persistTo?: string; dir?: string; logFile?: string; port?: number }): Promise<EdgeProc> {
   const port = o.port ?? (await freePort());
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'eris-edge-'));
+  const ownDir = o.dir === undefined;
   const persistTo = o.persistTo ?? join(dir, 'state');
   const envFile = join(dir, 'worker.env');
   writeFileSync(envFile, `ORIGIN_URL=${o.originUrl}\nEDGE_SECRET=${o.edgeSecret}\n`);
@@ -181,9 +185,18 @@ export async function startEdge(o: { originUrl: string; edgeSecret: string; vars
     '--show-interactive-dev-session=false', '--config', join(PROJECT_DIR, 'wrangler.toml'), '--persist-to', persistTo, '--env-file', envFile];
   for (const [k, v] of Object.entries(o.vars ?? {})) args.push('--var', `${k}:${v}`);
   const proc = startProcess(WRANGLER, args, { env: wranglerEnv(), cwd: dir, logFile: o.logFile });
+  const stop = async () => {
+    await proc.stop();
+    if (ownDir) rmSync(dir, { recursive: true, force: true });
+  };
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${url}/nix-cache-info`, proc, 120_000);
-  return { ...proc, url, port, persistTo };
+  try {
+    await waitFor(`${url}/nix-cache-info`, proc, 120_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { ...proc, stop, url, port, persistTo };
 }
 
 /** The edge's request log lines (one JSON object per request, after wrangler's own prefix) in a process's output. */
