@@ -1,11 +1,11 @@
 /** eris doctor's push lines: off, a store the origin owns, the daemon, trust. */
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../config/index.ts';
 import { checkPush } from './doctor.ts';
 import { hasNix } from '../../test/helpers/nix.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const base = { bind: '127.0.0.1:0', signKeyPaths: ['/k.sec'], edgeSecret: 'doctor-push-secret-0123456789' };
 
@@ -16,7 +16,7 @@ describe.skipIf(!hasNix())('doctor: push', () => {
   });
 
   it('a chroot store the origin owns: staging, nix, store and trust ok', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-doctor-push-'));
+    const dir = tempDir('eris-doctor-push-');
     mkdirSync(join(dir, 'root/nix/store'), { recursive: true });
     mkdirSync(join(dir, 'root/nix/var/nix/db'), { recursive: true });
     const config = resolveConfig({ flags: { ...base, storeRoot: join(dir, 'root'), pushDir: join(dir, 'push') }, env: {} });
@@ -26,7 +26,7 @@ describe.skipIf(!hasNix())('doctor: push', () => {
   });
 
   it.skipIf(existsSync('/nix/var/nix/daemon-socket/socket'))('push_store = "daemon" without a daemon fails with what to do', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-doctor-push-'));
+    const dir = tempDir('eris-doctor-push-');
     const config = resolveConfig({ file: { pushStore: 'daemon' }, flags: { ...base, pushDir: join(dir, 'push') }, env: {} });
     const store = checkPush(config, ['k-1:AAAA']).find((l) => l.what === 'push store')!;
     expect(store.status).toBe('FAIL');

@@ -5,21 +5,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, utimesSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readdirSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { partsNarFile } from '../../shared/push-protocol.ts';
 import { createStaging } from './staging.ts';
 import { createParts } from './parts.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const NAR = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 251));
 const start = { storePath: '/nix/store/00000000000000000000000000000000-x', narHash: formatSha256Nix32(createHash('sha256').update(NAR).digest()), narSize: NAR.length };
 const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function setup(maxBytes = 1_000_000) {
-  const dir = mkdtempSync(join(tmpdir(), 'eris-parts-'));
+  const dir = tempDir('eris-parts-');
   const staging = createStaging({ dir, maxBytes, ttlMs: 60_000 });
   const made = () => createParts({ dir: staging.dir, maxBytes, usedBytes: () => staging.usedBytes() });
   const files = () => readdirSync(join(staging.dir, 'c')).sort();

@@ -1,17 +1,17 @@
 /** The staging area's bounds: space (413 never fits, 503 full now), time (sweep), and nothing left by a cut body. */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, utimesSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createStaging } from './staging.ts';
 import { PushError } from './errors.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const files = (dir: string) => readdirSync(join(dir, 'staging', 'c'));
 
 describe('staging', () => {
   it('stores a body under its name with its size and SHA-256', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-staging-'));
+    const dir = tempDir('eris-staging-');
     const s = createStaging({ dir, maxBytes: 1000, ttlMs: 60_000 });
     const f = await s.receive('c', 'a.nar', Readable.from([Buffer.from('hello '), Buffer.from('world')]), 11);
     expect(f.size).toBe(11);
@@ -20,7 +20,7 @@ describe('staging', () => {
   });
 
   it('413 for an upload that never fits, 503 + Retry-After while full, and room again after a sweep', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-staging-'));
+    const dir = tempDir('eris-staging-');
     const s = createStaging({ dir, maxBytes: 100, ttlMs: 60_000 });
     await expect(s.receive('c', 'big.nar', Readable.from([Buffer.alloc(101)]), 101)).rejects.toMatchObject({ status: 413 });
     await s.receive('c', 'one.nar', Readable.from([Buffer.alloc(80)]), 80);
@@ -36,7 +36,7 @@ describe('staging', () => {
   });
 
   it('a body that ends early or errors leaves nothing behind', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-staging-'));
+    const dir = tempDir('eris-staging-');
     const s = createStaging({ dir, maxBytes: 1000, ttlMs: 60_000 });
     await expect(s.receive('c', 'short.nar', Readable.from([Buffer.alloc(10)]), 20)).rejects.toMatchObject({ status: 400 });
     const broken = new Readable({

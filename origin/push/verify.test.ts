@@ -2,16 +2,16 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { zstdCompressSync } from 'node:zlib';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { verifyNarFile } from './verify.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const nar = randomBytes(200_000);
 const want = { narHash: formatSha256Nix32(createHash('sha256').update(nar).digest()), narSize: nar.length };
-const dir = mkdtempSync(join(tmpdir(), 'eris-verify-'));
+const dir = tempDir('eris-verify-');
 const file = (name: string, bytes: Buffer) => {
   writeFileSync(join(dir, name), bytes);
   return join(dir, name);

@@ -6,8 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { escapeLabel, Metrics, routeName } from './metrics.ts';
 import { NARINFO_ROUTE } from './app.ts';
@@ -16,6 +15,7 @@ import { inProcessOrigin, startTestOrigin, type TestOrigin } from '../../test/he
 import { createMemoryStore } from '../../test/helpers/memory-store.ts';
 import { resolveConfig, ConfigError } from '../config/index.ts';
 import { hashOf } from '../../test/helpers/nix.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const promtoolMissing = spawnSync('promtool', ['--version']).error !== undefined;
 /** promtool is a real part of these tests: skipped on a laptop without it, a failure under CI. */
@@ -107,7 +107,7 @@ describe('the exposition', () => {
 });
 
 describe('who may read /metrics', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'eris-metrics-'));
+  const dir = tempDir('eris-metrics-');
   const tokenFile = join(dir, 'metrics-token');
   writeFileSync(tokenFile, 'scrape-me-please-0123456789\n');
 

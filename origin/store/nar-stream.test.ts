@@ -1,10 +1,10 @@
 import { describe, expect, inject, it } from 'vitest';
-import { appendFileSync, mkdtempSync, writeFileSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
+import { appendFileSync, writeFileSync, mkdirSync, symlinkSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkedNar, narBuffer, narChunks, narListing, narRange, NarSourceChangedError } from './nar-stream.ts';
 import { nixEnv, NIX_FLAGS, nixMissing } from '../../test/helpers/nix.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const fixture = inject('fixture');
 
@@ -16,7 +16,7 @@ async function collect(gen: AsyncIterable<Buffer>): Promise<Buffer> {
 
 /** A tree with every node kind, odd names and a file big enough to be read in several chunks. */
 function makeTree(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'eris-nar-'));
+  const dir = tempDir('eris-nar-');
   const root = join(dir, 'tree');
   mkdirSync(join(root, 'sub/empty'), { recursive: true });
   writeFileSync(join(root, 'big'), Buffer.from(Array.from({ length: 700_001 }, (_, i) => (i * 31) & 0xff)));
@@ -47,7 +47,7 @@ describe.skipIf(nixMissing)('NAR serialisation', () => {
   });
 
   it('streams a NAR that grew since registration only up to the registered size, then fails (the connection is cut)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-nar-grew-'));
+    const dir = tempDir('eris-nar-grew-');
     writeFileSync(join(dir, 'f'), Buffer.alloc(200_000, 1));
     const registered = execFileSync('nix-store', ['--dump', dir], { env: nixEnv(), maxBuffer: 1 << 28 }).length;
     appendFileSync(join(dir, 'f'), Buffer.alloc(100, 2));

@@ -1,10 +1,10 @@
 /** The client's closure: path-info JSON of old and new Nix, references first, exact reads. */
 import { describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
-import { existsSync, mkdtempSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExactReader, parsePathInfoJson, referencesFirst, storePathOf, type LocalPath } from './closure.ts';
+import { tempDir } from '../../../test/helpers/temp-dir.ts';
 
 const P = (n: string) => `/nix/store/${n.repeat(32)}-${n}`;
 // The same hash as Nix 2.8 prints it in path-info --json and in nix-store -q --hash (eris-leaf of the fixture).
@@ -29,7 +29,7 @@ describe('push client closure', () => {
   });
 
   it('takes a store path, a file in one, or a link to either (./result)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-push-args-'));
+    const dir = tempDir('eris-push-args-');
     const leaf = '/nix/store/3dav1qihi863ffxpxss2fy0qx0g2b2lq-eris-leaf';
     symlinkSync(`${leaf}/sub/file`, join(dir, 'result'));
     expect(storePathOf(leaf)).toBe(leaf);
