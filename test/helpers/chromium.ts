@@ -1,7 +1,7 @@
 /**
  * Debian's headless Chromium driven over its DevTools protocol (Node's own
  * WebSocket): open a page with request headers of our choosing (a token),
- * evaluate expressions in it, save a screenshot. Its own temp profile, port 0
+ * evaluate expressions in it, save a screenshot. Its own temp profile (also its TMPDIR), port 0
  * (the port Chromium picked is read from DevToolsActivePort), stopped by its
  * process group.
  */
@@ -29,7 +29,7 @@ export async function startChromium(): Promise<Page> {
   const proc: Proc = startProcess(CHROMIUM, [
     '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions', '--disable-background-networking',
     '--hide-scrollbars', `--user-data-dir=${profile}`, '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', 'about:blank',
-  ]);
+  ], { env: { ...process.env, TMPDIR: profile } }); // its org.chromium.Chromium.* scratch dirs too, removed with the profile
   const portFile = join(profile, 'DevToolsActivePort');
   const deadline = Date.now() + 30_000;
   while (!existsSync(portFile) || !readFileSync(portFile, 'utf8').includes('\n')) {
