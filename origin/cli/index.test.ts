@@ -1,17 +1,17 @@
 /** The `eris` command as a user types it. */
 import { describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nixEnv, NIX_FLAGS } from '../../test/helpers/nix.ts';
 import { eris } from '../../test/helpers/processes.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const fixture = inject('fixture');
 
 describe('eris CLI', () => {
   it('keygen writes a Nix key pair (secret 0600) and refuses to overwrite it', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-keygen-'));
+    const dir = tempDir('eris-keygen-');
     const r = eris(['keygen', 'cli-test-1', join(dir, 's.sec'), join(dir, 's.pub')]);
     expect(r.status).toBe(0);
     expect(statSync(join(dir, 's.sec')).mode & 0o777).toBe(0o600);
@@ -22,7 +22,7 @@ describe('eris CLI', () => {
   });
 
   it.skipIf(!fixture)('keys from eris keygen sign paths that Nix verifies', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-keygen-nix-'));
+    const dir = tempDir('eris-keygen-nix-');
     expect(eris(['keygen', 'ours-1', join(dir, 'k.sec'), join(dir, 'k.pub')]).status).toBe(0);
     const root = join(dir, 'root');
     const env = nixEnv();
@@ -35,7 +35,7 @@ describe('eris CLI', () => {
   });
 
   it('serve fails at start with one clear line on bad configuration', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-cli-'));
+    const dir = tempDir('eris-cli-');
     const noSecret = { ...process.env, ERIS_EDGE_SECRET: '' };
     const withSecret = { ...process.env, ERIS_EDGE_SECRET: 'a-long-enough-edge-secret' };
     writeFileSync(join(dir, 'bad.sec'), 'name:notbase64!');
@@ -70,7 +70,7 @@ describe('eris CLI', () => {
   });
 
   it('serve fails with one line when the store root holds no Nix store', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-cli-'));
+    const dir = tempDir('eris-cli-');
     expect(eris(['keygen', 'k-1', join(dir, 'k.sec'), join(dir, 'k.pub')]).status).toBe(0);
     const r = eris(['serve', '--store-root', dir, '--sign-key', join(dir, 'k.sec')], { env: { ...process.env, ERIS_EDGE_SECRET: 'a-long-enough-edge-secret' } });
     expect(r.status).toBe(2);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config/validate.ts';
 import { basicAuthorization, netrcLookup, readNetrcEntry } from './netrc.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 describe('netrc', () => {
   it('reads netrc as curl does: the machine entry, else default', () => {
@@ -14,7 +14,7 @@ describe('netrc', () => {
   });
 
   it('reads a --netrc file: its entry, or a ConfigError saying what is missing (undefined when optional)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eris-netrc-'));
+    const dir = tempDir('eris-netrc-');
     const file = join(dir, 'netrc');
     writeFileSync(file, 'machine cache.example.org login alice password tok\nmachine nopass login bob\n');
     expect(readNetrcEntry(file, 'cache.example.org')).toEqual({ login: 'alice', password: 'tok' });

@@ -1,12 +1,12 @@
 /** composeOrigin's steps: a step that fails closes what the earlier ones opened, and close() closes everything once. */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSigner, generateKeyPair } from '../../shared/signing.ts';
 import { createMemoryStore } from '../../test/helpers/memory-store.ts';
 import { ConfigError, resolveConfig, type Raw } from '../config/index.ts';
 import { composeOrigin } from './compose.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const signer = createSigner(generateKeyPair('compose-test-1').secret);
 
@@ -20,7 +20,7 @@ function compose(extra: Raw) {
 }
 
 describe('composeOrigin', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'eris-compose-'));
+  const dir = tempDir('eris-compose-');
   const notADir = join(dir, 'file');
   writeFileSync(notADir, '');
 
