@@ -49,6 +49,7 @@ describe('origin config', () => {
       caches: [{ name: 'default', publish: 'all', roots: [], exclude: [], signKeyPaths: ['/var/lib/eris/key.sec'], priority: 40 }],
       defaultCache: 'default',
       tempRoots: 'auto',
+      minFreeBytes: 1024 ** 3,
     });
   });
 
@@ -98,16 +99,18 @@ describe('origin config', () => {
       [bad([{ name: 'a', keep_days: 0 }], { stateDir: '/s' }), /^cache\[0\]\.keep_days: expected a whole number of days from 1 to 3650$/],
       [bad([{ name: 'a', keep_days: 120 }], { stateDir: '/s' }), /^cache\[0\]\.keep_days: 120 is longer than usage_retention_days \(90\)/],
       [bad([{ name: 'a', max_bytes: '50 furlongs' }], { stateDir: '/s' }), /^cache\[0\]\.max_bytes: expected a number of bytes/],
+      [bad([{ name: 'a' }], { minFreeBytes: 'lots' }), /^min_free_bytes: expected a number of bytes/],
       [bad([{ name: 'a' }], { tempRoots: 'sometimes' }), /^temp_roots: expected "auto", "daemon", "local", "off"$/],
       [() => resolveConfig({ file: { caches: [{ name: 'a', sign_key_paths: ['/a'] }, { name: 'b' }] } as never, env }), /^sign_key_paths: at least one/],
     ];
     expectConfigErrors(cases);
   });
 
-  it('reads retention keys: keep_days, max_bytes with units', () => {
-    const file = parseConfigFile('sign_key_paths = ["/k"]\nstate_dir = "/s"\n[[cache]]\nname = "ci"\nkeep_days = 30\nmax_bytes = "50 GiB"\n[[cache]]\nname = "r"\n', 'eris.toml', env);
+  it('reads retention keys: keep_days, max_bytes with units, min_free_bytes', () => {
+    const file = parseConfigFile('sign_key_paths = ["/k"]\nstate_dir = "/s"\nmin_free_bytes = "2G"\n[[cache]]\nname = "ci"\nkeep_days = 30\nmax_bytes = "50 GiB"\n[[cache]]\nname = "r"\n', 'eris.toml', env);
     const c = resolveConfig({ file, env });
     expect(c.caches.map((x) => [x.name, x.keepDays, x.maxBytes])).toEqual([['ci', 30, 50 * 1024 ** 3], ['r', undefined, undefined]]);
+    expect(c.minFreeBytes).toBe(2 * 1024 ** 3);
   });
 
   it('lets flags win over the file and takes the edge secret from $ERIS_EDGE_SECRET', () => {

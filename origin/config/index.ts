@@ -13,7 +13,7 @@ import { ConfigError, int, str } from './validate.ts';
 import { cacheNameProblem, DEFAULT_CACHE_NAME } from '../../shared/caches.ts';
 import { EDGE_SECRET_MIN_LENGTH } from '../../shared/contract.ts';
 import { TEMP_ROOTS_MODES, type TempRootsMode } from '../store/temp-roots.ts';
-import { RETENTION_CACHE_KEYS, resolveCacheRetention } from './retention.ts';
+import { RETENTION_CACHE_KEYS, resolveCacheRetention, resolveMinFreeBytes } from './retention.ts';
 
 export { ConfigError } from './validate.ts';
 
@@ -85,6 +85,8 @@ export interface OriginConfig {
   metricsToken?: string;
   /** How NARs being served are protected from Nix's GC: temporary roots through a daemon (store/temp-roots.ts). */
   tempRoots: TempRootsMode;
+  /** Pushes that would leave less free space than this on the store's or push_dir's file system are refused (507). */
+  minFreeBytes: number;
 }
 
 export const DEFAULTS = {
@@ -127,6 +129,7 @@ const FILE_KEYS = {
   metrics_bind: 'metricsBind',
   metrics_token_file: 'metricsTokenFile',
   temp_roots: 'tempRoots',
+  min_free_bytes: 'minFreeBytes',
   ...PUSH_FILE_KEYS,
 } as const;
 
@@ -276,6 +279,7 @@ export function resolveConfig({ file = {}, flags = {}, env, readFile = (p) => re
     metricsBind: raw.metricsBind === undefined ? undefined : parseMetricsBind(raw.metricsBind),
     metricsToken: raw.metricsTokenFile === undefined ? undefined : readSecretFile('metrics_token_file', str('metrics_token_file', raw.metricsTokenFile), readFile),
     tempRoots: resolveTempRoots(raw.tempRoots),
+    minFreeBytes: resolveMinFreeBytes(raw.minFreeBytes, fail),
   };
 }
 

@@ -1,6 +1,12 @@
-/** Retention keys: `keep_days` and `max_bytes` in a `[[cache]]` table. Validated once, at config load. */
+/**
+ * Retention keys: `keep_days` and `max_bytes` in a `[[cache]]` table, and the
+ * top-level `min_free_bytes` (the disk guard). Validated once, at config load.
+ */
 
 export const RETENTION_CACHE_KEYS = ['keep_days', 'max_bytes'] as const;
+
+/** Refuse pushes that would leave less than this free (bytes) on the store's or push_dir's file system. */
+export const DEFAULT_MIN_FREE_BYTES = 1024 ** 3;
 
 const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 
@@ -46,4 +52,11 @@ export function resolveCacheRetention(
     ctx.fail(`${at}: keep_days and max_bytes need state_dir (retention reads when each path was last fetched from <state_dir>/usage.sqlite)`);
   }
   return out;
+}
+
+export function resolveMinFreeBytes(v: unknown, fail: (message: string) => never): number {
+  if (v === undefined) return DEFAULT_MIN_FREE_BYTES;
+  const n = parseBytes(v);
+  if (n === undefined) fail('min_free_bytes: expected a number of bytes, e.g. 1073741824 or "1G" (0 turns the check off)');
+  return n;
 }

@@ -5,7 +5,7 @@
  */
 import { StatusError } from '../server/status-error.ts';
 
-export type PushStatus = 400 | 404 | 409 | 413 | 500 | 501 | 503;
+export type PushStatus = 400 | 404 | 409 | 413 | 500 | 501 | 503 | 507;
 
 export class PushError extends StatusError {
   override name = 'PushError';
@@ -16,4 +16,6 @@ export class PushError extends StatusError {
 }
 
 export const rejected = (message: string) => new PushError(400, message);
+/** The disk would drop below min_free_bytes (retention/disk.ts says why 507). */
+export const diskFull = (message: string) => new PushError(507, message);
 export const tryLater = (message: string, seconds = 5) => new PushError(503, message, seconds);

@@ -10,6 +10,9 @@ import { createKeptFiles, type KeptFiles } from './kept.ts';
 import { createPushService, type PushService } from './service.ts';
 import { createStaging, type Staging } from './staging.ts';
 import { createParts, type Parts } from './parts.ts';
+import { createDiskGuard, DiskFullError, type DiskGuard } from '../retention/disk.ts';
+import { diskFull } from './errors.ts';
+import { join } from 'node:path';
 
 export interface PushDeps {
   service: PushService;
@@ -17,6 +20,8 @@ export interface PushDeps {
   kept: KeptFiles;
   /** NARs uploaded in parts (eris push). */
   parts: Parts;
+  /** Free space of push_dir and the store (doctor, /metrics). */
+  disk: DiskGuard;
   /** Recomputes the caches' published sets now (after a new GC root), resolving when done. */
   refreshPublished: () => Promise<void>;
   close(): void;
@@ -33,16 +38,27 @@ export interface PushOptions {
   /** Where import times go (eris_push_import_seconds). */
   metrics?: Pick<Metrics, 'pushImport'>;
   refreshPublished: () => Promise<void>;
+  /** The disk guard: writes that would leave less than this free are refused with 507. */
+  minFreeBytes: number;
 }
 
 export function createPush(config: PushConfig, o: PushOptions): PushDeps {
   mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+  const guard = createDiskGuard({ dirs: { push_dir: config.dir, store: join(o.storeRoot, o.storeDir) }, minFreeBytes: o.minFreeBytes });
+  const guarded = (label: string) => async (bytes: number) => {
+    try {
+      await guard.check(label, bytes);
+    } catch (e) {
+      throw e instanceof DiskFullError ? diskFull((e as Error).message) : e;
+    }
+  };
   const staging = createStaging({
     dir: config.dir,
     maxBytes: config.stagingMaxBytes,
     ttlMs: config.stagingTtlMs,
     sweepEveryMs: Math.min(60_000, config.stagingTtlMs),
     onSweep: (removed) => o.log.info({ msg: 'push: removed abandoned staged files', removed }),
+    beforeWrite: guarded('push_dir'),
   });
   const kept = createKeptFiles({ dir: config.dir, maxBytes: config.keptMaxBytes });
   const importer = createImporter({
@@ -56,12 +72,13 @@ export function createPush(config: PushConfig, o: PushOptions): PushDeps {
     maxBytes: config.stagingMaxBytes,
     usedBytes: () => staging.usedBytes(),
     onPart: (p) => o.log.info({ msg: 'push: part received', ...p }),
+    beforeWrite: guarded('push_dir'),
   });
   const service = createPushService({
-    store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log, metrics: o.metrics,
+    store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log, metrics: o.metrics, beforeImport: guarded('store'),
     onUnknownNar: (cache, file) => parts.discardIncomplete(cache, file),
   });
-  return { service, staging, kept, parts, refreshPublished: o.refreshPublished, close: () => {
+  return { service, staging, kept, parts, disk: guard, refreshPublished: o.refreshPublished, close: () => {
     staging.close();
     importer.close();
   } };

@@ -46,6 +46,8 @@ export interface PartsOptions {
   usedBytes: () => Promise<number>;
   /** Called for each part written and acknowledged (logging, tests counting parts). */
   onPart?: (e: { cache: string; id: string; storePath: string; offset: number; size: number }) => void;
+  /** Called with a part's length before it is written; throws to refuse it (the disk guard). */
+  beforeWrite?: (bytes: number) => Promise<void>;
 }
 
 export interface Parts {
@@ -172,6 +174,14 @@ export function createParts(o: PartsOptions): Parts {
         if ((await o.usedBytes()) + length > o.maxBytes) {
           drain();
           throw tryLater('staging area full, retry later', 30);
+        }
+        if (o.beforeWrite) {
+          try {
+            await o.beforeWrite(length);
+          } catch (e) {
+            drain();
+            throw e;
+          }
         }
         const data = dataOf(cache, id);
         // Bytes beyond the acknowledged offset are a part that was cut (the process died after writing it).

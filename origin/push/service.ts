@@ -53,6 +53,8 @@ export interface PushServiceOptions {
   metrics?: Pick<Metrics, 'pushImport'>;
   /** A narinfo named a NAR file nobody uploaded: an unfinished upload in parts of it is removed (eris push). */
   onUnknownNar?: (cache: string, file: string) => Promise<unknown>;
+  /** Called with the NAR size before a path is imported (or rooted); throws to refuse it (the disk guard). */
+  beforeImport?: (narSize: number) => Promise<void>;
   /** Largest narinfo, .ls, log or realisation upload accepted (they are small files). */
   maxMetadataBytes?: number;
 }
@@ -175,6 +177,8 @@ export function createPushService(o: PushServiceOptions): PushService {
     }
     const existing = await checkAgainstStore(p);
     const narBytes = await checkNarBytes(p, found);
+    // Before anything is written into the store: room for the unpacked NAR (the disk guard).
+    if (!existing) await o.beforeImport?.(info.narSize);
     const published = existing ? await target.isPublished(info.storePath) : false;
     const newRoot = await addGcRoot(o.storeRoot, target.name, info.storePath);
     if (!existing) await importSigned(p, found, fileSize, narBytes, newRoot);

@@ -11,7 +11,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { PushError, tryLater } from './errors.ts';
 
 export interface StagedFile {
@@ -46,6 +46,8 @@ export interface StagingOptions {
   /** How often to sweep; 0 = only when sweep() is called. */
   sweepEveryMs?: number;
   onSweep?: (removed: number) => void;
+  /** Called with the bytes an upload declares before anything is written; throws to refuse it (the disk guard). */
+  beforeWrite?: (bytes: number) => Promise<void>;
 }
 
 const TMP_PREFIX = '.part-';
@@ -106,6 +108,17 @@ export function createStaging(o: StagingOptions): Staging {
       if ((await usedBytes()) + reserved + claim > o.maxBytes) {
         body.resume();
         throw tryLater('staging area full, retry later', 30);
+      }
+      if (o.beforeWrite) {
+        try {
+          await o.beforeWrite(claim);
+        } catch (e) {
+          // Read (and drop) the body before answering: a proxy still sending it would otherwise see the
+          // connection close under its upload and answer its client with an error of its own.
+          body.resume();
+          await finished(body).catch(() => {});
+          throw e;
+        }
       }
       reserved += claim;
       await mkdir(dir, { recursive: true });

@@ -30,6 +30,7 @@ import { createLocalSlots, type Slots } from '../compression/slots.ts';
 import { startTempRoots } from '../store/temp-roots.ts';
 import { startRetention } from '../retention/scheduler.ts';
 import { createPinService } from '../retention/pins.ts';
+import { addFreeSpaceGauges } from '../retention/disk.ts';
 
 /** `key` names the config key in errors: `sign_key_paths`, or `cache[1].sign_key_paths`. */
 export function loadSigners(paths: readonly string[], key = 'sign_key_paths'): Signer[] {
@@ -143,6 +144,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
   opened.push(() => store.close());
   const narCache = config.narCacheDir ? step('nar_cache_dir', () => createNarCache(config.narCacheDir!, config.narCacheMaxBytes)) : undefined;
   if (narCache) metrics.gauges.eris_nar_cache_bytes = () => narCache.totalBytes;
+  if (!o.store) addFreeSpaceGauges(metrics, config);
   const compressions = config.compression === 'none' ? undefined : startCompressions(config, config.compression, { store, narCache, metrics, log, slots: o.slots });
   const usage = step('state_dir', () => createUsage({ stateDir: config.stateDir, retentionDays: config.usageRetentionDays, metrics, log }), (u) => u.close());
   const clusterMetrics = o.clusterMetrics;
@@ -173,6 +175,7 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
       store, storeRoot: config.storeRoot, storeDir: config.storeDir, log, metrics,
       signers: config.caches.flatMap((c) => signersOf(c.name)),
       refreshPublished: () => publisher.then((p) => p.refresh()),
+      minFreeBytes: config.minFreeBytes,
     }), (p) => p.close());
     deps.pins = createPinService({ storeRoot: config.storeRoot, storeDir: config.storeDir });
   }

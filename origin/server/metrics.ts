@@ -56,6 +56,8 @@ export type HistogramName = keyof typeof HISTOGRAMS;
 /** HELP lines of the gauges read once for all workers (Metrics.gauges). */
 const GAUGE_HELP: Record<string, string> = {
   eris_nar_cache_bytes: 'Bytes in the on-disk cache of compressed NARs.',
+  eris_store_free_bytes: 'Free bytes on the store\'s file system (the disk guard: min_free_bytes).',
+  eris_push_dir_free_bytes: 'Free bytes on push_dir\'s file system (the disk guard: min_free_bytes).',
 };
 
 /** A label value as the text format wants it: backslash, double quote and newline escaped. */

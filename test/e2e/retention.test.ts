@@ -5,15 +5,17 @@
  * keeps used ones, config roots and pins; max_bytes drops the least recently
  * used first, counting shared paths once; `--delete` has Nix delete the
  * dropped paths, and every path still published stays served and copyable; a
- * dry run changes nothing. Three pushes with `eris push --pin main
+ * dry run changes nothing. The disk guard: with push_dir a small tmpfs
+ * (root only) nearly full, a push gets 507 and one line through the edge,
+ * nothing staged, and succeeds once space is freed. Three pushes with `eris push --pin main
  * --keep-revisions 2` leave the last two pinned; the first goes with its root.
  */
-import { describe, expect, inject, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { NIX_FLAGS, hashOf, nixEnv } from '../helpers/nix.ts';
+import { NIX_FLAGS, hashOf, nixEnv, runNix } from '../helpers/nix.ts';
 import { eris, erisAsync } from '../helpers/processes.ts';
 import { storeHas, until } from '../helpers/faults.ts';
 import { nixCopyFrom, useStack } from '../helpers/stack.ts';
@@ -22,6 +24,10 @@ import { UsageDb } from '../../origin/usage/db.ts';
 const fixture = inject('fixture');
 const retentionNix = new URL('../fixtures/retention.nix', import.meta.url).pathname;
 const DAY = 86_400_000;
+const MiB = 1024 * 1024;
+// The disk guard's case mounts a small tmpfs as push_dir: root only (CI runs as root).
+const canMount = process.getuid?.() === 0 && spawnSync('mount', ['--version'], { stdio: 'ignore' }).status === 0;
+if (!canMount && process.env.CI === 'true' && fixture) throw new Error('the disk guard case needs root (mount -t tmpfs) under CI');
 const NAMES = ['base', 'oldLib', 'usedLib', 'old', 'used', 'fresh', 'cfg', 'pinned', 'rev1', 'rev2', 'rev3', 'shared', 'a', 'b', 'c'] as const;
 type Name = (typeof NAMES)[number];
 
@@ -30,6 +36,8 @@ describe.skipIf(!fixture)('retention, pins and eris gc with real Nix', () => {
   let root: string;
   let config: string;
   let narSize: (p: string) => number;
+  let pushDir: string;
+  let mounted = false;
 
   const s = useStack(() => ({
     caches: ['ci', 'lru'],
@@ -51,9 +59,16 @@ describe.skipIf(!fixture)('retention, pins and eris gc with real Nix', () => {
       symlinkSync(built.cfg, join(root, 'nix/var/nix/gcroots/profiles-test/cfg'));
       // Room for shared + two of a/b/c, not three; counted per root (shared twice) only one would fit.
       const maxBytes = narSize(built.shared) + narSize(built.b) + narSize(built.c) + 512;
+      pushDir = join(dir, 'push');
+      mkdirSync(pushDir);
+      if (canMount) {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m,mode=0700', 'tmpfs', pushDir]);
+        mounted = true;
+      }
       config = join(dir, 'eris.toml');
       writeFileSync(config, [
-        `store_root = "${root}"`, `state_dir = "${join(dir, 'state')}"`, `push_dir = "${join(dir, 'push')}"`, `sign_key_paths = ["${join(dir, 'cache.sec')}"]`, 'default_cache = "ci"',
+        `store_root = "${root}"`, `state_dir = "${join(dir, 'state')}"`, `push_dir = "${pushDir}"`, 'min_free_bytes = "8M"',
+        `sign_key_paths = ["${join(dir, 'cache.sec')}"]`, 'default_cache = "ci"',
         '[[cache]]', 'name = "ci"', 'keep_days = 30', 'roots = ["/nix/var/nix/gcroots/profiles-test"]',
         '[[cache]]', 'name = "lru"', `max_bytes = ${maxBytes}`, '',
       ].join('\n'));
@@ -80,6 +95,10 @@ describe.skipIf(!fixture)('retention, pins and eris gc with real Nix', () => {
     },
     originArgs: () => ['--config', config],
   }));
+
+  afterAll(() => {
+    if (mounted) spawnSync('umount', ['-l', pushDir]);
+  });
 
   const age = (cache: string, p: string, days: number) => {
     const t = new Date(Date.now() - days * DAY);
@@ -170,4 +189,45 @@ describe.skipIf(!fixture)('retention, pins and eris gc with real Nix', () => {
     expect(await until(async () => (await s.get(`/ci/${hashOf(built.rev1)}.narinfo`)).status === 404, 10_000, 200)).toBe(true);
     for (const p of [built.rev2, built.rev3]) expect((await s.get(`/ci/${hashOf(p)}.narinfo`)).status, p).toBe(200);
   }, 240_000);
+
+  it.skipIf(!canMount)('disk guard: a push into a nearly full push_dir gets 507 and one line, leaves nothing, and succeeds once space is freed', async () => {
+    // A 6 MiB path in the client's (this machine's) store; the same bytes every run, so the same path.
+    const file = join(s.dir, 'payload.bin');
+    writeFileSync(file, Buffer.alloc(6 * MiB, 'eris disk guard '));
+    const path = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', file], { env: nixEnv(), encoding: 'utf8' }).trim();
+    // 14 of the tmpfs's 24 MiB taken: 10 free, and 6 more would leave 4 < min_free_bytes (8).
+    const filler = join(pushDir, 'filler');
+    writeFileSync(filler, Buffer.alloc(14 * MiB, 1));
+    const staged = () => {
+      const st = join(pushDir, 'staging');
+      return existsSync(st) ? readdirSync(st).flatMap((c) => readdirSync(join(st, c))) : [];
+    };
+    const push = () => runNix(['copy', '--to', `${s.edge.url}/ci?compression=none`, path, '--option', 'netrc-file', s.netrc, '--option', 'download-attempts', '1'], { timeoutMs: 120_000 });
+    try {
+      const refused = await push();
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/507/);
+      expect(refused.stderr).toMatch(/not enough disk space: push_dir .* has 10\.0 MiB free; this needs 6\.0 MiB and min_free_bytes keeps 8\.0 MiB/);
+      // The edge passes the status and the single line on.
+      const direct = await fetch(`${s.edge.url}/ci/nar/${'0'.repeat(52)}.nar`, { method: 'PUT', body: Buffer.alloc(6 * MiB), headers: s.auth });
+      const body = await direct.text();
+      expect(direct.status, body).toBe(507);
+      expect(body.trim().split('\n')).toHaveLength(1);
+      expect(staged()).toEqual([]);
+      expect(storeHas(root, path)).toBe(false);
+      // /metrics and eris doctor show the free space.
+      const metrics = await (await s.direct('/metrics')).text();
+      const free = Number(/^eris_push_dir_free_bytes (\d+)$/m.exec(metrics)?.[1]);
+      expect(free).toBeGreaterThan(9 * MiB);
+      expect(free).toBeLessThan(11 * MiB);
+      expect(metrics).toMatch(/^eris_store_free_bytes \d+$/m);
+      const doctor = eris(['doctor', '--config', config, '--bind', `127.0.0.1:${s.origin.port}`], { env: { ...process.env, ERIS_EDGE_SECRET: s.secret } });
+      expect(doctor.stdout).toMatch(/^ok   disk space push_dir: .*: 10\.0 MiB free of 24\.0 MiB; min_free_bytes 8\.0 MiB$/m);
+    } finally {
+      rmSync(filler, { force: true });
+    }
+    const ok = await push();
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(storeHas(root, path)).toBe(true);
+  }, 180_000);
 });

@@ -58,6 +58,7 @@ describe.skipIf(!fixture)('eris doctor against a real origin and edge', () => {
       'ok   cache default: the default cache (bare root), priority 30, 1 key(s); publishes every valid path',
       'skip push: off: set push_dir to accept `nix copy --to https://…` with write tokens',
       'skip usage: not recorded: set state_dir (e.g. /var/lib/eris) for `eris usage`',
+      expect.stringMatching(new RegExp(`^ok   disk space store: ${join(fixture!.root, 'nix/store')}: \\d+\\.\\d \\w+ free of \\d+\\.\\d \\w+$`)),
       'ok   temporary GC roots: this user owns the store: NARs being served are held through a private nix-daemon on it',
       `ok   origin: ${s.origin.url} answers /health with the edge secret`,
       'ok   origin keys: the running origin signs with the configured key(s)',

@@ -18,7 +18,7 @@ import { createSigner } from '../../../shared/signing.ts';
 import { checkPush } from '../../push/doctor.ts';
 import { checkUsage } from '../../usage/doctor.ts';
 import { checkTempRoots } from '../../store/doctor.ts';
-import { checkRetention } from '../../retention/doctor.ts';
+import { checkDiskSpace, checkRetention } from '../../retention/doctor.ts';
 import { EDGE_SECRET_HEADER, NO_STORE } from '../../../shared/contract.ts';
 import { checkEdgeCaches } from './edge-caches.ts';
 
@@ -294,7 +294,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
     // Imports are signed with each cache's first key: the store must trust every one of those.
     checks.push(...checkPush(config, [...new Set(config.caches.flatMap((c) => keysOf(c.signKeyPaths)?.slice(0, 1) ?? []))]));
     checks.push(...checkUsage(config));
-    if (!checks.some((c) => c.what === 'store' && c.status === 'FAIL')) checks.push(checkTempRoots(config));
+    if (!checks.some((c) => c.what === 'store' && c.status === 'FAIL')) checks.push(...checkDiskSpace(config), checkTempRoots(config));
     checks.push(...checkRetention(config));
     await checkOrigin(config, keys, timeoutMs, checks);
     if (checks.some((c) => c.what === 'origin' && c.status === 'ok')) await checkServedCaches(config, keysOf, timeoutMs, checks);
