@@ -12,6 +12,7 @@ import { DAY_MS, markClosure } from './plan.ts';
 import { dbGraph } from './sweep.ts';
 import { listPins, pin, PinError, unpin } from './pins.ts';
 import { parseRetentionArgs, retentionContext } from './cli.ts';
+import { formatColumns } from '../cli/columns.ts';
 
 export const PIN_SYNOPSIS = '  eris pin NAME PATH --cache NAME [--keep-revisions N] [--config FILE | --store-root DIR]';
 export const UNPIN_SYNOPSIS = '  eris unpin NAME --cache NAME [--config FILE | --store-root DIR]';
@@ -68,6 +69,5 @@ export function pinsCommand(argv: string[], io: CliIo): void {
   if (values.json) return void io.stdout.write(JSON.stringify({ cache: ctx.cache.name, pins: full }, null, 2) + '\n');
   if (!full.length) return void io.stdout.write(`cache ${ctx.cache.name}: no pins (add one with eris pin NAME PATH --cache ${ctx.cache.name})\n`);
   const table = [['PIN', 'REV', 'AGE', 'CLOSURE', 'PATH'], ...full.map((r) => [r.pin, String(r.revision), `${r.ageDays}d`, formatBytes(r.closureBytes), r.storePath])];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  io.stdout.write(table.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n');
+  io.stdout.write(formatColumns(table));
 }

@@ -9,6 +9,7 @@
  * takes to drop the key at a location (on Cloudflare up to about a minute).
  */
 import { randomBytes } from 'node:crypto';
+import { formatColumns } from '../cli/columns.ts';
 import { cacheNameProblem } from '../../shared/caches.ts';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -168,10 +169,4 @@ export function formatTokenTable(tokens: ListedToken[]): string {
     rows.push([t.id, t.user, t.scopes.join(',') || '-', t.caches?.join(',') || '(default)', isoSeconds(t.created) || '?', t.expires ? isoSeconds(t.expires) + (t.expired ? ' (expired)' : '') : 'never']);
   }
   return formatColumns(rows);
-}
-
-/** Rows as aligned columns, two spaces apart, the last column unpadded; one line each. */
-export function formatColumns(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }

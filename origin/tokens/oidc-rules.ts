@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { OidcTrustError, parseOidcTrust, type OidcTrust } from '../../shared/oidc-trust.ts';
-import { formatColumns } from './cli.ts';
+import { formatColumns } from '../cli/columns.ts';
 
 /** The trust rules in a wrangler.toml, or undefined when it sets none; throws OidcTrustError naming the file and key. */
 export function readTrustRules(wranglerToml: string): OidcTrust | undefined {

@@ -4,6 +4,7 @@
  * (--json) or as a table a person reads.
  */
 import { formatBytes } from '../../shared/bytes.ts';
+import { formatColumns } from '../cli/columns.ts';
 import { COUNTERS, type UsageCounts, type UsageDb } from './db.ts';
 import { dayOf } from './recorder.ts';
 
@@ -66,12 +67,8 @@ function counts(r: Partial<UsageCounts> | undefined): UsageCounts {
   return out;
 }
 
-/** Columns: the first left-aligned, the rest right-aligned. */
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
-  return [line(head), ...rows.map(line)].join('\n') + '\n';
-}
+/** Columns: the first left-aligned, the rest (counts, sizes) right-aligned. */
+const table = (head: string[], rows: string[][]): string => formatColumns([head, ...rows], { alignRight: (i) => i > 0 });
 
 const COUNT_HEAD = ['narinfo hits', 'misses', 'NARs', 'NAR bytes sent', 'pushes', 'bytes received'];
 const countCells = (c: UsageCounts) => [String(c.narinfoHits), String(c.narinfoMisses), String(c.nars), formatBytes(c.narBytesSent), String(c.pushes), formatBytes(c.bytesReceived)];
