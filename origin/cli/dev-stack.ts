@@ -110,19 +110,23 @@ async function waitReady(url: string, children: ChildProcess[], timeoutMs: numbe
   throw new Error(`the stack did not answer ${url} within ${timeoutMs / 1000} s`);
 }
 
-/** The origin config of the dev stack: ERIS_CONFIG's file, with what it leaves out filled in by the stack. */
-export function devOriginConfig(env: NodeJS.ProcessEnv, s: DevSettings, devKey: string, edgeSecret: string): { config: OriginConfig; serveArgs: string[] } {
-  const configFile = env.ERIS_CONFIG ? resolve(env.ERIS_CONFIG) : undefined;
-  let file: Raw = {};
-  if (configFile) {
-    let text: string;
-    try {
-      text = readFileSync(configFile, 'utf8');
-    } catch (e) {
-      throw new ConfigError(`ERIS_CONFIG: cannot read ${configFile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
-    file = parseConfigFile(text, configFile, env);
+/** ERIS_CONFIG's file (its absolute path) and its keys, read once; undefined without ERIS_CONFIG. */
+export function devConfigFile(env: NodeJS.ProcessEnv): { path: string; raw: Raw } | undefined {
+  if (!env.ERIS_CONFIG) return undefined;
+  const path = resolve(env.ERIS_CONFIG);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`ERIS_CONFIG: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
   }
+  return { path, raw: parseConfigFile(text, env.ERIS_CONFIG, env) };
+}
+
+/** The origin config of the dev stack: ERIS_CONFIG's file, with what it leaves out filled in by the stack. */
+export function devOriginConfig(env: NodeJS.ProcessEnv, s: DevSettings, devKey: string, edgeSecret: string, fromFile = devConfigFile(env)): { config: OriginConfig; serveArgs: string[] } {
+  const configFile = fromFile?.path;
+  const file: Raw = fromFile?.raw ?? {};
   const flags: Raw = {};
   const serveArgs = configFile ? ['--config', configFile] : [];
   if (file.bind === undefined) {
@@ -152,18 +156,16 @@ export const run = (_argv: string[], io: CliIo) => runDevStack(io.env);
 
 export async function runDevStack(env: NodeJS.ProcessEnv): Promise<void> {
   const s = devSettings(env);
-  if (env.ERIS_CONFIG) {
-    // The file may name its own store root; the check below is for the one served.
-    const raw = parseConfigFile(readFileSync(resolve(env.ERIS_CONFIG), 'utf8'), env.ERIS_CONFIG, env);
-    if (typeof raw.storeRoot === 'string') s.storeRoot = resolve(raw.storeRoot);
-  }
+  const fromFile = devConfigFile(env);
+  // The file may name its own store root; the check below is for the one served.
+  if (typeof fromFile?.raw.storeRoot === 'string') s.storeRoot = resolve(fromFile.raw.storeRoot);
   const problem = checkStoreRoot(s.storeRoot, '/nix/store');
   if (problem) throw new ConfigError(`${problem} (set ERIS_STORE_ROOT to a directory holding nix/store and nix/var/nix/db)`);
   mkdirSync(s.devDir, { recursive: true, mode: 0o700 });
 
   const devPublicKey = ensureDevKey(s.devDir);
   const devSecret = ensureSecretFile(join(s.devDir, 'edge-secret'), () => randomBytes(32).toString('base64url'));
-  const { config, serveArgs } = devOriginConfig(env, s, join(s.devDir, 'signing-key.sec'), devSecret);
+  const { config, serveArgs } = devOriginConfig(env, s, join(s.devDir, 'signing-key.sec'), devSecret, fromFile);
   const token = ensureNetrc(s.devDir);
   const state = join(s.devDir, 'wrangler-state');
   // With a config file the dev token may use every cache in it; without, the one cache (the default).

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nixEnv, runNix } from '../helpers/nix.ts';
-import { ERIS_CLI, freePort, startProcess, waitForOutput } from '../helpers/processes.ts';
+import { eris, ERIS_CLI, freePort, startProcess, waitForOutput } from '../helpers/processes.ts';
 
 const fixture = inject('fixture');
 const NPM_START = [process.execPath, [...ERIS_CLI, 'dev']] as const;
@@ -77,5 +77,12 @@ describe('npm start', () => {
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).not.toBe(0);
     expect(stderr.trim().split('\n')).toEqual([`eris: no Nix store at ${empty}/nix/store (set ERIS_STORE_ROOT to a directory holding nix/store and nix/var/nix/db)`]);
+  });
+
+  it('fails with one clear line when ERIS_CONFIG names no readable file', () => {
+    const missing = join(tmp(), 'missing.toml');
+    const r = eris(['dev'], { env: { ...process.env, ERIS_CONFIG: missing, ERIS_DEV_DIR: join(tmp(), 'd') } });
+    expect(r.stderr.trim().split('\n')).toEqual([`eris: ERIS_CONFIG: cannot read ${missing}: ENOENT`]);
+    expect(r.status).toBe(2);
   });
 });
