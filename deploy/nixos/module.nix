@@ -61,7 +61,9 @@ let
     inherit (c) roots exclude publish;
     sign_key_paths = if c.signKeyPaths == [ ] then keyPaths else map toString c.signKeyPaths;
     priority = if c.priority == null then cfg.priority else c.priority;
-  }) cfg.caches;
+  }
+  // lib.optionalAttrs (c.keepDays != null) { keep_days = c.keepDays; }
+  // lib.optionalAttrs (c.maxBytes != null) { max_bytes = c.maxBytes; }) cfg.caches;
   allKeyPaths = keyPaths ++ lib.concatMap (c: map toString c.signKeyPaths) (lib.attrValues cfg.caches);
   cacheNameOk = n: builtins.match "[a-z0-9][a-z0-9_-]{0,63}" n != null && !(builtins.elem n reservedCacheNames);
   reservedCacheNames = [ "nar" "log" "realisations" "v1" "health" "metrics" "nix-cache-info" ];
@@ -238,6 +240,14 @@ in
             };
             priority = nullOption (types.ints.between 0 1000000) {
               description = "This cache's nix-cache-info priority; null: the top-level `priority`.";
+            };
+            keepDays = nullOption (types.ints.between 1 3650) {
+              example = 30;
+              description = "Retention (`keep_days`, docs/retention.md): drop a pushed or published root nobody pushed, published or fetched anything of for this many days (at most `usageRetentionDays`); null: keep.";
+            };
+            maxBytes = nullOption (types.either types.ints.positive types.str) {
+              example = "200G";
+              description = "Retention (`max_bytes`): keep the union of this cache's closures under this many NAR bytes (a number or \"200G\"), least recently used roots dropped first; null: no limit.";
             };
             publish = mkOption {
               type = types.enum [

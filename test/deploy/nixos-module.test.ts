@@ -209,15 +209,15 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
       defaultCache: 'team-a',
       caches: {
         'team-a': { roots: ['/nix/var/nix/profiles/system'], signKeyPaths: ['/etc/eris/team-a.sec'] },
-        ci: { exclude: ['*-secrets*'], priority: 20, publish: 'all' },
+        ci: { exclude: ['*-secrets*'], priority: 20, publish: 'all', keepDays: 30, maxBytes: '200G' },
       },
     });
 
-    it('writes one [[cache]] table per cache, each with its keys and priority (or the top-level ones)', () => {
+    it('writes one [[cache]] table per cache, each with its keys and priority (or the top-level ones) and its retention', () => {
       const settings = configOf(out.services.eris!);
       expect(settings).toMatchObject({ default_cache: 'team-a', sign_key_paths: ['/etc/eris/signing-key.sec'], priority: 30 });
       expect(settings.cache).toEqual([
-        { name: 'ci', roots: [], exclude: ['*-secrets*'], sign_key_paths: ['/etc/eris/signing-key.sec'], priority: 20, publish: 'all' },
+        { name: 'ci', roots: [], exclude: ['*-secrets*'], sign_key_paths: ['/etc/eris/signing-key.sec'], priority: 20, publish: 'all', keep_days: 30, max_bytes: '200G' },
         { name: 'team-a', roots: ['/nix/var/nix/profiles/system'], exclude: [], sign_key_paths: ['/etc/eris/team-a.sec'], priority: 30, publish: 'roots' },
       ]);
       // TOML as nixpkgs writes it: [[cache]] tables, as the origin reads them.
@@ -225,7 +225,7 @@ describe.skipIf(!LIB || !hasNixInstantiate)('deploy/nixos/module.nix under lib.e
       const read = originReads(settings);
       expect(read.defaultCache).toBe('team-a');
       expect(read.caches).toEqual([
-        { name: 'ci', publish: 'all', roots: [], exclude: ['*-secrets*'], signKeyPaths: ['/etc/eris/signing-key.sec'], priority: 20 },
+        { name: 'ci', publish: 'all', roots: [], exclude: ['*-secrets*'], signKeyPaths: ['/etc/eris/signing-key.sec'], priority: 20, keepDays: 30, maxBytes: 200 * 1024 ** 3 },
         { name: 'team-a', publish: 'roots', roots: ['/nix/var/nix/profiles/system'], exclude: [], signKeyPaths: ['/etc/eris/team-a.sec'], priority: 30 },
       ]);
     });
