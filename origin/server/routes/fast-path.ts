@@ -46,8 +46,25 @@ export function fastTarget(caches: CacheRegistry, ready: () => boolean, secret: 
   return { ctx, route, user: typeof user === 'string' ? user : '', token: tokenIdOf(req.headers[TOKEN_ID_HEADER]) };
 }
 
+/** The target a URL's route part (from `restAt`) addresses, or undefined: fastTarget for one request. */
+export type TargetOf = (restAt: number, route: string) => FastTarget | undefined;
+
+/**
+ * A fast path for plain GETs of URLs ending in `suffix`; `answer` gets the URL and the request's
+ * TargetOf, and every other request is left to the app at once.
+ */
+export function fastGet(caches: CacheRegistry, settings: { edgeSecret: string }, suffix: string,
+  answer: (req: IncomingMessage, res: ServerResponse, url: string, target: TargetOf) => Promise<boolean>): FastPath {
+  const ready = readiness(caches);
+  return async (req, res) => {
+    const url = req.url;
+    if (req.method !== 'GET' || url === undefined || !url.endsWith(suffix)) return false;
+    return answer(req, res, url, (restAt, route) => fastTarget(caches, ready, settings.edgeSecret, req, restAt, route));
+  };
+}
+
 /** Whether the registry has computed every cache's published set (until then the app waits for it). */
-export function readiness(caches: CacheRegistry): () => boolean {
+function readiness(caches: CacheRegistry): () => boolean {
   let ready = false;
   void caches.ready.then(() => (ready = true), () => {});
   return () => ready;

@@ -18,25 +18,21 @@ import type { AppSettings } from '../types.ts';
 import { narDone, sendWhole } from '../nar-transport.ts';
 import { NAR_ROUTE } from '../app.ts';
 import { rangedNarHeaders, SMALL_NAR_BYTES } from './nar.ts';
-import { fastTarget, readiness, type FastPath } from './fast-path.ts';
+import { fastGet, type FastPath } from './fast-path.ts';
 
 const SUFFIX = '.nar';
 /** `nar/` + store hash + `-` + NAR hash (nix32 SHA-256) + `.nar`. */
 const FILE = 'nar/'.length + HASH_PART_LENGTH + 1 + SHA256_NIX32_LENGTH + SUFFIX.length;
 
 export function smallNarFastPath(caches: CacheRegistry, settings: Pick<AppSettings, 'edgeSecret'>): FastPath {
-  const ready = readiness(caches);
-  const secret = settings.edgeSecret;
-  return async function fastNar(req, res) {
-    const url = req.url;
-    if (req.method !== 'GET' || url === undefined || !url.endsWith(SUFFIX)) return false;
+  return fastGet(caches, settings, SUFFIX, async function fastNar(req, res, url, targetOf) {
     if (req.headers.range !== undefined || req.headers['if-range'] !== undefined) return false;
     const at = url.length - FILE;
     if (!url.startsWith('nar/', at) || url.charCodeAt(at + 4 + HASH_PART_LENGTH) !== 45 /* - */) return false;
     const hashPart = url.slice(at + 4, at + 4 + HASH_PART_LENGTH);
     const narHash = url.slice(at + 4 + 33, url.length - SUFFIX.length);
     if (!isHashPart(hashPart) || !isSha256Nix32(narHash)) return false;
-    const target = fastTarget(caches, ready, secret, req, at, NAR_ROUTE);
+    const target = targetOf(at, NAR_ROUTE);
     if (!target) return false;
     const { store, admission, metrics } = target.ctx.deps;
     const started = performance.now();
@@ -60,5 +56,5 @@ export function smallNarFastPath(caches: CacheRegistry, settings: Pick<AppSettin
     } catch {
       return false; // a busy store, a full admission, a path that changed: the app answers (503, 500, …)
     }
-  };
+  });
 }

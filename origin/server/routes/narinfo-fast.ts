@@ -18,22 +18,18 @@ import { NARINFO_ROUTE } from '../app.ts';
 import type { CacheRegistry } from '../../caches/registry.ts';
 import type { AppSettings } from '../types.ts';
 import { narInfoBody } from './narinfo.ts';
-import { fastTarget, readiness, type FastPath } from './fast-path.ts';
+import { fastGet, type FastPath } from './fast-path.ts';
 
 const SUFFIX = '.narinfo';
 const HASH = HASH_PART_LENGTH;
 
 export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSettings, 'edgeSecret'>): FastPath {
-  const ready = readiness(caches);
-  const secret = settings.edgeSecret;
-  return async function fastNarinfo(req, res) {
-    const url = req.url;
-    if (req.method !== 'GET' || url === undefined || !url.endsWith(SUFFIX)) return false;
+  return fastGet(caches, settings, SUFFIX, async function fastNarinfo(_req, res, url, targetOf) {
     // `/<hash>.narinfo` or `/<cache>/<hash>.narinfo`, nothing else (no query, no dot segments, no encoding).
     const hashAt = url.length - SUFFIX.length - HASH;
     const hashPart = url.slice(hashAt, hashAt + HASH);
     if (!isHashPart(hashPart)) return false;
-    const target = fastTarget(caches, ready, secret, req, hashAt, NARINFO_ROUTE);
+    const target = targetOf(hashAt, NARINFO_ROUTE);
     if (!target) return false;
     const { ctx, route } = target;
     const started = performance.now();
@@ -53,5 +49,5 @@ export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSetting
     res.end(body);
     metrics.narinfo((performance.now() - started) / 1000, true);
     return true;
-  };
+  });
 }
