@@ -8,7 +8,7 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpus, tmpdir, totalmem, release } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem, release } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { get as httpGetStream } from 'node:http';
@@ -398,7 +398,8 @@ async function main() {
       params: {
         smallPaths: fx.small.length, largeMb: c.largeMb, largeNarBytes: narBytes, huge: c.huge, hugeMb: fx.hugeMb ?? null,
         seconds: c.seconds, warmupSeconds: c.warmupSeconds, threads: c.threads, connections: c.connections, narParallel: c.narParallel, originWorkers: c.originWorkers,
-        wideRefs: fx.small.length, closurePaths: closure.length, copyRuns: c.copyRuns,
+        wideRefs: fx.small.length, closurePaths: closure.length, copyRuns: c.copyRuns, rounds: c.rounds,
+        loadAverage: loadavg().map((x) => x.toFixed(2)).join(' '),
         workerAuth: c.skipWorker ? 'skipped' : c.anonymous ? 'anonymous' : 'bearer token (KV lookup per request)',
       },
       measurements: m as Measurements,

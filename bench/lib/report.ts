@@ -422,19 +422,26 @@ export function markdownSummary(r: Results): string {
     ['server CPU µs per narinfo', (x) => x.narinfoLoaded.serverCpuUsPerReq, 1],
     ['NAR MB/s, 1 stream', (x) => x.narSingle.mbPerSec, 0],
     [`NAR MB/s, ${p.narParallel} streams`, (x) => x.narParallel.mbPerSec, 0],
-    [`\`nix copy\` of ${p.closurePaths ?? '?'} paths, s (median of ${n.closureCopy?.seconds.length ?? 0} alternating rounds)`, (x) => x.closureCopy?.median, 2, tcell('origin ≤ 1.2× nginx / edge ≤ 1.2× do-nothing', 'copy-origin', 'copy-edge')],
+    [`\`nix copy\` of ${p.closurePaths ?? '?'} paths, s (median of ${n.closureCopy?.seconds.length ?? 0} alternating rounds; ratios: median of the per-round ratios)`, (x) => x.closureCopy?.median, 2, tcell('origin ≤ 1.2× nginx / edge ≤ 1.2× do-nothing', 'copy-origin', 'copy-edge')],
   ];
+  /** The copy row's ratios are the targets' (per-round), not the ratio of the medians. */
+  const paired = (a: TargetRuns | undefined, b: TargetRuns | undefined) => {
+    const v = pairedRatio(a?.closureCopy?.seconds, b?.closureCopy?.seconds).value;
+    return v === null ? '–' : fr(v);
+  };
   const out: string[] = [];
   const other = Math.max(0, ...Object.values(m.targets).flatMap((t) => [t!.narinfoLoaded, t!.narinfoWide, t!.narinfoSingle, t!.narSingle, t!.narParallel].map((x) => x?.otherCpuPct ?? 0)));
   out.push(`Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC (commit ${r.commit}) on ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}; ` +
     `wrk -t${p.threads} -c${p.connections}, ${p.seconds} s per run, origin with ${p.originWorkers} worker processes; other processes took up to ${f(other)}% of the CPUs during a run` +
-    `${other > 10 ? ' (a busy machine: the ratios are rougher than usual)' : ''}. Regenerate with \`node bench/render.ts bench/results/latest.json --readme docs/performance.md\`.`);
+    `${other > 10 ? ' (a busy machine: the ratios are rougher than usual)' : ''}; load average ${p.loadAverage ?? '?'} at the end. Measure again with \`npm run bench\` (${Math.round(r.elapsedSeconds / 60)} minutes this time; it writes bench/results/latest.json), then regenerate this table with \`node bench/render.ts bench/results/latest.json --readme docs/performance.md\`.`);
   out.push('');
   out.push('| | nginx | origin | × nginx | do-nothing Worker | eris edge | edge ÷ do-nothing | target (issue 20) |');
   out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [label, get, digits, target] of rows) {
     const [vn, vo, vp, vw] = [get(n), get(o), pt ? get(pt) : undefined, w ? get(w) : undefined];
-    out.push(`| ${label} | ${cell(vn, digits)} | ${cell(vo, digits)} | ${ratio(vo, vn)} | ${cell(vp, digits)} | ${cell(vw, digits)} | ${ratio(vw, vp)} | ${target ?? ''} |`);
+    const copyRow = label.startsWith('`nix copy`');
+    const [ro, rw] = copyRow ? [paired(o, n), paired(w, pt)] : [ratio(vo, vn), ratio(vw, vp)];
+    out.push(`| ${label} | ${cell(vn, digits)} | ${cell(vo, digits)} | ${ro} | ${cell(vp, digits)} | ${cell(vw, digits)} | ${rw} | ${target ?? ''} |`);
   }
   if (m.edgeCpu) {
     const e = m.edgeCpu.us;
