@@ -117,6 +117,29 @@ describe('the publisher', () => {
   const cache = (o: Partial<CacheConfig> = {}): CacheConfig => ({ name: 'team', publish: 'roots', roots: [], exclude: [], signKeyPaths: [], priority: 30, ...o });
   const gc = () => join(root, 'nix/var/nix/gcroots/eris/team');
 
+  it('refreshes asked for while a pass runs share one pass after it, which sees the roots made before they asked', async () => {
+    // Passes counted where each starts: reading the DB's data_version (the DB in this thread).
+    let passes = 0;
+    const counting: ClosureDb = { ...db, dataVersion: () => (passes++, db.dataVersion()) };
+    const pub = await startPublisher({ storeRoot: root, storeDir: '/nix/store', dbPath, caches: [cache()], log: silentLogger, pollMs: 60_000, db: counting });
+    try {
+      mkdirSync(gc(), { recursive: true });
+      passes = 0;
+      const first = pub.refresh(); // a pass running (what the timer or an earlier push started)
+      while (passes === 0) await new Promise((r) => setImmediate(r));
+      // A batch of pushed paths: each makes its root, then asks for the set to follow.
+      const batch = ['tool', 'app', 'lonely'].map((n) => {
+        symlinkSync(P(n), join(gc(), n));
+        return pub.refresh();
+      });
+      await Promise.all([first, ...batch]);
+      for (const n of ['tool', 'app', 'lonely']) expect(pub.has('team', H(n))).toBe(true);
+      expect(passes).toBe(2); // the running pass and the one queued after it, not one per path
+    } finally {
+      pub.close();
+    }
+  });
+
   it('follows new roots, removed roots and DB changes without a restart (timer alone, within ~1 s)', async () => {
     const pub = await startPublisher({ storeRoot: root, storeDir: '/nix/store', dbPath, caches: [cache(), cache({ name: 'all', publish: 'all' })], log: silentLogger, pollMs: 100 });
     try {

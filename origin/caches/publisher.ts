@@ -19,7 +19,7 @@ export interface Publisher {
   get(cache: string): PublishedSet;
   /** Whether cache publishes the valid path with this hash part. */
   has(cache: string, hashPart: string): boolean;
-  /** Recompute now if anything changed (what the timer does); resolves when done. */
+  /** Recompute now if anything changed (what the timer does); resolves when a pass that started after the call is done. */
   refresh(): Promise<void>;
   close(): void;
 }
@@ -92,12 +92,20 @@ export async function startPublisher(o: PublisherOptions): Promise<Publisher> {
     }
   }
 
-  // One pass at a time; refresh() always runs a pass that starts after it was called.
+  // One pass at a time; refresh() always runs a pass that starts after it was called. Callers while a pass
+  // runs share the one queued after it: a batch of pushed paths (each narinfo asks for its new root to be
+  // published) costs one recomputation more, not one each.
+  let queued: Promise<void> | undefined;
   const refresh = (): Promise<void> => {
-    const next: Promise<void> = (running ?? Promise.resolve()).then(pass).finally(() => {
+    if (queued) return queued;
+    const next: Promise<void> = (running ?? Promise.resolve()).then(() => {
+      queued = undefined;
+      return pass();
+    }).finally(() => {
       if (running === next) running = undefined;
     });
     running = next;
+    queued = next;
     return next;
   };
 
