@@ -14,11 +14,12 @@
  *        (what a client does after a cut: it resumes at `offset`).
  *   GET  /<cache>/v1/push/uploads/<id>      write grant  →  UploadState
  *   PUT  /<cache>/v1/push/uploads/<id>?offset=N&sha256=<hex>   write grant, exact Content-Length
- *        One part: the NAR's bytes [N, N + Content-Length). Parts go in order: N must be the
- *        upload's offset (else 409 with the offset, nothing kept). The part's SHA-256 is checked on
- *        arrival (mismatch: 400 and the whole upload is removed); an accepted part is written,
- *        recorded, then acknowledged (200 + UploadState) and never needed again. The last part
- *        completes the upload: the whole NAR is checked against narHash/narSize and becomes the
+ *        One part: the NAR's bytes [N, N + Content-Length). Parts may come in any order and several
+ *        at once; a part overlapping one already held is refused (409, nothing kept), the very same
+ *        part again is answered as held. The part's SHA-256 is checked on arrival (mismatch: 400 and
+ *        the whole upload is removed); an accepted part is written, recorded, then acknowledged
+ *        (200 + UploadState) and never needed again. The part that makes the held parts cover the
+ *        NAR completes the upload: the whole NAR is checked against narHash/narSize and becomes the
  *        staged file `nar/<narHash nix32>.nar` (uncompressed).
  *   PUT  /<cache>/<hash>.narinfo            the stock upload (as `nix copy` sends it), last:
  *        `URL: nar/<narHash nix32>.nar`, `Compression: none`; it imports through the same path.
@@ -63,11 +64,32 @@ export interface UploadStart {
 
 export interface UploadState {
   id: string;
-  /** Bytes acknowledged: the next part starts here. */
+  /** The bytes held from 0 on without a gap end here (a client sending in order continues here). */
   offset: number;
   narSize: number;
   /** The whole NAR arrived and was checked: send the narinfo. */
   complete: boolean;
+  /** Every part held, as [offset, size], by offset (absent from origins before parts could come out of order). */
+  received?: [number, number][];
+}
+
+/**
+ * The byte ranges of a NAR still to send, given what the origin holds, cut into parts of at most `partSize`:
+ * what a client resuming an upload sends (and only that).
+ */
+export function missingParts(state: Pick<UploadState, 'offset' | 'narSize' | 'received'>, partSize: number): [number, number][] {
+  const held = state.received ?? [[0, state.offset]];
+  const out: [number, number][] = [];
+  let pos = 0;
+  const gap = (to: number) => {
+    for (; pos < to; pos = Math.min(to, pos + partSize)) out.push([pos, Math.min(to, pos + partSize) - pos]);
+  };
+  for (const [offset, size] of [...held].sort((a, b) => a[0] - b[0])) {
+    gap(offset);
+    pos = Math.max(pos, offset + size);
+  }
+  gap(state.narSize);
+  return out;
 }
 
 /** The narinfo `URL:` (and staged file) of a NAR uploaded in parts: uncompressed, named by its NAR hash. */

@@ -1,7 +1,8 @@
 /**
  * NARs in parts (parts.ts) on a real staging directory: resuming after a crash cuts off a half-written
  * part; an abandoned upload (no narinfo ever names it) is swept with the staging area's other files;
- * the staging bound applies to parts; a part cut mid-body leaves the upload where it was.
+ * the staging bound applies to parts; a part cut mid-body leaves the upload where it was; parts come in
+ * any order and at once, also to two processes of one origin.
  */
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
@@ -45,6 +46,32 @@ describe('NAR uploads in parts', () => {
     expect(await again.begin('c', start)).toMatchObject({ complete: true });
   });
 
+  it('parts in any order and at once, into two processes of one origin (workers): each held once, the NAR whole', async () => {
+    const { staging, parts, files } = setup();
+    const logged: number[] = [];
+    // A second worker process: its own instance on the same staging directory.
+    const other = createParts({ dir: staging.dir, maxBytes: 1_000_000, usedBytes: () => staging.usedBytes(), onPart: (p) => logged.push(p.offset) });
+    const u = await parts.begin('c', start);
+    // Six parts of 500 bytes, sent together, alternating between the two processes, last first.
+    const order = [5, 2, 4, 0, 3, 1];
+    const states = await Promise.all(order.map((i, k) => send(k % 2 ? other : parts, u.id, i * 500, (i + 1) * 500)));
+    expect(states.some((st) => st.complete)).toBe(true);
+    expect(logged.sort((a, b) => a - b)).toEqual([0, 500, 1000]); // the other process's parts (order[1], [3], [5]), each acknowledged once
+    expect(files()).toEqual([partsNarFile(start.narHash)]);
+    expect(readFileSync(join(staging.dir, 'c', partsNarFile(start.narHash))).equals(NAR)).toBe(true);
+  });
+
+  it('a part overlapping one held is refused (409) and not kept; the very same part again is answered as held', async () => {
+    const { parts } = setup();
+    const u = await parts.begin('c', start);
+    expect(await send(parts, u.id, 1000, 2000)).toMatchObject({ offset: 0, received: [[1000, 1000]], complete: false });
+    await expect(send(parts, u.id, 1500, 2500)).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/overlaps the part held at offset 1000/) });
+    expect(await send(parts, u.id, 1000, 2000)).toMatchObject({ received: [[1000, 1000]] });
+    expect(await send(parts, u.id, 0, 1000)).toMatchObject({ offset: 2000, received: [[0, 1000], [1000, 1000]] });
+    expect(await parts.state('c', u.id)).toMatchObject({ offset: 2000, complete: false });
+    expect(await send(parts, u.id, 2000, 3000)).toMatchObject({ complete: true, offset: 3000 });
+  });
+
   it('a part cut mid-body is not acknowledged and leaves the upload at its offset', async () => {
     const { parts } = setup();
     const u = await parts.begin('c', start);
@@ -71,7 +98,7 @@ describe('NAR uploads in parts', () => {
     await expect(send(parts, v.id, 1000, 2000)).rejects.toMatchObject({ status: 503 });
     const old = (Date.now() - 120_000) / 1000;
     for (const f of files()) utimesSync(join(staging.dir, 'c', f), old, old);
-    expect(await staging.sweep()).toBe(3);
+    expect(await staging.sweep()).toBe(4); // the record, the data, the held part's marker, the other file
     expect(files()).toEqual([]);
     await expect(parts.state('c', v.id)).rejects.toMatchObject({ status: 404 });
   });

@@ -2,23 +2,28 @@
  * NARs uploaded in parts (`eris push`, shared/push-protocol.ts), in the
  * staging area of their cache beside the stock uploads:
  *
- *   staging/<cache>/upload-<id>.nar    the bytes acknowledged so far (and perhaps a cut part beyond them)
- *   staging/<cache>/upload-<id>.json   what the upload is (store path, NAR hash and size) and its parts
+ *   staging/<cache>/upload-<id>.json                what the upload is (store path, NAR hash and size)
+ *   staging/<cache>/upload-<id>.nar                 the NAR's bytes, each part written at its offset
+ *   staging/<cache>/upload-<id>.<offset>-<size>.ok   one per part held: written whole, of its declared hash
  *
- * A part is streamed to its place in the file while it is hashed; only when it
- * is whole, of the declared size and hash, is it recorded (the record is
- * renamed into place) and acknowledged — so after a crash or a restart the
- * upload resumes at the last acknowledged part, and bytes beyond it are cut
- * off. Parts go in order. The last part completes the upload: the whole NAR
- * must hash to the declared NarHash, then it becomes the staged file
- * `<narHash nix32>.nar` that the narinfo names, and the stock narinfo PUT
- * imports it (service.ts). Anything wrong with the bytes removes the upload.
+ * Parts may arrive in any order and several at once (a client sends a few
+ * concurrently), also to different processes of one origin (`workers`): each
+ * part is streamed into its own region of the data file while it is hashed,
+ * and only when it is whole and of its declared size and hash is its marker
+ * created and the part acknowledged. A marker is a file of its own, so no
+ * record is ever rewritten by two writers; a region without a marker (a part
+ * cut by a crash or a restart) is simply not held and is sent again. A part
+ * overlapping one already held is refused (409). When the held parts cover
+ * the NAR, the whole file must hash to the declared NarHash, then it becomes
+ * the staged file `<narHash nix32>.nar` that the narinfo names, and the stock
+ * narinfo PUT imports it (service.ts); two processes completing it at once
+ * both find it staged. Anything wrong with the bytes removes the upload.
  * The staging area's bounds apply: bytes (checked before a part is written)
  * and age (an upload no narinfo completes is swept with the other files).
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -27,16 +32,12 @@ import { partsNarFile, type UploadStart, type UploadState } from '../../shared/p
 import { PushError, rejected, tryLater } from './errors.ts';
 import { oneAtATime } from './one-at-a-time.ts';
 
-interface PartRecord {
-  offset: number;
-  size: number;
-  sha256: string;
-}
-
 interface UploadRecord extends UploadStart {
   id: string;
-  parts: PartRecord[];
 }
+
+/** A part held: [offset, offset + size). */
+type Held = [offset: number, size: number];
 
 export interface PartsOptions {
   /** The staging root (staging.ts's `dir`): one directory per cache. */
@@ -60,41 +61,56 @@ export interface Parts {
   discardIncomplete(cache: string, narFile: string): Promise<boolean>;
 }
 
-const acknowledged = (r: UploadRecord) => r.parts.reduce((end, p) => Math.max(end, p.offset + p.size), 0);
+/** The end of the parts held from offset 0 on without a gap. */
+function contiguous(held: readonly Held[]): number {
+  let end = 0;
+  for (const [offset, size] of held) {
+    if (offset > end) break;
+    end = Math.max(end, offset + size);
+  }
+  return end;
+}
+
+const heldBytes = (held: readonly Held[]) => held.reduce((a, [, size]) => a + size, 0);
 
 export function createParts(o: PartsOptions): Parts {
-  /** One request at a time per upload in this process. */
-  const locked = oneAtATime();
-  /** The running SHA-256 of an upload's acknowledged bytes, while this process has seen them all. */
-  const running = new Map<string, { hash: Hash; upTo: number }>();
+  /** One completion of an upload at a time in this process (other processes find it staged). */
+  const finishing = oneAtATime();
 
   const dirOf = (cache: string) => join(o.dir, cache);
   const dataOf = (cache: string, id: string) => join(dirOf(cache), `upload-${id}.nar`);
   const recordOf = (cache: string, id: string) => join(dirOf(cache), `upload-${id}.json`);
+  const markerOf = (cache: string, id: string, [offset, size]: Held) => join(dirOf(cache), `upload-${id}.${offset}-${size}.ok`);
   const stagedNar = (cache: string, narHash: string) => join(dirOf(cache), partsNarFile(narHash));
 
   async function load(cache: string, id: string): Promise<UploadRecord | undefined> {
     try {
       const r = JSON.parse(await readFile(recordOf(cache, id), 'utf8')) as UploadRecord;
-      return r && r.id === id && Array.isArray(r.parts) ? r : undefined;
+      return r && r.id === id && typeof r.narSize === 'number' ? r : undefined;
     } catch {
       return undefined;
     }
   }
 
-  async function save(cache: string, r: UploadRecord): Promise<void> {
-    const tmp = `${recordOf(cache, r.id)}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(tmp, JSON.stringify(r));
-    await rename(tmp, recordOf(cache, r.id));
+  /** The parts of an upload held now, by offset. */
+  async function held(cache: string, id: string): Promise<Held[]> {
+    const prefix = `upload-${id}.`;
+    const out: Held[] = [];
+    for (const name of await readdir(dirOf(cache)).catch(() => [] as string[])) {
+      const m = name.startsWith(prefix) ? /^(\d+)-(\d+)\.ok$/.exec(name.slice(prefix.length)) : null;
+      if (m) out.push([Number(m[1]), Number(m[2])]);
+    }
+    return out.sort((a, b) => a[0] - b[0]);
   }
 
   async function remove(cache: string, id: string): Promise<void> {
-    running.delete(`${cache}/${id}`);
     await rm(recordOf(cache, id), { force: true });
     await rm(dataOf(cache, id), { force: true });
+    await Promise.all((await held(cache, id)).map((h) => rm(markerOf(cache, id, h), { force: true })));
   }
 
-  const stateOf = (r: UploadRecord, complete = false): UploadState => ({ id: r.id, offset: complete ? r.narSize : acknowledged(r), narSize: r.narSize, complete });
+  const stateOf = (r: UploadRecord, parts: Held[], complete = false): UploadState =>
+    ({ id: r.id, offset: complete ? r.narSize : contiguous(parts), narSize: r.narSize, complete, received: complete ? [[0, r.narSize]] : parts });
 
   async function isStaged(cache: string, narHash: string, narSize: number): Promise<boolean> {
     const st = await stat(stagedNar(cache, narHash)).catch(() => undefined);
@@ -113,40 +129,97 @@ export function createParts(o: PartsOptions): Parts {
     return out;
   }
 
-  /** SHA-256 of the first `upTo` bytes of the data file (after a restart, the running hash is gone). */
-  async function hashPrefix(file: string, upTo: number): Promise<Hash> {
+  /** SHA-256 of the first `upTo` bytes of a file. */
+  async function hashPrefix(file: string, upTo: number): Promise<Buffer> {
     const hash = createHash('sha256');
-    if (upTo === 0) return hash;
-    await pipeline(createReadStream(file, { start: 0, end: upTo - 1, highWaterMark: 1024 * 1024 }), new Writable({
-      write(chunk: Buffer, _e, cb) {
-        hash.update(chunk);
-        cb();
-      },
-    }));
-    return hash;
+    if (upTo > 0) {
+      await pipeline(createReadStream(file, { start: 0, end: upTo - 1, highWaterMark: 1024 * 1024 }), new Writable({
+        write(chunk: Buffer, _e, cb) {
+          hash.update(chunk);
+          cb();
+        },
+      }));
+    }
+    return hash.digest();
+  }
+
+  /** Streams one part into its region of the data file; resolves to its SHA-256 (hex) once all `length` bytes are there. */
+  async function writePart(data: string, offset: number, length: number, body: Readable): Promise<string> {
+    const partHash = createHash('sha256');
+    let size = 0;
+    try {
+      const counter = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          size += chunk.length;
+          if (size > length) return cb(rejected('part longer than its Content-Length'));
+          partHash.update(chunk);
+          cb(null, chunk);
+        },
+      });
+      // WriteStream gathers buffered chunks into one writev.
+      await pipeline(body, counter, createWriteStream(data, { flags: 'r+', start: offset, highWaterMark: 1024 * 1024 }));
+    } catch (e) {
+      if (e instanceof PushError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC') throw tryLater('staging disk full, retry later', 30);
+      if (code === 'ENOENT') throw new PushError(404, 'the upload was removed meanwhile (finished, refused or swept: start again)');
+      throw new PushError(400, `part did not arrive whole (${code ?? (e as Error).message})`);
+    }
+    if (size !== length) throw new PushError(400, `part ended after ${size} of ${length} bytes`);
+    return partHash.digest('hex');
+  }
+
+  /** Every byte held: the whole NAR checked, then staged for its narinfo. */
+  async function complete(cache: string, r: UploadRecord, last: Held): Promise<UploadState> {
+    return finishing(`${cache} ${r.id}`, async () => {
+      if (!(await isStaged(cache, r.narHash, r.narSize))) {
+        const narHash = formatSha256Nix32(await hashPrefix(dataOf(cache, r.id), r.narSize).catch(async (e: NodeJS.ErrnoException) => {
+          if (e.code === 'ENOENT' && (await isStaged(cache, r.narHash, r.narSize))) return undefined; // another process finished it
+          throw e;
+        }) ?? Buffer.alloc(0));
+        if (!(await isStaged(cache, r.narHash, r.narSize))) {
+          if (narHash !== r.narHash) {
+            await remove(cache, r.id);
+            throw rejected(`the uploaded NAR hashes to ${narHash}, not the declared ${r.narHash} (parts of another NAR?); upload removed`);
+          }
+          await rename(dataOf(cache, r.id), stagedNar(cache, r.narHash)).catch(async (e: NodeJS.ErrnoException) => {
+            if (!(e.code === 'ENOENT' && (await isStaged(cache, r.narHash, r.narSize)))) throw e;
+          });
+        }
+      }
+      await remove(cache, r.id);
+      o.onPart?.({ cache, id: r.id, storePath: r.storePath, offset: last[0], size: last[1] });
+      return stateOf(r, [], true);
+    });
   }
 
   return {
     async begin(cache, start) {
-      return locked(`begin ${cache} ${start.narHash}`, async () => {
-        if (await isStaged(cache, start.narHash, start.narSize)) return { id: '0'.repeat(32), offset: start.narSize, narSize: start.narSize, complete: true };
+      return finishing(`begin ${cache} ${start.narHash}`, async () => {
+        if (await isStaged(cache, start.narHash, start.narSize)) return { id: '0'.repeat(32), offset: start.narSize, narSize: start.narSize, complete: true, received: [[0, start.narSize]] };
         const same = (await uploads(cache)).filter((r) => r.narHash === start.narHash && r.narSize === start.narSize);
-        // Resume the furthest one (two pushers of the same path share it).
-        same.sort((a, b) => acknowledged(b) - acknowledged(a));
-        if (same[0]) return stateOf(same[0]);
+        // Resume the one furthest on (two pushers of the same path share it).
+        let best: { r: UploadRecord; parts: Held[] } | undefined;
+        for (const r of same) {
+          const parts = await held(cache, r.id);
+          if (!best || heldBytes(parts) > heldBytes(best.parts)) best = { r, parts };
+        }
+        if (best) return stateOf(best.r, best.parts);
         if (start.narSize > o.maxBytes) throw new PushError(413, `NAR of ${start.narSize} bytes is larger than the staging area (${o.maxBytes} bytes, push_staging_max_bytes)`);
-        const r: UploadRecord = { id: randomBytes(16).toString('hex'), ...start, parts: [] };
+        const r: UploadRecord = { id: randomId(), ...start };
         await mkdir(dirOf(cache), { recursive: true });
         await writeFile(dataOf(cache, r.id), '');
-        await save(cache, r);
-        return stateOf(r);
+        const tmp = `${recordOf(cache, r.id)}.tmp`;
+        await writeFile(tmp, JSON.stringify(r));
+        await rename(tmp, recordOf(cache, r.id));
+        return stateOf(r, []);
       });
     },
 
     async state(cache, id) {
       const r = await load(cache, id);
       if (!r) throw new PushError(404, `no upload ${id} in cache ${cache} (finished, refused or swept: start again)`);
-      return stateOf(r);
+      return stateOf(r, await held(cache, id));
     },
 
     async part(cache, id, offset, sha256Hex, body, length) {
@@ -155,97 +228,56 @@ export function createParts(o: PartsOptions): Parts {
         drain();
         throw new PushError(400, 'a part needs a Content-Length');
       }
-      return locked(`upload ${cache} ${id}`, async () => {
-        const r = await load(cache, id);
-        if (!r) {
-          drain();
-          throw new PushError(404, `no upload ${id} in cache ${cache} (finished, refused or swept: start again)`);
-        }
-        const at = acknowledged(r);
-        if (offset !== at) {
-          drain();
-          throw new PushError(409, `part at offset ${offset} is out of order: upload ${id} is at offset ${at}`);
-        }
-        if (length === 0 || offset + length > r.narSize) {
-          drain();
-          await remove(cache, id);
-          throw rejected(`part of ${length} bytes at offset ${offset} does not fit a NAR of ${r.narSize} bytes; upload removed`);
-        }
-        if ((await o.usedBytes()) + length > o.maxBytes) {
-          drain();
-          throw tryLater('staging area full, retry later', 30);
-        }
-        if (o.beforeWrite) {
-          try {
-            await o.beforeWrite(length);
-          } catch (e) {
-            drain();
-            throw e;
-          }
-        }
-        const data = dataOf(cache, id);
-        // Bytes beyond the acknowledged offset are a part that was cut (the process died after writing it).
-        if ((await stat(data)).size !== at) await truncate(data, at);
-        const key = `${cache}/${id}`;
-        let whole = running.get(key);
-        if (!whole || whole.upTo !== at) whole = { hash: await hashPrefix(data, at), upTo: at };
-        const nar = whole.hash.copy();
-        const partHash = createHash('sha256');
-        let size = 0;
+      const r = await load(cache, id);
+      if (!r) {
+        drain();
+        throw new PushError(404, `no upload ${id} in cache ${cache} (finished, refused or swept: start again)`);
+      }
+      if (length === 0 || offset + length > r.narSize) {
+        drain();
+        await remove(cache, id);
+        throw rejected(`part of ${length} bytes at offset ${offset} does not fit a NAR of ${r.narSize} bytes; upload removed`);
+      }
+      const before = await held(cache, id);
+      if (before.some(([at, size]) => at === offset && size === length)) {
+        drain(); // held already (an acknowledgement that was lost): nothing to write
+        return stateOf(r, before);
+      }
+      const overlap = before.find(([at, size]) => at < offset + length && offset < at + size);
+      if (overlap) {
+        drain();
+        throw new PushError(409, `part at offset ${offset} overlaps the part held at offset ${overlap[0]} (${overlap[1]} bytes): upload ${id} is at offset ${contiguous(before)}`);
+      }
+      if ((await o.usedBytes()) + length > o.maxBytes) {
+        drain();
+        throw tryLater('staging area full, retry later', 30);
+      }
+      if (o.beforeWrite) {
         try {
-          const counter = new Transform({
-            transform(chunk: Buffer, _e, cb) {
-              size += chunk.length;
-              if (size > length) return cb(rejected('part longer than its Content-Length'));
-              partHash.update(chunk);
-              nar.update(chunk);
-              cb(null, chunk);
-            },
-          });
-          // Into place after the acknowledged bytes; WriteStream gathers buffered chunks into one writev.
-          await pipeline(body, counter, createWriteStream(data, { flags: 'r+', start: at, highWaterMark: 1024 * 1024 }));
+          await o.beforeWrite(length);
         } catch (e) {
-          await truncate(data, at).catch(() => {});
-          if (e instanceof PushError) throw e;
-          if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw tryLater('staging disk full, retry later', 30);
-          throw new PushError(400, `part did not arrive whole (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+          drain();
+          throw e;
         }
-        if (size !== length) {
-          await truncate(data, at);
-          throw new PushError(400, `part ended after ${size} of ${length} bytes`);
-        }
-        const got = partHash.digest('hex');
-        if (got !== sha256Hex) {
-          await remove(cache, id);
-          throw rejected(`part at offset ${offset} hashes to ${got}, not the declared ${sha256Hex}; upload removed`);
-        }
-        r.parts.push({ offset, size, sha256: got });
-        const end = offset + size;
-        if (end < r.narSize) {
-          await save(cache, r);
-          running.set(key, { hash: nar, upTo: end });
-          o.onPart?.({ cache, id, storePath: r.storePath, offset, size });
-          return stateOf(r);
-        }
-        // The last part: the whole NAR, checked before it is staged for its narinfo.
-        running.delete(key);
-        const narHash = formatSha256Nix32(nar.digest());
-        if (narHash !== r.narHash) {
-          await remove(cache, id);
-          throw rejected(`the uploaded NAR hashes to ${narHash}, not the declared ${r.narHash} (parts of another NAR?); upload removed`);
-        }
-        await rename(data, stagedNar(cache, r.narHash));
-        await rm(recordOf(cache, id), { force: true });
-        o.onPart?.({ cache, id, storePath: r.storePath, offset, size });
-        return stateOf(r, true);
-      });
+      }
+      const got = await writePart(dataOf(cache, id), offset, length, body);
+      if (got !== sha256Hex) {
+        await remove(cache, id);
+        throw rejected(`part at offset ${offset} hashes to ${got}, not the declared ${sha256Hex}; upload removed`);
+      }
+      const part: Held = [offset, length];
+      await writeFile(markerOf(cache, id, part), '');
+      const parts = await held(cache, id);
+      if (contiguous(parts) >= r.narSize) return complete(cache, r, part);
+      o.onPart?.({ cache, id, storePath: r.storePath, offset, size: length });
+      return stateOf(r, parts);
     },
 
     async discardIncomplete(cache, narFile) {
       let removed = false;
       for (const r of await uploads(cache)) {
         if (partsNarFile(r.narHash) === narFile) {
-          await locked(`upload ${cache} ${r.id}`, () => remove(cache, r.id));
+          await remove(cache, r.id);
           removed = true;
         }
       }
@@ -253,3 +285,5 @@ export function createParts(o: PartsOptions): Parts {
     },
   };
 }
+
+const randomId = () => randomBytes(16).toString('hex');

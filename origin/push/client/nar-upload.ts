@@ -1,14 +1,18 @@
 /**
  * Uploads one NAR so the origin holds it staged for its narinfo. A NAR that
  * fits one request goes as the stock `PUT nar/<narHash>.nar`; a larger one in
- * parts (shared/push-protocol.ts), streamed from `nix-store --dump` one
- * part at a time. After a failed part the client asks the origin where the
- * upload stands: a part it already holds is never sent again, a part it lacks
- * is sent again from memory, anything else (the upload was swept or refused)
- * starts over from the origin's answer to a new start.
+ * parts (shared/push-protocol.ts), read in order from `nix-store --dump` and
+ * sent several at once (bounded). After a failed part the client asks the
+ * origin where the upload stands: a part it already holds is never sent
+ * again, a part it lacks is sent again from memory, anything else (the upload
+ * was swept or refused) starts over from the origin's answer to a new start,
+ * which names the parts it holds.
  */
 import { createHash } from 'node:crypto';
-import { partsNarFile, pushUrls, type UploadState } from '../../../shared/push-protocol.ts';
+import { isAbsolute, join } from 'node:path';
+import { formatSha256Nix32 } from '../../../shared/hash.ts';
+import { narBuffer } from '../../store/nar-stream.ts';
+import { missingParts, partsNarFile, pushUrls, type UploadState } from '../../../shared/push-protocol.ts';
 import { dumpNar, ExactReader, type LocalPath, type NixSource } from './closure.ts';
 import { isTemporary, PushRequestError, type EdgeClient } from './edge.ts';
 
@@ -20,6 +24,8 @@ export interface NarUploadContext {
   partSize: number;
   /** How long one part keeps being retried while the origin does not answer. */
   retryForMs: number;
+  /** Parts in flight across the push (partSlots); one at a time without it. */
+  slot?: () => Promise<() => void>;
   /** Bytes sent and acknowledged (progress). */
   onBytes?: (n: number) => void;
   onRetry?: (what: string, reason: string, waitMs: number) => void;
@@ -27,8 +33,35 @@ export interface NarUploadContext {
 
 const oneLine = (text: string) => text.trim().split('\n')[0] ?? '';
 
-/** Reads the whole NAR of a path that fits one request. */
+/**
+ * Where the files of a path are when the store is this machine's file system (Nix's default store, or a
+ * chroot store root given with --store); undefined for any other store.
+ */
+function localFiles(source: NixSource, path: string): string | undefined {
+  if (source.store === undefined) return path;
+  return isAbsolute(source.store) ? join(source.store, path) : undefined;
+}
+
+/** The NAR serialised here from the path's files, when that gives exactly the NAR the store registered; else undefined. */
+async function narOfFiles(source: NixSource, info: LocalPath): Promise<Buffer | undefined> {
+  const files = localFiles(source, info.path);
+  if (files === undefined) return undefined;
+  try {
+    const nar = await narBuffer(files, info.narSize);
+    return formatSha256Nix32(createHash('sha256').update(nar).digest()) === info.narHash ? nar : undefined;
+  } catch {
+    return undefined; // not readable here (another user's store, a remote store behind NIX_REMOTE): Nix dumps it
+  }
+}
+
+/**
+ * Reads the whole NAR of a path that fits one request: serialised in this process from the store's files
+ * (the same NAR writer the origin serves with; no process per path, which made pushing a closure of small
+ * paths slower than nix copy), checked against the NarHash Nix registered; else from `nix-store --dump`.
+ */
 async function readSmallNar(ctx: NarUploadContext, info: LocalPath): Promise<Buffer> {
+  const here = await narOfFiles(ctx.source, info);
+  if (here) return here;
   const dump = dumpNar(ctx.source, info.path);
   const buf = await new ExactReader(dump.stream).read(info.narSize + 1);
   await dump.done;
@@ -51,31 +84,84 @@ export async function uploadNar(ctx: NarUploadContext, info: LocalPath): Promise
   }
 }
 
-/** One pass over the NAR; false when the upload vanished and must start again. */
+/**
+ * At most `n` parts in memory and on the wire at once, across every NAR of a push (so memory stays about
+ * jobs × part size however many NARs are under way); a NAR's upload takes a slot before it reads a part.
+ */
+export function partSlots(n: number): () => Promise<() => void> {
+  let free = Math.max(1, n);
+  const waiting: (() => void)[] = [];
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else free++;
+  };
+  return async () => {
+    if (free > 0) free--;
+    else await new Promise<void>((r) => waiting.push(r));
+    return release;
+  };
+}
+
+/**
+ * One pass over the NAR: the parts the origin does not hold, read in order from `nix-store --dump`, sent
+ * several at once (as many as the slots allow); false when the upload vanished and must start again.
+ */
 async function uploadInParts(ctx: NarUploadContext, info: LocalPath): Promise<boolean> {
   const { edge, cache } = ctx;
-  let { value: state } = await edge.json<UploadState>('POST', pushUrls.uploads(cache), { storePath: info.path, narHash: info.narHash, narSize: info.narSize });
+  const { value: state } = await edge.json<UploadState>('POST', pushUrls.uploads(cache), { storePath: info.path, narHash: info.narHash, narSize: info.narSize });
   if (state.complete) return true;
+  const slot = ctx.slot ?? partSlots(1);
+  const sending = new Set<Promise<void>>();
+  let gone = false;
+  let completed = false;
+  let failure: unknown;
   const dump = dumpNar(ctx.source, info.path);
   try {
     const reader = new ExactReader(dump.stream);
-    let pos = await reader.skip(state.offset);
-    if (pos !== state.offset) throw new Error(`${info.path}: the NAR is shorter than the origin's offset ${state.offset}`);
-    while (pos < info.narSize) {
-      const part = await reader.read(Math.min(ctx.partSize, info.narSize - pos));
-      if (part.length === 0) throw new Error(`${info.path}: nix-store --dump ended at ${pos} of ${info.narSize} bytes`);
+    let pos = 0;
+    for (const [offset, size] of missingParts(state, ctx.partSize)) {
+      const release = await slot();
+      if (gone || failure !== undefined) {
+        release();
+        break;
+      }
+      let part: Buffer;
+      try {
+        if ((await reader.skip(offset - pos)) !== offset - pos) throw new Error(`${info.path}: the NAR is shorter than the origin's offset ${offset}`);
+        part = await reader.read(size);
+        if (part.length !== size) throw new Error(`${info.path}: nix-store --dump ended at ${offset + part.length} of ${info.narSize} bytes`);
+      } catch (e) {
+        release();
+        throw e;
+      }
+      pos = offset + size;
       const sha = createHash('sha256').update(part).digest('hex');
-      const after = await sendPart(ctx, info, state.id, pos, part, sha);
-      if (after === undefined) return false;
-      state = after;
-      pos += part.length;
-      ctx.onBytes?.(part.length);
-      if (state.complete) break;
-      if (state.offset !== pos) throw new Error(`${info.path}: the origin acknowledged offset ${state.offset}, expected ${pos}`);
+      const sent: Promise<void> = sendPart(ctx, info, state.id, offset, part, sha).then((after) => {
+        if (after === undefined) gone = true;
+        else {
+          ctx.onBytes?.(size);
+          if (after.complete) completed = true;
+        }
+      }, (e: unknown) => {
+        failure ??= e;
+      }).finally(() => {
+        release();
+        sending.delete(sent);
+      });
+      sending.add(sent);
     }
-    if (!state.complete) throw new Error(`${info.path}: all ${info.narSize} bytes sent but the origin does not call the upload complete`);
-    return true;
+    await Promise.all(sending);
+    if (failure !== undefined) throw failure;
+    if (gone) return false;
+    if (completed) return true;
+    // Every part acknowledged, none of them the one that completed it (the completing answer was lost): ask.
+    const now = await edge.request('GET', pushUrls.upload(cache, state.id));
+    if (now.status === 404) return false;
+    if (now.status === 200 && (JSON.parse(now.text) as UploadState).complete) return true;
+    throw new Error(`${info.path}: all ${info.narSize} bytes sent but the origin does not call the upload complete`);
   } finally {
+    await Promise.allSettled(sending);
     dump.kill();
   }
 }
@@ -83,7 +169,8 @@ async function uploadInParts(ctx: NarUploadContext, info: LocalPath): Promise<bo
 /**
  * Sends one part until the origin holds it. Resolves to the state after it, or undefined when the upload
  * is gone (start again). A refusal of the bytes themselves (400, 413) is an error. After a failed attempt
- * (no answer, 5xx, out of order) the origin is asked where the upload stands before anything is sent again.
+ * (no answer, 5xx, a conflict) the origin is asked where the upload stands before anything is sent again:
+ * a part it holds is never sent twice.
  */
 async function sendPart(ctx: NarUploadContext, info: LocalPath, id: string, offset: number, part: Buffer, sha: string): Promise<UploadState | undefined> {
   const { edge, cache } = ctx;
@@ -107,7 +194,10 @@ async function sendPart(ctx: NarUploadContext, info: LocalPath, id: string, offs
     if (now.status === 404) return undefined;
     if (now.status !== 200) throw new PushRequestError(`${info.path}: upload state: ${now.status} ${oneLine(now.text)}`, now.status);
     const state = JSON.parse(now.text) as UploadState;
-    if (state.complete || state.offset === offset + part.length) return state;
-    if (state.offset !== offset) return undefined;
+    if (state.complete || holds(state, offset, part.length)) return state;
   }
 }
+
+/** The origin holds the part [offset, offset + size) (origins before out-of-order parts say only the offset). */
+const holds = (state: UploadState, offset: number, size: number) =>
+  state.received ? state.received.some(([at, n]) => at <= offset && offset + size <= at + n) : state.offset >= offset + size;

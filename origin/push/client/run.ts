@@ -10,7 +10,7 @@ import { MAX_MISSING_PATHS, MAX_UPLOAD_HEADER, partsNarFile, pushUrls, type Miss
 import { parseStorePath, storePathBaseName } from '../../../shared/store-path.ts';
 import { localClosure, storePathOf, type LocalPath, type NixSource } from './closure.ts';
 import { PushRequestError, type EdgeClient } from './edge.ts';
-import { uploadNar } from './nar-upload.ts';
+import { partSlots, uploadNar } from './nar-upload.ts';
 import type { Progress } from './progress.ts';
 import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
@@ -107,6 +107,8 @@ export async function runPush(o: PushRunOptions): Promise<PushSummary> {
   const done = new Map<string, Promise<void>>();
   const ctx = {
     edge: o.edge, cache: o.cache, source: o.source, partSize, retryForMs: o.retryForMs,
+    // Parts of one NAR go several at once too; jobs bounds the parts in memory across all NARs.
+    slot: partSlots(Math.max(1, o.jobs)),
     onBytes: (n: number) => o.progress.bytes(n),
     onRetry: (what: string, reason: string, ms: number) => o.progress.retry(what, reason, ms),
   };
