@@ -168,29 +168,35 @@ async function main() {
     if (edge) {
       const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'trace', { scopes: ['read', 'write'] });
       writeFileSync(join(dir, 'netrc'), `machine 127.0.0.1 login trace password ${token}\n`);
+      const edgeReport = (title: string, from: number, legsFrom: number) => {
+        legReport(`between the edge and the origin (${title})`, behindEdge.legs.slice(legsFrom));
+        const lines = edgeLogLines(edge.output()).slice(from).filter((l) => l.method !== undefined);
+        const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? 0;
+        const byKind = new Map<string, { ms: number[]; origin: number[] }>();
+        for (const l of lines) {
+          const p = String(l.path);
+          const kind = `${l.method} ${p.includes('/nar/') ? 'nar' : p.endsWith('.narinfo') ? 'narinfo' : p.replace(/[0-9a-f]{32}/, 'ID')}`;
+          const k = byKind.get(kind) ?? byKind.set(kind, { ms: [], origin: [] }).get(kind)!;
+          k.ms.push(Number(l.ms));
+          const tries = l.tries as { ms: number }[] | undefined;
+          if (tries?.[0]) k.origin.push(tries[0].ms);
+        }
+        console.log(`  edge log (${title}; ms: whole request in the Worker; origin: to the origin answer):`);
+        for (const [k, v] of byKind) console.log(`    ${k.padEnd(26)} ${String(v.ms.length).padStart(5)} × median ${med(v.ms).toFixed(1)} ms, origin ${med(v.origin).toFixed(1)} ms`);
+      };
       const r = await traced(`${edge.url}?compression=zstd`, buildWide(`${run}-e`), ['--option', 'netrc-file', join(dir, 'netrc')]);
       report('through wrangler dev', r.seconds, r.reqs);
+      edgeReport('nix copy', 0, 0);
       if (TARGETS.includes('erispush')) {
         const path = buildWide(`${run}-x`);
+        const [logFrom, legsFrom] = [edgeLogLines(edge.output()).length, behindEdge.legs.length];
         const started = performance.now();
-        const x = spawnSync(process.execPath, [...ERIS_CLI, 'push', '--edge-url', edge.url, path], { encoding: 'utf8', env: { ...env, ERIS_TOKEN: token, CI: 'true' } });
+        const x = spawnSync(process.execPath, [...ERIS_CLI, 'push', '--json', '--edge-url', edge.url, path], { encoding: 'utf8', env: { ...env, ERIS_TOKEN: token, CI: 'true' } });
         if (x.status !== 0) throw new Error(x.stderr);
-        console.log(`\neris push through wrangler dev: ${N} paths in ${((performance.now() - started) / 1000).toFixed(2)} s\n${x.stderr.split('\n').slice(-3).join('\n')}`);
+        const inside = (JSON.parse(x.stdout.trim().split('\n').pop()!) as { seconds: number }).seconds;
+        console.log(`\neris push through wrangler dev: ${N} paths in ${((performance.now() - started) / 1000).toFixed(2)} s (${inside.toFixed(2)} s after start-up)`);
+        edgeReport('eris push', logFrom, legsFrom);
       }
-      legReport('between the edge and the origin', behindEdge.legs);
-      const lines = edgeLogLines(edge.output()).filter((l) => l.method !== undefined);
-      const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? 0;
-      const byKind = new Map<string, { ms: number[]; origin: number[] }>();
-      for (const l of lines) {
-        const p = String(l.path);
-        const kind = `${l.method} ${p.includes('/nar/') ? 'nar' : p.endsWith('.narinfo') ? 'narinfo' : p}`;
-        const k = byKind.get(kind) ?? byKind.set(kind, { ms: [], origin: [] }).get(kind)!;
-        k.ms.push(Number(l.ms));
-        const tries = l.tries as { ms: number }[] | undefined;
-        if (tries?.[0]) k.origin.push(tries[0].ms);
-      }
-      console.log('  edge log (ms: whole request in the Worker; origin: to the origin answer):');
-      for (const [k, v] of byKind) console.log(`    ${k.padEnd(26)} ${String(v.ms.length).padStart(5)} × median ${med(v.ms).toFixed(1)} ms, origin ${med(v.origin).toFixed(1)} ms`);
     }
     if (passthrough) {
       const r = await traced(`${(passthrough as Started & { url: string }).url}?compression=zstd`, buildWide(`${run}-p`), []);

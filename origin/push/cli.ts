@@ -9,7 +9,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CACHE_NAME, isCacheName } from '../../shared/caches.ts';
-import { ConfigError } from '../config/index.ts';
+import { ConfigError } from '../config/validate.ts';
 import { parseCommandArgs } from '../cli/args.ts';
 import { basicAuthorization, readNetrcEntry } from '../cli/netrc.ts';
 import { createEdgeClient } from './client/edge.ts';
