@@ -1,5 +1,6 @@
 /** Starting the real parts (origin CLI, wrangler dev) on free loopback ports, with bounded waits. */
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -118,19 +119,31 @@ export function startProcess(cmd: string, args: string[], options: { env?: NodeJ
   };
 }
 
-export async function waitFor(url: string, proc: Proc, timeoutMs = 90_000, init?: RequestInit): Promise<void> {
+/**
+ * One GET on a connection of its own, closed after the answer: its status, or undefined when it fails. Not fetch:
+ * fetch pools the socket (even with `Connection: close`), and when the caller next blocks its event loop (a
+ * spawnSync of `wrangler kv`, a nix-build) past wrangler dev's 15 s idle timeout, the test's next request goes out on
+ * that socket after the server closed it: "other side closed", bytesRead 0.
+ */
+function probe(url: string, headers: Record<string, string>, timeoutMs: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { headers, agent: false, timeout: timeoutMs }, (res) => {
+      res.on('error', () => resolve(undefined));
+      res.on('end', () => resolve(res.statusCode));
+      res.resume();
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+/** Polls `url` until it answers below 500 (bounded); fails at once if the process exits. */
+export async function waitFor(url: string, proc: Proc, timeoutMs = 90_000, headers: Record<string, string> = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null) throw new Error(`process exited early:\n${proc.output()}`);
-    try {
-      // Connection: close — a readiness probe must not leave a pooled socket that the server's
-      // keep-alive timeout closes just as a test reuses it ("other side closed" under load).
-      const headers = new Headers(init?.headers);
-      headers.set('Connection', 'close');
-      const res = await fetch(url, { ...init, headers, signal: AbortSignal.timeout(2000) });
-      await res.body?.cancel();
-      if (res.status < 500) return;
-    } catch {}
+    const status = await probe(url, headers, 2000);
+    if (status !== undefined && status < 500) return;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${url} not ready after ${timeoutMs} ms:\n${proc.output()}`);
