@@ -25,11 +25,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, Writable, type Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { partsNarFile, type UploadStart, type UploadState } from '../../shared/push-protocol.ts';
 import { PushError, rejected, tryLater } from './errors.ts';
+import { hashingMeter } from './meter.ts';
 import { oneAtATime } from './one-at-a-time.ts';
 
 interface UploadRecord extends UploadStart {
@@ -145,19 +146,10 @@ export function createParts(o: PartsOptions): Parts {
 
   /** Streams one part into its region of the data file; resolves to its SHA-256 (hex) once all `length` bytes are there. */
   async function writePart(data: string, offset: number, length: number, body: Readable): Promise<string> {
-    const partHash = createHash('sha256');
-    let size = 0;
+    const meter = hashingMeter(length, () => rejected('part longer than its Content-Length'));
     try {
-      const counter = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          size += chunk.length;
-          if (size > length) return cb(rejected('part longer than its Content-Length'));
-          partHash.update(chunk);
-          cb(null, chunk);
-        },
-      });
       // WriteStream gathers buffered chunks into one writev.
-      await pipeline(body, counter, createWriteStream(data, { flags: 'r+', start: offset, highWaterMark: 1024 * 1024 }));
+      await pipeline(body, meter.stream, createWriteStream(data, { flags: 'r+', start: offset, highWaterMark: 1024 * 1024 }));
     } catch (e) {
       if (e instanceof PushError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
@@ -165,8 +157,8 @@ export function createParts(o: PartsOptions): Parts {
       if (code === 'ENOENT') throw new PushError(404, 'the upload was removed meanwhile (finished, refused or swept: start again)');
       throw new PushError(400, `part did not arrive whole (${code ?? (e as Error).message})`);
     }
-    if (size !== length) throw new PushError(400, `part ended after ${size} of ${length} bytes`);
-    return partHash.digest('hex');
+    if (meter.size() !== length) throw new PushError(400, `part ended after ${meter.size()} of ${length} bytes`);
+    return meter.sha256().toString('hex');
   }
 
   /** Every byte held: the whole NAR checked, then staged for its narinfo. */

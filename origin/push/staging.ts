@@ -6,13 +6,14 @@
  * fit is 413 when it could never fit, else 503 + Retry-After) and age (files
  * of an abandoned push are swept after `ttlMs`).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { PushError, tryLater } from './errors.ts';
+import { hashingMeter } from './meter.ts';
 
 export interface StagedFile {
   path: string;
@@ -123,29 +124,18 @@ export function createStaging(o: StagingOptions): Staging {
       reserved += claim;
       await mkdir(dir, { recursive: true });
       const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
-      const hash = createHash('sha256');
-      let size = 0;
-      let over = false;
-      const counter = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          size += chunk.length;
-          if (declaredLength !== undefined && size > declaredLength) return cb(new PushError(400, 'body longer than its Content-Length'));
-          if (declaredLength === undefined && size > o.maxBytes) {
-            over = true;
-            return cb(new PushError(413, `upload is larger than the staging area (${o.maxBytes} bytes); push it over ssh, then eris publish`));
-          }
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      });
+      // A declared length is the bound (one byte more is an error); without one, the staging area's size.
+      const meter = declaredLength !== undefined
+        ? hashingMeter(declaredLength, () => new PushError(400, 'body longer than its Content-Length'))
+        : hashingMeter(o.maxBytes, () => new PushError(413, `upload is larger than the staging area (${o.maxBytes} bytes); push it over ssh, then eris publish`));
       try {
-        await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx' }));
-        if (declaredLength !== undefined && size !== declaredLength) throw new PushError(400, `upload ended after ${size} of ${declaredLength} bytes`);
+        await pipeline(body, meter.stream, createWriteStream(tmp, { flags: 'wx' }));
+        if (declaredLength !== undefined && meter.size() !== declaredLength) throw new PushError(400, `upload ended after ${meter.size()} of ${declaredLength} bytes`);
         await rename(tmp, final);
       } catch (e) {
         await unlink(tmp).catch(() => {});
         if (e instanceof PushError) throw e;
-        if (over) throw e;
+        if (meter.over) throw e;
         // The client went away mid-body, or the disk failed: either way nothing stays.
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOSPC') throw tryLater('staging disk full, retry later', 30);
@@ -153,7 +143,7 @@ export function createStaging(o: StagingOptions): Staging {
       } finally {
         reserved -= claim;
       }
-      return { path: final, size, sha256: hash.digest() };
+      return { path: final, size: meter.size(), sha256: meter.sha256() };
     },
     async find(cache, name) {
       const path = join(root, safeName(cache), safeName(name));

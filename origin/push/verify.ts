@@ -19,6 +19,7 @@ import { formatSha256Nix32 } from '../../shared/hash.ts';
 import type { UploadCompression } from '../../shared/upload.ts';
 import { decompressed } from './decompress.ts';
 import { PushError, rejected } from './errors.ts';
+import { hashingMeter } from './meter.ts';
 
 export interface NarExpectation {
   narHash: string;
@@ -66,29 +67,19 @@ export async function verifyNarFile(file: string, compression: UploadCompression
     return nar;
   }
   const { out, done, stop } = decompressed(file, compression);
-  const hash = createHash('sha256');
-  let size = 0;
-  let over = false;
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      size += chunk.length;
-      if (size > want.narSize) {
-        over = true;
-        stop();
-        return cb(tooLarge(want));
-      }
-      hash.update(chunk);
-      cb();
-    },
+  const meter = hashingMeter(want.narSize, () => {
+    stop();
+    return tooLarge(want);
   });
-  const [piped, finished] = await Promise.allSettled([pipeline(out, sink), done]);
-  if (over) throw tooLarge(want);
+  const sink = new Writable({ write: (_chunk, _e, cb) => cb() });
+  const [piped, finished] = await Promise.allSettled([pipeline(out, meter.stream, sink), done]);
+  if (meter.over) throw tooLarge(want);
   // The decompressor's own verdict first (it names the codec); a codec error seen by the pipeline is the upload's fault too.
   if (finished.status === 'rejected') throw finished.reason;
   if (piped.status === 'rejected') {
     if (compression === 'none' || piped.reason instanceof PushError) throw piped.reason;
     throw rejected(`NAR file does not decompress as ${compression}: ${(piped.reason as Error).message}`);
   }
-  checkDigest(size, hash.digest(), want);
+  checkDigest(meter.size(), meter.sha256(), want);
   return undefined;
 }
