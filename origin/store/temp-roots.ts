@@ -152,15 +152,18 @@ export interface TempRootsPlan {
 }
 
 /**
- * Where temporary roots are taken. `auto`: the daemon push imports through when push_store names a socket,
- * else the store's daemon socket when there is one, else a private daemon when this user owns the store, else off.
+ * Where temporary roots are taken. `auto`: the daemon push imports through when push_store names a socket;
+ * else the store's daemon socket, unless there is none now and this user owns the store (a chroot store,
+ * single-user Nix): then a private daemon. A user that does not own the store can only ever go through the
+ * daemon, so it does even when the socket is not there yet (a daemon that starts after the origin; until then
+ * each stream says so in the log and eris doctor fails the check).
  */
 export function planTempRoots(o: { tempRoots: TempRootsMode; storeRoot: string; pushStore?: string }): TempRootsPlan {
   const pushSocket = o.pushStore?.startsWith('unix://') ? o.pushStore.slice('unix://'.length) : undefined;
   const socket = pushSocket ?? (o.storeRoot === '/' ? daemonSocketPath() : daemonSocketOf(o.storeRoot));
   if (o.tempRoots !== 'auto') return { mode: o.tempRoots, socket };
-  if (existsSync(socket)) return { mode: 'daemon', socket };
-  return { mode: ownsStore(o.storeRoot) ? 'local' : 'off', socket };
+  if (pushSocket || existsSync(socket) || !ownsStore(o.storeRoot)) return { mode: 'daemon', socket };
+  return { mode: 'local', socket };
 }
 
 export interface PrivateDaemon {

@@ -6,7 +6,9 @@
  * cache's key — and nothing else. A real Nix 2.8 `nix copy --to` through
  * `wrangler dev` lands valid in the daemon's store; a push to a cache whose
  * key the daemon does not trust is refused with the doctor's explanation and
- * imports nothing.
+ * imports nothing. GC-safe serving in this shape: a NAR streaming to a client
+ * holds a temporary root taken through the daemon (AddTempRoot needs no trust),
+ * so nix-store --delete refuses the path until the download has ended.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -17,6 +19,7 @@ import { join } from 'node:path';
 import { NIX_FLAGS, nixEnv, runNix } from '../helpers/nix.ts';
 import { ERIS_CLI, type RunAs } from '../helpers/processes.ts';
 import { useStack } from '../helpers/stack.ts';
+import { until } from '../helpers/faults.ts';
 import { untrustedKeyAdvice } from '../../origin/push/trust-advice.ts';
 
 const fixture = inject('fixture');
@@ -125,6 +128,29 @@ describe.skipIf(!fixture || !canMakeUsers)('push, deployed: an unprivileged orig
     // Served back through the edge.
     expect((await s.get(`/${a.slice(11, 43)}.narinfo`)).status).toBe(200);
   });
+
+  it('a NAR streaming to a client is held by a temporary root taken through the daemon: Nix refuses to delete it until the download ends', async () => {
+    const file = join(s.dir, 'streamed.bin');
+    writeFileSync(file, randomBytes(32 * 1024 * 1024));
+    // In the daemon's store, rooted by nothing: only the origin's temporary root can keep it.
+    const big = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', '--store', root, file], { env: nixEnv(), encoding: 'utf8' }).trim();
+    const del = () => spawnSync('nix-store', ['--store', root, '--delete', big], { env: nixEnv(), encoding: 'utf8' });
+    const narinfo = await (await s.get(`/${big.slice(11, 43)}.narinfo`)).text();
+    const url = /^URL: (.*)$/m.exec(narinfo)![1]!;
+    const narSize = Number(/^NarSize: (\d+)$/m.exec(narinfo)![1]);
+    const res = await s.get(`/${url}`);
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let received = (await reader.read()).value?.length ?? 0;
+    // The client reads nothing more meanwhile: the body is still streaming.
+    const refused = del();
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/still alive/);
+    for (let r = await reader.read(); !r.done; r = await reader.read()) received += r.value.length;
+    expect(received).toBe(narSize);
+    // The root goes with the daemon connection, within seconds of the response's end.
+    expect(await until(() => del().status === 0, 20_000, 500)).toBe(true);
+  }, 120_000);
 
   it('a cache whose key the daemon does not trust: the push is refused with the doctor\'s explanation, nothing is imported', async () => {
     const b = build('b', `${salt}-other`);
