@@ -46,10 +46,11 @@ describe.skipIf(!fixture)('who did what, and the operator\'s page', () => {
       return fixture!.root;
     },
     originArgs: (dir) => ['--config', join(dir, 'eris.toml')],
+    tokens: { root: { user: 'root', scopes: ['admin'] }, bob: { user: 'bob', scopes: ['read'] } },
   }));
 
   beforeAll(async () => {
-    adminToken = await s.addToken('root', { scopes: ['admin'] });
+    adminToken = s.tokens.root!;
     aliceId = tokenId(await tokenDigest(s.token));
     const copy = await nixCopyFrom(s, { to: join(s.dir, 'client-store'), paths: [fixture!.top] });
     expect(copy.code, copy.stderr).toBe(0);
@@ -124,7 +125,7 @@ describe.skipIf(!fixture)('who did what, and the operator\'s page', () => {
       expect(statSync(shot).size).toBeGreaterThan(10_000);
 
       // A read token, a bad token and none: the same 401.
-      expect(await page.open(`${s.edge.url}/v1/admin`, basic('bob', await s.addToken('bob', { scopes: ['read'] })))).toBe(401);
+      expect(await page.open(`${s.edge.url}/v1/admin`, basic('bob', s.tokens.bob!))).toBe(401);
       expect(await page.open(`${s.edge.url}/v1/admin`, basic('root', 'eris_not-a-token'))).toBe(401);
 
       // No secret anywhere: the page, its data endpoint, the logs.

@@ -107,6 +107,12 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
     user: 'ci',
     scopes: ['read', 'write'],
     caches: ['default'],
+    tokens: {
+      reader: { user: 'reader', scopes: ['read'] },
+      ro: { user: 'ro', scopes: ['read'] },
+      other: { user: 'other', scopes: ['read', 'write'], caches: ['elsewhere'] },
+      old: { user: 'old', scopes: ['read', 'write'], expires: '2001-01-01T00:00:00Z' },
+    },
   }));
   const env = () => ({ ERIS_TOKEN: s.token, ERIS_URL: s.edge.url });
   const allLogs = () => earlierLogs + s.origin.output();
@@ -130,7 +136,7 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
   };
 
   beforeAll(async () => {
-    const reader = await s.addToken('reader', { scopes: ['read'] });
+    const reader = s.tokens.reader!;
     readNetrc = join(s.dir, 'read-netrc');
     writeFileSync(readNetrc, `machine 127.0.0.1 login reader password ${reader}\n`);
   });
@@ -364,9 +370,7 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
     });
 
     it('read-only, other-cache and expired tokens: 401 for starts and parts (the edge reads no body)', async () => {
-      const ro = await s.addToken('ro', { scopes: ['read'] });
-      const other = await s.addToken('other', { scopes: ['read', 'write'], caches: ['elsewhere'] });
-      const expired = await s.addToken('old', { scopes: ['read', 'write'], expires: '2001-01-01T00:00:00Z' });
+      const { ro, other, old: expired } = s.tokens as { ro: string; other: string; old: string };
       for (const [user, token] of [['ro', ro], ['other', other], ['old', expired]]) {
         const auth = 'Basic ' + btoa(`${user}:${token}`);
         const res = await req('POST', pushUrls.uploads('default'), '{}', auth);

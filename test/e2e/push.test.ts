@@ -63,6 +63,11 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     user: 'pusher',
     scopes: ['read', 'write'],
     caches: ['default', 'team'],
+    tokens: {
+      reader: { user: 'reader', scopes: ['read'] },
+      teamWriter: { user: 'team-writer', scopes: ['read', 'write'], caches: ['team'] },
+      expiredWriter: { user: 'expired-writer', scopes: ['read', 'write'], expires: '2000-01-01T00:00:00Z' },
+    },
   }));
   const writeAuth = () => s.auth.Authorization!;
 
@@ -80,7 +85,7 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
     fetch(s.edge.url + path, { method: 'PUT', body, headers: { Authorization: auth }, signal: AbortSignal.timeout(30_000) });
 
   beforeAll(async () => {
-    const reader = await s.addToken('reader', { scopes: ['read'] });
+    const reader = s.tokens.reader!;
     proxy = await startRecordingProxy(s.edge.url);
     readNetrc = join(s.dir, 'read-netrc');
     writeFileSync(readNetrc, `machine 127.0.0.1 login reader password ${reader}\n`);
@@ -276,8 +281,7 @@ describe.skipIf(!fixture)('push: nix copy --to the edge with a write token', () 
   it('a read-only token, another cache\'s write token and an expired one are refused (401) and nothing reaches the store or staging', async () => {
     // The Worker answers these before reading the body (worker/routes/push.test.ts holds it to that with a body it
     // must not touch); wrangler dev itself waits for the whole request before answering, so here the body is sent.
-    const other = await s.addToken('team-writer', { scopes: ['read', 'write'], caches: ['team'] });
-    const expired = await s.addToken('expired-writer', { scopes: ['read', 'write'], expires: '2000-01-01T00:00:00Z' });
+    const { teamWriter: other, expiredWriter: expired } = s.tokens as { teamWriter: string; expiredWriter: string };
     const reader = readFileSync(readNetrc, 'utf8').trim().split(' ').pop()!;
     const body = randomBytes(1_000_000);
     const name = `${nix32(sha(body))}.nar`;

@@ -42,12 +42,13 @@ describe.skipIf(!fixture)('usage accounting through the Worker, two origin worke
       return fixture!.root;
     },
     originArgs: (dir) => ['--config', join(dir, 'eris.toml')],
+    tokens: { bob: { user: 'bob', scopes: ['read'] } },
   }));
 
   beforeAll(async () => {
     netrc.alice = s.netrc;
     tokens.alice = s.token;
-    const token = await s.addToken('bob', { scopes: ['read'] });
+    const token = s.tokens.bob!;
     tokens.bob = token;
     netrc.bob = join(s.dir, 'netrc-bob');
     writeFileSync(netrc.bob, `machine 127.0.0.1 login bob password ${token}\n`);

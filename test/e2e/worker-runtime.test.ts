@@ -44,11 +44,12 @@ describe('edge Worker in workerd', () => {
         res.end(`origin saw ${req.method} ${req.url}\n`);
       },
     },
+    tokens: { carol: { user: 'carol', scopes: ['write'] } },
   }));
   let token: string;
   beforeAll(async () => {
     token = s.token;
-    writer = await s.addToken('carol', { scopes: ['write'] });
+    writer = s.tokens.carol!;
   });
 
   const get = (path: string, init: RequestInit = {}) => fetch(s.edge.url + path, { ...init, signal: AbortSignal.timeout(20_000) });

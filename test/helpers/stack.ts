@@ -14,6 +14,8 @@
  *   beside it, `s.publicKey`), a read token for `alice` (`s.token`, `s.netrc` for Nix, `s.auth` for
  *   fetch), `s.get` (through the edge with the token), `s.direct` (straight to the origin with the
  *   edge secret), `s.addToken`, `s.killOrigin` / `s.restartOrigin` (same port, optionally other flags).
+ * - `tokens: { label: { user, scopes, … } }` makes more tokens (`s.tokens.label`) in the same wrangler run as
+ *   alice's: each `wrangler kv` run costs seconds of CPU, so a file's tokens are best made here, at once.
  * - Every wait is bounded; processes are stopped by their process group.
  * Each wrangler dev boot costs seconds of CPU on a 2-core machine: a file that only reads through the
  * default stack over the fixture store uses the run's shared one instead (useSharedStack() in
@@ -28,7 +30,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addToken, type AddTokenOptions } from '../../origin/tokens/cli.ts';
+import { addToken, tokenEntry, wranglerKv, type AddTokenOptions, type KvTarget } from '../../origin/tokens/cli.ts';
 import { EDGE_SECRET_HEADER } from '../../shared/contract.ts';
 import { writeKeyPair } from '../../origin/cli/keygen.ts';
 import { parseNarInfo } from '../../shared/narinfo.ts';
@@ -53,6 +55,8 @@ export interface StackOptions {
   /** The token's user (default alice) and scopes (default read); `user: null` adds no token. */
   user?: string | null;
   scopes?: ('read' | 'write')[];
+  /** More tokens, by a label of the test's choosing, written with the default one in one wrangler run (`s.tokens`). */
+  tokens?: Record<string, { user: string } & AddTokenOptions>;
   /** The caches the token may use (default: the default cache only). */
   caches?: string[];
   /** Write the processes' output to files in this dir (so they may outlive this process) instead of memory. */
@@ -80,6 +84,8 @@ export interface Stack<O extends StackOrigin = OriginProc> {
   edge: EdgeProc;
   user: string;
   token: string;
+  /** The tokens asked for with `tokens`, by label. */
+  tokens: Record<string, string>;
   keyFile: string;
   publicKeyFile: string;
   publicKey: string;
@@ -146,7 +152,11 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
     throw e;
   }
   const kv = { mode: 'local' as const, persistTo: edge.persistTo };
-  const token = user === null ? '' : await addToken(kv, user, { scopes: o.scopes ?? ['read'], caches: o.caches });
+  const wanted = Object.values(o.tokens ?? {}).map(({ user: u, ...opts }) => ({ user: u, opts }));
+  if (user !== null) wanted.unshift({ user, opts: { scopes: o.scopes ?? ['read'], caches: o.caches } });
+  const made = await addTokens(kv, wanted);
+  const token = user === null ? '' : made.shift()!;
+  const tokens = Object.fromEntries(Object.keys(o.tokens ?? {}).map((label, i) => [label, made[i]!]));
   const netrc = join(o.dir, 'netrc');
   writeFileSync(netrc, user === null ? '' : `machine 127.0.0.1 login ${user} password ${token}\n`, { mode: 0o600 });
   const auth: Record<string, string> = user === null ? {} : { Authorization: 'Basic ' + btoa(`${user}:${token}`) };
@@ -160,6 +170,7 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
     edge,
     user: user ?? '',
     token,
+    tokens,
     ...key,
     netrc,
     auth,
@@ -183,6 +194,22 @@ export async function startStack<O extends StackOrigin = OriginProc>(o: StackOpt
     },
   };
   return stack as unknown as Stack<O>;
+}
+
+/** New tokens, stored in one `wrangler kv bulk put` (one wrangler run instead of one each); returned in order. */
+export async function addTokens(target: KvTarget, wanted: { user: string; opts?: AddTokenOptions }[]): Promise<string[]> {
+  if (wanted.length <= 1) return Promise.all(wanted.map((w) => addToken(target, w.user, w.opts)));
+  const entries = await Promise.all(wanted.map((w) => tokenEntry(w.user, w.opts)));
+  // Keys are digests and values records, as addToken writes them: the file holds no token.
+  const dir = mkdtempSync(join(tmpdir(), 'eris-tokens-'));
+  try {
+    const file = join(dir, 'tokens.json');
+    writeFileSync(file, JSON.stringify(entries.map((e) => ({ key: e.key, value: JSON.stringify(e.record), metadata: e.record }))));
+    wranglerKv(target, ['bulk', 'put', file]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return entries.map((e) => e.token);
 }
 
 /** get / direct / addToken over a stack's addresses and credentials. */

@@ -10,7 +10,7 @@ import { unauthorizedBody } from '../../shared/client-config.ts';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { addToken, revokeTokens, wranglerKv } from '../../origin/tokens/cli.ts';
+import { revokeTokens, wranglerKv } from '../../origin/tokens/cli.ts';
 import { tokenDigest, tokenKey } from '../../shared/contract.ts';
 import { resolveConfig } from '../../origin/config/index.ts';
 import { copyStore, openFds, sleep } from '../helpers/faults.ts';
@@ -41,6 +41,7 @@ describe.skipIf(!fixture)('hostile input', () => {
       writeFileSync(join(root, 'nix/store', `${fakeHash}-canary`, 'secret'), canary);
       return root;
     },
+    tokens: { bob: { user: 'bob', scopes: ['read'] }, mallory: { user: 'mallory', scopes: ['read'] } },
   }));
 
   const top = () => fixture!.top;
@@ -237,8 +238,8 @@ describe.skipIf(!fixture)('hostile input', () => {
 
     beforeAll(async () => {
       const target = { mode: 'local' as const, persistTo: s.edge.persistTo };
-      other = await addToken(target, 'bob', { scopes: ['read'] });
-      revoked = await addToken(target, 'mallory', { scopes: ['read'] });
+      other = s.tokens.bob!;
+      revoked = s.tokens.mallory!;
       revokeTokens(target, { user: 'mallory' });
       expired = 'eris_expired_' + randomBytes(16).toString('hex');
       wranglerKv(target, ['key', 'put', tokenKey(await tokenDigest(expired)), JSON.stringify({ user: 'eve', scopes: ['read'], created: '1999-01-01T00:00:00Z', expires: '2000-01-01T00:00:00Z' })]);
