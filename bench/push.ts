@@ -22,7 +22,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
@@ -117,6 +117,7 @@ function topFunctions(file: string, n = 12): { fn: string; ms: number; pct: numb
 }
 
 async function main() {
+  const loadAtStart = loadavg()[0]!;
   const sec = join(dir, 'cache.sec');
   execFileSync('nix-store', ['--generate-binary-cache-key', 'bench-push-1', sec, join(dir, 'cache.pub')], { env });
   const root = join(dir, 'root');
@@ -203,6 +204,7 @@ async function main() {
     commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(),
     kibPerPath: KIB,
     rows,
+    loadAverage: { start: loadAtStart, end: loadavg()[0]! },
     importSpans: spans,
     targets: [],
   };

@@ -26,6 +26,8 @@ export interface PushResults {
   rows: PushRow[];
   /** First to last `push: imported` log line of the origin, per closure and target. */
   importSpans?: Record<string, { imported: number; seconds: number }>;
+  /** The 1-minute load average when the run started and ended (a shared machine: absolute figures follow it). */
+  loadAverage?: { start: number; end: number };
   /** Heaviest functions of the origin's CPU profile (BENCH_PUSH_PROFILE=1). */
   profileTop?: { fn: string; ms: number; pct: number }[];
   targets: TargetCheck[];
@@ -71,7 +73,8 @@ export function markdownPush(r: PushResults): string {
   out.push(`**Push** (\`npm run bench:push\`, ${r.when.slice(0, 16).replace('T', ' ')} UTC, commit ${r.commit}): real Nix 2.8 \`nix copy --to\` of wide closures ` +
     `(paths of ${r.kibPerPath} KiB) and one big path, to a local \`file://\` cache, a local store directory, the origin (direct) and through \`wrangler dev\` ` +
     '(the eris edge, and the do-nothing Worker: wrangler dev\'s own cost), and `eris push` through the edge; ' +
-    'seconds, the ratio to the local store (closures) or to `file://` (the big path), and the edge\'s to the do-nothing Worker.');
+    'seconds, the ratio to the local store (closures) or to `file://` (the big path), and the edge\'s to the do-nothing Worker' +
+    (r.loadAverage ? `; load average ${f(r.loadAverage.start, 1)} at the start, ${f(r.loadAverage.end, 1)} at the end (a shared machine: the ratios within the run are what count).` : '.'));
   out.push('');
   out.push(`| pushed | ${TARGETS.join(' | ')} | rate through the edge | origin ÷ reference | edge ÷ do-nothing Worker |`);
   out.push(`| --- | ${TARGETS.map(() => '---').join(' | ')} | --- | --- | --- |`);
