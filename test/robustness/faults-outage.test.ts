@@ -57,11 +57,13 @@ describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () 
     await s.killOrigin();
     const paths = [`/${hashOf(fixture!.top)}.narinfo`, '/nix-cache-info', `/${hashOf(big.path)}.narinfo`];
     const seen: { status: number; ms: number; retryAfter: string | null; cc: string | null }[] = [];
+    let opened = 0; // when the third 502 came back: the breaker is open from then on
     for (let i = 0; i < 6; i++) {
       const t = performance.now();
       const res = await s.get(paths[i % paths.length]!);
       await res.body?.cancel();
       seen.push({ status: res.status, ms: performance.now() - t, retryAfter: res.headers.get('retry-after'), cc: res.headers.get('cache-control') });
+      if (i === 2) opened = performance.now();
     }
     expect(seen.map((x) => x.status)).toEqual([502, 502, 502, 503, 503, 503]);
     for (const x of seen) {
@@ -75,8 +77,12 @@ describe.skipIf(!fixture)('faults: origin down, restarting, killed mid-NAR', () 
     console.log(`origin down: 502 in ${seen.slice(0, 3).map((x) => Math.round(x.ms)).join('/')} ms, open circuit 503 in ${seen.slice(3).map((x) => Math.round(x.ms)).join('/')} ms`);
 
     await s.restartOrigin();
-    // Still cooling down: answered at once, without asking the origin.
-    expect((await s.get(paths[0]!)).status).toBe(503);
+    // Still cooling down: answered at once, without asking the origin. The cool-down began with the
+    // third 502; a restart that outlasted it (a loaded machine) leaves nothing to check here.
+    const asked = performance.now();
+    const during = (await s.get(paths[0]!)).status;
+    if (asked - opened < COOLDOWN_MS - 250) expect(during).toBe(503);
+    else console.log(`origin restart took until ${Math.round(asked - opened)} ms after the breaker opened (cool-down ${COOLDOWN_MS} ms): cool-down answer not checked`);
     const back = performance.now();
     await healthy();
     console.log(`origin back: the edge answered 200 again after ${Math.round(performance.now() - back)} ms`);
