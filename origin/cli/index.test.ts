@@ -67,6 +67,10 @@ describe('eris CLI', () => {
     const token = eris(['token', 'add', '--help']);
     expect(token.status).toBe(0);
     expect(token.stdout).toMatch(/^usage:\n  eris token add USER/);
+    // A command with flags of its own documents them all in its --help.
+    const push = eris(['push', '--help']);
+    expect(push.status).toBe(0);
+    for (const flag of ['--oidc', '--part-size', '--retry-seconds', '--keep-revisions']) expect(push.stdout).toContain(flag);
   });
 
   it('serve fails with one line when the store root holds no Nix store', () => {

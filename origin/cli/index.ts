@@ -15,7 +15,7 @@ import * as dev from './dev-stack.ts';
 import * as clientConfig from './client-config.ts';
 import { publishCommand, publishedCommand, unpublishCommand } from '../caches/cli.ts';
 import { usageCommand } from '../usage/cli.ts';
-import { pushCommand } from '../push/cli.ts';
+import { pushCommand, PUSH_USAGE } from '../push/cli.ts';
 import { gcCommand, GC_SYNOPSIS } from '../retention/cli.ts';
 import { pinCommand, pinsCommand, PIN_SYNOPSIS, PINS_SYNOPSIS, unpinCommand, UNPIN_SYNOPSIS } from '../retention/pins-cli.ts';
 
@@ -47,7 +47,8 @@ export const COMMANDS: Record<string, Command> = {
   'client-config': { synopsis: '  eris client-config --edge-url URL (--token TOKEN | --netrc FILE) [--netrc-path PATH] [--json]', run: clientConfig.run },
   usage: { synopsis: '  eris usage [--state-dir DIR | --config FILE] [--since 7d] [--cache NAME] [--user USER] [--token ID] [--json]', run: usageCommand },
   push: {
-    synopsis: '  eris push [--cache NAME] [--edge-url URL] [--netrc FILE] [--store STORE] [--jobs N] [--pin NAME [--keep-revisions N]] [--dry-run] [--json] PATH...',
+    synopsis: '  eris push [--cache NAME] [--edge-url URL] [--netrc FILE | --oidc] [--store STORE] [--jobs N] [--pin NAME [--keep-revisions N]] [--dry-run] [--json] PATH...',
+    help: PUSH_USAGE,
     run: (argv, io) => pushCommand(argv, io.env),
   },
   dev: { synopsis: '  eris dev            (what npm start runs: origin + wrangler dev on this machine\'s store)', run: dev.run },
