@@ -90,7 +90,7 @@ describe('token add, list and revoke against wrangler dev', () => {
     const id = (await tokenDigest(alice)).slice(0, 12);
     expect(list.stdout).toMatch(new RegExp(`^${id}  alice  read  .* never$`, 'm'));
     expect(list.stdout).not.toContain(alice);
-  });
+  }, 150_000); // two eris token runs (each a wrangler CLI run: 10-20 s at load 10)
 
   it('revoke by id prefix: the same request is refused in the same wrangler dev run within the token cache time, and list no longer shows it', async () => {
     const id = (await tokenDigest(alice)).slice(0, 12);
@@ -110,7 +110,7 @@ describe('token add, list and revoke against wrangler dev', () => {
     const list = eris(['token', 'list', '--json', ...where()]);
     expect(list.status).toBe(0);
     expect(JSON.parse(list.stdout || '[]').map((t: { user: string }) => t.user)).not.toContain('alice');
-  });
+  }, 150_000); // three eris token runs (each a wrangler CLI run), like the next case
 
   it('revoke --user takes every token of that user; an expired token is refused and listed as expired', async () => {
     const target = { mode: 'local' as const, persistTo: s.edge.persistTo };
