@@ -13,7 +13,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { EdgeEnv } from '../../types.ts';
 import type { Clock, Log } from '../../log.ts';
-import { countSentBody, type SentBody } from './sent-body.ts';
+import { countIntoFixedLength, countSentBody, type SentBody } from './sent-body.ts';
 
 export function requestLog(options: { log: Log; now: Clock }): MiddlewareHandler<EdgeEnv> {
   const { log, now } = options;
@@ -47,27 +47,15 @@ export function requestLog(options: { log: Log; now: Clock }): MiddlewareHandler
     if (!res.body || c.req.method === 'HEAD') return write();
     let finished!: () => void;
     keepAlive(c, new Promise<void>((r) => (finished = r)));
-    const counted = countSentBody(res.body, length, (sent) => {
+    const report = (sent: SentBody) => {
       write(sent);
       finished();
-    });
-    // Same status and headers (immutable ones included), the counted body.
+    };
+    const body = length !== null && typeof FixedLengthStream !== 'undefined' ? countIntoFixedLength(res.body, length, report) : countSentBody(res.body, length, report);
+    // Same status and headers (immutable ones included), the counted body; under workerd with its Content-Length kept.
     c.res = undefined as unknown as Response;
-    c.res = new Response(withLength(counted, length), { status: res.status, statusText: res.statusText, headers: res.headers });
+    c.res = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
   };
-}
-
-/**
- * workerd sends a body from a JS stream chunked, dropping the Content-Length
- * (which Nix shows and curl's resume relies on): through a FixedLengthStream
- * it keeps it. A cut on either side still reaches the other through the pipe.
- * Elsewhere (Node, the unit tests) the stream is sent as it is.
- */
-function withLength(body: ReadableStream<Uint8Array>, length: number | null): ReadableStream<Uint8Array> {
-  if (length === null || typeof FixedLengthStream === 'undefined') return body;
-  const fixed = new FixedLengthStream(length);
-  body.pipeTo(fixed.writable).catch(() => {});
-  return fixed.readable;
 }
 
 /** waitUntil when the runtime has it (not under app.request in unit tests), so the line is written after the response. */
