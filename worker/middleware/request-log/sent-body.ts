@@ -72,7 +72,7 @@ export function countSentBody(body: ReadableStream<Uint8Array>, expectedBytes: n
 export function countIntoFixedLength(body: ReadableStream<Uint8Array>, length: number, done: (sent: SentBody) => void): ReadableStream<Uint8Array> {
   const fixed = new FixedLengthStream(length);
   const writer = fixed.writable.getWriter();
-  const read = chunkReader(body);
+  const read = chunkReader(body, () => length - bytes);
   let bytes = 0;
   const end = once(done, () => bytes);
   const clientGone = (err: unknown) => {
@@ -119,8 +119,11 @@ const CHUNK = 256 * 1024;
 
 type ByobReader = ReadableStreamBYOBReader & { readAtLeast?: (minBytes: number, view: Uint8Array) => Promise<ReadableStreamReadResult<Uint8Array>> };
 
-/** Large chunks where the stream is a byte stream (a fetch body is): each chunk costs a JS round, whatever its size. */
-function chunkReader(body: ReadableStream<Uint8Array>): { next(): Promise<ReadableStreamReadResult<Uint8Array>>; cancel(reason: unknown): void } {
+/**
+ * Large chunks where the stream is a byte stream (a fetch body is): each chunk costs a JS round, whatever its size.
+ * Buffers no larger than what is still to come (a small NAR or narinfo: one small buffer, one read).
+ */
+function chunkReader(body: ReadableStream<Uint8Array>, remaining: () => number): { next(): Promise<ReadableStreamReadResult<Uint8Array>>; cancel(reason: unknown): void } {
   let byob: ByobReader | undefined;
   try {
     byob = body.getReader({ mode: 'byob' }) as ByobReader;
@@ -131,8 +134,9 @@ function chunkReader(body: ReadableStream<Uint8Array>): { next(): Promise<Readab
   return {
     next: () => {
       if (!byob) return (reader as ReadableStreamDefaultReader<Uint8Array>).read();
-      const view = new Uint8Array(CHUNK);
-      return byob.readAtLeast ? byob.readAtLeast(CHUNK / 2, view) : byob.read(view);
+      const size = Math.min(CHUNK, Math.max(1, remaining()));
+      const view = new Uint8Array(size);
+      return byob.readAtLeast ? byob.readAtLeast(Math.ceil(size / 2), view) : byob.read(view);
     },
     cancel: (reason) => void reader.cancel(reason).catch(() => {}),
   };
