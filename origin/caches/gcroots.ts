@@ -5,13 +5,14 @@
  * the store (on a chroot store too), so published paths and their closures are
  * kept; the origin reads the same directory as the cache's roots.
  */
-import { readdirSync, readlinkSync, unlinkSync } from 'node:fs';
+import { readlinkSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { storeDbPath } from '../store/store.ts';
 import { openClosureDb, type ClosureDb } from '../store/closure-db.ts';
 import { addGcRoot, gcRootsDirOf } from '../store/gc-roots.ts';
 import { resolveRoot, storePathPrefix, type ResolvedRoot } from './roots.ts';
 import { cacheNameProblem } from '../../shared/caches.ts';
+import { dirEntries } from '../store/dir-entries.ts';
 
 export class PublishError extends Error {
   override name = 'PublishError';
@@ -68,10 +69,7 @@ export async function publish(o: { storeRoot: string; storeDir: string; cache: s
 export function unpublish(o: { storeRoot: string; storeDir: string; cache: string; paths: string[]; cwd?: string }): string[] {
   checkName(o.cache);
   const dir = gcRootsDirOf(o.storeRoot, o.cache);
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir);
-  } catch {}
+  const entries = dirEntries(dir);
   const links = new Map<string, string[]>();
   for (const e of entries) {
     let target: string;

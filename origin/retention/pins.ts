@@ -7,12 +7,13 @@
  * `keepRevisions` only the newest N stay (older links go, so their paths become
  * collectable unless something else holds them). Without it, every revision stays.
  */
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { storePathBaseName } from '../../shared/store-path.ts';
 import { storePathPrefix } from '../caches/roots.ts';
 import { addGcRootExclusive, gcRootsDirOf } from '../store/gc-roots.ts';
 import { keepRevisionsProblem, pinNameProblem, type PinRequest, type PinResponse } from '../../shared/pins.ts';
+import { dirEntries } from '../store/dir-entries.ts';
 
 export const PINS_DIR = 'pins';
 
@@ -38,10 +39,7 @@ export const pinsDirOf = (storeRoot: string, cache: string) => join(gcRootsDirOf
 
 function readRevisions(dir: string, storeDir: string): PinRevision[] {
   const out: PinRevision[] = [];
-  let names: string[] = [];
-  try {
-    names = readdirSync(dir);
-  } catch {}
+  const names = dirEntries(dir);
   for (const n of names) {
     const m = /^(\d{1,12})-/.exec(n);
     if (!m) continue;
@@ -57,10 +55,7 @@ function readRevisions(dir: string, storeDir: string): PinRevision[] {
 /** Every pin of a cache, by name. */
 export function listPins(storeRoot: string, storeDir: string, cache: string): Pin[] {
   const dir = pinsDirOf(storeRoot, cache);
-  let names: string[] = [];
-  try {
-    names = readdirSync(dir).filter((n) => !pinNameProblem(n)).sort();
-  } catch {}
+  const names = dirEntries(dir).filter((n) => !pinNameProblem(n)).sort();
   return names.map((name) => ({ name, revisions: readRevisions(join(dir, name), storeDir) }));
 }
 

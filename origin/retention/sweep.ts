@@ -9,7 +9,7 @@
  * schedule), or `deleteDead`, which asks Nix to delete exactly the paths that
  * were in the dropped closures and that Nix itself finds dead.
  */
-import { lstatSync, readdirSync, readlinkSync, unlinkSync } from 'node:fs';
+import { lstatSync, readlinkSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { openClosureDb, type ClosureDb } from '../store/closure-db.ts';
@@ -18,6 +18,7 @@ import { GCROOTS_DIR, gcRootsDirOf } from '../store/gc-roots.ts';
 import { PINS_DIR, listPins } from './pins.ts';
 import { storeDbPath } from '../store/store.ts';
 import { freeable, planRetention, type RetentionGraph, type RetentionPlan, type RetentionPolicy, type RetentionRoot } from './plan.ts';
+import { dirEntries } from '../store/dir-entries.ts';
 
 /** What a sweep needs to know about a cache. */
 export interface SweptCache extends RetentionPolicy {
@@ -56,10 +57,7 @@ export function retentionRoots(storeRoot: string, storeDir: string, cache: Pick<
     resolved.forEach(protectedRoot);
   }
   const dir = gcRootsDirOf(storeRoot, cache.name);
-  let names: string[] = [];
-  try {
-    names = readdirSync(dir).sort();
-  } catch {}
+  const names = dirEntries(dir).sort();
   for (const n of names) {
     if (n.startsWith('.') || n === PINS_DIR) continue; // .new-…: a link being made
     const link = join(dir, n);

@@ -21,13 +21,14 @@
  * socket of our own, started once (connections are forks, not new programs).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connectDaemon, daemonSocketPath, type DaemonConnection } from '../nix-daemon/index.ts';
 import { ownsStore } from './ownership.ts';
 import { processAlive } from '../server/process-alive.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../server/log.ts';
+import { dirEntries } from './dir-entries.ts';
 
 /** What GC safety needs from a daemon connection (nix-daemon/'s DaemonConnection has it). */
 export type RootConnection = Pick<DaemonConnection, 'addTempRoot' | 'close'>;
@@ -182,10 +183,7 @@ export const ROOTS_DIR_PREFIX = 'eris-roots-';
  */
 export function removeStaleRootDirs(dir = tmpdir()): string[] {
   const removed: string[] = [];
-  let names: string[] = [];
-  try {
-    names = readdirSync(dir);
-  } catch {}
+  const names = dirEntries(dir);
   for (const n of names) {
     const m = new RegExp(`^${ROOTS_DIR_PREFIX}(\\d+)-`).exec(n);
     if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
