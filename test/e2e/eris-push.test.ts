@@ -167,11 +167,12 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
   });
 
   it('resumes after the origin is killed and restarted mid-push: no acknowledged part sent twice, no half path', async () => {
-    // 48 MiB in 1 MB parts (the issue's 250 MB costs minutes of CI time on 2 cores; the mechanism is the same).
-    const big = build('chain', `${salt}-big`, { n: 1, kib: 48 * 1024 });
+    // The issue's 250 MB, in the stack's 1 MB parts; the origin is killed once about a third has arrived.
+    const big = build('chain', `${salt}-big`, { n: 1, kib: 244_200 });
     const narSize = infoOf(big).narSize;
+    expect(narSize).toBeGreaterThan(250_000_000);
     const push = erisPush([big], env());
-    expect(await until(() => events(s.origin.output(), 'push: part received').filter((e) => e.storePath === big).length >= 8, 120_000, 50)).toBe(true);
+    expect(await until(() => events(s.origin.output(), 'push: part received').filter((e) => e.storePath === big).length >= 80, 180_000, 50)).toBe(true);
     await s.killOrigin();
     earlierLogs += s.origin.output();
     expect(await validInOrigin(big)).toBe(false);
@@ -185,11 +186,11 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
     const { received, all } = partOffsets(allLogs(), big);
     expect(new Set(all).size).toBe(all.length);
     expect(events(allLogs(), 'push: part received').filter((e) => e.storePath === big).reduce((a, e) => a + (e.size as number), 0)).toBe(narSize);
-    expect(received.length).toBeGreaterThan(8);
+    expect(received.length).toBeGreaterThanOrEqual(Math.ceil(narSize / MAX_UPLOAD));
     expect(events(allLogs(), 'push: imported').filter((e) => e.path === big)).toHaveLength(1);
     expect(staged()).toEqual([]);
     await readBack([big]);
-  });
+  }, 420_000);
 
   it('an acknowledgement lost on the way: the client asks where the upload stands and does not send that part again', async () => {
     const p = build('chain', `${salt}-lost-ack`, { n: 1, kib: 5000 });
