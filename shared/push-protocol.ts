@@ -23,6 +23,12 @@
  *        staged file `nar/<narHash nix32>.nar` (uncompressed).
  *   PUT  /<cache>/<hash>.narinfo            the stock upload (as `nix copy` sends it), last:
  *        `URL: nar/<narHash nix32>.nar`, `Compression: none`; it imports through the same path.
+ *   POST /<cache>/v1/push/batch            write grant, exact Content-Length (≤ the edge's limit and MAX_BATCH_BYTES)
+ *        Several small paths in one request, each its narinfo (as above) and its whole NAR, references first
+ *        (framing: encodeBatch). The origin checks every entry before it imports any: a bad one refuses the
+ *        whole batch (4xx, one line, nothing imported); then it imports them (references before referrers)
+ *        and answers once they are valid: 200 + BatchResponse, one result per entry. An origin without
+ *        this route answers 404: the client falls back to the NAR + narinfo PUTs per path.
  *
  * Every error is a status and one line of text.
  */
@@ -32,6 +38,7 @@ import { isCacheName } from './caches.ts';
 export const PUSH_PREFIX = '/v1/push';
 export const MISSING_PATH = `${PUSH_PREFIX}/missing`;
 export const UPLOADS_PATH = `${PUSH_PREFIX}/uploads`;
+export const BATCH_PATH = `${PUSH_PREFIX}/batch`;
 
 /** Response header of the missing answer (set by the edge): the largest request body it forwards. */
 export const MAX_UPLOAD_HEADER = 'x-eris-max-upload-bytes';
@@ -105,10 +112,12 @@ export const pushUrls = {
   part: (cache: string, id: string, offset: number, sha256Hex: string) =>
     `/${cache}${UPLOADS_PATH}/${id}?${PART_OFFSET_PARAM}=${offset}&${PART_SHA256_PARAM}=${sha256Hex}`,
   narinfo: (cache: string, hashPart: string) => `/${cache}/${hashPart}.narinfo`,
+  batch: (cache: string) => `/${cache}${BATCH_PATH}`,
 };
 
 /** `rest` (a path within a cache, from cacheOfPath) is a push-protocol path. */
-export const isPushProtocolPath = (rest: string): boolean => rest === MISSING_PATH || rest === UPLOADS_PATH || rest.startsWith(`${UPLOADS_PATH}/`);
+export const isPushProtocolPath = (rest: string): boolean =>
+  rest === MISSING_PATH || rest === UPLOADS_PATH || rest === BATCH_PATH || rest.startsWith(`${UPLOADS_PATH}/`);
 
 /**
  * The scope a request needs at the edge: asking what is missing only reveals what a reader may learn
@@ -153,3 +162,102 @@ export function parsePartQuery(offset: string | undefined, sha256: string | unde
 
 /** A cache name the client may put in front of the push paths. */
 export const isPushCache = isCacheName;
+
+/*
+ * Batches (POST /<cache>/v1/push/batch): several small paths in one request, so a closure of many small
+ * paths costs a few requests instead of two a path. The body, exactly Content-Length bytes:
+ *
+ *   "eris-batch-1\n"                                  (BATCH_MAGIC)
+ *   then per entry, until the body ends:
+ *     u32 little-endian  narinfo length N (1 .. MAX_BATCH_NARINFO_BYTES)
+ *     u32 little-endian  NAR length M (8 .. MAX_BATCH_NAR_BYTES): the NAR's NarSize
+ *     N bytes            the narinfo, UTF-8 (URL nar/<narHash nix32>.nar, Compression none, as a NAR PUT in parts ends)
+ *     M bytes            the NAR, uncompressed
+ *
+ * At most MAX_BATCH_PATHS entries; every entry's references are in the cache already or earlier in the same
+ * batch. A path larger than MAX_BATCH_NAR_BYTES goes as a NAR upload (in parts) and its narinfo PUT.
+ */
+export const BATCH_MAGIC = 'eris-batch-1\n';
+/** Largest batch body the origin takes (it holds a batch in memory while it checks it). */
+export const MAX_BATCH_BYTES = 32 * 1024 * 1024;
+/** Most entries in one batch. */
+export const MAX_BATCH_PATHS = 1000;
+/** Largest NAR in a batch (larger paths go in parts). */
+export const MAX_BATCH_NAR_BYTES = 1024 * 1024;
+/** Largest narinfo in a batch entry. */
+export const MAX_BATCH_NARINFO_BYTES = 64 * 1024;
+const ENTRY_HEADER_BYTES = 8;
+
+export interface BatchEntry {
+  narinfo: string;
+  nar: Uint8Array;
+}
+
+export interface BatchResult {
+  storePath: string;
+  /** 200: in the cache (imported, published, or there already); else what a single narinfo PUT would have answered. */
+  status: number;
+  /** One line: what happened, or why not. */
+  message: string;
+}
+export interface BatchResponse {
+  results: BatchResult[];
+}
+
+const utf8 = new TextEncoder();
+
+/** The bytes an entry adds to a batch body (the client's budget against the limit). */
+export const batchEntryBytes = (narinfoBytes: number, narBytes: number) => ENTRY_HEADER_BYTES + narinfoBytes + narBytes;
+/** The bytes of a batch body before its first entry. */
+export const BATCH_HEADER_BYTES = BATCH_MAGIC.length;
+
+/** A batch body (its length is the request's Content-Length). */
+export function encodeBatch(entries: readonly BatchEntry[]): Uint8Array {
+  const infos = entries.map((e) => utf8.encode(e.narinfo));
+  const total = infos.reduce((a, info, i) => a + batchEntryBytes(info.length, entries[i]!.nar.length), BATCH_HEADER_BYTES);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  out.set(utf8.encode(BATCH_MAGIC), 0);
+  let at = BATCH_HEADER_BYTES;
+  entries.forEach((e, i) => {
+    const info = infos[i]!;
+    view.setUint32(at, info.length, true);
+    view.setUint32(at + 4, e.nar.length, true);
+    out.set(info, at + ENTRY_HEADER_BYTES);
+    out.set(e.nar, at + ENTRY_HEADER_BYTES + info.length);
+    at += batchEntryBytes(info.length, e.nar.length);
+  });
+  return out;
+}
+
+/** Splits a batch body into its entries (the NARs are views into `body`); a string says what is wrong with the framing. */
+export function decodeBatch(body: Uint8Array): BatchEntry[] | string {
+  const magic = utf8.encode(BATCH_MAGIC);
+  if (body.length < magic.length || magic.some((b, i) => body[i] !== b)) return `batch body does not start with ${JSON.stringify(BATCH_MAGIC)}`;
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const entries: BatchEntry[] = [];
+  let at = magic.length;
+  while (at < body.length) {
+    const n = entries.length + 1;
+    if (entries.length >= MAX_BATCH_PATHS) return `batch has more than ${MAX_BATCH_PATHS} entries`;
+    if (body.length - at < ENTRY_HEADER_BYTES) return `batch body ends inside the header of entry ${n}`;
+    const infoLength = view.getUint32(at, true);
+    const narLength = view.getUint32(at + 4, true);
+    if (infoLength < 1 || infoLength > MAX_BATCH_NARINFO_BYTES) return `entry ${n}: narinfo length ${infoLength} is not within 1..${MAX_BATCH_NARINFO_BYTES}`;
+    if (narLength < 8 || narLength > MAX_BATCH_NAR_BYTES) return `entry ${n}: NAR length ${narLength} is not within 8..${MAX_BATCH_NAR_BYTES} (larger paths go in parts)`;
+    const start = at + ENTRY_HEADER_BYTES;
+    const end = start + infoLength + narLength;
+    if (end > body.length) return `batch body ends inside entry ${n} (${body.length - start} of its ${infoLength + narLength} bytes)`;
+    let narinfo: string;
+    try {
+      narinfo = text.decode(body.subarray(start, start + infoLength));
+    } catch {
+      return `entry ${n}: narinfo is not UTF-8`;
+    }
+    entries.push({ narinfo, nar: body.subarray(start + infoLength, end) });
+    at = end;
+  }
+  if (!entries.length) return 'batch has no entries';
+  return entries;
+}

@@ -1,13 +1,14 @@
 /**
  * HTTP side of `eris push` (shared/push-protocol.ts): which paths a cache
- * lacks, and NAR uploads in parts. Thin: parse, hand on to parts.ts, answer
- * JSON or one line of text. The narinfo that ends an upload is the stock PUT
- * (routes.ts), so it imports exactly as `nix copy --to` does.
+ * lacks, NAR uploads in parts, and batches of small paths. Thin: parse, hand
+ * on to parts.ts or the push service, answer JSON or one line of text. The
+ * narinfo that ends an upload is the stock PUT (routes.ts), so it imports
+ * exactly as `nix copy --to` does; a batch's entries go through the same steps.
  */
 import type { Context } from 'hono';
 import { parseStorePath } from '../../shared/store-path.ts';
 import {
-  MAX_MISSING_BODY_BYTES, PART_OFFSET_PARAM, PART_SHA256_PARAM, parseMissingRequest, parsePartQuery, parseUploadStart, UPLOAD_ID_RE,
+  decodeBatch, MAX_BATCH_BYTES, type BatchResponse, MAX_MISSING_BODY_BYTES, PART_OFFSET_PARAM, PART_SHA256_PARAM, parseMissingRequest, parsePartQuery, parseUploadStart, UPLOAD_ID_RE,
   type MissingResponse,
 } from '../../shared/push-protocol.ts';
 import type { OriginEnv } from '../server/types.ts';
@@ -15,21 +16,26 @@ import { send } from '../server/respond.ts';
 import { PushError, rejected } from './errors.ts';
 import { pushBody, pushFailure, pushTarget } from './routes.ts';
 import { readSmall } from './service.ts';
-import { requestCache, requestUser } from '../usage/request.ts';
-import { CONTENT_TYPE } from '../../shared/contract.ts';
+import { requestCache, requestToken, requestUser } from '../usage/request.ts';
+import { CONTENT_TYPE, USER_HEADER } from '../../shared/contract.ts';
 
 /** Where the push protocol is routed, under `/:cache` (never bare: `/v1/…` is global). */
 export const PARTS_ROUTES = {
   missing: '/:cache/v1/push/missing',
   uploads: '/:cache/v1/push/uploads',
   upload: '/:cache/v1/push/uploads/:id',
+  batch: '/:cache/v1/push/batch',
 } as const;
 
 const json = (c: Context<OriginEnv>, value: unknown) => send(c, 200, JSON.stringify(value), CONTENT_TYPE.json);
 
-async function readJson(c: Context<OriginEnv>, max: number): Promise<unknown> {
+function contentLength(c: Context<OriginEnv>): number | undefined {
   const length = c.req.header('content-length');
-  const body = await readSmall(pushBody(c), max, length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined);
+  return length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+}
+
+async function readJson(c: Context<OriginEnv>, max: number): Promise<unknown> {
+  const body = await readSmall(pushBody(c), max, contentLength(c));
   try {
     return JSON.parse(body.toString('utf8'));
   } catch {
@@ -98,10 +104,46 @@ export const putPart = handle(async (c) => {
   const id = uploadId(c);
   const q = parsePartQuery(c.req.query(PART_OFFSET_PARAM), c.req.query(PART_SHA256_PARAM));
   if (typeof q === 'string') throw rejected(q);
-  const lengthHeader = c.req.header('content-length');
-  const length = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+  const length = contentLength(c);
   const state = await push.parts.part(pushTarget(c).name, id, q.offset, q.sha256, pushBody(c), length);
   c.get('deps').usage?.received(requestUser(c), requestCache(c), length ?? 0);
   return json(c, state);
 });
 
+
+/**
+ * POST: several small paths, each its narinfo and NAR (shared/push-protocol.ts's framing). The whole body is
+ * read (at most MAX_BATCH_BYTES, exactly its Content-Length) and every entry checked before any is imported;
+ * the answer, once the paths are valid, has one result per entry.
+ */
+export const postBatch = handle(async (c) => {
+  const push = partsOf(c);
+  const length = contentLength(c);
+  if (length === undefined) throw rejected('a batch needs a Content-Length');
+  if (length > MAX_BATCH_BYTES) throw new PushError(413, `batch of ${length} bytes is over the origin's limit of ${MAX_BATCH_BYTES} bytes per batch`);
+  let body: Buffer;
+  try {
+    body = await readSmall(pushBody(c), MAX_BATCH_BYTES, length);
+  } catch (e) {
+    if (e instanceof PushError) throw e;
+    throw rejected(`batch body did not complete (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (body.length !== length) throw rejected(`batch body ended after ${body.length} of ${length} bytes`);
+  const entries = decodeBatch(body);
+  if (typeof entries === 'string') throw rejected(entries);
+  const deps = c.get('deps');
+  const outcomes = await push.service.putBatch(pushTarget(c), entries.map((e) => ({ narinfo: e.narinfo, nar: e.nar as Buffer })), c.req.header(USER_HEADER));
+  deps.usage?.received(requestUser(c), requestCache(c), length, requestToken(c));
+  const results: BatchResponse['results'] = [];
+  for (const o of outcomes) {
+    if ('result' in o) {
+      deps.usage?.pushed(requestUser(c), requestCache(c), requestToken(c), o.result.path);
+      results.push({ storePath: o.storePath, status: 200, message: o.result.message });
+    } else {
+      deps.log[o.error.status >= 500 ? 'error' : 'info']({ msg: 'push refused', path: c.req.path, storePath: o.storePath, status: o.error.status, reason: o.error.message });
+      results.push({ storePath: o.storePath, status: o.error.status, message: o.error.message });
+    }
+  }
+  if (results.some((r) => r.status === 200)) deps.retention?.afterPush(requestCache(c));
+  return json(c, { results } satisfies BatchResponse);
+});

@@ -26,7 +26,7 @@ import { PushError, rejected } from './errors.ts';
 import type { Staging } from './staging.ts';
 import type { KeptFiles, KeptRecord } from './kept.ts';
 import type { Importer } from './import.ts';
-import { verifyNarFile } from './verify.ts';
+import { verifyNarBytes, verifyNarFile } from './verify.ts';
 import { addGcRoot, removeGcRoot } from '../store/gc-roots.ts';
 import { oneAtATime } from './one-at-a-time.ts';
 
@@ -66,7 +66,17 @@ export type PushResult = { status: 200; message: string; bytes?: number; path?: 
 export interface PushService {
   /** A PUT of any upload path; `body` is the request body stream, `length` its Content-Length. */
   put(target: PushTarget, upload: Upload, body: Readable, length: number | undefined, user?: string): Promise<PushResult>;
+  /**
+   * Several narinfos with their NARs in memory, references first (POST …/v1/push/batch): every entry is
+   * checked as a narinfo PUT is — its references in the cache or earlier in the batch — before any is
+   * imported, so a bad entry refuses the whole batch (PushError) with nothing imported. Then they are
+   * imported (references before referrers) and each answers for its own path.
+   */
+  putBatch(target: PushTarget, entries: readonly { narinfo: string; nar: Buffer }[], user?: string): Promise<BatchOutcome[]>;
 }
+
+/** One batch entry's fate after the checks: its path in the cache (200), or why not. */
+export type BatchOutcome = { storePath: string; result: PushResult } | { storePath: string; error: PushError };
 
 /** A small request body (metadata, JSON), at most `max` bytes (413 past it). */
 export async function readSmall(body: Readable, max: number, length: number | undefined): Promise<Buffer> {
@@ -95,8 +105,11 @@ const normalHash = (label: string, text: string): string => {
   }
 };
 
-/** The narinfo as uploaded, parsed and checked on its own: a store path of ours under the hash it was PUT at, sane names and hashes. */
-export function checkNarInfo(text: string, hashPart: string, storeDir: string): NarInfo {
+/**
+ * The narinfo as uploaded, parsed and checked on its own: a store path of ours under the hash it was PUT at
+ * (`hashPart`; undefined for a batch entry, which is PUT at no hash), sane names and hashes.
+ */
+export function checkNarInfo(text: string, hashPart: string | undefined, storeDir: string): NarInfo {
   let info: NarInfo;
   try {
     info = parseNarInfo(text);
@@ -109,7 +122,7 @@ export function checkNarInfo(text: string, hashPart: string, storeDir: string): 
   } catch {
     throw rejected(`narinfo StorePath ${info.storePath.slice(0, 120)} is not a store path in ${storeDir}`);
   }
-  if (parsed.hashPart !== hashPart) throw rejected(`narinfo StorePath ${info.storePath} does not belong to ${hashPart}.narinfo`);
+  if (hashPart !== undefined && parsed.hashPart !== hashPart) throw rejected(`narinfo StorePath ${info.storePath} does not belong to ${hashPart}.narinfo`);
   for (const r of info.references) if (!isStorePathBaseName(r)) throw rejected(`narinfo reference ${JSON.stringify(r.slice(0, 120))} is not a store path name`);
   if (info.deriver !== undefined && !isStorePathBaseName(info.deriver)) throw rejected('narinfo Deriver is not a store path name');
   info.narHash = normalHash('NarHash', info.narHash);
@@ -132,20 +145,37 @@ interface NarInfoPush {
   user: string | undefined;
 }
 
-/** Where the NAR is: just uploaded (staged), or kept from an earlier push of the same file. */
-type FoundNar = { staged: { path: string; size: number } } | { kept: { record: KeptRecord; path?: string } };
+/** Where the NAR is: just uploaded (staged), kept from an earlier push of the same file, or in a batch's body. */
+type FoundNar = { staged: { path: string; size: number } } | { kept: { record: KeptRecord; path?: string } } | { memory: Buffer };
+
+/** What the checks found, for the steps that change the store. */
+interface Checked {
+  fileSize: number;
+  /** The store's entry when the path is valid already. */
+  existing: PathInfo | undefined;
+  /** The NAR, when it is in memory. */
+  narBytes: Buffer | undefined;
+}
 
 export function createPushService(o: PushServiceOptions): PushService {
   const maxMeta = o.maxMetadataBytes ?? 1024 * 1024;
   /** One narinfo per store path at a time in this process (Nix's path locks serialise across processes). */
   const serially = oneAtATime();
 
-  async function putNarInfo(target: PushTarget, hashPart: string, text: string, user: string | undefined): Promise<PushResult> {
-    const info = checkNarInfo(text, hashPart, o.storeDir);
+  /** An uploaded narinfo checked on its own, with the NAR file its URL names. */
+  function narInfoPush(target: PushTarget, putAt: string | undefined, text: string, user: string | undefined): NarInfoPush {
+    const info = checkNarInfo(text, putAt, o.storeDir);
+    const hashPart = parseStorePath(info.storePath, o.storeDir).hashPart;
     const named = narFileOfUrl(info.url, info.compression);
     if (typeof named === 'string') throw rejected(named);
     if (info.fileHash !== undefined && info.fileHash !== named.fileHash) throw rejected(`narinfo FileHash ${info.fileHash} does not match its URL ${info.url}`);
-    const push: NarInfoPush = { target, hashPart, info, nar: named, refs: info.references.map((r) => `${o.storeDir}/${r}`), user };
+    return { target, hashPart, info, nar: named, refs: info.references.map((r) => `${o.storeDir}/${r}`), user };
+  }
+
+  async function putNarInfo(target: PushTarget, hashPart: string, text: string, user: string | undefined): Promise<PushResult> {
+    const push = narInfoPush(target, hashPart, text, user);
+    const { info } = push;
+    const named = push.nar;
 
     return serially(info.storePath, async () => {
       const staged = await o.staging.find(target.name, named.file);
@@ -170,13 +200,24 @@ export function createPushService(o: PushServiceOptions): PushService {
 
   /** The steps of an accepted narinfo: checks, import (when new), publication, the NAR kept for read-back. */
   async function accept(p: NarInfoPush, found: FoundNar): Promise<PushResult> {
-    const { info, target } = p;
-    const fileSize = 'staged' in found ? found.staged.size : found.kept.record.fileSize;
-    if ('staged' in found && info.fileSize !== undefined && info.fileSize !== fileSize) {
+    return commit(p, found, await check(p, found));
+  }
+
+  /** Every check before the store changes; `earlier`: paths a batch imports before this one (references may name them). */
+  async function check(p: NarInfoPush, found: FoundNar, earlier?: { has(path: string): boolean }): Promise<Checked> {
+    const { info } = p;
+    const fileSize = 'staged' in found ? found.staged.size : 'memory' in found ? found.memory.length : found.kept.record.fileSize;
+    if (!('kept' in found) && info.fileSize !== undefined && info.fileSize !== fileSize) {
       throw rejected(`narinfo FileSize ${info.fileSize} does not match the uploaded ${info.url} (${fileSize} bytes)`);
     }
-    const existing = await checkAgainstStore(p);
+    const existing = await checkAgainstStore(p, earlier);
     const narBytes = await checkNarBytes(p, found);
+    return { fileSize, existing, narBytes };
+  }
+
+  /** The steps that change the store: room, GC root, import (when new), publication, the kept record. */
+  async function commit(p: NarInfoPush, found: FoundNar, { fileSize, existing, narBytes }: Checked): Promise<PushResult> {
+    const { info, target } = p;
     // Before anything is written into the store: room for the unpacked NAR (the disk guard).
     if (!existing) await o.beforeImport?.(info.narSize);
     const published = existing ? await target.isPublished(info.storePath) : false;
@@ -192,7 +233,7 @@ export function createPushService(o: PushServiceOptions): PushService {
   }
 
   /** A path the store has must be this very path; a new one needs its references in the cache already. Returns the store's entry. */
-  async function checkAgainstStore(p: NarInfoPush): Promise<PathInfo | undefined> {
+  async function checkAgainstStore(p: NarInfoPush, earlier?: { has(path: string): boolean }): Promise<PathInfo | undefined> {
     const { info } = p;
     const existing = await o.store.lookup(p.hashPart);
     if (existing) {
@@ -203,8 +244,10 @@ export function createPushService(o: PushServiceOptions): PushService {
       return existing;
     }
     for (const ref of p.refs) {
-      if (ref === info.storePath) continue;
-      if (!(await p.target.isPublished(ref))) throw rejected(`missing reference: ${ref} is not in cache ${p.target.name}; push it first`);
+      if (ref === info.storePath || earlier?.has(ref)) continue;
+      if (!(await p.target.isPublished(ref))) {
+        throw rejected(`missing reference: ${ref} is not in cache ${p.target.name}${earlier ? ' nor earlier in the batch' : ''}; push it first`);
+      }
     }
     return undefined;
   }
@@ -212,6 +255,10 @@ export function createPushService(o: PushServiceOptions): PushService {
   /** The same hash check whether or not the store has the path; a small staged NAR comes back in memory for the import. */
   async function checkNarBytes(p: NarInfoPush, found: FoundNar): Promise<Buffer | undefined> {
     if ('staged' in found) return verifyNarFile(found.staged.path, p.nar.compression, p.info, { fileSize: found.staged.size });
+    if ('memory' in found) {
+      verifyNarBytes(found.memory, p.info);
+      return found.memory;
+    }
     const r = found.kept.record;
     if (r.narHash !== p.info.narHash || r.narSize !== p.info.narSize || r.compression !== p.nar.compression) {
       throw rejected(`the uploaded ${p.info.url} holds another NAR than this narinfo says`);
@@ -232,7 +279,7 @@ export function createPushService(o: PushServiceOptions): PushService {
     };
     const started = performance.now();
     try {
-      await o.importer.importPath(signed, narBytes ?? ('staged' in found ? found.staged.path : found.kept.path ?? ''));
+      await o.importer.importPath(signed, narBytes ?? ('staged' in found ? found.staged.path : 'kept' in found ? found.kept.path ?? '' : ''));
       o.metrics?.pushImport((performance.now() - started) / 1000, true);
       // An import over the daemon takes milliseconds: the lookups below must not answer from before it.
       o.store.refresh?.();
@@ -251,7 +298,55 @@ export function createPushService(o: PushServiceOptions): PushService {
     throw rejected(`${p.info.storePath} is excluded from cache ${p.target.name} (its exclude patterns); it stays in the store unpublished`);
   }
 
+  /**
+   * A batch: each entry parsed and checked (references in the cache or earlier in the batch) before any
+   * changes the store; then imported in levels — an entry after every entry it refers to — each level at
+   * once (the importer groups what queues into one AddMultipleToStore).
+   */
+  async function putBatch(target: PushTarget, entries: readonly { narinfo: string; nar: Buffer }[], user: string | undefined): Promise<BatchOutcome[]> {
+    const pushes: { p: NarInfoPush; found: FoundNar; checked: Checked; level: number }[] = [];
+    const inBatch = new Map<string, number>(); // store path → its entry's level
+    for (const [i, e] of entries.entries()) {
+      try {
+        const p = narInfoPush(target, undefined, e.narinfo, user);
+        if (p.nar.compression !== 'none' || p.nar.fileHash !== p.info.narHash) {
+          throw rejected(`a batch entry carries its NAR itself: URL nar/<NarHash>.nar, Compression: none (not ${p.info.url.slice(0, 120)})`);
+        }
+        if (inBatch.has(p.info.storePath)) throw rejected(`${p.info.storePath} is in the batch twice`);
+        const found: FoundNar = { memory: e.nar };
+        const checked = await check(p, found, inBatch);
+        const level = 1 + Math.max(0, ...p.refs.map((r) => inBatch.get(r) ?? 0));
+        inBatch.set(p.info.storePath, level);
+        pushes.push({ p, found, checked, level });
+      } catch (err) {
+        if (err instanceof PushError) throw new PushError(err.status, `entry ${i + 1}: ${err.message}`, err.retryAfterSeconds);
+        throw err;
+      }
+    }
+    const outcomes = new Map<string, BatchOutcome>();
+    for (let level = 1; outcomes.size < pushes.length; level++) {
+      await Promise.all(pushes.filter((x) => x.level === level).map(async ({ p, found, checked }) => {
+        const storePath = p.info.storePath;
+        const failedRef = p.refs.find((r) => r !== storePath && outcomes.get(r) && 'error' in outcomes.get(r)!);
+        if (failedRef) {
+          outcomes.set(storePath, { storePath, error: rejected(`not imported: its reference ${failedRef} was not`) });
+          return;
+        }
+        try {
+          // Under the path's lock, afresh: another push may have imported it since the checks.
+          const result = await serially(storePath, async () => commit(p, found, { ...checked, existing: await checkAgainstStore(p, inBatch) }));
+          outcomes.set(storePath, { storePath, result });
+        } catch (err) {
+          if (!(err instanceof PushError)) throw err;
+          outcomes.set(storePath, { storePath, error: err });
+        }
+      }));
+    }
+    return pushes.map(({ p }) => outcomes.get(p.info.storePath)!);
+  }
+
   return {
+    putBatch: (target, entries, user) => putBatch(target, entries, user),
     async put(target, upload, body, length, user) {
       switch (upload.kind) {
         case 'nar': {

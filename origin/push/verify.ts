@@ -54,6 +54,11 @@ async function narInMemory(file: string, compression: 'none' | 'zstd', want: Nar
   }
 }
 
+/** Throws a 400 PushError unless `nar` (held in memory, e.g. a batch entry) is the expected NAR. */
+export function verifyNarBytes(nar: Uint8Array, want: NarExpectation): void {
+  checkDigest(nar.length, createHash('sha256').update(nar).digest(), want);
+}
+
 /**
  * Resolves when the file holds the expected NAR; rejects with a 400 PushError saying what differs.
  * For a small file (`fileSize` at most `inMemoryUpTo`) it resolves to the NAR itself.
@@ -63,7 +68,7 @@ export async function verifyNarFile(file: string, compression: UploadCompression
   const small = o.fileSize !== undefined && o.fileSize <= (o.inMemoryUpTo ?? IN_MEMORY_FILE_BYTES) && want.narSize <= IN_MEMORY_NAR_BYTES;
   if (small && (compression === 'none' || compression === 'zstd')) {
     const nar = await narInMemory(file, compression, want);
-    checkDigest(nar.length, createHash('sha256').update(nar).digest(), want);
+    verifyNarBytes(nar, want);
     return nar;
   }
   const { out, done, stop } = decompressed(file, compression);

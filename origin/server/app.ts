@@ -23,7 +23,7 @@ import { getHealth } from './routes/health.ts';
 import type { CacheRegistry } from '../caches/registry.ts';
 import { cacheSelector, getCaches } from '../caches/routes.ts';
 import { PUSH_PATHS, putUpload, withPushedNars } from '../push/routes.ts';
-import { getUpload, PARTS_ROUTES, postMissing, postUpload, putPart } from '../push/parts-routes.ts';
+import { getUpload, PARTS_ROUTES, postBatch, postMissing, postUpload, putPart } from '../push/parts-routes.ts';
 import { PIN_ROUTE, postPin } from '../retention/pin-route.ts';
 
 /** The narinfo and NAR routes and the cache prefix (routes/narinfo-fast.ts and nar-fast.ts answer some of their requests and count them under these names). */
@@ -73,6 +73,7 @@ export function createApp(settings: AppSettings, deps: OriginDeps, caches: Cache
   app.post(PARTS_ROUTES.uploads, select.named, postUpload);
   app.get(PARTS_ROUTES.upload, select.named, getUpload);
   app.put(PARTS_ROUTES.upload, select.named, putPart);
+  app.post(PARTS_ROUTES.batch, select.named, postBatch);
   // eris push --pin (shared/pins.ts).
   app.post(PIN_ROUTE, select.named, postPin);
 
