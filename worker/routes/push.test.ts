@@ -41,10 +41,11 @@ describe('eris push at the edge', () => {
     expect(seen).toEqual([{ method: 'POST', path: '/team/v1/push/missing', length: String(body.length), body }]);
   });
 
-  it('upload starts, states and parts need write on that cache; read-only, other-cache and expired tokens get 401 before the body is read', async () => {
+  it('upload starts, states, parts and batches need write on that cache; read-only, other-cache and expired tokens get 401 before the body is read', async () => {
     const { seen, send, untouchable } = setup();
     const requests: [string, string][] = [
       ['POST', pushUrls.uploads('team')],
+      ['POST', pushUrls.batch('team')],
       ['PUT', pushUrls.part('team', ID, 0, SHA)],
       ['GET', pushUrls.upload('team', ID)],
     ];
@@ -69,6 +70,10 @@ describe('eris push at the edge', () => {
     expect(await over.text()).toMatch(/eris push/);
     const start = await send('POST', pushUrls.uploads('team'), { ...auth, 'Content-Length': '5000' }, untouchable());
     expect(start.status).toBe(413);
+    const batch = await send('POST', pushUrls.batch('team'), { ...auth, 'Content-Length': '1001' }, untouchable());
+    expect(batch.status).toBe(413);
+    expect(await batch.text()).toMatch(/eris push/);
+    expect((await send('POST', pushUrls.batch('team'), auth, untouchable())).status).toBe(411);
     expect(seen).toHaveLength(0);
   });
 
@@ -78,12 +83,15 @@ describe('eris push at the edge', () => {
     const res = await send('PUT', pushUrls.part('team', ID, 0, SHA), { ...auth, 'Content-Length': '5' }, 'hello');
     expect(res.status).toBe(200);
     expect((await send('GET', pushUrls.upload('team', ID), auth)).status).toBe(200);
+    expect((await send('POST', pushUrls.batch('team'), { ...auth, 'Content-Length': '6' }, 'batch!')).status).toBe(200);
     expect(seen).toEqual([
       { method: 'PUT', path: `/team/v1/push/uploads/${ID}?offset=0&sha256=${SHA}`, length: '5', body: 'hello' },
       { method: 'GET', path: `/team/v1/push/uploads/${ID}`, length: null, body: '' },
+      { method: 'POST', path: '/team/v1/push/batch', length: '6', body: 'batch!' },
     ]);
     const bare = await send('POST', '/v1/push/missing', { ...auth, 'Content-Length': '2' }, '{}');
     expect(bare.status).toBe(405);
-    expect(seen).toHaveLength(2);
+    expect((await send('POST', '/v1/push/batch', { ...auth, 'Content-Length': '2' }, '{}')).status).toBe(405);
+    expect(seen).toHaveLength(3);
   });
 });

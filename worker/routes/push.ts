@@ -3,8 +3,10 @@
  * The auth middleware has already checked the token's grant on the cache and
  * the scope (write, except the missing question, which a reader may ask),
  * and uploadLimit the Content-Length, all before a byte of the body is read.
- * Everything is streamed to the first origin, as stock uploads are; the
- * missing answer also tells the client the largest part this edge forwards.
+ * Everything is streamed to the first origin, as stock uploads are (a batch of
+ * small paths, POST …/v1/push/batch, is one more write route here: bounded by
+ * the same limit, forwarded with its Content-Length); the missing answer also
+ * tells the client the largest part, or batch, this edge forwards.
  */
 import type { Context, Handler } from 'hono';
 import { MAX_UPLOAD_HEADER, MISSING_PATH } from '../../shared/push-protocol.ts';
