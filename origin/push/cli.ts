@@ -16,13 +16,15 @@ import { createEdgeClient } from './client/edge.ts';
 import { createProgress } from './client/progress.ts';
 import { formatBytes } from '../../shared/bytes.ts';
 import { DEFAULT_PART_BYTES, runPush, type PushSummary } from './client/run.ts';
+import { DEFAULT_BATCH_PATHS } from './client/batch.ts';
 import { exchangeOidcToken, OidcExchangeError } from './client/oidc.ts';
 import { pinAfterPush, pinOptions } from '../retention/push-pin.ts';
 
 export const PUSH_USAGE = `usage: eris push [--cache NAME] [--edge-url URL] [--netrc FILE | --oidc [--oidc-audience AUD]] [--store STORE] [--jobs N]
-                 [--part-size BYTES] [--retry-seconds N] [--pin NAME [--keep-revisions N]] [--dry-run] [--json] PATH...
+                 [--part-size BYTES] [--batch-paths N] [--retry-seconds N] [--pin NAME [--keep-revisions N]] [--dry-run] [--json] PATH...
   pushes PATH... and their closures to cache NAME (default: "default") through the edge at URL (or $ERIS_URL),
-  any size: NARs over the edge's limit go in parts, a cut push resumes where the origin stopped.
+  any size: small paths go several to a request (at most N, default 250; 0: one path a request),
+  NARs over the edge's limit go in parts, a cut push resumes where the origin stopped.
   token: --netrc FILE, else $ERIS_TOKEN, else ~/.netrc or /etc/nix/netrc (the edge host's machine line);
   --oidc: none stored — the CI job's identity token (GitHub Actions' id-token, or $ERIS_OIDC_TOKEN from GitLab's
   id_tokens:) is exchanged at the edge for a short-lived one; the audience is the edge's URL unless --oidc-audience
@@ -36,6 +38,7 @@ const OPTIONS = {
   store: { type: 'string' },
   jobs: { type: 'string' },
   'part-size': { type: 'string' },
+  'batch-paths': { type: 'string' },
   'retry-seconds': { type: 'string' },
   'dry-run': { type: 'boolean' },
   json: { type: 'boolean' },
@@ -115,6 +118,8 @@ export async function pushCommand(argv: string[], env: NodeJS.ProcessEnv = proce
     paths: positionals,
     jobs: positiveInt('jobs', values.jobs, 4),
     partSize: positiveInt('part-size', values['part-size'], DEFAULT_PART_BYTES),
+    // 0 is allowed: no batches.
+    batchPaths: values['batch-paths'] === '0' ? 0 : positiveInt('batch-paths', values['batch-paths'], DEFAULT_BATCH_PATHS),
     retryForMs,
     progress,
     dryRun: values['dry-run'],

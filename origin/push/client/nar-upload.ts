@@ -59,7 +59,7 @@ async function narOfFiles(source: NixSource, info: LocalPath): Promise<Buffer | 
  * (the same NAR writer the origin serves with; no process per path, which made pushing a closure of small
  * paths slower than nix copy), checked against the NarHash Nix registered; else from `nix-store --dump`.
  */
-async function readSmallNar(ctx: NarUploadContext, info: LocalPath): Promise<Buffer> {
+export async function readSmallNar(ctx: Pick<NarUploadContext, 'source'>, info: LocalPath): Promise<Buffer> {
   const here = await narOfFiles(ctx.source, info);
   if (here) return here;
   const dump = dumpNar(ctx.source, info.path);

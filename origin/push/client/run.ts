@@ -1,16 +1,18 @@
 /**
  * `eris push` from start to end: the local closure, one question to the edge
- * for what the cache lacks, then every missing NAR uploaded (several at once)
- * and each narinfo sent once its NAR is staged and the narinfos of its
- * references were accepted — references first, the narinfo last, as Nix does.
- * The origin signs and imports each path when its narinfo arrives.
+ * for what the cache lacks, then the missing paths: small ones several to a
+ * request (batches: narinfo and NAR together), larger ones each as a NAR
+ * upload (in parts when needed) and its narinfo — always references first,
+ * several requests at once. The origin signs and imports each path when its
+ * narinfo arrives. An origin without batches gets every path the second way.
  */
 import { renderNarInfo } from '../../../shared/narinfo.ts';
 import { MAX_MISSING_PATHS, MAX_UPLOAD_HEADER, partsNarFile, pushUrls, type MissingResponse } from '../../../shared/push-protocol.ts';
 import { parseStorePath, storePathBaseName } from '../../../shared/store-path.ts';
 import { localClosure, storePathOf, type LocalPath, type NixSource } from './closure.ts';
 import { PushRequestError, type EdgeClient } from './edge.ts';
-import { partSlots, uploadNar } from './nar-upload.ts';
+import { partSlots, readSmallNar, uploadNar } from './nar-upload.ts';
+import { DEFAULT_BATCH_PATHS, planUnits, sendBatch } from './batch.ts';
 import type { Progress } from './progress.ts';
 import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
@@ -30,6 +32,8 @@ export interface PushRunOptions {
   progress: Progress;
   /** Only say what is missing. */
   dryRun?: boolean;
+  /** Most paths per batch (0: no batches, every path on its own); default DEFAULT_BATCH_PATHS. */
+  batchPaths?: number;
 }
 
 export interface PushSummary {
@@ -104,6 +108,7 @@ export async function runPush(o: PushRunOptions): Promise<PushSummary> {
   o.progress.start(todo.length, todo.reduce((a, p) => a + p.narSize, 0), closure.length - todo.length);
 
   const slot = limiter(Math.max(1, o.jobs));
+  /** Each path's push: resolves once its narinfo was accepted. */
   const done = new Map<string, Promise<void>>();
   const ctx = {
     edge: o.edge, cache: o.cache, source: o.source, partSize, retryForMs: o.retryForMs,
@@ -113,22 +118,69 @@ export async function runPush(o: PushRunOptions): Promise<PushSummary> {
     onRetry: (what: string, reason: string, ms: number) => o.progress.retry(what, reason, ms),
   };
 
-  async function pushOne(p: LocalPath): Promise<void> {
-    await slot(() => uploadNar(ctx, p));
-    // The origin accepts a narinfo only once its references are in the cache.
+  /** The origin accepts a narinfo only once its references are in the cache: waits for those pushed now (but `own`'s). */
+  async function referencesIn(p: LocalPath, own?: ReadonlySet<string>, local?: ReadonlyMap<string, Promise<void>>): Promise<void> {
     for (const ref of p.references) {
-      const d = ref !== p.path ? done.get(ref) : undefined;
+      const d = ref !== p.path && !own?.has(ref) ? local?.get(ref) ?? done.get(ref) : undefined;
       if (d) await d.catch(() => { throw new Error(`${p.path}: not pushed, its reference ${ref} failed`); });
     }
-    const res = await o.edge.request('PUT', pushUrls.narinfo(o.cache, parseStorePath(p.path).hashPart), narInfoFor(p), CONTENT_TYPE.narinfo);
-    if (res.status < 200 || res.status > 299) throw new PushRequestError(`${p.path}: narinfo refused: ${res.status} ${res.text.trim().split('\n')[0] ?? ''}`, res.status);
+  }
+
+  const accepted = (p: LocalPath) => {
     summary.pushed++;
     summary.bytes += p.narSize;
     o.progress.pathDone(p.path, p.narSize);
+  };
+
+  /** One path on its own: its NAR uploaded (in parts when large), then its narinfo. */
+  async function pushOne(p: LocalPath, local?: ReadonlyMap<string, Promise<void>>): Promise<void> {
+    await slot(() => uploadNar(ctx, p));
+    await referencesIn(p, undefined, local);
+    const res = await o.edge.request('PUT', pushUrls.narinfo(o.cache, parseStorePath(p.path).hashPart), narInfoFor(p), CONTENT_TYPE.narinfo);
+    if (res.status < 200 || res.status > 299) throw new PushRequestError(`${p.path}: narinfo refused: ${res.status} ${res.text.trim().split('\n')[0] ?? ''}`, res.status);
+    accepted(p);
   }
 
-  for (const p of todo) {
-    const d = pushOne(p).catch((e: unknown) => {
+  let batches = (o.batchPaths ?? DEFAULT_BATCH_PATHS) > 0;
+  /** A batch once every path it refers to outside itself is in; each path's own promise. Path by path if the origin has no batches. */
+  function pushBatch(paths: LocalPath[]): Map<string, Promise<void>> {
+    const own = new Set(paths.map((p) => p.path));
+    const sent = (async () => {
+      for (const p of paths) await referencesIn(p, own);
+      return slot(async () => {
+        if (!batches) return undefined;
+        const entries = await Promise.all(paths.map(async (p) => ({ path: p, narinfo: narinfos.get(p.path)!, nar: await readSmallNar(ctx, p) })));
+        const answer = await sendBatch(o.edge, o.cache, entries, { retryForMs: o.retryForMs, onRetry: ctx.onRetry });
+        if (!answer.unsupported) return answer.results;
+        batches = false; // an origin before batches (404): every path on its own from now on
+        return undefined;
+      });
+    })();
+    const each = sent.then((results) => {
+      const local = new Map<string, Promise<void>>();
+      for (const p of paths) {
+        const d = results ? (async () => {
+          const error = results.get(p.path);
+          if (error) throw new PushRequestError(`${p.path}: ${error}`);
+          o.progress.bytes(p.narSize);
+          accepted(p);
+        })() : pushOne(p, local);
+        d.catch(() => {});
+        local.set(p.path, d);
+      }
+      return local;
+    });
+    return new Map(paths.map((p) => [p.path, each.then((m) => m.get(p.path)!)]));
+  }
+
+  const narinfos = new Map(todo.map((p) => [p.path, narInfoFor(p)]));
+  const units = planUnits(todo, {
+    maxBytes: maxUpload ?? Infinity,
+    maxPaths: batches ? o.batchPaths ?? DEFAULT_BATCH_PATHS : 0,
+    narinfoBytes: (p) => Buffer.byteLength(narinfos.get(p.path)!),
+  });
+  const track = (p: LocalPath, pushed: Promise<void>) => {
+    const d = pushed.catch((e: unknown) => {
       const error = e instanceof Error ? e.message : String(e);
       summary.failed.push({ path: p.path, error });
       o.progress.failed(p.path, error);
@@ -136,6 +188,14 @@ export async function runPush(o: PushRunOptions): Promise<PushSummary> {
     });
     d.catch(() => {});
     done.set(p.path, d);
+  };
+  // In order: a unit looks up the pushes of the units before it.
+  for (const u of units) {
+    if (u.kind === 'single') track(u.path, pushOne(u.path));
+    else {
+      const each = pushBatch(u.paths);
+      for (const p of u.paths) track(p, each.get(p.path)!);
+    }
   }
   await Promise.allSettled(done.values());
   summary.seconds = (Date.now() - started) / 1000;
