@@ -9,7 +9,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nixCopy, nixEnv, runNix } from '../helpers/nix.ts';
 import { ERIS_CLI } from '../helpers/processes.ts';
@@ -17,7 +17,7 @@ import { ensureModernNix, modernNixCopy, modernNixMissing, MODERN_NIX_VERSION, r
 import { useStack } from '../helpers/stack.ts';
 import { until } from '../helpers/faults.ts';
 import { startRecordingProxy } from '../helpers/recording-proxy.ts';
-import { partsNarFile, pushUrls, type UploadState } from '../../shared/push-protocol.ts';
+import { encodeBatch, partsNarFile, pushUrls, type BatchEntry, type UploadState } from '../../shared/push-protocol.ts';
 import { parsePathInfoJson } from '../../origin/push/client/closure.ts';
 import { narInfoFor } from '../../origin/push/client/run.ts';
 
@@ -35,6 +35,27 @@ const closureOf = (path: string) => execFileSync('nix-store', ['-qR', path], { e
 const infoOf = (path: string) => parsePathInfoJson(execFileSync('nix', ['--extra-experimental-features', 'nix-command', 'path-info', '--json', path], { env: nixEnv(), encoding: 'utf8' }))[0]!;
 const narOf = (path: string) => execFileSync('nix-store', ['--dump', path], { env: nixEnv(), maxBuffer: 1 << 30 });
 const sha256Hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * A wide closure of small paths made fast (two processes, no builds): `n - 1` leaves of `kib` KiB of random
+ * bytes (`nix-store --add`) and a top that refers to all of them (builtins.toFile). References first.
+ */
+function wideClosure(dir: string, n: number, kib = 2): string[] {
+  mkdirSync(dir);
+  const names = Array.from({ length: n - 1 }, (_, i) => `leaf-${i}`);
+  for (const name of names) {
+    mkdirSync(join(dir, name));
+    writeFileSync(join(dir, name, 'data'), randomBytes(kib * 1024));
+  }
+  const leaves = execFileSync('nix-store', ['--add', ...names], { cwd: dir, env: nixEnv(), encoding: 'utf8' }).trim().split('\n');
+  const top = JSON.parse(execFileSync('nix-instantiate', ['--eval', '--read-write-mode', '-E',
+    `builtins.toFile "wide-top" (builtins.concatStringsSep " " (map builtins.storePath [ ${leaves.map((l) => JSON.stringify(l)).join(' ')} ]))`],
+  { env: nixEnv(), encoding: 'utf8' })) as string;
+  return [...leaves, top];
+}
+
+/** A batch entry as eris push makes it: the path's narinfo and its whole NAR. */
+const entryOf = (path: string, nar = narOf(path)): BatchEntry => ({ narinfo: narInfoFor(infoOf(path)), nar });
 
 interface Run {
   code: number | null;
@@ -117,6 +138,11 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
   const env = () => ({ ERIS_TOKEN: s.token, ERIS_URL: s.edge.url });
   const allLogs = () => earlierLogs + s.origin.output();
   const validInOrigin = (p: string) => runNix(['path-info', '--store', root, p]).then((r) => r.code === 0);
+  /** How many of `paths` are valid in the origin's store (one Nix process). */
+  const validCount = async (paths: string[]) => {
+    const r = await runNix(['path-info', '--json', '--store', root, ...paths]);
+    return (JSON.parse(r.stdout) as { valid?: boolean }[]).filter((p) => p.valid !== false).length;
+  };
   const staged = () => {
     const st = join(pushDir, 'staging');
     return existsSync(st) ? readdirSync(st).flatMap((c) => readdirSync(join(st, c)).map((f) => `${c}/${f}`)) : [];
@@ -260,6 +286,106 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       expect({ p, imports: events(allLogs(), 'push: imported').filter((e) => e.path === p).length }).toEqual({ p, imports: 1 });
     }
     await readBack([a, b]);
+  });
+
+  describe('small paths in batches', () => {
+    it('a 101-path closure of 2 KiB paths goes in one batch request: every path valid, a fresh client copies it back', async () => {
+      const paths = wideClosure(join(s.dir, 'wide-101'), 101);
+      const top = paths[paths.length - 1]!;
+      expect(closureOf(top)).toHaveLength(101);
+      const proxy = await startRecordingProxy(s.edge.url);
+      let r: Run;
+      try {
+        r = await erisPush(['--edge-url', proxy.url, top], { ERIS_TOKEN: s.token }).done;
+      } finally {
+        await proxy.close();
+      }
+      expect(r.stderr).toMatch(/pushed 101 paths/);
+      expect(r.stderr.match(/^pushed \/nix\/store\//gm)).toHaveLength(101); // the progress lines, one a path
+      expect(r.code).toBe(0);
+      // One missing question and one batch: no NAR or narinfo PUTs.
+      expect(proxy.seen.map((q) => `${q.method} ${q.url} ${q.status}`)).toEqual([
+        `POST ${pushUrls.missing('default')} 200`,
+        `POST ${pushUrls.batch('default')} 200`,
+      ]);
+      expect(await validCount(paths)).toBe(101);
+      expect(events(allLogs(), 'push: imported').filter((e) => paths.includes(e.path as string))).toHaveLength(101);
+      expect(staged()).toEqual([]);
+      await readBack([top]);
+    });
+
+    it('an origin without the batch route (404): the client falls back to a NAR and a narinfo PUT per path', async () => {
+      const paths = wideClosure(join(s.dir, 'wide-old'), 4);
+      const proxy = await startRecordingProxy(s.edge.url, {
+        answer: (q) => (q.url!.endsWith('/v1/push/batch') ? { status: 404, body: 'not found\n' } : undefined),
+      });
+      let r: Run;
+      try {
+        r = await erisPush(['--edge-url', proxy.url, paths[3]!], { ERIS_TOKEN: s.token }).done;
+      } finally {
+        await proxy.close();
+      }
+      expect(r.stderr).toMatch(/pushed 4 paths/);
+      expect(r.code).toBe(0);
+      const kinds = proxy.seen.map((q) => `${q.method} ${q.url.includes('/nar/') ? 'nar' : q.url.endsWith('.narinfo') ? 'narinfo' : q.url} ${q.status}`);
+      expect(kinds.filter((k) => k === 'PUT nar 200')).toHaveLength(4);
+      expect(kinds.filter((k) => k === 'PUT narinfo 200')).toHaveLength(4);
+      expect(await validCount(paths)).toBe(4);
+    });
+
+    describe('bad batches: 4xx with one line, nothing valid, nothing staged', () => {
+      let paths: string[];
+      let entries: BatchEntry[];
+      beforeAll(() => {
+        paths = wideClosure(join(s.dir, 'wide-bad'), 4);
+        entries = paths.map((p) => entryOf(p));
+      });
+      const post = (body: Uint8Array | Buffer, auth?: string) => req('POST', pushUrls.batch('default'), Buffer.from(body), auth);
+      const refused = async (body: Uint8Array, status: number, reason: RegExp) => {
+        const res = await post(body);
+        const text = await res.text();
+        expect({ status: res.status, text }).toEqual({ status, text: expect.stringMatching(reason) });
+        expect(text.trimEnd().split('\n')).toHaveLength(1);
+        expect(await validCount(paths)).toBe(0);
+        expect(staged()).toEqual([]);
+      };
+
+      it('a NAR not matching its NarHash (the last entry\'s, so the others were fine): 400, none imported', async () => {
+        const other = narOf(paths[1]!); // another leaf: same size, other bytes
+        await refused(encodeBatch([entries[0]!, entries[1]!, { ...entries[2]!, nar: other }, entries[3]!]), 400, /^entry 3: NAR hash mismatch/);
+      });
+
+      it('a body cut short inside an entry: 400', async () => {
+        const whole = encodeBatch(entries);
+        await refused(whole.subarray(0, whole.length - 100), 400, /^batch body ends inside entry 4/);
+      });
+
+      it('an entry whose reference is neither in the cache nor earlier in the batch: 400, the entries before it not imported either', async () => {
+        await refused(encodeBatch([entries[0]!, entries[3]!, entries[1]!, entries[2]!]), 400, /^entry 2: missing reference: .* nor earlier in the batch/);
+      });
+
+      it('garbage framing: 400', async () => {
+        await refused(randomBytes(5000), 400, /^batch body does not start with/);
+        const lying = encodeBatch(entries.slice(0, 1));
+        new DataView(lying.buffer).setUint32(13, 0xfffffff0, true); // the first entry's narinfo length
+        await refused(lying, 400, /^entry 1: narinfo length/);
+      });
+
+      it('a body over the edge\'s limit: 413 naming eris push, before the body is read', async () => {
+        await refused(Buffer.alloc(MAX_UPLOAD + 1), 413, /over this cache's limit/);
+      });
+
+      it('read-only, other-cache and expired tokens: 401, nothing imported', async () => {
+        // (That the edge refuses before it reads the body is worker/routes/push.test.ts's: wrangler dev itself
+        // gives no answer before the client has sent the whole body, whatever the Worker does.)
+        const { ro, other, old: expired } = s.tokens as { ro: string; other: string; old: string };
+        for (const [user, token] of [['ro', ro], ['other', other], ['old', expired]]) {
+          const res = await post(encodeBatch(entries), 'Basic ' + btoa(`${user}:${token}`));
+          expect({ user, status: res.status }).toEqual({ user, status: 401 });
+        }
+        expect(await validCount(paths)).toBe(0);
+      });
+    });
   });
 
   describe.skipIf(modernNixMissing)(`Nix ${MODERN_NIX_VERSION}`, () => {

@@ -27,12 +27,21 @@ export interface ProxyOptions {
    * target's answer being passed on (the request still reaches the target).
    */
   intercept?: (req: IncomingMessage) => ((upstream: IncomingMessage, res: ServerResponse) => void) | undefined;
+  /** Called as each request arrives; an answer it returns is given by the proxy itself, the request never reaching the target. */
+  answer?: (req: IncomingMessage) => { status: number; body: string } | undefined;
 }
 
 export async function startRecordingProxy(target: string, options: ProxyOptions = {}): Promise<RecordingProxy> {
   const t = new URL(target);
   const seen: Recorded[] = [];
   const server: Server = createServer((req, res) => {
+    const own = options.answer?.(req);
+    if (own) {
+      seen.push({ method: req.method!, url: req.url!, status: own.status, headers: {} });
+      req.resume();
+      req.on('end', () => res.writeHead(own.status, { 'content-type': 'text/plain' }).end(own.body));
+      return;
+    }
     const takeOver = options.intercept?.(req);
     const headers = { ...req.headers, host: t.host, ...options.headers };
     const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers }, (upRes) => {
