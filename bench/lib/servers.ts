@@ -84,11 +84,12 @@ export function keygen(workDir: string): { sec: string; pub: string } {
   return { sec, pub };
 }
 
-export function startOrigin(name: string, opts: { workDir: string; root: string; port: number; signKey: string; edgeSecret: string; cpuProfDir?: string; workers?: number }): Started {
+/** `checkout`: another checkout of eris whose origin to run instead of this one's (an A/B of two versions in one run). */
+export function startOrigin(name: string, opts: { workDir: string; root: string; port: number; signKey: string; edgeSecret: string; cpuProfDir?: string; workers?: number; checkout?: string }): Started {
   const flags = [...NODE_FLAGS];
   if (opts.cpuProfDir) flags.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir);
   return startProcess(name, process.execPath, [
-    ...flags, CLI, 'serve', '--bind', `127.0.0.1:${opts.port}`, '--store-root', opts.root, '--sign-key', opts.signKey,
+    ...flags, opts.checkout ? join(opts.checkout, 'origin/cli/index.ts') : CLI, 'serve', '--bind', `127.0.0.1:${opts.port}`, '--store-root', opts.root, '--sign-key', opts.signKey,
     ...(opts.workers && opts.workers > 1 ? ['--workers', String(opts.workers)] : []),
   ], { env: { ...process.env, ERIS_EDGE_SECRET: opts.edgeSecret }, logDir: opts.workDir, cwd: opts.workDir });
 }
