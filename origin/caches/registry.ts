@@ -54,6 +54,10 @@ export function scopedStore(store: Store, has: (hashPart: string) => boolean, se
     storeDir: store.storeDir,
     // An unpublished path is still asked of the store, so a busy DB or a bad name answers as for any other path.
     lookup: (hashPart) => store.lookup(hashPart).then((info) => (info && has(hashPart) ? info : undefined)),
+    lookupNow: (hashPart) => {
+      const info = store.lookupNow(hashPart);
+      return info && has(hashPart) ? info : undefined;
+    },
     narState: (info) => store.narState(info),
     nar: (info) => store.nar(info),
     narChunks: (info, range) => store.narChunks(info, range),

@@ -26,7 +26,14 @@ export async function listen(fetch: (req: Request) => Response | Promise<Respons
   const server = createServer(fast
     ? (req, res) => {
         const rest = () => void (res.headersSent || listener(req, res));
-        fast(req, res).then((answered) => void (answered || rest()), rest);
+        let answered;
+        try {
+          answered = fast(req, res);
+        } catch {
+          return rest();
+        }
+        if (answered === false) rest();
+        else if (answered !== true) answered.then((yes) => void (yes || rest()), rest);
       }
     : listener);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {

@@ -26,6 +26,12 @@ export interface Store {
    */
   lookup(hashPart: string): Promise<PathInfo | undefined>;
   /**
+   * lookup's answer without waiting: from memory, or one synchronous DB read. Throws where lookup throws,
+   * and StoreBusyError at once while Nix holds the DB lock (lookup would wait and retry). For the hot paths
+   * below Hono, which hand anything but a plain answer to the app.
+   */
+  lookupNow(hashPart: string): PathInfo | undefined;
+  /**
    * Whether the files of a path returned by lookup are there to be served: `present`; `gone` when
    * they are missing because the path is no longer valid (garbage-collected between lookup and now,
    * a miss); `broken` when the DB still registers it but the files are missing (an internal failure).
@@ -135,19 +141,23 @@ export function createStore(options: StoreOptions): Store {
     return cache.get(hashPart);
   }
 
+  function lookupNow(hashPart: string): PathInfo | undefined {
+    if (!isHashPart(hashPart)) throw new Error(`invalid store path hash ${JSON.stringify(hashPart)}`);
+    const hit = cacheHit(hashPart);
+    if (hit !== undefined) return hit ?? undefined;
+    const info = query(hashPart);
+    if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
+    cache.set(hashPart, info ?? null);
+    return info;
+  }
+
   return {
     storeDir,
     async lookup(hashPart) {
       if (!isHashPart(hashPart)) throw new Error(`invalid store path hash ${JSON.stringify(hashPart)}`);
-      return patiently(() => {
-        const hit = cacheHit(hashPart);
-        if (hit !== undefined) return hit ?? undefined;
-        const info = query(hashPart);
-        if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
-        cache.set(hashPart, info ?? null);
-        return info;
-      });
+      return patiently(() => lookupNow(hashPart));
     },
+    lookupNow,
     async narState(info) {
       // One lstat on the event loop: a thread-pool round trip (two thread wake-ups and an event-loop turn) cost
       // far more than the call itself on every NAR request of a closure copy.

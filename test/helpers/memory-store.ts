@@ -116,6 +116,12 @@ export function createMemoryStore(specs: MemoryPathSpec[] = [], storeDir = '/nix
       if (!isHashPart(hashPart)) return Promise.reject(new Error(`invalid store path hash ${JSON.stringify(hashPart)}`));
       return db(() => byHash.get(hashPart));
     },
+    lookupNow(hashPart) {
+      if (!isHashPart(hashPart)) throw new Error(`invalid store path hash ${JSON.stringify(hashPart)}`);
+      if (store.failure) throw store.failure;
+      if (store.busy) throw new StoreBusyError('database is locked');
+      return byHash.get(hashPart);
+    },
     async narState(info) {
       if (!store.gone.has(info.storePath)) return 'present';
       return (await store.isValid(info.storePath)) ? 'broken' : 'gone';

@@ -91,6 +91,19 @@ describe('fast paths', () => {
     expect(answered).toBe(before);
   });
 
+  it('leaves a narinfo to the app while the store DB is busy (the app waits for it, then answers 503)', async () => {
+    const before = answered;
+    store.busy = true;
+    try {
+      expect((await overHttp(`/${hash('top')}.narinfo`)).status).toBe(503);
+    } finally {
+      store.busy = false;
+    }
+    expect(answered).toBe(before);
+    expect((await overHttp(`/${hash('top')}.narinfo`)).status).toBe(200);
+    expect(answered).toBe(before + 1);
+  });
+
   it('counts what it answers in /metrics and usage under the app\'s route and cache names', async () => {
     const metrics = async () => (await overHttp('/metrics')).text();
     const count = (text: string, line: RegExp) => Number(text.match(line)?.[1] ?? 0);

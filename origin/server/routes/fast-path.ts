@@ -12,8 +12,11 @@ import { sameSecret } from '../middleware/edge-auth/index.ts';
 import { CACHE_PREFIX } from '../app.ts';
 import type { CacheContext, CacheRegistry } from '../../caches/registry.ts';
 
-/** true: answered; false: the caller hands the request to the app. */
-export type FastPath = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+/**
+ * true: answered; false: the caller hands the request to the app. A path that can decide without waiting
+ * answers synchronously (no promise, no microtask per request: the narinfo path under load).
+ */
+export type FastPath = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
 
 /** Who asked and for which cache, as the app's cache selector and usage helpers would say. */
 export interface FastTarget {
@@ -54,9 +57,9 @@ export type TargetOf = (restAt: number, route: string) => FastTarget | undefined
  * TargetOf, and every other request is left to the app at once.
  */
 export function fastGet(caches: CacheRegistry, settings: { edgeSecret: string }, suffix: string,
-  answer: (req: IncomingMessage, res: ServerResponse, url: string, target: TargetOf) => Promise<boolean>): FastPath {
+  answer: (req: IncomingMessage, res: ServerResponse, url: string, target: TargetOf) => boolean | Promise<boolean>): FastPath {
   const ready = readiness(caches);
-  return async (req, res) => {
+  return (req, res) => {
     const url = req.url;
     if (req.method !== 'GET' || url === undefined || !url.endsWith(suffix)) return false;
     return answer(req, res, url, (restAt, route) => fastTarget(caches, ready, settings.edgeSecret, req, restAt, route));
@@ -70,10 +73,15 @@ function readiness(caches: CacheRegistry): () => boolean {
   return () => ready;
 }
 
-/** One fast path made of several: the first that answers wins. */
+/** One fast path made of several: the first that answers wins (synchronously while each decides synchronously). */
 export function firstOf(...paths: FastPath[]): FastPath {
-  return async (req, res) => {
-    for (const p of paths) if (await p(req, res)) return true;
+  const from = (i: number, req: IncomingMessage, res: ServerResponse): boolean | Promise<boolean> => {
+    for (; i < paths.length; i++) {
+      const answered = paths[i]!(req, res);
+      if (answered === true) return true;
+      if (answered !== false) return answered.then((yes) => yes || from(i + 1, req, res));
+    }
     return false;
   };
+  return (req, res) => from(0, req, res);
 }

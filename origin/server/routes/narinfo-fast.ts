@@ -24,7 +24,7 @@ const SUFFIX = '.narinfo';
 const HASH = HASH_PART_LENGTH;
 
 export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSettings, 'edgeSecret'>): FastPath {
-  return fastGet(caches, settings, SUFFIX, async function fastNarinfo(_req, res, url, targetOf) {
+  return fastGet(caches, settings, SUFFIX, function fastNarinfo(_req, res, url, targetOf) {
     // `/<hash>.narinfo` or `/<cache>/<hash>.narinfo`, nothing else (no query, no dot segments, no encoding).
     const hashAt = url.length - SUFFIX.length - HASH;
     const hashPart = url.slice(hashAt, hashAt + HASH);
@@ -35,9 +35,9 @@ export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSetting
     const started = performance.now();
     let info;
     try {
-      info = await ctx.deps.store.lookup(hashPart);
+      info = ctx.deps.store.lookupNow(hashPart); // from memory, or one synchronous DB read: no promise per request
     } catch {
-      return false; // busy or broken store: the app answers 503/500
+      return false; // busy or broken store: the app waits for it or answers 503/500
     }
     if (!info) return false; // the app answers (and counts) the 404
     const body = narInfoBody(info, ctx.deps, ctx.settings);
