@@ -17,7 +17,7 @@ import { NO_STORE, CONTENT_TYPE } from '../../../shared/contract.ts';
 import { NARINFO_ROUTE } from '../app.ts';
 import type { CacheRegistry } from '../../caches/registry.ts';
 import type { AppSettings } from '../types.ts';
-import { narInfoBody } from './narinfo.ts';
+import { renderedNarInfo } from './narinfo.ts';
 import { fastGet, type FastPath } from './fast-path.ts';
 
 const SUFFIX = '.narinfo';
@@ -40,13 +40,14 @@ export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSetting
       return false; // busy or broken store: the app waits for it or answers 503/500
     }
     if (!info) return false; // the app answers (and counts) the 404
-    const body = narInfoBody(info, ctx.deps, ctx.settings);
+    const { body, ascii } = renderedNarInfo(info, ctx.deps, ctx.settings);
     const { metrics, usage } = ctx.deps;
     metrics.request(route, 200);
     metrics.sent(route, body.byteLength);
     usage?.narinfo(target.user, ctx.name, true, target.token);
     res.writeHead(200, { 'Content-Type': CONTENT_TYPE.narinfo, 'Content-Length': String(body.byteLength), 'Cache-Control': NO_STORE });
-    res.end(body);
+    if (ascii !== undefined) res.end(ascii, 'latin1'); // headers and body in one write(2), not a writev of two buffers
+    else res.end(body);
     metrics.narinfo((performance.now() - started) / 1000, true);
     return true;
   });

@@ -45,8 +45,13 @@ export function narInfoText(info: PathInfo, deps: Pick<OriginDeps, 'signatures' 
 }
 
 /** A narinfo as sent, and what it was rendered from besides the path info. */
-interface Rendered {
+export interface Rendered {
   body: Uint8Array<ArrayBuffer>;
+  /**
+   * The same text as a string when it is all ASCII (it is unless a stored signature is not): Node writes a
+   * string body together with the headers in one `write`, a byte body in a `writev` of two buffers.
+   */
+  ascii: string | undefined;
   compression: string;
   fileHash: string | undefined;
 }
@@ -63,15 +68,22 @@ const utf8 = new TextEncoder();
 const renderedBySigners = new WeakMap<SignatureCache, WeakMap<PathInfo, Rendered>>();
 
 export function narInfoBody(info: PathInfo, deps: Pick<OriginDeps, 'signatures' | 'narCache'>, settings: Pick<AppSettings, 'compression'>): Uint8Array<ArrayBuffer> {
+  return renderedNarInfo(info, deps, settings).body;
+}
+
+/** The narinfo of `info` as sent (narInfoBody), rendered once per path version, signer set and FileHash. */
+export function renderedNarInfo(info: PathInfo, deps: Pick<OriginDeps, 'signatures' | 'narCache'>, settings: Pick<AppSettings, 'compression'>): Rendered {
   let byPath = renderedBySigners.get(deps.signatures);
   if (!byPath) renderedBySigners.set(deps.signatures, (byPath = new WeakMap()));
   const { compression } = settings;
   const fileHash = compression === 'none' ? undefined : deps.narCache?.get(narCacheKey(info.narHash, compression))?.fileHash;
   const hit = byPath.get(info);
-  if (hit && hit.compression === compression && hit.fileHash === fileHash) return hit.body;
-  const body = utf8.encode(narInfoText(info, deps, settings));
-  byPath.set(info, { body, compression, fileHash });
-  return body;
+  if (hit && hit.compression === compression && hit.fileHash === fileHash) return hit;
+  const text = narInfoText(info, deps, settings);
+  const body = utf8.encode(text);
+  const rendered = { body, ascii: body.byteLength === text.length ? text : undefined, compression, fileHash };
+  byPath.set(info, rendered);
+  return rendered;
 }
 
 async function lookupOr404(c: Context<OriginEnv>, ext: string): Promise<PathInfo> {
