@@ -62,6 +62,7 @@ export function scopedStore(store: Store, has: (hashPart: string) => boolean, se
     nar: (info) => store.nar(info),
     narChunks: (info, range) => store.narChunks(info, range),
     narBuffer: (info) => store.narBuffer(info),
+    narBufferNow: (info) => store.narBufferNow(info),
     listing: (info) => store.listing(info),
     buildLog: (drv) => {
       const log = store.buildLog(drv); // throws on a malformed name, as the store does

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseNarInfo } from '../../shared/narinfo.ts';
@@ -98,5 +98,42 @@ describe.skipIf(!fixture)('origin on a changing store', () => {
     truncateSync(join(root, top!, 'dep-ref'), 3);
     const r = await downloadNar(top!);
     expect(r).toEqual(refused(r.narSize));
+  });
+
+  it('never answers a NAR from memory once its files are gone or its path is deleted', async () => {
+    const narUrl = async (path: string) => '/' + parseNarInfo(await (await origin.get(`/${hashOf(path)}.narinfo`)).text()).url;
+    // The tests above broke top's files: deleted and copied again, it is whole.
+    execFileSync('nix-store', ['--store', root, '--delete', top!], { env: nixEnv(), stdio: 'pipe' });
+    copyInto(root, top!);
+    const [topNar, leafNar] = [await narUrl(top!), await narUrl(leaf!)];
+    const body = async (url: string) => {
+      const res = await origin.get(url);
+      return [res.status, Buffer.from(await res.arrayBuffer())] as const;
+    };
+    const [first, again] = [await body(leafNar), await body(leafNar)]; // the second one is kept in memory
+    expect(first[0]).toBe(200);
+    expect(again).toEqual(first);
+    // Registered, files missing: the origin's 500 (broken store), not the bytes it kept.
+    const files = join(root, leaf!);
+    renameSync(files, files + '.away');
+    try {
+      expect((await body(leafNar))[0]).toBe(500);
+    } finally {
+      renameSync(files + '.away', files);
+    }
+    expect(await body(leafNar)).toEqual(first);
+    // Deleted (as a collection deletes it): 404 within the store's freshness bound, and served again once re-registered.
+    const topFirst = await body(topNar);
+    expect(topFirst[0]).toBe(200);
+    expect(await body(topNar)).toEqual(topFirst);
+    execFileSync('nix-store', ['--store', root, '--delete', top!], { env: nixEnv(), stdio: 'pipe' });
+    let status = 200;
+    for (let i = 0; i < 50 && status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      status = (await origin.get(topNar)).status;
+    }
+    expect(status).toBe(404);
+    copyInto(root, top!);
+    expect(await body(topNar)).toEqual(topFirst);
   });
 });

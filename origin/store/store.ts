@@ -41,8 +41,16 @@ export interface Store {
   nar(info: PathInfo): Readable;
   /** The NAR (or bytes [start, end) of it) as chunks, for writing straight to a socket. */
   narChunks(info: PathInfo, range?: { start: number; end: number }): AsyncGenerator<Buffer>;
-  /** The whole NAR as one buffer, read synchronously (for small paths only: see nar-stream.ts's narBuffer). */
+  /**
+   * The whole NAR as one buffer, read synchronously (for small paths only: see nar-stream.ts's narBuffer).
+   * Kept in memory afterwards (narMemoryBytes): the caller checks first that the path is present (narState).
+   */
   narBuffer(info: PathInfo): Promise<Buffer>;
+  /**
+   * narBuffer's answer when it is in memory and the path's files are still there (one lstat); undefined
+   * when not in memory. Throws when the files are gone (the caller asks narState and narBuffer instead).
+   */
+  narBufferNow(info: PathInfo): Buffer | undefined;
   /** The `.ls` listing of a path. */
   listing(info: PathInfo): Promise<{ version: 1; root: ListingNode }>;
   /** The build log of a derivation (by base name, or by hash part alone), if the log directory has one. Throws on a malformed name. */
@@ -66,7 +74,12 @@ export interface StoreOptions {
   cacheEntries?: number;
   /** How stale a cached answer may be, at most: the DB's change counter is read this often (ms). */
   versionCheckMs?: number;
+  /** Bytes of small NARs (narBuffer's) kept in memory, least recently used out; 0 keeps none. */
+  narMemoryBytes?: number;
 }
+
+/** narMemoryBytes by default: a few thousand small paths' NARs per process. */
+export const NAR_MEMORY_BYTES = 16 * 1024 * 1024;
 
 export function storeDbPath(root: string): string {
   return join(root, 'nix/var/nix/db/db.sqlite');
@@ -141,6 +154,27 @@ export function createStore(options: StoreOptions): Store {
     return cache.get(hashPart);
   }
 
+  // Small NARs by store path and NAR hash. A valid path's files never change (Nix makes them read-only and
+  // registers their hash), and a path deleted and registered again with other contents has another NAR hash:
+  // an entry is right for as long as its path is valid with that hash, which every caller checks first.
+  const nars = new Map<string, Buffer>();
+  const narMax = options.narMemoryBytes ?? NAR_MEMORY_BYTES;
+  let narBytes = 0;
+  const narKey = (info: PathInfo) => `${info.storePath}\0${info.narHash}`;
+  function keepNar(key: string, nar: Buffer) {
+    if (nar.length > narMax / 16 || nars.has(key)) return;
+    // A buffer of its own: a small one may be a slice of Node's shared allocation pool.
+    const own = Buffer.allocUnsafeSlow(nar.length);
+    nar.copy(own);
+    nars.set(key, own);
+    narBytes += own.length;
+    for (const [k, b] of nars) {
+      if (narBytes <= narMax) break;
+      nars.delete(k);
+      narBytes -= b.length;
+    }
+  }
+
   function lookupNow(hashPart: string): PathInfo | undefined {
     if (!isHashPart(hashPart)) throw new Error(`invalid store path hash ${JSON.stringify(hashPart)}`);
     const hit = cacheHit(hashPart);
@@ -176,8 +210,22 @@ export function createStore(options: StoreOptions): Store {
     narChunks(info, range) {
       return checkedNar(join(root, info.storePath), info.narSize, range);
     },
-    narBuffer(info) {
-      return narBuffer(join(root, info.storePath), info.narSize);
+    async narBuffer(info) {
+      const key = narKey(info);
+      const kept = nars.get(key);
+      if (kept) return kept;
+      const nar = await narBuffer(join(root, info.storePath), info.narSize);
+      keepNar(key, nar);
+      return nar;
+    },
+    narBufferNow(info) {
+      const key = narKey(info);
+      const kept = nars.get(key);
+      if (!kept) return undefined;
+      lstatSync(join(root, info.storePath)); // still there (as narState asks), else throws
+      nars.delete(key); // most recently used last
+      nars.set(key, kept);
+      return kept;
     },
     listing(info) {
       return narListing(join(root, info.storePath));

@@ -75,6 +75,8 @@ export function createMemoryStore(specs: MemoryPathSpec[] = [], storeDir = '/nix
     if (store.busy) return Promise.reject(new StoreBusyError('database is locked'));
     return Promise.resolve(read());
   };
+  /** Paths whose NAR narBuffer made (and the real store would keep in memory). */
+  const kept = new Set<string>();
   const slice = (p: PathInfo, range?: { start: number; end: number }) => {
     const nar = (p as MemoryPath).nar;
     return range ? nar.subarray(range.start, range.end) : nar;
@@ -133,6 +135,12 @@ export function createMemoryStore(specs: MemoryPathSpec[] = [], storeDir = '/nix
       yield slice(info, range);
     },
     async narBuffer(info) {
+      kept.add(info.storePath);
+      return slice(info);
+    },
+    narBufferNow(info) {
+      if (!kept.has(info.storePath)) return undefined;
+      if (store.gone.has(info.storePath)) throw new Error(`${info.storePath}: no such file`);
       return slice(info);
     },
     async listing(info) {
