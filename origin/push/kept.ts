@@ -5,8 +5,12 @@
  * compression). Bounded: past `maxBytes` the oldest files go, their small
  * records stay, and the route then compresses the path afresh (a stable
  * equivalent: same compression, same NAR).
+ *
+ * Records are small and a push waits for them path after path: they are read and written with
+ * synchronous calls (microseconds each), not a round trip through libuv's thread pool per call.
  */
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UploadCompression } from '../../shared/upload.ts';
 
@@ -64,25 +68,25 @@ export function createKeptFiles(o: { dir: string; maxBytes: number }): KeptFiles
   return {
     async keep(cache, file, from, { storePath, ...rest }) {
       const dir = join(root, cache);
-      await mkdir(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true });
       const old = await this.find(cache, file);
       const storePaths = [...new Set([...(old && old.record.narHash === rest.narHash ? old.record.storePaths : []), storePath])].sort();
       const tmpJson = join(dir, `.${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-      await writeFile(tmpJson, JSON.stringify({ ...rest, storePaths } satisfies KeptRecord));
-      await rename(tmpJson, join(dir, `${file}.json`));
-      if (from) await rename(from, join(dir, file));
+      writeFileSync(tmpJson, JSON.stringify({ ...rest, storePaths } satisfies KeptRecord));
+      renameSync(tmpJson, join(dir, `${file}.json`));
+      if (from) renameSync(from, join(dir, file));
       await maybeEvict(from ? rest.fileSize : 0);
     },
     async find(cache, file) {
       const dir = join(root, cache);
       let record: KeptRecord;
       try {
-        record = JSON.parse(await readFile(join(dir, `${file}.json`), 'utf8')) as KeptRecord;
+        record = JSON.parse(readFileSync(join(dir, `${file}.json`), 'utf8')) as KeptRecord;
         if (!Array.isArray(record.storePaths)) return undefined;
       } catch {
         return undefined;
       }
-      const st = await stat(join(dir, file)).catch(() => undefined);
+      const st = statSync(join(dir, file), { throwIfNoEntry: false });
       return st?.isFile() && st.size === record.fileSize ? { record, path: join(dir, file) } : { record };
     },
   };

@@ -1,13 +1,14 @@
 /** The staging area's bounds: space (413 never fits, 503 full now), time (sweep), and nothing left by a cut body. */
 import { describe, expect, it } from 'vitest';
-import { readdirSync, utimesSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createStaging } from './staging.ts';
+import { createStaging, SMALL_UPLOAD_BYTES } from './staging.ts';
 import { PushError } from './errors.ts';
 import { tempDir } from '../../test/helpers/temp-dir.ts';
 
-const files = (dir: string) => readdirSync(join(dir, 'staging', 'c'));
+const files = (dir: string) => (existsSync(join(dir, 'staging', 'c')) ? readdirSync(join(dir, 'staging', 'c')) : []);
 
 describe('staging', () => {
   it('stores a body under its name with its size and SHA-256', async () => {
@@ -35,17 +36,25 @@ describe('staging', () => {
     await s.receive('c', 'two.nar', Readable.from([Buffer.alloc(30)]), 30);
   });
 
-  it('a body that ends early or errors leaves nothing behind', async () => {
-    const dir = tempDir('eris-staging-');
-    const s = createStaging({ dir, maxBytes: 1000, ttlMs: 60_000 });
-    await expect(s.receive('c', 'short.nar', Readable.from([Buffer.alloc(10)]), 20)).rejects.toMatchObject({ status: 400 });
-    const broken = new Readable({
-      read() {
-        this.push(Buffer.alloc(10));
-        this.destroy(new Error('ECONNRESET'));
-      },
+  // Small uploads are received in memory, larger ones streamed to disk: both ways.
+  for (const length of [50, SMALL_UPLOAD_BYTES + 50]) {
+    it(`a body that ends early, runs long or errors leaves nothing behind (${length} bytes declared)`, async () => {
+      const dir = tempDir('eris-staging-');
+      const s = createStaging({ dir, maxBytes: 10 * SMALL_UPLOAD_BYTES, ttlMs: 60_000 });
+      await expect(s.receive('c', 'short.nar', Readable.from([Buffer.alloc(length - 10)]), length)).rejects.toMatchObject({ status: 400 });
+      await expect(s.receive('c', 'long.nar', Readable.from([Buffer.alloc(length), Buffer.alloc(1)]), length)).rejects.toMatchObject({ status: 400 });
+      const broken = new Readable({
+        read() {
+          this.push(Buffer.alloc(10));
+          this.destroy(new Error('ECONNRESET'));
+        },
+      });
+      await expect(s.receive('c', 'cut.nar', broken, length)).rejects.toMatchObject({ status: 400 });
+      expect(files(dir)).toEqual([]);
+      const f = await s.receive('c', 'whole.nar', Readable.from([Buffer.alloc(length - 10), Buffer.alloc(10, 1)]), length);
+      expect(f.size).toBe(length);
+      expect(f.sha256).toEqual(createHash('sha256').update(Buffer.alloc(length - 10)).update(Buffer.alloc(10, 1)).digest());
+      expect(files(dir)).toEqual(['whole.nar']);
     });
-    await expect(s.receive('c', 'cut.nar', broken, 50)).rejects.toMatchObject({ status: 400 });
-    expect(files(dir)).toEqual([]);
-  });
+  }
 });

@@ -5,10 +5,15 @@
  * staged file is always complete. Bounds: total bytes (a PUT that would not
  * fit is 413 when it could never fit, else 503 + Retry-After) and age (files
  * of an abandoned push are swept after `ttlMs`).
+ *
+ * A small upload (most paths of a closure, whose client waits for each answer before it sends the next
+ * path) is read into memory and written with a few synchronous calls: on a loaded box every trip through
+ * libuv's thread pool is latency the pusher waits for. The directory scans are synchronous too (a stat
+ * takes microseconds; the staging area holds only uploads whose narinfo has not come yet).
  */
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -53,6 +58,46 @@ export interface StagingOptions {
 
 const TMP_PREFIX = '.part-';
 
+/** Uploads up to this size (declared by Content-Length) are received in memory. */
+export const SMALL_UPLOAD_BYTES = 256 * 1024;
+
+/** Exactly `length` bytes of `body` (400 when it ends early or runs longer). */
+async function readExactly(body: Readable, length: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length);
+  let n = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (n + chunk.length > length) {
+        body.destroy();
+        throw new PushError(400, 'body longer than its Content-Length');
+      }
+      chunk.copy(out, n);
+      n += chunk.length;
+    }
+  } catch (e) {
+    if (e instanceof PushError) throw e;
+    throw new PushError(400, `upload did not complete (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (n !== length) throw new PushError(400, `upload ended after ${n} of ${length} bytes`);
+  return out;
+}
+
+/** Writes a small upload under a temp name and renames it into place (a staged file is always complete). */
+function writeSmall(dir: string, final: string, bytes: Buffer): void {
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  try {
+    writeFileSync(tmp, bytes, { flag: 'wx' });
+    renameSync(tmp, final);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {}
+    if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw tryLater('staging disk full, retry later', 30);
+    throw e;
+  }
+}
+
 /** A file name we create on disk: names come from parseUploadPath (nix32 and dots), never with a slash. */
 function safeName(name: string): string {
   if (!/^[A-Za-z0-9+\-._?=!:]+$/.test(name) || name.startsWith('.')) throw new Error(`unsafe staging name ${JSON.stringify(name)}`);
@@ -64,33 +109,31 @@ export function createStaging(o: StagingOptions): Staging {
   /** Bytes this process has promised to uploads still arriving, beyond what they have written. */
   let reserved = 0;
 
-  async function filesUnder(): Promise<{ path: string; size: number; mtimeMs: number }[]> {
+  function filesUnder(): { path: string; size: number; mtimeMs: number }[] {
     const out: { path: string; size: number; mtimeMs: number }[] = [];
     let caches: string[];
     try {
-      caches = await readdir(root);
+      caches = readdirSync(root);
     } catch {
       return out;
     }
     for (const cache of caches) {
       let names: string[];
       try {
-        names = await readdir(join(root, cache));
+        names = readdirSync(join(root, cache));
       } catch {
         continue;
       }
       for (const name of names) {
-        try {
-          const st = await stat(join(root, cache, name));
-          if (st.isFile()) out.push({ path: join(root, cache, name), size: st.size, mtimeMs: st.mtimeMs });
-        } catch {}
+        const st = statSync(join(root, cache, name), { throwIfNoEntry: false });
+        if (st?.isFile()) out.push({ path: join(root, cache, name), size: st.size, mtimeMs: st.mtimeMs });
       }
     }
     return out;
   }
 
-  async function usedBytes(): Promise<number> {
-    return (await filesUnder()).reduce((a, f) => a + f.size, 0);
+  function usedBytes(): number {
+    return filesUnder().reduce((a, f) => a + f.size, 0);
   }
 
   const timer = o.sweepEveryMs ? setInterval(() => void api.sweep().then((n) => n && o.onSweep?.(n), () => {}), o.sweepEveryMs) : undefined;
@@ -106,7 +149,7 @@ export function createStaging(o: StagingOptions): Staging {
         throw new PushError(413, `upload of ${declaredLength} bytes is larger than the staging area (${o.maxBytes} bytes); push it over ssh, then eris publish`);
       }
       const claim = declaredLength ?? 0;
-      if ((await usedBytes()) + reserved + claim > o.maxBytes) {
+      if (usedBytes() + reserved + claim > o.maxBytes) {
         body.resume();
         throw tryLater('staging area full, retry later', 30);
       }
@@ -122,6 +165,15 @@ export function createStaging(o: StagingOptions): Staging {
         }
       }
       reserved += claim;
+      if (declaredLength !== undefined && declaredLength <= SMALL_UPLOAD_BYTES) {
+        try {
+          const bytes = await readExactly(body, declaredLength);
+          writeSmall(dir, final, bytes);
+          return { path: final, size: bytes.length, sha256: createHash('sha256').update(bytes).digest() };
+        } finally {
+          reserved -= claim;
+        }
+      }
       await mkdir(dir, { recursive: true });
       const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
       // A declared length is the bound (one byte more is an error); without one, the staging area's size.
@@ -147,20 +199,16 @@ export function createStaging(o: StagingOptions): Staging {
     },
     async find(cache, name) {
       const path = join(root, safeName(cache), safeName(name));
-      try {
-        const st = await stat(path);
-        return st.isFile() ? { path, size: st.size } : undefined;
-      } catch {
-        return undefined;
-      }
+      const st = statSync(path, { throwIfNoEntry: false });
+      return st?.isFile() ? { path, size: st.size } : undefined;
     },
     async remove(path) {
       await rm(path, { force: true });
     },
-    usedBytes,
+    usedBytes: async () => usedBytes(),
     async sweep(now = Date.now()) {
       let removed = 0;
-      for (const f of await filesUnder()) {
+      for (const f of filesUnder()) {
         if (now - f.mtimeMs > o.ttlMs) {
           await unlink(f.path).catch(() => {});
           removed++;

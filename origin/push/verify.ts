@@ -11,7 +11,7 @@
  * streamed.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { zstdDecompressSync } from 'node:zlib';
@@ -41,7 +41,7 @@ function checkDigest(size: number, sha256: Buffer, want: NarExpectation): void {
 
 /** The NAR of a small none/zstd file, decompressed in memory (never past NarSize). */
 async function narInMemory(file: string, compression: 'none' | 'zstd', want: NarExpectation): Promise<Buffer> {
-  const bytes = await readFile(file);
+  const bytes = readFileSync(file);
   if (compression === 'none') {
     if (bytes.length > want.narSize) throw tooLarge(want);
     return bytes;
