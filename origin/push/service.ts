@@ -221,8 +221,7 @@ export function createPushService(o: PushServiceOptions): PushService {
     // Before anything is written into the store: room for the unpacked NAR (the disk guard).
     if (!existing) await o.beforeImport?.(info.narSize);
     const published = existing ? await target.isPublished(info.storePath) : false;
-    const newRoot = await addGcRoot(o.storeRoot, target.name, info.storePath);
-    if (!existing) await importSigned(p, found, fileSize, narBytes, newRoot);
+    const newRoot = existing ? await addGcRoot(o.storeRoot, target.name, info.storePath) : await importAndRoot(p, found, fileSize, narBytes);
     if (!published) await publish(p, newRoot);
     await o.kept.keep(target.name, p.nar.file, 'staged' in found ? found.staged.path : undefined, {
       storePath: info.storePath, narHash: info.narHash, narSize: info.narSize, compression: p.nar.compression, fileSize,
@@ -266,8 +265,28 @@ export function createPushService(o: PushServiceOptions): PushService {
     return undefined;
   }
 
-  /** Into the store through Nix, signed with the cache's key (which the store checks); a failed import takes its new root away. */
-  async function importSigned(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined, newRoot: boolean): Promise<void> {
+  /**
+   * The import and the path's GC root at once (the root is a file-system round trip the pusher would
+   * otherwise wait for after the import): the daemon holds a temporary root on the path from the start
+   * of its import for as long as the connection lasts, so the path is never unrooted while valid. The
+   * answer waits for both. A failed import takes its new root away; true when the root is new.
+   */
+  async function importAndRoot(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined): Promise<boolean> {
+    const rooted = addGcRoot(o.storeRoot, p.target.name, p.info.storePath);
+    rooted.catch(() => {});
+    try {
+      await importSigned(p, found, fileSize, narBytes);
+    } catch (e) {
+      if (await rooted.catch(() => false) && !(await o.store.isValid(p.info.storePath).catch(() => false))) {
+        await removeGcRoot(o.storeRoot, p.target.name, p.info.storePath).catch(() => {});
+      }
+      throw e;
+    }
+    return rooted;
+  }
+
+  /** Into the store through Nix, signed with the cache's key (which the store checks). */
+  async function importSigned(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined): Promise<void> {
     const { info } = p;
     const signed: NarInfo = {
       ...info,
@@ -285,7 +304,6 @@ export function createPushService(o: PushServiceOptions): PushService {
       o.store.refresh?.();
     } catch (e) {
       o.metrics?.pushImport((performance.now() - started) / 1000, false);
-      if (newRoot && !(await o.store.isValid(info.storePath).catch(() => false))) await removeGcRoot(o.storeRoot, p.target.name, info.storePath).catch(() => {});
       throw e;
     }
   }
