@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { StreamReader } from './reader.ts';
 import { PassThrough } from 'node:stream';
 import {
-  Stderr, WireWriter, bufferSource, frameHeader, plainMessage, readPathInfo, readStderr, readString, readStrings, readU64,
+  Stderr, WireWriter, bufferSource, frameHeader, frames, plainMessage, readPathInfo, readStderr, readString, readStrings, readU64,
   writePathInfo, type DaemonPathInfo,
 } from './wire.ts';
 
@@ -16,6 +16,20 @@ describe('worker protocol wire format', () => {
     expect(new WireWriter().strings(['a', 'bc']).toBuffer().length).toBe(8 + 16 + 16);
     expect(frameHeader(0).equals(Buffer.alloc(8))).toBe(true);
     expect(() => new WireWriter().u64(-1)).toThrow(RangeError);
+  });
+
+  it('cuts data into frames of at most the given size, and empty data into none', async () => {
+    const data = Buffer.from(Array.from({ length: 70 }, (_, i) => i));
+    const src = bufferSource(frames(data, 32));
+    const back: Buffer[] = [];
+    for (const want of [32, 32, 6]) {
+      expect(await readU64(src)).toBe(want);
+      back.push(await src.read(want));
+    }
+    expect(src.rest()).toBe(0);
+    expect(Buffer.concat(back).equals(data)).toBe(true);
+    expect(frames(Buffer.alloc(0), 32).length).toBe(0);
+    expect(frames(data, 70).equals(Buffer.concat([frameHeader(70), data]))).toBe(true);
   });
 
   it('reads back what it writes, and refuses bad padding and oversized numbers', async () => {

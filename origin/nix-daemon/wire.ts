@@ -115,6 +115,24 @@ export class WireWriter {
 /** The header of one frame of `length` bytes (a length of 0 ends the framed data). */
 export const frameHeader = (length: number): Buffer => new WireWriter().u64(length).toBuffer();
 
+/**
+ * `data` as frames of at most `frameBytes` each (length word, bytes), in one buffer: one write per
+ * chunk however many frames it holds. Empty data gives no frame (an empty frame ends the stream).
+ */
+export function frames(data: Buffer, frameBytes: number): Buffer {
+  const count = Math.ceil(data.length / frameBytes);
+  const out = Buffer.allocUnsafe(data.length + 8 * count);
+  let at = 0;
+  for (let off = 0; off < data.length; off += frameBytes) {
+    const n = Math.min(frameBytes, data.length - off);
+    out.writeUInt32LE(n, at);
+    out.writeUInt32LE(0, at + 4);
+    data.copy(out, at + 8, off, off + n);
+    at += 8 + n;
+  }
+  return out;
+}
+
 /** Where answers are read from: `read(n)` resolves with exactly n bytes (or rejects at end of input). */
 export interface ByteSource {
   read(n: number): Promise<Buffer>;
