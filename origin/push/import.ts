@@ -23,7 +23,7 @@
  * asks the daemon to skip the check (it does so only for a trusted-user).
  */
 import { Readable } from 'node:stream';
-import { parseSha256, bytesToHex } from '../../shared/hash.ts';
+import { bytesToHex, formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
 import type { NarInfo } from '../../shared/narinfo.ts';
 import { narFileOfUrl } from '../../shared/upload.ts';
 import { DaemonConnectionError, DaemonError, daemonTarget, describeTarget, type DaemonConnection, type NarToAdd } from '../nix-daemon/index.ts';
@@ -87,6 +87,7 @@ export function createImporter(o: ImporterOptions): Importer {
     const nar = narFileOfUrl(info.url, info.compression);
     if (typeof nar === 'string') throw rejected(nar);
     const full = (base: string) => `${o.storeDir}/${base}`;
+    const want = { narSize: info.narSize, narHash: formatSha256Nix32(parseSha256(info.narHash)) };
     return {
       info: {
         path: info.storePath,
@@ -99,7 +100,7 @@ export function createImporter(o: ImporterOptions): Importer {
         sigs: info.sigs,
         ca: info.ca ?? '',
       },
-      nar: typeof source === 'string' ? () => narChunks(source, nar.compression, info.narSize) : () => Readable.from([source]),
+      nar: typeof source === 'string' ? () => narChunks(source, nar.compression, want) : () => Readable.from([source]),
     };
   }
 

@@ -26,7 +26,7 @@ import { PushError, rejected } from './errors.ts';
 import type { Staging } from './staging.ts';
 import type { KeptFiles, KeptRecord } from './kept.ts';
 import type { Importer } from './import.ts';
-import { verifyNarBytes, verifyNarFile } from './verify.ts';
+import { checkedInMemory, verifyNarBytes, verifyNarFile } from './verify.ts';
 import { addGcRoot, removeGcRoot } from '../store/gc-roots.ts';
 import { oneAtATime } from './one-at-a-time.ts';
 
@@ -211,7 +211,7 @@ export function createPushService(o: PushServiceOptions): PushService {
       throw rejected(`narinfo FileSize ${info.fileSize} does not match the uploaded ${info.url} (${fileSize} bytes)`);
     }
     const existing = await checkAgainstStore(p, earlier);
-    const narBytes = await checkNarBytes(p, found);
+    const narBytes = await checkNarBytes(p, found, existing !== undefined);
     return { fileSize, existing, narBytes };
   }
 
@@ -251,9 +251,16 @@ export function createPushService(o: PushServiceOptions): PushService {
     return undefined;
   }
 
-  /** The same hash check whether or not the store has the path; a small staged NAR comes back in memory for the import. */
-  async function checkNarBytes(p: NarInfoPush, found: FoundNar): Promise<Buffer | undefined> {
-    if ('staged' in found) return verifyNarFile(found.staged.path, p.nar.compression, p.info, { fileSize: found.staged.size });
+  /**
+   * The same hash check whether or not the store has the path; a small NAR comes back in memory for the
+   * import. A new path's large staged NAR is checked as it is fed to the daemon instead (narChunks holds
+   * its last bytes back until size and hash are right): one pass over the file, not two.
+   */
+  async function checkNarBytes(p: NarInfoPush, found: FoundNar, inStore: boolean): Promise<Buffer | undefined> {
+    if ('staged' in found) {
+      if (!inStore && !checkedInMemory(found.staged.size, p.nar.compression, p.info)) return undefined;
+      return verifyNarFile(found.staged.path, p.nar.compression, p.info, { fileSize: found.staged.size });
+    }
     if ('memory' in found) {
       verifyNarBytes(found.memory, p.info);
       return found.memory;

@@ -15,16 +15,13 @@ import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { zstdDecompressSync } from 'node:zlib';
-import { formatSha256Nix32 } from '../../shared/hash.ts';
 import type { UploadCompression } from '../../shared/upload.ts';
-import { decompressed } from './decompress.ts';
+import { checkDigest, decompressed, type NarExpectation } from './decompress.ts';
+
+export type { NarExpectation };
 import { PushError, rejected } from './errors.ts';
 import { hashingMeter } from './meter.ts';
 
-export interface NarExpectation {
-  narHash: string;
-  narSize: number;
-}
 
 /** Files up to this size (and NARs up to IN_MEMORY_NAR_BYTES) are checked in memory, by default. */
 export const IN_MEMORY_FILE_BYTES = 256 * 1024;
@@ -32,12 +29,6 @@ const IN_MEMORY_NAR_BYTES = 4 * 1024 * 1024;
 
 const tooLarge = (want: NarExpectation) => rejected(`NAR is larger than its NarSize ${want.narSize}`);
 
-/** The verdict on a NAR's size and SHA-256, the same for both ways of reading it. */
-function checkDigest(size: number, sha256: Buffer, want: NarExpectation): void {
-  if (size !== want.narSize) throw rejected(`NAR is ${size} bytes, narinfo says NarSize ${want.narSize}`);
-  const got = formatSha256Nix32(sha256);
-  if (got !== want.narHash) throw rejected(`NAR hash mismatch: the upload is ${got}, narinfo says ${want.narHash}`);
-}
 
 /** The NAR of a small none/zstd file, decompressed in memory (never past NarSize). */
 async function narInMemory(file: string, compression: 'none' | 'zstd', want: NarExpectation): Promise<Buffer> {
@@ -59,15 +50,19 @@ export function verifyNarBytes(nar: Uint8Array, want: NarExpectation): void {
   checkDigest(nar.length, createHash('sha256').update(nar).digest(), want);
 }
 
+/** True when a file of this size is checked in memory (and its NAR handed back for the import). */
+export function checkedInMemory(fileSize: number, compression: UploadCompression, want: NarExpectation, inMemoryUpTo = IN_MEMORY_FILE_BYTES): boolean {
+  return fileSize <= inMemoryUpTo && want.narSize <= IN_MEMORY_NAR_BYTES && (compression === 'none' || compression === 'zstd');
+}
+
 /**
  * Resolves when the file holds the expected NAR; rejects with a 400 PushError saying what differs.
  * For a small file (`fileSize` at most `inMemoryUpTo`) it resolves to the NAR itself.
  */
 export async function verifyNarFile(file: string, compression: UploadCompression, want: NarExpectation,
   o: { fileSize?: number; inMemoryUpTo?: number } = {}): Promise<Buffer | undefined> {
-  const small = o.fileSize !== undefined && o.fileSize <= (o.inMemoryUpTo ?? IN_MEMORY_FILE_BYTES) && want.narSize <= IN_MEMORY_NAR_BYTES;
-  if (small && (compression === 'none' || compression === 'zstd')) {
-    const nar = await narInMemory(file, compression, want);
+  if (o.fileSize !== undefined && checkedInMemory(o.fileSize, compression, want, o.inMemoryUpTo)) {
+    const nar = await narInMemory(file, compression as 'none' | 'zstd', want);
     verifyNarBytes(nar, want);
     return nar;
   }
