@@ -14,8 +14,7 @@ import { parseBytes } from '../config/retention.ts';
 import { nixStoreRunner, type SweptCache } from './sweep.ts';
 import { runGc, type GcOutcome } from './gc.ts';
 import { lastFetches } from './last-use.ts';
-
-export const GC_SYNOPSIS = '  eris gc --cache NAME [--dry-run] [--delete] [--json] [--config FILE | --store-root DIR --state-dir DIR] [--keep-days N] [--max-bytes B]';
+import { GC_SYNOPSIS } from './synopses.ts';
 
 const OPTIONS = {
   cache: { type: 'string' },

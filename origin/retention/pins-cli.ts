@@ -13,10 +13,7 @@ import { dbGraph } from './sweep.ts';
 import { listPins, pin, PinError, unpin } from './pins.ts';
 import { parseRetentionArgs, retentionContext } from './cli.ts';
 import { formatColumns } from '../cli/columns.ts';
-
-export const PIN_SYNOPSIS = '  eris pin NAME PATH --cache NAME [--keep-revisions N] [--config FILE | --store-root DIR]';
-export const UNPIN_SYNOPSIS = '  eris unpin NAME --cache NAME [--config FILE | --store-root DIR]';
-export const PINS_SYNOPSIS = '  eris pins --cache NAME [--json] [--config FILE | --store-root DIR]';
+import { PIN_SYNOPSIS, PINS_SYNOPSIS, UNPIN_SYNOPSIS } from './synopses.ts';
 
 /** Closure NAR bytes of each store path (0 when not valid). */
 function closureBytes(storeRoot: string, storePaths: readonly string[]): number[] {
