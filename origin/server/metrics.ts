@@ -193,13 +193,22 @@ export class Metrics {
     this.refusedCounts.set(k, (this.refusedCounts.get(k) ?? 0) + 1);
   }
 
+  /** Rendered label pairs by cache name and kind (a few per cache): once, not per request. */
+  private cacheLabels = new Map<string, string>();
+  private cacheLabel(cache: string, name: 'kind' | 'direction', value: string): string {
+    const id = `${cache}\0${value}`;
+    let k = this.cacheLabels.get(id);
+    if (k === undefined) this.cacheLabels.set(id, (k = labels({ cache, [name]: value })));
+    return k;
+  }
+
   cacheRequest(cache: string, kind: 'narinfo_hit' | 'narinfo_miss' | 'nar' | 'push'): void {
-    const k = labels({ cache, kind });
+    const k = this.cacheLabel(cache, 'kind', kind);
     this.cacheRequests.set(k, (this.cacheRequests.get(k) ?? 0) + 1);
   }
 
   cacheBytes(cache: string, direction: 'sent' | 'received', n: number): void {
-    const k = labels({ cache, direction });
+    const k = this.cacheLabel(cache, 'direction', direction);
     this.cacheByteCounts.set(k, (this.cacheByteCounts.get(k) ?? 0) + n);
   }
 
