@@ -9,6 +9,7 @@
  *   BENCH_CLOSURE_PROFILE=1 …             # also one origin run under --cpu-prof (one worker) and a summary
  *   BENCH_CLOSURE_LOG=1 …                 # per-request times from the proxies' access log, by kind of request
  *   BENCH_CLOSURE_STRACE=1 …              # instead of the profile, strace -c of that origin's 3 copies
+ *   BENCH_CLOSURE_BASE=/path/to/checkout … # a third target in every round: that checkout's origin (A/B of two versions)
  *
  * It uses bench/run.ts's fixture (the same BENCH_* settings; BENCH_LARGE_MB is irrelevant here and
  * defaults to 16 so a first build is quick) and its servers; the origin runs BENCH_ORIGIN_WORKERS
@@ -16,7 +17,7 @@
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { benchConfig } from './lib/config.ts';
 import { ensureFixture } from './lib/fixture.ts';
@@ -78,39 +79,59 @@ async function main() {
   try {
     const key = keygen(work).sec;
     const secret = randomBytes(24).toString('base64url');
-    const [nginxPort, originPort, viaNginx, viaOrigin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [nginxPort, originPort, viaNginx, viaOrigin, basePort, viaBase] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const accessLog = env.BENCH_CLOSURE_LOG === '1' ? join(work, 'access.log') : undefined;
+    const base = env.BENCH_CLOSURE_BASE;
     const nginx = startNginx(work, fx.staticDir, nginxPort, [
       { port: viaNginx, upstream: `http://127.0.0.1:${nginxPort}`, headers: {} },
       { port: viaOrigin, upstream: `http://127.0.0.1:${originPort}`, headers: { 'x-eris-edge-secret': secret } },
+      ...(base ? [{ port: viaBase, upstream: `http://127.0.0.1:${basePort}`, headers: { 'x-eris-edge-secret': secret } }] : []),
     ], accessLog ? { accessLog } : {});
     const origin = startOrigin('origin', { workDir: work, root: fx.root, port: originPort, signKey: key, edgeSecret: secret, workers: c.originWorkers });
+    const baseOrigin = base ? startOrigin('base', { workDir: work, root: fx.root, port: basePort, signKey: key, edgeSecret: secret, workers: c.originWorkers, checkout: base }) : undefined;
     await waitOk('nginx', `http://127.0.0.1:${nginxPort}/nix-cache-info`, {}, 30_000, [nginx]);
     await waitOk('the origin', `http://127.0.0.1:${originPort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [origin]);
+    if (baseOrigin) await waitOk('the base origin', `http://127.0.0.1:${basePort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [baseOrigin]);
     const closure = [fx.wide, ...fx.small];
     const copy = (from: string, label: string) => closureCopy({ from, path: fx.wide, closure, runs: 1, workDir: work, label });
+    const targets = [['nginx', viaNginx], ['origin', viaOrigin], ...(base ? [['base', viaBase]] : [])] as [string, number][];
     // One unmeasured copy each: page cache, JIT, nginx's upstream keep-alive pool.
-    await copy(`http://127.0.0.1:${viaNginx}`, 'warm-up nginx');
-    await copy(`http://127.0.0.1:${viaOrigin}`, 'warm-up origin');
-    const runs = { nginx: [] as number[], origin: [] as number[] };
+    const warm: string[] = [];
+    for (const [name, url] of targets) warm.push(`${name} ${(await copy(`http://127.0.0.1:${url}`, `warm-up ${name}`)).seconds[0]!.toFixed(3)} s`);
+    const runs = new Map<string, number[]>(targets.map(([name]) => [name, []]));
+    // CPU time of the server behind the proxy per copy (the origins' process trees; nginx's static answers share
+    // a process tree with the proxies, so no figure for it): less swayed by other work than the copy's time.
+    const procOf: Record<string, Started | undefined> = { origin, base: baseOrigin };
+    const cpuMs = new Map<string, number[]>(targets.map(([name]) => [name, []]));
     let other = 0;
-    say(`${c.copyRuns} alternating pairs of nix copy (${closure.length} paths), origin with ${c.originWorkers} worker(s)`);
+    say(`${c.copyRuns} alternating rounds of nix copy (${closure.length} paths), origin with ${c.originWorkers} worker(s)${base ? `, base = ${base}` : ''}; load average ${loadavg()[0]!.toFixed(2)}`);
     for (let i = 0; i < c.copyRuns; i++) {
-      for (const [name, url] of [['nginx', viaNginx], ['origin', viaOrigin]] as const) {
+      for (const [name, url] of i % 2 ? [...targets].reverse() : targets) {
+        const proc = procOf[name];
+        const cpu0 = proc ? treeJiffies(proc.pid) : 0;
         const r = await copy(`http://127.0.0.1:${url}`, name);
-        runs[name].push(r.seconds[0]!);
+        if (proc) cpuMs.get(name)!.push((treeJiffies(proc.pid) - cpu0) * 10);
+        runs.get(name)!.push(r.seconds[0]!);
         other = Math.max(other, r.otherCpuPct);
-        say(`  ${name.padEnd(6)} ${r.seconds[0]!.toFixed(3)} s  (other processes ${r.otherCpuPct.toFixed(0)}% CPU)`);
+        say(`  ${name.padEnd(6)} ${r.seconds[0]!.toFixed(3)} s  (other processes ${r.otherCpuPct.toFixed(0)}% CPU, load ${loadavg()[0]!.toFixed(2)})`);
       }
     }
-    const [mn, mo] = [median(runs.nginx), median(runs.origin)];
-    const ratios = runs.origin.map((o, i) => o / runs.nginx[i]!);
-    process.stdout.write(`nix copy of ${closure.length} paths, ${c.copyRuns} alternating pairs (other processes up to ${other.toFixed(0)}% CPU):\n` +
-      `  nginx  median ${mn.toFixed(3)} s  [${runs.nginx.map((x) => x.toFixed(3)).join(', ')}]\n` +
-      `  origin median ${mo.toFixed(3)} s  [${runs.origin.map((x) => x.toFixed(3)).join(', ')}]\n` +
-      `  origin / nginx: ${(mo / mn).toFixed(2)}x (medians), per pair ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)}x)\n`);
+    const ng = runs.get('nginx')!;
+    let out = `nix copy of ${closure.length} paths, ${c.copyRuns} alternating rounds (other processes up to ${other.toFixed(0)}% CPU, load average ${loadavg()[0]!.toFixed(2)} at the end); unmeasured warm-up copies: ${warm.join(', ')}\n`;
+    for (const [name] of targets) {
+      const xs = runs.get(name)!;
+      const cpu = cpuMs.get(name)!;
+      out += `  ${name.padEnd(6)} median ${median(xs).toFixed(3)} s  [${xs.map((x) => x.toFixed(3)).join(', ')}]${cpu.length ? `; server CPU per copy median ${median(cpu).toFixed(0)} ms [${cpu.join(', ')}]` : ''}\n`;
+    }
+    for (const [name] of targets.slice(1)) {
+      const xs = runs.get(name)!;
+      const ratios = xs.map((o, i) => o / ng[i]!);
+      out += `  ${name} / nginx: ${(median(xs) / median(ng)).toFixed(2)}x (medians), per round ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)}x)\n`;
+    }
+    process.stdout.write(out);
     await stopProcess(origin);
-    if (accessLog) process.stdout.write(timings(readFileSync(accessLog, 'utf8'), { [viaNginx]: 'nginx', [viaOrigin]: 'origin' }));
+    if (baseOrigin) await stopProcess(baseOrigin);
+    if (accessLog) process.stdout.write(timings(readFileSync(accessLog, 'utf8'), { [viaNginx]: 'nginx', [viaOrigin]: 'origin', [viaBase]: 'base' }));
 
     if (env.BENCH_CLOSURE_PROFILE === '1' || env.BENCH_CLOSURE_STRACE === '1') {
       // strace stops the process at every system call and --cpu-prof's sampling signals are system calls too: one or the other.
