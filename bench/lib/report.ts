@@ -19,6 +19,8 @@ export interface TargetRuns {
   narinfoWide?: WrkResult;
   /** `nix copy` of the whole closure (that path and every small one) into an empty store; run i alternates with the reference's run i. */
   closureCopy?: CopyRun;
+  /** The unmeasured warm-up copy before the alternating rounds (a server's first closure after start-up), seconds. */
+  closureWarmupSeconds?: number;
   /** narinfoLoaded again in rounds alternating with nginx's (nginx and origin only). */
   narinfoRounds?: WrkResult[];
 }
@@ -451,7 +453,9 @@ export function markdownSummary(r: Results): string {
   const copies = (x: TargetRuns | undefined) => x?.closureCopy?.seconds.map((v) => v.toFixed(2)).join(', ');
   if (n.closureCopy && o.closureCopy) {
     out.push('');
-    out.push(`\`nix copy\` runs in alternating rounds, s: nginx ${copies(n)}; origin ${copies(o)}` + (pt && w ? `; do-nothing Worker ${copies(pt)}; eris edge ${copies(w)}` : '') + '.');
+    const warm = (x: TargetRuns | undefined) => x?.closureWarmupSeconds?.toFixed(2) ?? '–';
+    out.push(`\`nix copy\` runs in alternating rounds, s: nginx ${copies(n)}; origin ${copies(o)}` + (pt && w ? `; do-nothing Worker ${copies(pt)}; eris edge ${copies(w)}` : '') + '.' +
+      (n.closureWarmupSeconds !== undefined ? ` Each after one unmeasured warm-up copy (a server's first closure after start-up: JIT, page cache, the origin's small NARs read into memory), s: nginx ${warm(n)}; origin ${warm(o)}` + (pt && w ? `; do-nothing Worker ${warm(pt)}; eris edge ${warm(w)}` : '') + '.' : ''));
   }
   out.push('');
   out.push(`Origin RSS streaming a ${f(m.rss.narBytes / 2 ** 20)} MiB NAR: ${f(m.rss.fresh.rssPeakMb, 0)} MB peak (fresh), ${f(m.rss.loaded.rssPeakMb, 0)} MB (after the load runs). ` +
