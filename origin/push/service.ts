@@ -329,6 +329,7 @@ export function createPushService(o: PushServiceOptions): PushService {
    * once (the importer groups what queues into one AddMultipleToStore).
    */
   async function putBatch(target: PushTarget, entries: readonly { narinfo: string; nar: Buffer }[], user: string | undefined): Promise<BatchOutcome[]> {
+    const started = performance.now();
     const pushes: { p: NarInfoPush; found: FoundNar; checked: Checked; level: number }[] = [];
     const inBatch = new Map<string, number>(); // store path → its entry's level
     for (const [i, e] of entries.entries()) {
@@ -348,6 +349,7 @@ export function createPushService(o: PushServiceOptions): PushService {
         throw err;
       }
     }
+    const checkedAt = performance.now();
     const outcomes = new Map<string, BatchOutcome>();
     for (let level = 1; outcomes.size < pushes.length; level++) {
       await Promise.all(pushes.filter((x) => x.level === level).map(async ({ p, found, checked }) => {
@@ -367,6 +369,8 @@ export function createPushService(o: PushServiceOptions): PushService {
         }
       }));
     }
+    o.log.info({ msg: 'push: batch', cache: target.name, user: user ?? null, paths: pushes.length, levels: Math.max(...pushes.map((x) => x.level)),
+      checkMs: Math.round(checkedAt - started), importMs: Math.round(performance.now() - checkedAt) });
     return pushes.map(({ p }) => outcomes.get(p.info.storePath)!);
   }
 
