@@ -81,8 +81,12 @@ function erisPushAvailable(): boolean {
   return r.status === 0;
 }
 
-/** The command's wall time, and in the note its own count from the closure query on (the rest is Node starting the CLI). */
-async function timeErisPush(edgeUrl: string, token: string, paths: string[]): Promise<{ seconds: number; note: string }> {
+/**
+ * The command's wall time, and in the note its own count from the closure query on (the rest is Node starting
+ * the CLI) and what the origin logged of its batches (how many, their checks and imports).
+ */
+async function timeErisPush(edgeUrl: string, token: string, paths: string[], originLog: string): Promise<{ seconds: number; note: string }> {
+  const logBefore = readFileSync(originLog, 'utf8').length;
   const started = performance.now();
   const extra = process.env.BENCH_PUSH_CLI_ARGS?.split(' ').filter(Boolean) ?? [];
   const r = spawnSync(process.execPath, [...ERIS_CLI, 'push', '--json', ...extra, '--edge-url', edgeUrl, ...paths], {
@@ -91,7 +95,11 @@ async function timeErisPush(edgeUrl: string, token: string, paths: string[]): Pr
   if (r.status !== 0) throw new Error(`eris push failed:\n${(r.stderr || r.stdout).slice(-3000)}`);
   const seconds = (performance.now() - started) / 1000;
   const inside = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds: number }).seconds;
-  return { seconds, note: `${inside.toFixed(2)} s after start-up` };
+  const batches = readFileSync(originLog, 'utf8').slice(logBefore).split('\n').filter((l) => l.includes('"msg":"push: batch"'))
+    .map((l) => JSON.parse(l) as { paths: number; checkMs: number; importMs: number });
+  const sum = (k: 'paths' | 'checkMs' | 'importMs') => batches.reduce((a, b) => a + b[k], 0);
+  const origin = batches.length ? `; ${batches.length} batches of ${sum('paths')} paths, origin checks ${sum('checkMs')} ms, imports ${sum('importMs')} ms` : '';
+  return { seconds, note: `${inside.toFixed(2)} s after start-up${origin}` };
 }
 
 /** Seconds between the first and the last `push: imported` line of the origin's log, and the count. */
@@ -164,8 +172,8 @@ async function main() {
     let i = 0;
     for (const n of WIDE) {
       const what = `${n} paths of ${KIB} KiB`;
-      const a = buildWide(n, `${run}-a`);
-      const b = wanted('edge') ? buildWide(n, `${run}-b`) : a;
+      const a = buildWide(n, `${run}-${n}-a`);
+      const b = wanted('edge') ? buildWide(n, `${run}-${n}-b`) : a;
       const bytes = narBytes(a, true);
       const fileCache = join(dir, `file-cache-${i}`);
       await row(what, 'file://', n, bytes, () => timeCopy(`file://${fileCache}?compression=zstd`, [a]));
@@ -176,8 +184,8 @@ async function main() {
       const before2 = readFileSync(originLog, 'utf8').length;
       await row(what, 'edge', n, bytes, () => timeCopy(`${edge.url}?compression=zstd`, [b], ['--option', 'netrc-file', netrc]));
       if (wanted('edge')) spans[`${what}, edge`] = importSpan(readFileSync(originLog, 'utf8').slice(before2));
-      await row(what, 'do-nothing Worker', n, bytes, () => timeCopy(`http://127.0.0.1:${ptPort}?compression=zstd`, [wanted('do-nothing Worker') ? buildWide(n, `${run}-c`) : a]));
-      if (withErisPush) await row(what, 'eris push', n, bytes, () => timeErisPush(edge.url, token, [wanted('eris push') ? buildWide(n, `${run}-d`) : a]));
+      await row(what, 'do-nothing Worker', n, bytes, () => timeCopy(`http://127.0.0.1:${ptPort}?compression=zstd`, [wanted('do-nothing Worker') ? buildWide(n, `${run}-${n}-c`) : a]));
+      if (withErisPush) await row(what, 'eris push', n, bytes, () => timeErisPush(edge.url, token, [wanted('eris push') ? buildWide(n, `${run}-${n}-d`) : a], originLog));
       rmSync(fileCache, { recursive: true, force: true });
       rmSync(join(dir, `local-${i++}`), { recursive: true, force: true });
     }
@@ -190,7 +198,7 @@ async function main() {
       await row(what, 'local store', 1, bytes, () => timeCopy(join(dir, 'local-big'), [a], ['--no-check-sigs']));
       rmSync(join(dir, 'local-big'), { recursive: true, force: true });
       await row(what, 'origin', 1, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
-      if (withErisPush) await row(what, 'eris push', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)]));
+      if (withErisPush) await row(what, 'eris push', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)], originLog));
       else await row(what, 'eris push', 1, bytes, async () => undefined, 'eris push is not in this checkout');
     }
   } finally {
