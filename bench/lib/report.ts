@@ -102,6 +102,17 @@ function check(id: string, label: string, value: number | null, bound: number, u
   return c;
 }
 
+/**
+ * The p99 target's note: when nginx itself is over the bound in the same rounds, the bound is beyond what this
+ * machine shows for any server under this load (wrk and the server share its cores), and the note says so with
+ * the origin's p99 against nginx's. The target itself is judged as always.
+ */
+function p99Note(note: string | undefined, origin: number, nginx: number): string | undefined {
+  if (!(nginx >= 2)) return note;
+  const beside = `nginx's own p99 in the same rounds is ${f(nginx, 2)} ms, over the bound too (with wrk on the same cores not even nginx stays under 2 ms in these rounds); the origin's is ${f(origin / nginx, 2)}× nginx's`;
+  return note ? `${note}; ${beside}` : beside;
+}
+
 export function evaluateTargets(m: Measurements): TargetCheck[] {
   const n = m.targets.nginx!;
   const o = m.targets.origin!;
@@ -125,7 +136,7 @@ export function evaluateTargets(m: Measurements): TargetCheck[] {
     check('origin-narinfo-rps-20', `origin narinfo req/s ≥ 0.8× nginx (${rounds} alternating rounds at 32 connections, median of the per-round ratios${perRound(rps)})`,
       rps.value, 0.8, '×', (v) => v >= 0.8, rounds ? roundNote(o, n) : 'not measured (a results file without alternating rounds)'),
     check('origin-narinfo-p99-20', `origin narinfo p99 < 2 ms at 32 connections (median of ${rounds} alternating rounds; nginx ${f(p99(n), 2)} ms in the same rounds)`,
-      rounds ? p99(o) : null, 2, 'ms', (v) => v < 2, rounds ? roundNote(o, n) : 'not measured (a results file without alternating rounds)'),
+      rounds ? p99(o) : null, 2, 'ms', (v) => v < 2, rounds ? p99Note(roundNote(o, n), p99(o), p99(n)) : 'not measured (a results file without alternating rounds)'),
     check('origin-narinfo-rps', 'origin narinfo req/s ≥ 0.5× nginx (≤ 20 references)', ratio(o.narinfoLoaded.reqPerSec, n.narinfoLoaded.reqPerSec), 0.5, '×', (v) => v >= 0.5, errorNote(o.narinfoLoaded, n.narinfoLoaded)),
     check('origin-narinfo-wide-rps', 'origin narinfo req/s ≥ 0.4× nginx (300 references)', ratio(o.narinfoWide?.reqPerSec, n.narinfoWide?.reqPerSec), 0.4, '×', (v) => v >= 0.4, errorNote(o.narinfoWide, n.narinfoWide)),
     check('origin-narinfo-p99', 'origin narinfo p99 < 2 ms (32 connections, ≤ 20 references)', ms(o.narinfoLoaded.latencyUs.p99), 2, 'ms', (v) => v < 2, errorNote(o.narinfoLoaded)),
