@@ -314,6 +314,24 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       await readBack([top]);
     });
 
+    it('with --batch-paths 3 a 10-path closure goes as four batches, the top\'s sent after the batches it refers to were answered', async () => {
+      const paths = wideClosure(join(s.dir, 'wide-10'), 10);
+      const proxy = await startRecordingProxy(s.edge.url);
+      let r: Run;
+      try {
+        r = await erisPush(['--edge-url', proxy.url, '--batch-paths', '3', paths[9]!], { ERIS_TOKEN: s.token }).done;
+      } finally {
+        await proxy.close();
+      }
+      expect(r.stderr).toMatch(/pushed 10 paths/);
+      expect(r.code).toBe(0);
+      expect(proxy.seen.map((q) => `${q.method} ${q.url} ${q.status}`)).toEqual([
+        `POST ${pushUrls.missing('default')} 200`,
+        ...Array(4).fill(`POST ${pushUrls.batch('default')} 200`),
+      ]);
+      expect(await validCount(paths)).toBe(10);
+    });
+
     it('an origin without the batch route (404): the client falls back to a NAR and a narinfo PUT per path', async () => {
       const paths = wideClosure(join(s.dir, 'wide-old'), 4);
       const proxy = await startRecordingProxy(s.edge.url, {
