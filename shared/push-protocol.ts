@@ -7,7 +7,7 @@
  *   POST /<cache>/v1/push/missing          read (or write) grant
  *        {"paths": ["/nix/store/…", …]}  →  {"missing": [the ones the cache does not serve]}
  *        One request for a whole closure (at most MAX_MISSING_PATHS a request). The edge adds
- *        MAX_UPLOAD_HEADER to the answer: the largest part it lets through.
+ *        MAX_UPLOAD_HEADER to the answer: the largest part (or batch) it lets through.
  *   POST /<cache>/v1/push/uploads          write grant
  *        {"storePath", "narHash": "sha256:<nix32>", "narSize"}  →  UploadState
  *        Starts the upload of one NAR, or finds the one already under way for the same NAR
@@ -40,7 +40,7 @@ export const MISSING_PATH = `${PUSH_PREFIX}/missing`;
 export const UPLOADS_PATH = `${PUSH_PREFIX}/uploads`;
 export const BATCH_PATH = `${PUSH_PREFIX}/batch`;
 
-/** Response header of the missing answer (set by the edge): the largest request body it forwards. */
+/** Response header of the missing answer (set by the edge): the largest request body it forwards (a part, a batch). */
 export const MAX_UPLOAD_HEADER = 'x-eris-max-upload-bytes';
 
 /** Query parameters of a part. */
