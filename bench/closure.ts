@@ -15,24 +15,21 @@
  * defaults to 16 so a first build is quick) and its servers; the origin runs BENCH_ORIGIN_WORKERS
  * processes as in the full run.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { benchConfig } from './lib/config.ts';
 import { ensureFixture } from './lib/fixture.ts';
-import { contextSwitches, freePort, killAllSync, sleep, startProcess, stopAll, stopProcess, treeJiffies, type Started } from './lib/procs.ts';
+import { contextSwitches, freePort, sleep, startProcess, stopProcess, treeJiffies, type Started } from './lib/procs.ts';
+import { benchScript } from './lib/script.ts';
 import { closureCopy } from './lib/closure.ts';
 import { keygen, startNginx, startOrigin, waitOk } from './lib/servers.ts';
 import { summarizeProfile } from './lib/profile.ts';
-import { printProfile } from './lib/report.ts';
+import { median, printProfile } from './lib/report.ts';
 
 const t0 = Date.now();
 const say = (s: string) => process.stderr.write(`[closure ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -70,109 +67,95 @@ function timings(log: string, names: Record<string, string>): string {
   return out;
 }
 
-async function main() {
+benchScript('closure', say, async (work) => {
   const env: NodeJS.ProcessEnv = { BENCH_LARGE_MB: '16', BENCH_DB_ROWS: '1000', BENCH_COPY_RUNS: '5', ...process.env };
   const c = benchConfig(env);
   const fx = ensureFixture(c, say);
-  const work = mkdtempSync(join(tmpdir(), 'eris-bench-closure-'));
-  process.on('exit', killAllSync);
-  try {
-    const key = keygen(work).sec;
-    const secret = randomBytes(24).toString('base64url');
-    const [nginxPort, originPort, viaNginx, viaOrigin, basePort, viaBase] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-    const accessLog = env.BENCH_CLOSURE_LOG === '1' ? join(work, 'access.log') : undefined;
-    const base = env.BENCH_CLOSURE_BASE;
-    const nginx = startNginx(work, fx.staticDir, nginxPort, [
-      { port: viaNginx, upstream: `http://127.0.0.1:${nginxPort}`, headers: {} },
-      { port: viaOrigin, upstream: `http://127.0.0.1:${originPort}`, headers: { 'x-eris-edge-secret': secret } },
-      ...(base ? [{ port: viaBase, upstream: `http://127.0.0.1:${basePort}`, headers: { 'x-eris-edge-secret': secret } }] : []),
-    ], accessLog ? { accessLog } : {});
-    const origin = startOrigin('origin', { workDir: work, root: fx.root, port: originPort, signKey: key, edgeSecret: secret, workers: c.originWorkers });
-    const baseOrigin = base ? startOrigin('base', { workDir: work, root: fx.root, port: basePort, signKey: key, edgeSecret: secret, workers: c.originWorkers, checkout: base }) : undefined;
-    await waitOk('nginx', `http://127.0.0.1:${nginxPort}/nix-cache-info`, {}, 30_000, [nginx]);
-    await waitOk('the origin', `http://127.0.0.1:${originPort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [origin]);
-    if (baseOrigin) await waitOk('the base origin', `http://127.0.0.1:${basePort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [baseOrigin]);
-    const closure = [fx.wide, ...fx.small];
-    const copy = (from: string, label: string) => closureCopy({ from, path: fx.wide, closure, runs: 1, workDir: work, label });
-    const targets = [['nginx', viaNginx], ['origin', viaOrigin], ...(base ? [['base', viaBase]] : [])] as [string, number][];
-    // One unmeasured copy each: page cache, JIT, nginx's upstream keep-alive pool.
-    const warm: string[] = [];
-    for (const [name, url] of targets) warm.push(`${name} ${(await copy(`http://127.0.0.1:${url}`, `warm-up ${name}`)).seconds[0]!.toFixed(3)} s`);
-    const runs = new Map<string, number[]>(targets.map(([name]) => [name, []]));
-    // CPU time of the server behind the proxy per copy (the origins' process trees; nginx's static answers share
-    // a process tree with the proxies, so no figure for it): less swayed by other work than the copy's time.
-    const procOf: Record<string, Started | undefined> = { origin, base: baseOrigin };
-    const cpuMs = new Map<string, number[]>(targets.map(([name]) => [name, []]));
-    let other = 0;
-    say(`${c.copyRuns} alternating rounds of nix copy (${closure.length} paths), origin with ${c.originWorkers} worker(s)${base ? `, base = ${base}` : ''}; load average ${loadavg()[0]!.toFixed(2)}`);
-    for (let i = 0; i < c.copyRuns; i++) {
-      for (const [name, url] of i % 2 ? [...targets].reverse() : targets) {
-        const proc = procOf[name];
-        const cpu0 = proc ? treeJiffies(proc.pid) : 0;
-        const r = await copy(`http://127.0.0.1:${url}`, name);
-        if (proc) cpuMs.get(name)!.push((treeJiffies(proc.pid) - cpu0) * 10);
-        runs.get(name)!.push(r.seconds[0]!);
-        other = Math.max(other, r.otherCpuPct);
-        say(`  ${name.padEnd(6)} ${r.seconds[0]!.toFixed(3)} s  (other processes ${r.otherCpuPct.toFixed(0)}% CPU, load ${loadavg()[0]!.toFixed(2)})`);
-      }
+  const key = keygen(work).sec;
+  const secret = randomBytes(24).toString('base64url');
+  const [nginxPort, originPort, viaNginx, viaOrigin, basePort, viaBase] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const accessLog = env.BENCH_CLOSURE_LOG === '1' ? join(work, 'access.log') : undefined;
+  const base = env.BENCH_CLOSURE_BASE;
+  const nginx = startNginx(work, fx.staticDir, nginxPort, [
+    { port: viaNginx, upstream: `http://127.0.0.1:${nginxPort}`, headers: {} },
+    { port: viaOrigin, upstream: `http://127.0.0.1:${originPort}`, headers: { 'x-eris-edge-secret': secret } },
+    ...(base ? [{ port: viaBase, upstream: `http://127.0.0.1:${basePort}`, headers: { 'x-eris-edge-secret': secret } }] : []),
+  ], accessLog ? { accessLog } : {});
+  const origin = startOrigin('origin', { workDir: work, root: fx.root, port: originPort, signKey: key, edgeSecret: secret, workers: c.originWorkers });
+  const baseOrigin = base ? startOrigin('base', { workDir: work, root: fx.root, port: basePort, signKey: key, edgeSecret: secret, workers: c.originWorkers, checkout: base }) : undefined;
+  await waitOk('nginx', `http://127.0.0.1:${nginxPort}/nix-cache-info`, {}, 30_000, [nginx]);
+  await waitOk('the origin', `http://127.0.0.1:${originPort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [origin]);
+  if (baseOrigin) await waitOk('the base origin', `http://127.0.0.1:${basePort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [baseOrigin]);
+  const closure = [fx.wide, ...fx.small];
+  const copy = (from: string, label: string) => closureCopy({ from, path: fx.wide, closure, runs: 1, workDir: work, label });
+  const targets = [['nginx', viaNginx], ['origin', viaOrigin], ...(base ? [['base', viaBase]] : [])] as [string, number][];
+  // One unmeasured copy each: page cache, JIT, nginx's upstream keep-alive pool.
+  const warm: string[] = [];
+  for (const [name, url] of targets) warm.push(`${name} ${(await copy(`http://127.0.0.1:${url}`, `warm-up ${name}`)).seconds[0]!.toFixed(3)} s`);
+  const runs = new Map<string, number[]>(targets.map(([name]) => [name, []]));
+  // CPU time of the server behind the proxy per copy (the origins' process trees; nginx's static answers share
+  // a process tree with the proxies, so no figure for it): less swayed by other work than the copy's time.
+  const procOf: Record<string, Started | undefined> = { origin, base: baseOrigin };
+  const cpuMs = new Map<string, number[]>(targets.map(([name]) => [name, []]));
+  let other = 0;
+  say(`${c.copyRuns} alternating rounds of nix copy (${closure.length} paths), origin with ${c.originWorkers} worker(s)${base ? `, base = ${base}` : ''}; load average ${loadavg()[0]!.toFixed(2)}`);
+  for (let i = 0; i < c.copyRuns; i++) {
+    for (const [name, url] of i % 2 ? [...targets].reverse() : targets) {
+      const proc = procOf[name];
+      const cpu0 = proc ? treeJiffies(proc.pid) : 0;
+      const r = await copy(`http://127.0.0.1:${url}`, name);
+      if (proc) cpuMs.get(name)!.push((treeJiffies(proc.pid) - cpu0) * 10);
+      runs.get(name)!.push(r.seconds[0]!);
+      other = Math.max(other, r.otherCpuPct);
+      say(`  ${name.padEnd(6)} ${r.seconds[0]!.toFixed(3)} s  (other processes ${r.otherCpuPct.toFixed(0)}% CPU, load ${loadavg()[0]!.toFixed(2)})`);
     }
-    const ng = runs.get('nginx')!;
-    let out = `nix copy of ${closure.length} paths, ${c.copyRuns} alternating rounds (other processes up to ${other.toFixed(0)}% CPU, load average ${loadavg()[0]!.toFixed(2)} at the end); unmeasured warm-up copies: ${warm.join(', ')}\n`;
-    for (const [name] of targets) {
-      const xs = runs.get(name)!;
-      const cpu = cpuMs.get(name)!;
-      out += `  ${name.padEnd(6)} median ${median(xs).toFixed(3)} s  [${xs.map((x) => x.toFixed(3)).join(', ')}]${cpu.length ? `; server CPU per copy median ${median(cpu).toFixed(0)} ms [${cpu.join(', ')}]` : ''}\n`;
-    }
-    for (const [name] of targets.slice(1)) {
-      const xs = runs.get(name)!;
-      const ratios = xs.map((o, i) => o / ng[i]!);
-      out += `  ${name} / nginx: ${(median(xs) / median(ng)).toFixed(2)}x (medians), per round ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)}x)\n`;
-    }
-    process.stdout.write(out);
-    await stopProcess(origin);
-    if (baseOrigin) await stopProcess(baseOrigin);
-    if (accessLog) process.stdout.write(timings(readFileSync(accessLog, 'utf8'), { [viaNginx]: 'nginx', [viaOrigin]: 'origin', [viaBase]: 'base' }));
-
-    if (env.BENCH_CLOSURE_PROFILE === '1' || env.BENCH_CLOSURE_STRACE === '1') {
-      // strace stops the process at every system call and --cpu-prof's sampling signals are system calls too: one or the other.
-      const strace = env.BENCH_CLOSURE_STRACE === '1';
-      const profDir = join(work, 'profile');
-      mkdirSync(profDir, { recursive: true });
-      const port = await freePort();
-      const prof: Started = startOrigin('origin-profiled', { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, ...(strace ? {} : { cpuProfDir: profDir }) });
-      await waitOk('the profiled origin', `http://127.0.0.1:${port}/health`, { 'x-eris-edge-secret': secret }, 30_000, [prof]);
-      // Straight to the origin would need the secret; a second proxy in the same nginx would need a restart:
-      // the profiled origin takes the proxied port's place by a fresh nginx of its own.
-      const proxyPort = await freePort();
-      const n2 = startNginx(join(work, 'n2'), fx.staticDir, await freePort(), [{ port: proxyPort, upstream: `http://127.0.0.1:${port}`, headers: { 'x-eris-edge-secret': secret } }]);
-      await waitOk('nginx 2', `http://127.0.0.1:${proxyPort}/health`, {}, 30_000, [n2]);
-      await copy(`http://127.0.0.1:${proxyPort}`, 'profiled, warm-up');
-      // strace -c counts the system calls of every thread (the event loop and the thread pool) over the measured copies.
-      const straced = strace ? startProcess('strace', 'strace', ['-c', '-f', '-o', join(work, 'strace.txt'), '-p', String(prof.pid)], { logDir: work }) : undefined;
-      if (straced) await sleep(1000); // attached
-      const [cpu0, cs0] = [treeJiffies(prof.pid!), contextSwitches(prof.pid!)];
-      for (let i = 0; i < 3; i++) say(`  profiled origin: ${(await copy(`http://127.0.0.1:${proxyPort}`, 'profiled')).seconds[0]!.toFixed(3)} s`);
-      const [cpu1, cs1] = [treeJiffies(prof.pid!), contextSwitches(prof.pid!)];
-      process.stdout.write(`origin (one process${strace ? ', under strace' : ', under --cpu-prof'}) over 3 copies: ${(cpu1 - cpu0) * 10} ms CPU, ` +
-        `${cs1.voluntary - cs0.voluntary} voluntary and ${cs1.involuntary - cs0.involuntary} involuntary context switches (all threads)\n`);
-      if (straced) {
-        straced.proc.kill('SIGINT'); // detaches and writes the summary
-        await new Promise((r) => straced.proc.once('exit', r));
-        process.stdout.write(`system calls of the origin over 3 copies (strace -c -f):\n${readFileSync(join(work, 'strace.txt'), 'utf8')}`);
-      }
-      await stopProcess(prof, 15_000);
-      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (file) printProfile(`origin CPU profile, ${join(profDir, file)}, warm-up and 3 copies, start-up left out`, summarizeProfile(join(profDir, file), 15, { skipStartup: true }), (s) => process.stdout.write(s), 15);
-    }
-  } finally {
-    await stopAll();
-    if (env.BENCH_KEEP !== '1') rmSync(work, { recursive: true, force: true });
-    else say(`kept ${work}`);
   }
-}
+  const ng = runs.get('nginx')!;
+  let out = `nix copy of ${closure.length} paths, ${c.copyRuns} alternating rounds (other processes up to ${other.toFixed(0)}% CPU, load average ${loadavg()[0]!.toFixed(2)} at the end); unmeasured warm-up copies: ${warm.join(', ')}\n`;
+  for (const [name] of targets) {
+    const xs = runs.get(name)!;
+    const cpu = cpuMs.get(name)!;
+    out += `  ${name.padEnd(6)} median ${median(xs).toFixed(3)} s  [${xs.map((x) => x.toFixed(3)).join(', ')}]${cpu.length ? `; server CPU per copy median ${median(cpu).toFixed(0)} ms [${cpu.join(', ')}]` : ''}\n`;
+  }
+  for (const [name] of targets.slice(1)) {
+    const xs = runs.get(name)!;
+    const ratios = xs.map((o, i) => o / ng[i]!);
+    out += `  ${name} / nginx: ${(median(xs) / median(ng)).toFixed(2)}x (medians), per round ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${median(ratios).toFixed(2)}x)\n`;
+  }
+  process.stdout.write(out);
+  await stopProcess(origin);
+  if (baseOrigin) await stopProcess(baseOrigin);
+  if (accessLog) process.stdout.write(timings(readFileSync(accessLog, 'utf8'), { [viaNginx]: 'nginx', [viaOrigin]: 'origin', [viaBase]: 'base' }));
 
-main().catch((err: unknown) => {
-  killAllSync();
-  process.stderr.write(`bench/closure: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
+  if (env.BENCH_CLOSURE_PROFILE === '1' || env.BENCH_CLOSURE_STRACE === '1') {
+    // strace stops the process at every system call and --cpu-prof's sampling signals are system calls too: one or the other.
+    const strace = env.BENCH_CLOSURE_STRACE === '1';
+    const profDir = join(work, 'profile');
+    mkdirSync(profDir, { recursive: true });
+    const port = await freePort();
+    const prof: Started = startOrigin('origin-profiled', { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, ...(strace ? {} : { cpuProfDir: profDir }) });
+    await waitOk('the profiled origin', `http://127.0.0.1:${port}/health`, { 'x-eris-edge-secret': secret }, 30_000, [prof]);
+    // Straight to the origin would need the secret; a second proxy in the same nginx would need a restart:
+    // the profiled origin takes the proxied port's place by a fresh nginx of its own.
+    const proxyPort = await freePort();
+    const n2 = startNginx(join(work, 'n2'), fx.staticDir, await freePort(), [{ port: proxyPort, upstream: `http://127.0.0.1:${port}`, headers: { 'x-eris-edge-secret': secret } }]);
+    await waitOk('nginx 2', `http://127.0.0.1:${proxyPort}/health`, {}, 30_000, [n2]);
+    await copy(`http://127.0.0.1:${proxyPort}`, 'profiled, warm-up');
+    // strace -c counts the system calls of every thread (the event loop and the thread pool) over the measured copies.
+    const straced = strace ? startProcess('strace', 'strace', ['-c', '-f', '-o', join(work, 'strace.txt'), '-p', String(prof.pid)], { logDir: work }) : undefined;
+    if (straced) await sleep(1000); // attached
+    const [cpu0, cs0] = [treeJiffies(prof.pid!), contextSwitches(prof.pid!)];
+    for (let i = 0; i < 3; i++) say(`  profiled origin: ${(await copy(`http://127.0.0.1:${proxyPort}`, 'profiled')).seconds[0]!.toFixed(3)} s`);
+    const [cpu1, cs1] = [treeJiffies(prof.pid!), contextSwitches(prof.pid!)];
+    process.stdout.write(`origin (one process${strace ? ', under strace' : ', under --cpu-prof'}) over 3 copies: ${(cpu1 - cpu0) * 10} ms CPU, ` +
+      `${cs1.voluntary - cs0.voluntary} voluntary and ${cs1.involuntary - cs0.involuntary} involuntary context switches (all threads)\n`);
+    if (straced) {
+      straced.proc.kill('SIGINT'); // detaches and writes the summary
+      await new Promise((r) => straced.proc.once('exit', r));
+      process.stdout.write(`system calls of the origin over 3 copies (strace -c -f):\n${readFileSync(join(work, 'strace.txt'), 'utf8')}`);
+    }
+    await stopProcess(prof, 15_000);
+    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    if (file) printProfile(`origin CPU profile, ${join(profDir, file)}, warm-up and 3 copies, start-up left out`, summarizeProfile(join(profDir, file), 15, { skipStartup: true }), (s) => process.stdout.write(s), 15);
+  }
 });

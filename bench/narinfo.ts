@@ -13,35 +13,30 @@
  *
  * Same BENCH_* settings and fixture as bench/run.ts (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ORIGIN_WORKERS, …).
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { benchConfig } from './lib/config.ts';
 import { ensureFixture, hashPart } from './lib/fixture.ts';
-import { freePort, killAllSync, stopAll, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
+import { freePort, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
+import { benchScript } from './lib/script.ts';
 import { runWrk, type WrkResult } from './lib/wrk.ts';
 import { keygen, startNginx, startOrigin, waitOk } from './lib/servers.ts';
 import { summarizeProfile } from './lib/profile.ts';
-import { printProfile } from './lib/report.ts';
+import { median, printProfile } from './lib/report.ts';
 
 const t0 = Date.now();
 const say = (s: string) => process.stderr.write(`[narinfo ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const load = () => loadavg()[0]!.toFixed(2);
 
 interface T { name: string; base: string; headers: Record<string, string>; proc: Started }
 interface Round { r: WrkResult; load: string }
 
-async function main() {
+benchScript('narinfo', say, async (work) => {
   const env: NodeJS.ProcessEnv = { BENCH_ROUNDS: '5', ...process.env };
   const c = benchConfig(env);
   const fx = ensureFixture(c, say);
-  const work = mkdtempSync(join(tmpdir(), 'eris-bench-narinfo-'));
-  process.on('exit', killAllSync);
   const wrkLog = join(work, 'wrk.log');
   const paths = fx.small.map((p) => `/${hashPart(p)}.narinfo`);
   const wrk = async (t: Pick<T, 'base' | 'headers'> & { proc?: Started }, label: string): Promise<WrkResult> => {
@@ -53,75 +48,63 @@ async function main() {
     r.otherCpuPct = otherCpuPct;
     return r;
   };
-  try {
-    const key = keygen(work).sec;
-    const secret = randomBytes(24).toString('base64url');
-    const headers = { 'x-eris-edge-secret': secret };
-    const nginxPort = await freePort();
-    const nginx = startNginx(work, fx.staticDir, nginxPort);
-    const targets: T[] = [{ name: 'nginx', base: `http://127.0.0.1:${nginxPort}`, headers: {}, proc: nginx }];
-    const origins: [string, string | undefined, number][] = [['origin', undefined, c.originWorkers]];
-    if (env.BENCH_NARINFO_BASE) origins.push(['base', env.BENCH_NARINFO_BASE, Number(env.BENCH_NARINFO_BASE_WORKERS || c.originWorkers)]);
-    for (const [name, checkout, workers] of origins) {
-      const port = await freePort();
-      const proc = startOrigin(name, { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, workers, ...(checkout ? { checkout } : {}) });
-      targets.push({ name, base: `http://127.0.0.1:${port}`, headers, proc });
-    }
-    await waitOk('nginx', `${targets[0]!.base}/nix-cache-info`, {}, 30_000, [nginx]);
-    for (const t of targets.slice(1)) await waitOk(t.name, `${t.base}/health`, headers, 30_000, [t.proc]);
-    say(`${c.rounds} alternating rounds of ${c.seconds} s (+${c.warmupSeconds} s warm-up), wrk -t${c.threads} -c${c.connections}, origin with ${c.originWorkers} worker(s)${env.BENCH_NARINFO_BASE ? `, base = ${env.BENCH_NARINFO_BASE} with ${origins[1]![2]}` : ''}`);
-    const rounds = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
-    for (let i = 0; i < c.rounds; i++) {
-      for (const t of i % 2 ? [...targets].reverse() : targets) {
-        const l = load();
-        const r = await wrk(t, `round ${i + 1}: ${t.name}`);
-        rounds.get(t.name)!.push({ r, load: l });
-        say(`  round ${i + 1} ${t.name.padEnd(6)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s  p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms  ${r.serverCpuUsPerReq?.toFixed(1)} µs CPU/req  load ${l}  other ${r.otherCpuPct?.toFixed(0)}% CPU${r.totalErrors ? `  ${r.totalErrors} errors` : ''}`);
-      }
-    }
-    const ref = rounds.get('nginx')!;
-    let out = `narinfo at ${c.connections} connections, ${c.rounds} alternating rounds (load average ${ref.map((x) => x.load).join(' → ')} → ${load()} at the start of each nginx round and at the end):\n`;
-    for (const t of targets) {
-      const rs = rounds.get(t.name)!;
-      const reqs = rs.map((x) => x.r.reqPerSec);
-      const p99 = rs.map((x) => x.r.latencyUs.p99 / 1000);
-      const cpu = rs.map((x) => x.r.serverCpuUsPerReq ?? NaN);
-      out += `  ${t.name.padEnd(6)} req/s median ${median(reqs).toFixed(0).padStart(6)} [${reqs.map((x) => x.toFixed(0)).join(', ')}]  p99 median ${median(p99).toFixed(2)} ms [${p99.map((x) => x.toFixed(2)).join(', ')}]  CPU/req median ${median(cpu).toFixed(1)} µs  other CPU up to ${Math.max(...rs.map((x) => x.r.otherCpuPct ?? 0)).toFixed(0)}%\n`;
-      if (t.name !== 'nginx') {
-        const ratios = rs.map((x, i) => x.r.reqPerSec / ref[i]!.r.reqPerSec);
-        out += `         req/s ÷ nginx per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×\n`;
-      }
-    }
-    if (env.BENCH_NARINFO_BASE) {
-      const [a, b] = [rounds.get('origin')!, rounds.get('base')!];
-      const ratios = a.map((x, i) => x.r.reqPerSec / b[i]!.r.reqPerSec);
-      out += `  origin ÷ base req/s per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×; CPU/req ${median(a.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} vs ${median(b.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} µs\n`;
-    }
-    process.stdout.write(out);
-    for (const t of targets.slice(1)) await stopProcess(t.proc);
-
-    if (env.BENCH_NARINFO_PROFILE === '1') {
-      const profDir = join(work, 'profile');
-      mkdirSync(profDir, { recursive: true });
-      const port = await freePort();
-      const prof = startOrigin('origin-profiled', { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, cpuProfDir: profDir });
-      const t = { base: `http://127.0.0.1:${port}`, headers, proc: prof };
-      await waitOk('the profiled origin', `${t.base}/health`, headers, 30_000, [prof]);
-      const r = await wrk(t, 'profiled origin (one process)');
-      say(`  profiled origin: ${r.reqPerSec.toFixed(0)} req/s, ${r.serverCpuUsPerReq?.toFixed(1)} µs CPU/req, p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms`);
-      await stopProcess(prof, 15_000);
-      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (file) printProfile(`origin CPU profile (one process, ${c.warmupSeconds + c.seconds} s of narinfo load, load ${load()}), ${join(profDir, file)}, start-up left out`, summarizeProfile(join(profDir, file), 25, { skipStartup: true }), (s) => process.stdout.write(s), 25);
-    }
-  } finally {
-    await stopAll();
-    if (env.BENCH_KEEP !== '1') rmSync(work, { recursive: true, force: true });
-    else say(`kept ${work}`);
+  const key = keygen(work).sec;
+  const secret = randomBytes(24).toString('base64url');
+  const headers = { 'x-eris-edge-secret': secret };
+  const nginxPort = await freePort();
+  const nginx = startNginx(work, fx.staticDir, nginxPort);
+  const targets: T[] = [{ name: 'nginx', base: `http://127.0.0.1:${nginxPort}`, headers: {}, proc: nginx }];
+  const origins: [string, string | undefined, number][] = [['origin', undefined, c.originWorkers]];
+  if (env.BENCH_NARINFO_BASE) origins.push(['base', env.BENCH_NARINFO_BASE, Number(env.BENCH_NARINFO_BASE_WORKERS || c.originWorkers)]);
+  for (const [name, checkout, workers] of origins) {
+    const port = await freePort();
+    const proc = startOrigin(name, { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, workers, ...(checkout ? { checkout } : {}) });
+    targets.push({ name, base: `http://127.0.0.1:${port}`, headers, proc });
   }
-}
+  await waitOk('nginx', `${targets[0]!.base}/nix-cache-info`, {}, 30_000, [nginx]);
+  for (const t of targets.slice(1)) await waitOk(t.name, `${t.base}/health`, headers, 30_000, [t.proc]);
+  say(`${c.rounds} alternating rounds of ${c.seconds} s (+${c.warmupSeconds} s warm-up), wrk -t${c.threads} -c${c.connections}, origin with ${c.originWorkers} worker(s)${env.BENCH_NARINFO_BASE ? `, base = ${env.BENCH_NARINFO_BASE} with ${origins[1]![2]}` : ''}`);
+  const rounds = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
+  for (let i = 0; i < c.rounds; i++) {
+    for (const t of i % 2 ? [...targets].reverse() : targets) {
+      const l = load();
+      const r = await wrk(t, `round ${i + 1}: ${t.name}`);
+      rounds.get(t.name)!.push({ r, load: l });
+      say(`  round ${i + 1} ${t.name.padEnd(6)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s  p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms  ${r.serverCpuUsPerReq?.toFixed(1)} µs CPU/req  load ${l}  other ${r.otherCpuPct?.toFixed(0)}% CPU${r.totalErrors ? `  ${r.totalErrors} errors` : ''}`);
+    }
+  }
+  const ref = rounds.get('nginx')!;
+  let out = `narinfo at ${c.connections} connections, ${c.rounds} alternating rounds (load average ${ref.map((x) => x.load).join(' → ')} → ${load()} at the start of each nginx round and at the end):\n`;
+  for (const t of targets) {
+    const rs = rounds.get(t.name)!;
+    const reqs = rs.map((x) => x.r.reqPerSec);
+    const p99 = rs.map((x) => x.r.latencyUs.p99 / 1000);
+    const cpu = rs.map((x) => x.r.serverCpuUsPerReq ?? NaN);
+    out += `  ${t.name.padEnd(6)} req/s median ${median(reqs).toFixed(0).padStart(6)} [${reqs.map((x) => x.toFixed(0)).join(', ')}]  p99 median ${median(p99).toFixed(2)} ms [${p99.map((x) => x.toFixed(2)).join(', ')}]  CPU/req median ${median(cpu).toFixed(1)} µs  other CPU up to ${Math.max(...rs.map((x) => x.r.otherCpuPct ?? 0)).toFixed(0)}%\n`;
+    if (t.name !== 'nginx') {
+      const ratios = rs.map((x, i) => x.r.reqPerSec / ref[i]!.r.reqPerSec);
+      out += `         req/s ÷ nginx per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×\n`;
+    }
+  }
+  if (env.BENCH_NARINFO_BASE) {
+    const [a, b] = [rounds.get('origin')!, rounds.get('base')!];
+    const ratios = a.map((x, i) => x.r.reqPerSec / b[i]!.r.reqPerSec);
+    out += `  origin ÷ base req/s per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×; CPU/req ${median(a.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} vs ${median(b.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} µs\n`;
+  }
+  process.stdout.write(out);
+  for (const t of targets.slice(1)) await stopProcess(t.proc);
 
-main().catch((err: unknown) => {
-  killAllSync();
-  process.stderr.write(`bench/narinfo: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
+  if (env.BENCH_NARINFO_PROFILE === '1') {
+    const profDir = join(work, 'profile');
+    mkdirSync(profDir, { recursive: true });
+    const port = await freePort();
+    const prof = startOrigin('origin-profiled', { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, cpuProfDir: profDir });
+    const t = { base: `http://127.0.0.1:${port}`, headers, proc: prof };
+    await waitOk('the profiled origin', `${t.base}/health`, headers, 30_000, [prof]);
+    const r = await wrk(t, 'profiled origin (one process)');
+    say(`  profiled origin: ${r.reqPerSec.toFixed(0)} req/s, ${r.serverCpuUsPerReq?.toFixed(1)} µs CPU/req, p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms`);
+    await stopProcess(prof, 15_000);
+    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    if (file) printProfile(`origin CPU profile (one process, ${c.warmupSeconds + c.seconds} s of narinfo load, load ${load()}), ${join(profDir, file)}, start-up left out`, summarizeProfile(join(profDir, file), 25, { skipStartup: true }), (s) => process.stdout.write(s), 25);
+  }
 });

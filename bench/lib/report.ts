@@ -65,7 +65,8 @@ export interface Results {
 
 const ms = (us: number) => us / 1000;
 
-const median = (xs: number[]) => {
+/** The median (the mean of the middle two for an even count; NaN for none). */
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
