@@ -24,6 +24,18 @@ const PAD = Buffer.alloc(8);
 /** A piece of NAR: bytes, or a count of bytes skipped without being produced. */
 type Piece = Buffer | number;
 
+/** A NAR string as written: its length as a u64, its bytes, zero padding to 8. */
+function encoded(s: string): Buffer {
+  const b = Buffer.from(s);
+  const out = Buffer.alloc(8 + Math.ceil(b.length / 8) * 8);
+  out.writeUInt32LE(b.length, 0);
+  b.copy(out, 8);
+  return out;
+}
+
+/** The NAR format's own words, encoded once: most of a small NAR's strings are these. */
+const TOKENS = new Map(['nix-archive-1', '(', ')', 'type', 'regular', 'executable', '', 'contents', 'symlink', 'target', 'directory', 'entry', 'name', 'node'].map((t) => [t, encoded(t)]));
+
 /** Buffers small metadata writes so they leave as few large chunks; tracks the NAR offset. */
 class Writer {
   private parts: Buffer[] = [];
@@ -32,6 +44,8 @@ class Writer {
   pos = 0;
 
   str(s: string | Buffer): void {
+    const token = typeof s === 'string' ? TOKENS.get(s) : undefined;
+    if (token) return this.raw(token);
     const b = typeof s === 'string' ? Buffer.from(s) : s;
     this.u64(b.length);
     this.raw(b);
@@ -39,8 +53,10 @@ class Writer {
   }
 
   u64(n: number): void {
+    // Sizes are below 2^53: two 32-bit halves, no BigInt.
     const b = Buffer.allocUnsafe(8);
-    b.writeBigUInt64LE(BigInt(n));
+    b.writeUInt32LE(n % 0x1_0000_0000, 0);
+    b.writeUInt32LE(Math.floor(n / 0x1_0000_0000), 4);
     this.raw(b);
   }
 
@@ -83,7 +99,10 @@ interface OpenFile {
   close(): Promise<void> | void;
 }
 
-/** The file-system calls a walk makes; each may answer at once (sync) or later (a promise). */
+/**
+ * The file-system calls a walk makes; each may answer at once (sync) or later (a promise). An answer given at
+ * once is used at once: awaiting it would still cost a microtask turn per call.
+ */
 interface WalkFs {
   lstat(path: Buffer): Stats | Promise<Stats>;
   readlink(path: Buffer): Buffer | Promise<Buffer>;
@@ -126,12 +145,14 @@ async function* dumpFile(path: Buffer, size: number, w: Writer, walk: Walk): Asy
     w.pad(size);
     return;
   }
-  const fh = await walk.fs.open(path);
+  const opened = walk.fs.open(path);
+  const fh = opened instanceof Promise ? await opened : opened;
   try {
     if (size <= FLUSH_AT) {
       // Small files ride along with the metadata in one chunk.
       const buf = Buffer.allocUnsafe(size);
-      const { bytesRead } = await fh.read(buf, 0, size, 0);
+      const got = fh.read(buf, 0, size, 0);
+      const { bytesRead } = got instanceof Promise ? await got : got;
       if (bytesRead !== size) throw new NarSourceChangedError(`file shrank while reading: ${path.toString()}`);
       w.raw(buf);
     } else {
@@ -148,17 +169,20 @@ async function* dumpFile(path: Buffer, size: number, w: Writer, walk: Walk): Asy
       }
     }
   } finally {
-    await fh.close();
+    const closed = fh.close();
+    if (closed instanceof Promise) await closed;
   }
   w.pad(size);
 }
 
 async function* dumpNode(path: Buffer, w: Writer, walk: Walk, parent: ListingNode | null, name: string | null): AsyncGenerator<Piece> {
-  const st = await walk.fs.lstat(path);
+  const stat = walk.fs.lstat(path);
+  const st = stat instanceof Promise ? await stat : stat;
   w.str('(');
   w.str('type');
   if (st.isSymbolicLink()) {
-    const target = await walk.fs.readlink(path);
+    const link = walk.fs.readlink(path);
+    const target = link instanceof Promise ? await link : link;
     walk.onNode?.({ type: 'symlink', target: target.toString() }, parent, name);
     w.str('symlink');
     w.str('target');
@@ -181,7 +205,8 @@ async function* dumpNode(path: Buffer, w: Writer, walk: Walk, parent: ListingNod
     w.str('directory');
     const node: ListingNode = { type: 'directory', entries: {} };
     walk.onNode?.(node, parent, name);
-    const names = (await walk.fs.readdir(path)).sort(Buffer.compare);
+    const listed = walk.fs.readdir(path);
+    const names = (listed instanceof Promise ? await listed : listed).sort(Buffer.compare);
     const slash = Buffer.from('/');
     for (const child of names) {
       w.str('entry');
