@@ -8,6 +8,8 @@
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +17,7 @@ import { nixCopy, nixEnv, runNix } from '../helpers/nix.ts';
 import { ERIS_CLI } from '../helpers/processes.ts';
 import { ensureModernNix, modernNixCopy, modernNixMissing, MODERN_NIX_VERSION, runModernNix } from '../helpers/modern-nix.ts';
 import { useStack } from '../helpers/stack.ts';
+import { EDGE_SECRET_HEADER } from '../../shared/contract.ts';
 import { until } from '../helpers/faults.ts';
 import { startRecordingProxy } from '../helpers/recording-proxy.ts';
 import { encodeBatch, partsNarFile, pushUrls, type BatchEntry, type UploadState } from '../../shared/push-protocol.ts';
@@ -380,6 +383,25 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
 
       it('an entry whose reference is neither in the cache nor earlier in the batch: 400, the entries before it not imported either', async () => {
         await refused(encodeBatch([entries[0]!, entries[3]!, entries[1]!, entries[2]!]), 400, /^entry 2: missing reference: .* nor earlier in the batch/);
+      });
+
+      it('a connection cut in the middle of a batch body (at the origin, as a dropped tunnel leaves it): nothing imported, nothing staged, the origin serves on', async () => {
+        const whole = encodeBatch(entries);
+        const url = new URL(s.origin.url);
+        const sock = connect(Number(url.port), url.hostname);
+        await once(sock, 'connect');
+        sock.write([
+          `POST ${pushUrls.batch('default')} HTTP/1.1`, `Host: ${url.host}`, `${EDGE_SECRET_HEADER}: ${s.secret}`,
+          'Content-Type: application/octet-stream', `Content-Length: ${whole.length}`, '', '',
+        ].join('\r\n'));
+        sock.write(whole.subarray(0, whole.length - 3000)); // past the first entries, short of the last
+        await new Promise((r) => setTimeout(r, 300));
+        sock.destroy();
+        const cut = () => events(s.origin.output(), 'push refused').some((e) => e.path === pushUrls.batch('default') && /did not complete/.test(e.reason as string));
+        expect(await until(cut, 30_000, 50)).toBe(true);
+        expect(await validCount(paths)).toBe(0);
+        expect(staged()).toEqual([]);
+        expect((await s.direct('/nix-cache-info')).status).toBe(200);
       });
 
       it('garbage framing: 400', async () => {
