@@ -72,6 +72,7 @@ export function createPush(config: PushConfig, o: PushOptions): PushDeps {
     maxBytes: config.stagingMaxBytes,
     usedBytes: () => staging.usedBytes(),
     onPart: (p) => o.log.info({ msg: 'push: part received', ...p }),
+    onPartAgain: (p) => o.log.info({ msg: 'push: part held already', ...p }),
     beforeWrite: guarded('push_dir'),
   });
   const service = createPushService({

@@ -48,6 +48,8 @@ export interface PartsOptions {
   usedBytes: () => Promise<number>;
   /** Called for each part written and acknowledged (logging, tests counting parts). */
   onPart?: (e: { cache: string; id: string; storePath: string; offset: number; size: number }) => void;
+  /** Called for a part sent again that is held already (its acknowledgement was lost): nothing written. */
+  onPartAgain?: (e: { cache: string; id: string; storePath: string; offset: number; size: number }) => void;
   /** Called with a part's length before it is written; throws to refuse it (the disk guard). */
   beforeWrite?: (bytes: number) => Promise<void>;
 }
@@ -233,6 +235,7 @@ export function createParts(o: PartsOptions): Parts {
       const before = await held(cache, id);
       if (before.some(([at, size]) => at === offset && size === length)) {
         drain(); // held already (an acknowledgement that was lost): nothing to write
+        o.onPartAgain?.({ cache, id, storePath: r.storePath, offset, size: length });
         return stateOf(r, before);
       }
       const overlap = before.find(([at, size]) => at < offset + length && offset < at + size);
