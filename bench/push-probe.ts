@@ -21,6 +21,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
 import { startOriginCli } from '../test/helpers/processes.ts';
+import { startDoNothingCache } from './lib/do-nothing-cache.ts';
 
 const WIDE = Number(process.env.PROBE_WIDE ?? 0);
 const BIG = Number(process.env.PROBE_BIG_MIB ?? 0);
@@ -85,23 +86,15 @@ async function main() {
   let started = performance.now() - t0;
   if (process.env.PROBE_NULL !== '0') {
     // A do-nothing binary cache over HTTP: what Nix 2.8's own HTTP upload costs (nothing stored, every PUT drained and answered 200).
-    const nothing = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        if (req.url === '/nix-cache-info') return res.end('StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n');
-        res.statusCode = req.method === 'PUT' ? 200 : 404;
-        res.end();
-      });
-    });
-    await new Promise<void>((r) => nothing.listen(0, '127.0.0.1', r));
+    const nothing = await startDoNothingCache();
     const s0 = performance.now();
-    const n = await runNix(['copy', '--to', `http://127.0.0.1:${(nothing.address() as AddressInfo).port}?compression=zstd`, ...paths], { timeoutMs: 1_800_000 });
+    const n = await runNix(['copy', '--to', `${nothing.url}?compression=zstd`, ...paths], { timeoutMs: 1_800_000 });
     console.log(`nix copy to a do-nothing HTTP server: ${((performance.now() - s0) / 1000).toFixed(2)} s (exit ${n.code}, load ${loadavg()[0]!.toFixed(2)})`);
     const f0 = performance.now();
     await runNix(['copy', '--to', `file://${join(dir, 'file-cache')}?compression=zstd`, ...paths], { timeoutMs: 1_800_000 });
     console.log(`nix copy to file://: ${((performance.now() - f0) / 1000).toFixed(2)} s`);
     rmSync(join(dir, 'file-cache'), { recursive: true, force: true });
-    nothing.close();
+    await nothing.close();
   }
   started = performance.now() - t0;
   const r = await runNix(['copy', '--to', url, ...paths], { timeoutMs: 1_800_000 });
