@@ -6,6 +6,8 @@
  * from this machine's store, to these targets measured in the same run:
  *   file://      a local binary cache directory (zstd): the client's own cost — the reference for the big path
  *   local store  `nix copy --to <a chroot store dir>`: Nix importing into a store, no network — the reference for closures
+ *   do-nothing HTTP  a binary cache over HTTP that drains every PUT and answers at once (bench/lib/do-nothing-cache.ts):
+ *                the client's own HTTP upload, the floor for any server (issue #23's origin targets are below it)
  *   origin       `eris serve --push-dir` on a chroot store, through a loopback proxy that adds the edge secret (cloudflared's place)
  *   edge         the same origin behind the Worker under `wrangler dev --local`, with a write token (netrc),
  *                MAX_UPLOAD_BYTES=100000000 as on Cloudflare (closures only: the big path is over it for nix copy)
@@ -13,7 +15,7 @@
  *                what wrangler dev itself costs nix copy's one-request-after-another upload (closures)
  *   eris push    `eris push` (one missing question, uploads several at once, the big path in parts)
  *                through the edge, when this checkout has the command
- * file://, local store and origin get the same paths (three different destinations); each wrangler dev target gets paths of its own.
+ * file://, local store, do-nothing HTTP and origin get the same paths; each wrangler dev target gets paths of its own.
  * BENCH_PUSH_PROFILE=1 writes a CPU profile of the origin (bench/results/push-origin.cpuprofile) and prints
  * its heaviest functions; the origin's log gives each import's time.
  *
@@ -27,6 +29,7 @@ import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
 import { ERIS_CLI, freePort, startEdge, startOriginCli } from '../test/helpers/processes.ts';
+import { startDoNothingCache } from './lib/do-nothing-cache.ts';
 import { startPassthroughWorker, waitOk } from './lib/servers.ts';
 import { stopProcess } from './lib/procs.ts';
 import { startRecordingProxy } from '../test/helpers/recording-proxy.ts';
@@ -125,6 +128,7 @@ function topFunctions(file: string, n = 12): { fn: string; ms: number; pct: numb
 }
 
 async function main() {
+  const runStarted = performance.now();
   const loadAtStart = loadavg()[0]!;
   const sec = join(dir, 'cache.sec');
   execFileSync('nix-store', ['--generate-binary-cache-key', 'bench-push-1', sec, join(dir, 'cache.pub')], { env });
@@ -148,6 +152,7 @@ async function main() {
   const passthrough = wanted('do-nothing Worker') ? startPassthroughWorker({ workDir: dir, port: ptPort, upstream: origin.url, edgeSecret: SECRET }) : undefined;
   if (passthrough) await waitOk('wrangler dev (do-nothing Worker)', `http://127.0.0.1:${ptPort}/nix-cache-info`, {}, 180_000, [passthrough]);
   const proxy = await startRecordingProxy(origin.url, { headers: { 'x-eris-edge-secret': SECRET } });
+  const floor = await startDoNothingCache();
   const token = await addToken({ mode: 'local', persistTo: edge.persistTo }, 'bench', { scopes: ['read', 'write'] });
   const netrc = join(dir, 'netrc');
   writeFileSync(netrc, `machine 127.0.0.1 login bench password ${token}\n`);
@@ -178,6 +183,7 @@ async function main() {
       const fileCache = join(dir, `file-cache-${i}`);
       await row(what, 'file://', n, bytes, () => timeCopy(`file://${fileCache}?compression=zstd`, [a]));
       await row(what, 'local store', n, bytes, () => timeCopy(join(dir, `local-${i}`), [a], ['--no-check-sigs']));
+      await row(what, 'do-nothing HTTP', n, bytes, () => timeCopy(`${floor.url}?compression=zstd`, [a]));
       const before = readFileSync(originLog, 'utf8').length;
       await row(what, 'origin', n, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
       spans[`${what}, origin`] = importSpan(readFileSync(originLog, 'utf8').slice(before));
@@ -197,11 +203,13 @@ async function main() {
       rmSync(join(dir, 'file-cache-big'), { recursive: true, force: true });
       await row(what, 'local store', 1, bytes, () => timeCopy(join(dir, 'local-big'), [a], ['--no-check-sigs']));
       rmSync(join(dir, 'local-big'), { recursive: true, force: true });
+      await row(what, 'do-nothing HTTP', 1, bytes, () => timeCopy(`${floor.url}?compression=zstd`, [a]));
       await row(what, 'origin', 1, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
       if (withErisPush) await row(what, 'eris push', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)], originLog));
       else await row(what, 'eris push', 1, bytes, async () => undefined, 'eris push is not in this checkout');
     }
   } finally {
+    void floor.close();
     void proxy.close();
     if (passthrough) await stopProcess(passthrough);
     await edge.stop();
@@ -214,6 +222,7 @@ async function main() {
     rows,
     loadAverage: { start: loadAtStart, end: loadavg()[0]! },
     importSpans: spans,
+    elapsedSeconds: Math.round((performance.now() - runStarted) / 1000),
     targets: [],
   };
   if (PROFILE && existsSync(profDir)) {
