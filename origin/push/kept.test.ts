@@ -26,4 +26,17 @@ describe('kept files', () => {
       expect({ i, record: found?.record.fileSize, file: found?.path !== undefined }).toEqual({ i, record: 100, file: i >= 3 });
     }
   });
+
+  it('keeps arriving together (a batch) share one scan of the kept files, not one each', async () => {
+    let scans = 0;
+    const kept = createKeptFiles({ dir: join(dir, 'many'), maxBytes: 1_000_000, onScan: () => scans++ });
+    const keepOne = (i: number) => {
+      const from = join(dir, `many-upload-${i}`);
+      writeFileSync(from, Buffer.alloc(10, i));
+      return kept.keep('ci', `${String(i).padStart(52, '0')}.nar`, from, { storePath: `/nix/store/${'b'.repeat(27)}${String(i).padStart(5, '0')}-p`, narHash: `sha256:${'1'.repeat(52)}`, narSize: 10, compression: 'none', fileSize: 10 });
+    };
+    await Promise.all(Array.from({ length: 200 }, (_, i) => keepOne(i)));
+    expect(scans).toBe(1);
+    expect(readdirSync(join(dir, 'many/files/ci')).filter((f) => !f.endsWith('.json'))).toHaveLength(200);
+  });
 });

@@ -30,23 +30,38 @@ export interface KeptFiles {
   find(cache: string, file: string): Promise<{ record: KeptRecord; path?: string } | undefined>;
 }
 
-export function createKeptFiles(o: { dir: string; maxBytes: number }): KeptFiles {
+export function createKeptFiles(o: { dir: string; maxBytes: number; onScan?: () => void }): KeptFiles {
   const root = join(o.dir, 'files');
 
   // A full scan (a stat per kept file) only when this process's estimate of the total may pass maxBytes,
   // or once a minute (other worker processes keep files too): not on every push (a 1001-path push made that
-  // half a million stats).
+  // half a million stats). One scan at a time: the keeps that arrive while it runs (a batch's paths, many at
+  // once) add to the estimate and go on; before, each of them started a scan of its own once the minute was
+  // up (a 1001-path push after another took 107 s instead of 4 s).
   let estimate = Number.POSITIVE_INFINITY;
   let scannedAt = 0;
+  let scanning: Promise<void> | undefined;
+  let addedWhileScanning = 0;
   async function maybeEvict(added: number) {
+    if (scanning) {
+      addedWhileScanning += added;
+      return;
+    }
     estimate += added;
     if (estimate <= o.maxBytes && Date.now() - scannedAt < 60_000) return;
-    estimate = await evict();
     scannedAt = Date.now();
+    addedWhileScanning = 0;
+    scanning = evict().then((left) => {
+      estimate = left + addedWhileScanning;
+    }).finally(() => {
+      scanning = undefined;
+    });
+    await scanning;
   }
 
   /** Removes the oldest files past maxBytes; returns the bytes left. */
   async function evict(): Promise<number> {
+    o.onScan?.();
     const files: { path: string; size: number; mtimeMs: number }[] = [];
     for (const cache of await readdir(root).catch(() => [] as string[])) {
       for (const name of await readdir(join(root, cache)).catch(() => [] as string[])) {
