@@ -16,6 +16,9 @@
  *   eris push    `eris push` (one missing question, uploads several at once, the big path in parts)
  *                through the edge, when this checkout has the command
  * file://, local store, do-nothing HTTP and origin get the same paths; each wrangler dev target gets paths of its own.
+ * Nix 2.26 (the chroot of test/helpers/modern-nix.ts, ERIS_MODERN_NIX_DIR) pushes closures and a big path of its own
+ * from a store dir to file://, a local store dir, the do-nothing HTTP server and the origin (same proxy) with
+ * BENCH_PUSH_MODERN=1 (off by default: they add minutes, see bench/README.md; the chroot is built when it is missing).
  * BENCH_PUSH_PROFILE=1 writes a CPU profile of the origin (bench/results/push-origin.cpuprofile) and prints
  * its heaviest functions; the origin's log gives each import's time.
  *
@@ -29,11 +32,12 @@ import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
 import { ERIS_CLI, freePort, startEdge, startOriginCli } from '../test/helpers/processes.ts';
+import { ensureModernNix, modernNixBuilt, modernNixDir, runModernNix } from '../test/helpers/modern-nix.ts';
 import { startDoNothingCache } from './lib/do-nothing-cache.ts';
 import { startPassthroughWorker, waitOk } from './lib/servers.ts';
 import { stopProcess } from './lib/procs.ts';
 import { startRecordingProxy } from '../test/helpers/recording-proxy.ts';
-import type { PushResults, PushRow } from './lib/push-report.ts';
+import type { PushClient, PushResults, PushRow } from './lib/push-report.ts';
 import { evaluatePushTargets, printPushReport } from './lib/push-report.ts';
 
 const KIB = Number(process.env.BENCH_PUSH_KIB ?? 2);
@@ -44,6 +48,8 @@ const PROFILE = process.env.BENCH_PUSH_PROFILE === '1';
 /** Which targets to run (BENCH_PUSH_TARGETS="file://,local store,origin" skips the edge); all by default. */
 const ONLY = process.env.BENCH_PUSH_TARGETS?.split(',').map((t) => t.trim());
 const wanted = (t: string) => !ONLY || ONLY.includes(t);
+/** Nix 2.26's rows (BENCH_PUSH_MODERN=1; the chroot is built first when it is missing). */
+const MODERN = process.env.BENCH_PUSH_MODERN === '1';
 const SECRET = 'bench-push-edge-secret-0123456789';
 const PUSH_NIX = new URL('../test/fixtures/push.nix', import.meta.url).pathname;
 const RESULTS = new URL('./results/', import.meta.url).pathname;
@@ -75,6 +81,14 @@ async function timeCopy(url: string, paths: string[], extra: string[] = []): Pro
   const started = performance.now();
   const r = await runNix(['copy', '--to', url, ...paths, ...extra], { timeoutMs: 1_800_000 });
   if (r.code !== 0) throw new Error(`nix copy --to ${url} failed:\n${r.stderr.slice(-3000)}`);
+  return (performance.now() - started) / 1000;
+}
+
+/** Nix 2.26's `nix copy --from <store dir> --to <url>` in its chroot (the time includes entering the chroot, ~tens of ms). */
+async function timeModernCopy(from: string, url: string, paths: string[], extra: string[] = []): Promise<number> {
+  const started = performance.now();
+  const r = await runModernNix(['copy', '--from', from, '--to', url, ...paths, ...extra], { timeoutMs: 1_800_000 });
+  if (r.code !== 0) throw new Error(`nix (2.26) copy --to ${url} failed:\n${r.stderr.slice(-3000)}`);
   return (performance.now() - started) / 1000;
 }
 
@@ -160,7 +174,7 @@ async function main() {
   const run = randomBytes(4).toString('hex');
   const rows: PushRow[] = [];
   const row = async (what: string, target: PushRow['target'], paths: number, bytes: number,
-    time: () => Promise<number | { seconds: number; note: string } | undefined>, note?: string) => {
+    time: () => Promise<number | { seconds: number; note: string } | undefined>, note?: string, client: PushClient = '2.8') => {
     if (!wanted(target)) return;
     // A failed row is recorded as such; the rest of the run goes on.
     const timed = await time().catch((e: Error) => {
@@ -169,8 +183,8 @@ async function main() {
     });
     const seconds = typeof timed === 'object' ? timed.seconds : timed;
     if (typeof timed === 'object') note = timed.note;
-    rows.push({ what, target, paths, bytes, seconds, note });
-    console.error(`${what}, ${target}: ${seconds === undefined ? `not measured (${note})` : `${seconds.toFixed(2)} s${note ? ` (${note})` : ''}`}`);
+    rows.push({ what, target, ...(client === '2.8' ? {} : { client }), paths, bytes, seconds, note });
+    console.error(`${what}${client === '2.8' ? '' : `, Nix ${client}`}, ${target}: ${seconds === undefined ? `not measured (${note})` : `${seconds.toFixed(2)} s${note ? ` (${note})` : ''}`}`);
   };
   const spans: Record<string, { imported: number; seconds: number }> = {};
   try {
@@ -208,6 +222,36 @@ async function main() {
       if (withErisPush) await row(what, 'eris push', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)], originLog));
       else await row(what, 'eris push', 1, bytes, async () => undefined, 'eris push is not in this checkout');
     }
+    if (MODERN) {
+      const modernStarted = performance.now();
+      console.error(`Nix 2.26 rows (${await ensureModernNix()}, ${modernNixDir}):`);
+      // Paths of their own (the origin has the 2.8 rows' already), in a store dir the chroot reads, filled by this machine's Nix.
+      const src = join(dir, 'modern-src');
+      const toSrc = (p: string) => execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', src, p], { env });
+      const modernRows = async (what: string, paths: number, p: string, bytes: number, tag: string) => {
+        const m = (target: PushRow['target'], time: () => Promise<number>) => row(what, target, paths, bytes, time, undefined, '2.26');
+        await m('file://', () => timeModernCopy(src, `file://${join(dir, `modern-file-${tag}`)}?compression=zstd`, [p]));
+        rmSync(join(dir, `modern-file-${tag}`), { recursive: true, force: true });
+        await m('local store', () => timeModernCopy(src, join(dir, `modern-local-${tag}`), [p], ['--no-check-sigs']));
+        rmSync(join(dir, `modern-local-${tag}`), { recursive: true, force: true });
+        await m('do-nothing HTTP', () => timeModernCopy(src, `${floor.url}?compression=zstd`, [p]));
+        const before = readFileSync(originLog, 'utf8').length;
+        await m('origin', () => timeModernCopy(src, `${proxy.url}?compression=zstd`, [p]));
+        if (wanted('origin')) spans[`${what}, origin, Nix 2.26`] = importSpan(readFileSync(originLog, 'utf8').slice(before));
+      };
+      for (const n of WIDE) {
+        const a = buildWide(n, `${run}-${n}-m`);
+        toSrc(a);
+        await modernRows(`${n} paths of ${KIB} KiB`, n, a, narBytes(a, true), String(n));
+      }
+      if (BIG_MIB > 0) {
+        const a = addBig(`big-${run}-m`);
+        toSrc(a);
+        await modernRows(`one ${BIG_MIB} MiB path`, 1, a, narBytes(a, false), 'big');
+      }
+      rmSync(src, { recursive: true, force: true });
+      console.error(`Nix 2.26 rows took ${((performance.now() - modernStarted) / 1000).toFixed(0)} s (building their paths included)`);
+    } else console.error(`Nix 2.26 rows skipped (BENCH_PUSH_MODERN=1 adds them${modernNixBuilt() ? `, with the chroot at ${modernNixDir}` : `; no chroot at ${modernNixDir} yet: ERIS_MODERN_NIX_DIR names a built one, else it is built first`})`);
   } finally {
     void floor.close();
     void proxy.close();

@@ -55,6 +55,9 @@ export function modernNixUnavailable(): string | undefined {
   return undefined;
 }
 
+/** Whether the chroot is built already (so using it costs no debootstrap). */
+export const modernNixBuilt = (): boolean => existsSync(marker());
+
 /** Modern Nix needed here: skip when it cannot run on a laptop, fail under CI. */
 export const modernNixMissing = modernNixUnavailable() !== undefined && process.env.CI !== 'true';
 
