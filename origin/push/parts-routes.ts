@@ -14,7 +14,8 @@ import {
 import type { OriginEnv } from '../server/types.ts';
 import { send } from '../server/respond.ts';
 import { PushError, rejected } from './errors.ts';
-import { pushBody, pushFailure, pushTarget } from './routes.ts';
+import { contentLength, pushBody, pushFailure, pushTarget } from './routes.ts';
+import { readExactly } from './staging.ts';
 import { readSmall } from './service.ts';
 import { requestCache, requestToken, requestUser } from '../usage/request.ts';
 import { CONTENT_TYPE, USER_HEADER } from '../../shared/contract.ts';
@@ -28,11 +29,6 @@ export const PARTS_ROUTES = {
 } as const;
 
 const json = (c: Context<OriginEnv>, value: unknown) => send(c, 200, JSON.stringify(value), CONTENT_TYPE.json);
-
-function contentLength(c: Context<OriginEnv>): number | undefined {
-  const length = c.req.header('content-length');
-  return length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
-}
 
 async function readJson(c: Context<OriginEnv>, max: number): Promise<unknown> {
   const body = await readSmall(pushBody(c), max, contentLength(c));
@@ -121,14 +117,7 @@ export const postBatch = handle(async (c) => {
   const length = contentLength(c);
   if (length === undefined) throw rejected('a batch needs a Content-Length');
   if (length > MAX_BATCH_BYTES) throw new PushError(413, `batch of ${length} bytes is over the origin's limit of ${MAX_BATCH_BYTES} bytes per batch`);
-  let body: Buffer;
-  try {
-    body = await readSmall(pushBody(c), MAX_BATCH_BYTES, length);
-  } catch (e) {
-    if (e instanceof PushError) throw e;
-    throw rejected(`batch body did not complete (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  if (body.length !== length) throw rejected(`batch body ended after ${body.length} of ${length} bytes`);
+  const body = await readExactly(pushBody(c), length, 'batch body');
   const entries = decodeBatch(body);
   if (typeof entries === 'string') throw rejected(entries);
   const deps = c.get('deps');

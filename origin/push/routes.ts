@@ -37,6 +37,12 @@ export function pushBody(c: Context<OriginEnv>): Readable {
   return body ? Readable.fromWeb(body as import('node:stream/web').ReadableStream) : Readable.from([]);
 }
 
+/** The request's Content-Length when it is a plain decimal number (undefined when absent or malformed). */
+export function contentLength(c: Context<OriginEnv>): number | undefined {
+  const length = c.req.header('content-length');
+  return length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+}
+
 /** The cache this request was routed to, as push sees it. */
 export function pushTarget(c: Context<OriginEnv>): PushTarget {
   const deps = c.get('deps');
@@ -67,8 +73,7 @@ export async function putUpload(c: Context<OriginEnv>) {
   if (!push) return send(c, 404, 'push is not enabled on this origin (set push_dir)\n', TEXT, { Connection: 'close' });
   const upload = parseUploadPath(uploadPathOf(c));
   if (typeof upload === 'string') return send(c, 400, upload + '\n', TEXT, { Connection: 'close' });
-  const lengthHeader = c.req.header('content-length');
-  const length = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+  const length = contentLength(c);
   try {
     const r = await push.service.put(pushTarget(c), upload, pushBody(c), length, c.req.header(USER_HEADER));
     const usage = c.get('deps').usage;

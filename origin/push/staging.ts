@@ -61,8 +61,11 @@ const TMP_PREFIX = '.part-';
 /** Uploads up to this size (declared by Content-Length) are received in memory. */
 export const SMALL_UPLOAD_BYTES = 256 * 1024;
 
-/** Exactly `length` bytes of `body` (400 when it ends early or runs longer). */
-async function readExactly(body: Readable, length: number): Promise<Buffer> {
+/**
+ * Exactly `length` bytes of `body` in one buffer (400 when it ends early, is cut or runs longer; `what`
+ * names the body in the lines of the first two): a small upload here, a batch in parts-routes.ts.
+ */
+export async function readExactly(body: Readable, length: number, what = 'upload'): Promise<Buffer> {
   const out = Buffer.allocUnsafe(length);
   let n = 0;
   try {
@@ -76,9 +79,9 @@ async function readExactly(body: Readable, length: number): Promise<Buffer> {
     }
   } catch (e) {
     if (e instanceof PushError) throw e;
-    throw new PushError(400, `upload did not complete (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new PushError(400, `${what} did not complete (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (n !== length) throw new PushError(400, `upload ended after ${n} of ${length} bytes`);
+  if (n !== length) throw new PushError(400, `${what} ended after ${n} of ${length} bytes`);
   return out;
 }
 
