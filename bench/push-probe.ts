@@ -14,12 +14,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
+import { pushOriginStore } from './lib/push-origin.ts';
 import { startOriginCli } from '../test/helpers/processes.ts';
 import { startDoNothingCache } from './lib/do-nothing-cache.ts';
 
@@ -33,12 +34,7 @@ const env = nixEnv();
 interface Seen { method: string; url: string; arrived: number; head?: number; end?: number; bodyEnd?: number; status?: number }
 
 async function main() {
-  const sec = join(dir, 'cache.sec');
-  execFileSync('nix-store', ['--generate-binary-cache-key', 'probe-1', sec, join(dir, 'cache.pub')], { env });
-  const root = join(dir, 'root');
-  writeFileSync(join(dir, 'seed'), 'seed\n');
-  const seed = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', join(dir, 'seed')], { env, encoding: 'utf8' }).trim();
-  execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, seed], { env });
+  const { sec, root } = pushOriginStore(dir, 'probe-1');
   const profDir = join(dir, 'prof');
   const origin = await startOriginCli({
     root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--push-dir', join(dir, 'push')], logFile: join(dir, 'origin.log'),

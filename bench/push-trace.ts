@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv } from '../test/helpers/nix.ts';
+import { pushOriginStore } from './lib/push-origin.ts';
 import { ERIS_CLI, edgeLogLines, freePort, startEdge, startOriginCli } from '../test/helpers/processes.ts';
 import { startPassthroughWorker, waitOk } from './lib/servers.ts';
 import { stopProcess, type Started } from './lib/procs.ts';
@@ -140,12 +141,7 @@ function legReport(name: string, legs: Leg[]) {
 }
 
 async function main() {
-  const sec = join(dir, 'cache.sec');
-  execFileSync('nix-store', ['--generate-binary-cache-key', 'bench-trace-1', sec, join(dir, 'cache.pub')], { env });
-  const root = join(dir, 'root');
-  writeFileSync(join(dir, 'seed'), 'seed\n');
-  const seed = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', join(dir, 'seed')], { env, encoding: 'utf8' }).trim();
-  execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, seed], { env });
+  const { sec, root } = pushOriginStore(dir, 'bench-trace-1');
   const origin = await startOriginCli({ root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--push-dir', join(dir, 'push')], logFile: join(dir, 'origin.log') });
   const proxy = await timingProxy(origin.url, { 'x-eris-edge-secret': SECRET });
   const behindEdge = await timingProxy(origin.url);

@@ -31,6 +31,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
+import { pushOriginStore } from './lib/push-origin.ts';
 import { ERIS_CLI, freePort, startEdge, startOriginCli } from '../test/helpers/processes.ts';
 import { ensureModernNix, modernNixBuilt, modernNixDir, runModernNix } from '../test/helpers/modern-nix.ts';
 import { startDoNothingCache } from './lib/do-nothing-cache.ts';
@@ -144,14 +145,7 @@ function topFunctions(file: string, n = 12): { fn: string; ms: number; pct: numb
 async function main() {
   const runStarted = performance.now();
   const loadAtStart = loadavg()[0]!;
-  const sec = join(dir, 'cache.sec');
-  execFileSync('nix-store', ['--generate-binary-cache-key', 'bench-push-1', sec, join(dir, 'cache.pub')], { env });
-  const root = join(dir, 'root');
-  // An empty chroot store with a DB: one tiny path.
-  const seedFile = join(dir, 'seed');
-  writeFileSync(seedFile, 'seed\n');
-  const seed = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', seedFile], { env, encoding: 'utf8' }).trim();
-  execFileSync('nix', [...NIX_FLAGS, 'copy', '--no-check-sigs', '--to', root, seed], { env });
+  const { sec, root } = pushOriginStore(dir, 'bench-push-1');
   // Asked before the origin starts, of the same checkout (so the origin has the routes the client uses).
   const withErisPush = erisPushAvailable();
   const profDir = join(dir, 'prof');
