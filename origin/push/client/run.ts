@@ -136,7 +136,7 @@ export async function runPush(o: PushRunOptions): Promise<PushSummary> {
   async function pushOne(p: LocalPath, local?: ReadonlyMap<string, Promise<void>>): Promise<void> {
     await slot(() => uploadNar(ctx, p));
     await referencesIn(p, undefined, local);
-    const res = await o.edge.request('PUT', pushUrls.narinfo(o.cache, parseStorePath(p.path).hashPart), narInfoFor(p), CONTENT_TYPE.narinfo);
+    const res = await o.edge.request('PUT', pushUrls.narinfo(o.cache, parseStorePath(p.path).hashPart), narinfos.get(p.path)!, CONTENT_TYPE.narinfo);
     if (res.status < 200 || res.status > 299) throw new PushRequestError(`${p.path}: narinfo refused: ${res.status} ${res.text.trim().split('\n')[0] ?? ''}`, res.status);
     accepted(p);
   }
