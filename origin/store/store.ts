@@ -175,6 +175,16 @@ export function createStore(options: StoreOptions): Store {
     }
   }
 
+  /** A kept NAR, moved to the most recently used end. */
+  function keptNar(key: string): Buffer | undefined {
+    const kept = nars.get(key);
+    if (kept) {
+      nars.delete(key);
+      nars.set(key, kept);
+    }
+    return kept;
+  }
+
   function lookupNow(hashPart: string): PathInfo | undefined {
     if (!isHashPart(hashPart)) throw new Error(`invalid store path hash ${JSON.stringify(hashPart)}`);
     const hit = cacheHit(hashPart);
@@ -212,19 +222,15 @@ export function createStore(options: StoreOptions): Store {
     },
     async narBuffer(info) {
       const key = narKey(info);
-      const kept = nars.get(key);
+      const kept = keptNar(key);
       if (kept) return kept;
       const nar = await narBuffer(join(root, info.storePath), info.narSize);
       keepNar(key, nar);
       return nar;
     },
     narBufferNow(info) {
-      const key = narKey(info);
-      const kept = nars.get(key);
-      if (!kept) return undefined;
-      lstatSync(join(root, info.storePath)); // still there (as narState asks), else throws
-      nars.delete(key); // most recently used last
-      nars.set(key, kept);
+      const kept = keptNar(narKey(info));
+      if (kept) lstatSync(join(root, info.storePath)); // still there (as narState asks), else throws
       return kept;
     },
     listing(info) {
