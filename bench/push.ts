@@ -15,7 +15,10 @@
  *                what wrangler dev itself costs nix copy's one-request-after-another upload (closures)
  *   eris push    `eris push` (one missing question, uploads several at once, the big path in parts)
  *                through the edge, when this checkout has the command
- * file://, local store, do-nothing HTTP and origin get the same paths; each wrangler dev target gets paths of its own.
+ *   eris push origin  the same client aimed at the same secret-adding proxy as `origin` (origin direct; its token is
+ *                not checked there: the edge checks tokens, the origin trusts the edge secret the proxy adds)
+ * file://, local store, do-nothing HTTP and origin get the same paths; each wrangler dev target and each eris push target
+ * gets paths of its own.
  * Nix 2.26 (the chroot of test/helpers/modern-nix.ts, ERIS_MODERN_NIX_DIR) pushes closures and a big path of its own
  * from a store dir to file://, a local store dir, the do-nothing HTTP server and the origin (same proxy) with
  * BENCH_PUSH_MODERN=1 (off by default: they add minutes, see bench/README.md; the chroot is built when it is missing).
@@ -24,7 +27,7 @@
  *
  *   npm run bench:push      # writes bench/results/push-latest.json; docs/performance.md shows it (bench/render.ts)
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -40,6 +43,7 @@ import { stopProcess } from './lib/procs.ts';
 import { startRecordingProxy } from '../test/helpers/recording-proxy.ts';
 import type { PushClient, PushResults, PushRow } from './lib/push-report.ts';
 import { evaluatePushTargets, printPushReport } from './lib/push-report.ts';
+import { topFunctions } from './lib/push-profile.ts';
 
 const KIB = Number(process.env.BENCH_PUSH_KIB ?? 2);
 const WIDE = (process.env.BENCH_PUSH_WIDE ?? '101,1001').split(',').map(Number).filter((n) => n > 1);
@@ -99,47 +103,51 @@ function erisPushAvailable(): boolean {
   return r.status === 0;
 }
 
+/** Runs a command without blocking this process (its proxy and do-nothing server answer meanwhile): status, stdout, stderr. */
+function runAsync(cmd: string, args: string[], o: { env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGTERM'), o.timeoutMs);
+    child.once('error', reject);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
 /**
  * The command's wall time, and in the note its own count from the closure query on (the rest is Node starting
- * the CLI) and what the origin logged of its batches (how many, their checks and imports).
+ * the CLI), the client's peak RSS (/usr/bin/time) and what the origin logged of its batches (how many, their
+ * checks and imports). `url`: the edge, or the proxy before the origin (origin direct).
  */
-async function timeErisPush(edgeUrl: string, token: string, paths: string[], originLog: string): Promise<{ seconds: number; note: string }> {
+async function timeErisPush(url: string, token: string, paths: string[], originLog: string): Promise<{ seconds: number; note: string }> {
   const logBefore = readFileSync(originLog, 'utf8').length;
-  const started = performance.now();
   const extra = process.env.BENCH_PUSH_CLI_ARGS?.split(' ').filter(Boolean) ?? [];
-  const r = spawnSync(process.execPath, [...ERIS_CLI, 'push', '--json', ...extra, '--edge-url', edgeUrl, ...paths], {
-    encoding: 'utf8', timeout: 1_800_000, env: { ...env, ERIS_TOKEN: token, CI: 'true' },
+  const started = performance.now();
+  // Not spawnSync: the proxy of the origin-direct rows runs in this process.
+  const r = await runAsync('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, ...ERIS_CLI, 'push', '--json', ...extra, '--edge-url', url, ...paths], {
+    timeoutMs: 1_800_000, env: { ...env, ERIS_TOKEN: token, CI: 'true' },
   });
-  if (r.status !== 0) throw new Error(`eris push failed:\n${(r.stderr || r.stdout).slice(-3000)}`);
   const seconds = (performance.now() - started) / 1000;
+  if (r.status !== 0) throw new Error(`eris push failed:\n${(r.stderr || r.stdout).slice(-3000)}`);
   const inside = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds: number }).seconds;
+  const rss = Number(/maxrss=(\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024;
   const batches = readFileSync(originLog, 'utf8').slice(logBefore).split('\n').filter((l) => l.includes('"msg":"push: batch"'))
     .map((l) => JSON.parse(l) as { paths: number; checkMs: number; importMs: number });
   const sum = (k: 'paths' | 'checkMs' | 'importMs') => batches.reduce((a, b) => a + b[k], 0);
   const origin = batches.length ? `; ${batches.length} batches of ${sum('paths')} paths, origin checks ${sum('checkMs')} ms, imports ${sum('importMs')} ms` : '';
-  return { seconds, note: `${inside.toFixed(2)} s after start-up${origin}` };
+  return { seconds, note: `${inside.toFixed(2)} s after start-up; client peak RSS ${rss.toFixed(0)} MiB${origin}` };
 }
 
 /** Seconds between the first and the last `push: imported` line of the origin's log, and the count. */
 function importSpan(log: string): { imported: number; seconds: number } {
   const times = log.split('\n').filter((l) => l.includes('"msg":"push: imported"')).map((l) => Date.parse(JSON.parse(l).t as string));
   return { imported: times.length, seconds: times.length > 1 ? (Math.max(...times) - Math.min(...times)) / 1000 : 0 };
-}
-
-/** The heaviest functions (self time) of a V8 CPU profile. */
-function topFunctions(file: string, n = 12): { fn: string; ms: number; pct: number }[] {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] };
-  const self = new Map<number, number>();
-  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
-  const byFn = new Map<string, number>();
-  for (const node of p.nodes) {
-    const us = self.get(node.id) ?? 0;
-    const f = node.callFrame;
-    const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|origin|shared)\//, '$1/').replace(/^node:/, 'node:')}${f.url ? `:${f.lineNumber + 1}` : ''}`;
-    byFn.set(key, (byFn.get(key) ?? 0) + us);
-  }
-  const total = [...byFn.values()].reduce((a, b) => a + b, 0);
-  return [...byFn.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([fn, us]) => ({ fn, ms: us / 1000, pct: (100 * us) / total }));
 }
 
 async function main() {
@@ -199,7 +207,8 @@ async function main() {
       await row(what, 'edge', n, bytes, () => timeCopy(`${edge.url}?compression=zstd`, [b], ['--option', 'netrc-file', netrc]));
       if (wanted('edge')) spans[`${what}, edge`] = importSpan(readFileSync(originLog, 'utf8').slice(before2));
       await row(what, 'do-nothing Worker', n, bytes, () => timeCopy(`http://127.0.0.1:${ptPort}?compression=zstd`, [wanted('do-nothing Worker') ? buildWide(n, `${run}-${n}-c`) : a]));
-      if (withErisPush) await row(what, 'eris push', n, bytes, () => timeErisPush(edge.url, token, [wanted('eris push') ? buildWide(n, `${run}-${n}-d`) : a], originLog));
+      if (withErisPush) await row(what, 'eris push', n, bytes, () => timeErisPush(edge.url, token, [buildWide(n, `${run}-${n}-d`)], originLog));
+      if (withErisPush) await row(what, 'eris push origin', n, bytes, () => timeErisPush(proxy.url, token, [buildWide(n, `${run}-${n}-e`)], originLog));
       rmSync(fileCache, { recursive: true, force: true });
       rmSync(join(dir, `local-${i++}`), { recursive: true, force: true });
     }
@@ -213,8 +222,10 @@ async function main() {
       rmSync(join(dir, 'local-big'), { recursive: true, force: true });
       await row(what, 'do-nothing HTTP', 1, bytes, () => timeCopy(`${floor.url}?compression=zstd`, [a]));
       await row(what, 'origin', 1, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
-      if (withErisPush) await row(what, 'eris push', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)], originLog));
-      else await row(what, 'eris push', 1, bytes, async () => undefined, 'eris push is not in this checkout');
+      if (withErisPush) {
+        await row(what, 'eris push', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)], originLog));
+        await row(what, 'eris push origin', 1, bytes, () => timeErisPush(proxy.url, token, [addBig(`big-${run}-c`)], originLog));
+      } else await row(what, 'eris push', 1, bytes, async () => undefined, 'eris push is not in this checkout');
     }
     if (MODERN) {
       const modernStarted = performance.now();
