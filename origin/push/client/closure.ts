@@ -159,12 +159,16 @@ export function dumpNar(s: NixSource, path: string): { stream: Readable; done: P
 export class ExactReader {
   private readonly it: AsyncIterator<Buffer>;
   private rest: Buffer | undefined;
-  constructor(stream: Readable) {
+  constructor(stream: Readable | AsyncIterable<Buffer>) {
     this.it = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
-  /** The next `n` bytes; fewer only when the stream ended. */
-  async read(n: number): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(n);
+  /** Stops the source early (a generator's files are closed). */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+  /** The next `n` bytes (into `into` when given, a buffer of at least n bytes); fewer only when the stream ended. */
+  async read(n: number, into?: Buffer): Promise<Buffer> {
+    const out = into ? into.subarray(0, n) : Buffer.allocUnsafe(n);
     let have = 0;
     while (have < n) {
       let chunk = this.rest;

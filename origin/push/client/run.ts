@@ -11,7 +11,7 @@ import { MAX_MISSING_PATHS, MAX_UPLOAD_HEADER, partsNarFile, pushUrls, type Miss
 import { parseStorePath, storePathBaseName } from '../../../shared/store-path.ts';
 import { localClosure, storePathOf, type LocalPath, type NixSource } from './closure.ts';
 import { PushRequestError, type EdgeClient } from './edge.ts';
-import { partSlots, readSmallNar, uploadNar } from './nar-upload.ts';
+import { partBuffers, partSlots, readSmallNar, uploadNar } from './nar-upload.ts';
 import { DEFAULT_BATCH_PATHS, planUnits, sendBatch } from './batch.ts';
 import type { Progress } from './progress.ts';
 import { CONTENT_TYPE } from '../../../shared/contract.ts';
@@ -114,6 +114,7 @@ export async function runPush(o: PushRunOptions): Promise<PushSummary> {
     edge: o.edge, cache: o.cache, source: o.source, partSize, retryForMs: o.retryForMs,
     // Parts of one NAR go several at once too; jobs bounds the parts in memory across all NARs.
     slot: partSlots(Math.max(1, o.jobs)),
+    buffers: partBuffers(),
     onBytes: (n: number) => o.progress.bytes(n),
     onRetry: (what: string, reason: string, ms: number) => o.progress.retry(what, reason, ms),
   };
