@@ -72,6 +72,16 @@ describe('NAR uploads in parts', () => {
     expect(await send(parts, u.id, 2000, 3000)).toMatchObject({ complete: true, offset: 3000 });
   });
 
+  it('the NAR hashed while its parts arrive in order is still refused whole when one part is of another NAR (each part of its own hash)', async () => {
+    const { parts, files } = setup();
+    const u = await parts.begin('c', start);
+    await send(parts, u.id, 0, 1000);
+    const other = Buffer.alloc(1000, 1);
+    await parts.part('c', u.id, 1000, hex(other), Readable.from([other]), 1000);
+    await expect(send(parts, u.id, 2000, 3000)).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/hashes to .* not the declared/) });
+    expect(files()).toEqual([]);
+  });
+
   it('a part cut mid-body is not acknowledged and leaves the upload at its offset', async () => {
     const { parts } = setup();
     const u = await parts.begin('c', start);
