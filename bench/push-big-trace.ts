@@ -114,7 +114,13 @@ async function main() {
       console.log(`  +${s.arrived.toFixed(0).padStart(5)} ms ${s.method} ${s.url} → ${s.status}: body ${((s.bodyEnd ?? s.arrived) - s.arrived).toFixed(0)} ms, answered ${((s.head ?? NaN) - (s.bodyEnd ?? s.arrived)).toFixed(0)} ms after it`);
     }
     for (const line of readFileSync(log, 'utf8').slice(logFrom).split('\n').filter(Boolean)) {
-      const j = JSON.parse(line) as Record<string, unknown>;
+      let j: Record<string, unknown>;
+      try {
+        j = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        console.log(`  origin: ${line}`); // not a log record (stderr)
+        continue;
+      }
       if (String(j.msg).startsWith('push')) {
         const { t: at, level: _l, msg, cache: _c, storePath: _s, path: _p, ...rest } = j;
         console.log(`  +${(Date.parse(at as string) - wall0).toFixed(0).padStart(5)} ms origin: ${msg} ${JSON.stringify(rest)}`);
