@@ -132,8 +132,13 @@ export async function localClosure(s: NixSource, roots: readonly string[]): Prom
 
 /** The NAR of a path as a stream; `kill` stops Nix early. */
 export function dumpNar(s: NixSource, path: string): { stream: Readable; done: Promise<void>; kill: () => void } {
-  // nix-store --dump streams like `nix store dump-path`, without its "very large path" warning in CI logs.
-  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(s.nixStoreBin ?? 'nix-store', [...storeArgs(s), '--dump', path], {
+  // nix-store --dump streams like `nix store dump-path`, without its "very large path" warning; but it reads
+  // the file system, not the store --store names (Nix 2.8: "getting status of /nix/store/…" for a chroot
+  // store's path), so a store given with --store is dumped by `nix store dump-path --store`.
+  const [cmd, args] = s.store
+    ? [s.nixBin ?? 'nix', [...NIX_COMMAND, 'store', 'dump-path', ...storeArgs(s), path]]
+    : [s.nixStoreBin ?? 'nix-store', ['--dump', path]];
+  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(cmd, args, {
     env: s.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -142,7 +147,7 @@ export function dumpNar(s: NixSource, path: string): { stream: Readable; done: P
   let killed = false;
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (e) => reject(new Error(`cannot run nix: ${e.message}`)));
-    child.once('close', (code) => (code === 0 || killed ? resolve() : reject(new Error(`nix-store --dump ${path} failed: ${err.trim().split('\n').pop() ?? `exit ${code}`}`))));
+    child.once('close', (code) => (code === 0 || killed ? resolve() : reject(new Error(`${s.store ? 'nix store dump-path' : 'nix-store --dump'} ${path} failed: ${err.trim().split('\n').pop() ?? `exit ${code}`}`))));
   });
   done.catch(() => {});
   return {

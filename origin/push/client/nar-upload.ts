@@ -66,7 +66,7 @@ async function narOfFiles(source: NixSource, info: LocalPath): Promise<Buffer | 
  * Nix registered (NarSize, NarHash), so a last part of a wrong NAR is never sent. Nix's own dump is trusted
  * as is (the origin checks every NAR whole anyway).
  */
-function openNar(source: NixSource, info: LocalPath): { chunks: AsyncIterable<Buffer>; what: string; check: () => void; stop: () => Promise<void> } {
+export function openNar(source: NixSource, info: LocalPath): { chunks: AsyncIterable<Buffer>; what: string; check: () => void; stop: () => Promise<void> } {
   const files = localFiles(source, info.path);
   if (files !== undefined && existsSync(files)) {
     const hash = createHash('sha256');
@@ -93,7 +93,7 @@ function openNar(source: NixSource, info: LocalPath): { chunks: AsyncIterable<Bu
     };
   }
   const dump = dumpNar(source, info.path);
-  return { chunks: dump.stream, what: 'nix-store --dump', check: () => {}, stop: async () => dump.kill() };
+  return { chunks: dump.stream, what: 'the NAR Nix dumped', check: () => {}, stop: async () => dump.kill() };
 }
 
 /**
