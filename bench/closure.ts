@@ -10,6 +10,7 @@
  *   BENCH_CLOSURE_LOG=1 …                 # per-request times from the proxies' access log, by kind of request
  *   BENCH_CLOSURE_STRACE=1 …              # instead of the profile, strace -c of that origin's 3 copies
  *   BENCH_CLOSURE_BASE=/path/to/checkout … # a third target in every round: that checkout's origin (A/B of two versions)
+ *   BENCH_CLOSURE_BASE_WORKERS=N …        # the base target with N worker processes (with BENCH_CLOSURE_BASE=$PWD: an A/B of worker counts)
  *
  * It uses bench/run.ts's fixture (the same BENCH_* settings; BENCH_LARGE_MB is irrelevant here and
  * defaults to 16 so a first build is quick) and its servers; the origin runs BENCH_ORIGIN_WORKERS
@@ -82,7 +83,7 @@ benchScript('closure', say, async (work) => {
     ...(base ? [{ port: viaBase, upstream: `http://127.0.0.1:${basePort}`, headers: { 'x-eris-edge-secret': secret } }] : []),
   ], accessLog ? { accessLog } : {});
   const origin = startOrigin('origin', { workDir: work, root: fx.root, port: originPort, signKey: key, edgeSecret: secret, workers: c.originWorkers });
-  const baseOrigin = base ? startOrigin('base', { workDir: work, root: fx.root, port: basePort, signKey: key, edgeSecret: secret, workers: c.originWorkers, checkout: base }) : undefined;
+  const baseOrigin = base ? startOrigin('base', { workDir: work, root: fx.root, port: basePort, signKey: key, edgeSecret: secret, workers: Number(env.BENCH_CLOSURE_BASE_WORKERS || c.originWorkers), checkout: base }) : undefined;
   await waitOk('nginx', `http://127.0.0.1:${nginxPort}/nix-cache-info`, {}, 30_000, [nginx]);
   await waitOk('the origin', `http://127.0.0.1:${originPort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [origin]);
   if (baseOrigin) await waitOk('the base origin', `http://127.0.0.1:${basePort}/health`, { 'x-eris-edge-secret': secret }, 30_000, [baseOrigin]);

@@ -9,6 +9,7 @@
  *   npm run bench:narinfo                       # BENCH_ROUNDS (default 5) alternating rounds
  *   BENCH_NARINFO_BASE=/path/to/checkout …      # a third target: that checkout's origin (A/B of two versions)
  *   BENCH_NARINFO_BASE_WORKERS=N …              # the base target with N worker processes (with BENCH_NARINFO_BASE=. : an A/B of worker counts)
+ *   BENCH_NARINFO_BASE_NODE_FLAGS='--max-semi-space-size=16' …  # node/V8 flags for the base target (with BENCH_NARINFO_BASE=. : an A/B of flags)
  *   BENCH_NARINFO_PROFILE=1 …                   # also a one-process origin under --cpu-prof with the same load
  *
  * Same BENCH_* settings and fixture as bench/run.ts (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ORIGIN_WORKERS, …).
@@ -21,7 +22,7 @@ import { benchConfig } from './lib/config.ts';
 import { ensureFixture, hashPart } from './lib/fixture.ts';
 import { freePort, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
 import { benchScript } from './lib/script.ts';
-import { runWrk, type WrkResult } from './lib/wrk.ts';
+import { narinfoPaceMs, runWrk, type WrkResult } from './lib/wrk.ts';
 import { keygen, startNginx, startOrigin, waitOk } from './lib/servers.ts';
 import { summarizeProfile } from './lib/profile.ts';
 import { median, printProfile } from './lib/report.ts';
@@ -39,8 +40,8 @@ benchScript('narinfo', say, async (work) => {
   const fx = ensureFixture(c, say);
   const wrkLog = join(work, 'wrk.log');
   const paths = fx.small.map((p) => `/${hashPart(p)}.narinfo`);
-  const wrk = async (t: Pick<T, 'base' | 'headers'> & { proc?: Started }, label: string): Promise<WrkResult> => {
-    const common = { base: t.base, paths, headers: t.headers, threads: c.threads, connections: c.connections, timeoutSeconds: 5, workDir: work, logFile: wrkLog };
+  const wrk = async (t: Pick<T, 'base' | 'headers'> & { proc?: Started }, label: string, paceMs?: number): Promise<WrkResult> => {
+    const common = { base: t.base, paths, headers: t.headers, threads: c.threads, connections: c.connections, timeoutSeconds: 5, workDir: work, logFile: wrkLog, ...(paceMs ? { paceMs } : {}) };
     if (c.warmupSeconds > 0) await runWrk({ ...common, seconds: c.warmupSeconds, label: `${label} (warm-up)` });
     const cpu0 = t.proc ? treeJiffies(t.proc.pid) : 0;
     const { value: r, otherCpuPct } = await withOtherCpu(() => runWrk({ ...common, seconds: c.seconds, label }));
@@ -54,23 +55,36 @@ benchScript('narinfo', say, async (work) => {
   const nginxPort = await freePort();
   const nginx = startNginx(work, fx.staticDir, nginxPort);
   const targets: T[] = [{ name: 'nginx', base: `http://127.0.0.1:${nginxPort}`, headers: {}, proc: nginx }];
-  const origins: [string, string | undefined, number][] = [['origin', undefined, c.originWorkers]];
-  if (env.BENCH_NARINFO_BASE) origins.push(['base', env.BENCH_NARINFO_BASE, Number(env.BENCH_NARINFO_BASE_WORKERS || c.originWorkers)]);
-  for (const [name, checkout, workers] of origins) {
+  const baseFlags = (env.BENCH_NARINFO_BASE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const origins: [string, string | undefined, number, string[]][] = [['origin', undefined, c.originWorkers, []]];
+  if (env.BENCH_NARINFO_BASE) origins.push(['base', env.BENCH_NARINFO_BASE, Number(env.BENCH_NARINFO_BASE_WORKERS || c.originWorkers), baseFlags]);
+  for (const [name, checkout, workers, nodeFlags] of origins) {
     const port = await freePort();
-    const proc = startOrigin(name, { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, workers, ...(checkout ? { checkout } : {}) });
+    const proc = startOrigin(name, { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, workers, nodeFlags, ...(checkout ? { checkout } : {}) });
     targets.push({ name, base: `http://127.0.0.1:${port}`, headers, proc });
   }
   await waitOk('nginx', `${targets[0]!.base}/nix-cache-info`, {}, 30_000, [nginx]);
   for (const t of targets.slice(1)) await waitOk(t.name, `${t.base}/health`, headers, 30_000, [t.proc]);
-  say(`${c.rounds} alternating rounds of ${c.seconds} s (+${c.warmupSeconds} s warm-up), wrk -t${c.threads} -c${c.connections}, origin with ${c.originWorkers} worker(s)${env.BENCH_NARINFO_BASE ? `, base = ${env.BENCH_NARINFO_BASE} with ${origins[1]![2]}` : ''}`);
+  say(`${c.rounds} alternating rounds of ${c.seconds} s (+${c.warmupSeconds} s warm-up), wrk -t${c.threads} -c${c.connections}, origin with ${c.originWorkers} worker(s)${env.BENCH_NARINFO_BASE ? `, base = ${env.BENCH_NARINFO_BASE} with ${origins[1]![2]}${baseFlags.length ? ` and ${baseFlags.join(' ')}` : ''}` : ''}`);
   const rounds = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
+  const paced = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
+  const line = (i: number, name: string, r: WrkResult, l: string) => say(`  round ${i + 1} ${name.padEnd(13)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s  p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms  ${r.serverCpuUsPerReq?.toFixed(1)} µs CPU/req  load ${l}  other ${r.otherCpuPct?.toFixed(0)}% CPU${r.totalErrors ? `  ${r.totalErrors} errors` : ''}`);
   for (let i = 0; i < c.rounds; i++) {
-    for (const t of i % 2 ? [...targets].reverse() : targets) {
+    const order = i % 2 ? [...targets].reverse() : targets;
+    for (const t of order) {
       const l = load();
       const r = await wrk(t, `round ${i + 1}: ${t.name}`);
       rounds.get(t.name)!.push({ r, load: l });
-      say(`  round ${i + 1} ${t.name.padEnd(6)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s  p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms  ${r.serverCpuUsPerReq?.toFixed(1)} µs CPU/req  load ${l}  other ${r.otherCpuPct?.toFixed(0)}% CPU${r.totalErrors ? `  ${r.totalErrors} errors` : ''}`);
+      line(i, t.name, r, l);
+    }
+    // The same connections paced to half of nginx's saturated rate in this round: latency a user would see
+    // from a server with headroom, not wrk's closed-loop queue (≈ connections ÷ throughput).
+    const pace = narinfoPaceMs(c.connections, rounds.get('nginx')![i]!.r.reqPerSec);
+    for (const t of order) {
+      const l = load();
+      const r = await wrk(t, `round ${i + 1}: ${t.name} paced`, pace);
+      paced.get(t.name)!.push({ r, load: l });
+      line(i, `${t.name} paced`, r, l);
     }
   }
   const ref = rounds.get('nginx')!;
@@ -85,6 +99,12 @@ benchScript('narinfo', say, async (work) => {
       const ratios = rs.map((x, i) => x.r.reqPerSec / ref[i]!.r.reqPerSec);
       out += `         req/s ÷ nginx per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×\n`;
     }
+  }
+  out += `paced to half of nginx's req/s in each round (each connection waits connections ÷ that rate between an answer and its next request):\n`;
+  for (const t of targets) {
+    const rs = paced.get(t.name)!;
+    const p99 = rs.map((x) => x.r.latencyUs.p99 / 1000);
+    out += `  ${t.name.padEnd(6)} req/s [${rs.map((x) => x.r.reqPerSec.toFixed(0)).join(', ')}]  p50 median ${median(rs.map((x) => x.r.latencyUs.p50 / 1000)).toFixed(2)} ms  p99 median ${median(p99).toFixed(2)} ms [${p99.map((x) => x.toFixed(2)).join(', ')}]  CPU/req median ${median(rs.map((x) => x.r.serverCpuUsPerReq ?? NaN)).toFixed(1)} µs\n`;
   }
   if (env.BENCH_NARINFO_BASE) {
     const [a, b] = [rounds.get('origin')!, rounds.get('base')!];

@@ -15,7 +15,7 @@ import { get as httpGetStream } from 'node:http';
 import { benchConfig, BenchConfigError, type BenchConfig } from './lib/config.ts';
 import { ensureFixture, hashPart, type Fixture } from './lib/fixture.ts';
 import { freePort, killAllSync, sleep, stopAll, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
-import { runWrk, type WrkResult } from './lib/wrk.ts';
+import { narinfoPaceMs, runWrk, type WrkResult } from './lib/wrk.ts';
 import { closureCopy, mergeCopyRuns, type CopyRun } from './lib/closure.ts';
 import { measureEdgeCpu } from './lib/edge-cpu.ts';
 import { addToken, httpGet, httpHead, keygen, PROJECT_DIR, startNginx, startOrigin, startPassthroughWorker, startWorker, waitOk, WRANGLER } from './lib/servers.ts';
@@ -112,8 +112,8 @@ interface Ctx {
 
 const JIFFY_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
-async function wrk(ctx: Ctx, label: string, t: { base: string; headers: Record<string, string>; proc?: Started }, paths: string[], threads: number, connections: number, timeoutSeconds: number): Promise<WrkResult> {
-  const common = { base: t.base, paths, headers: t.headers, threads, connections, timeoutSeconds, workDir: ctx.work, logFile: ctx.wrkLog };
+async function wrk(ctx: Ctx, label: string, t: { base: string; headers: Record<string, string>; proc?: Started }, paths: string[], threads: number, connections: number, timeoutSeconds: number, paceMs?: number): Promise<WrkResult> {
+  const common = { base: t.base, paths, headers: t.headers, threads, connections, timeoutSeconds, workDir: ctx.work, logFile: ctx.wrkLog, ...(paceMs ? { paceMs } : {}) };
   await waitQuiet(label, ctx.c.quietWaitSeconds);
   if (ctx.c.warmupSeconds > 0) await runWrk({ ...common, seconds: ctx.c.warmupSeconds, label: `${label} (warm-up)` });
   const cpu0 = t.proc ? treeJiffies(t.proc.pid) : 0;
@@ -315,9 +315,17 @@ async function main() {
     const [nginxT, originT] = [byName('nginx')!, byName('origin')!];
     say(`narinfo at ${c.connections} connections, nginx and origin in ${c.rounds} alternating rounds:`);
     for (let i = 0; i < c.rounds; i++) {
-      for (const t of i % 2 ? [originT, nginxT] : [nginxT, originT]) {
+      const order = i % 2 ? [originT, nginxT] : [nginxT, originT];
+      for (const t of order) {
         const r = await wrk(ctx, `round ${i + 1}: ${t.name} narinfo (${c.connections} conns)`, t, narinfoPaths, c.threads, c.connections, 5);
         (m.targets![t.name]!.narinfoRounds ??= []).push(r);
+      }
+      // The same connections paced to half of nginx's saturated req/s in this round (each waits between an answer
+      // and its next request): the latency of a server with headroom, not wrk's closed-loop queue.
+      const pace = narinfoPaceMs(c.connections, m.targets!.nginx!.narinfoRounds![i]!.reqPerSec);
+      for (const t of order) {
+        const r = await wrk(ctx, `round ${i + 1}: ${t.name} narinfo paced, ${pace.toFixed(2)} ms between requests (${c.connections} conns)`, t, narinfoPaths, c.threads, c.connections, 5, pace);
+        (m.targets![t.name]!.narinfoPaced ??= []).push(r);
       }
     }
     // … and the closure copy: nginx against the origin, the do-nothing Worker against the eris edge.

@@ -84,9 +84,12 @@ export function keygen(workDir: string): { sec: string; pub: string } {
   return { sec, pub };
 }
 
-/** `checkout`: another checkout of eris whose origin to run instead of this one's (an A/B of two versions in one run). */
-export function startOrigin(name: string, opts: { workDir: string; root: string; port: number; signKey: string; edgeSecret: string; cpuProfDir?: string; workers?: number; checkout?: string }): Started {
-  const flags = [...NODE_FLAGS];
+/**
+ * `checkout`: another checkout of eris whose origin to run instead of this one's (an A/B of two versions in one run);
+ * `nodeFlags`: more flags for node (V8's, e.g. `--max-semi-space-size=16`; cluster workers inherit them).
+ */
+export function startOrigin(name: string, opts: { workDir: string; root: string; port: number; signKey: string; edgeSecret: string; cpuProfDir?: string; workers?: number; checkout?: string; nodeFlags?: string[] }): Started {
+  const flags = [...NODE_FLAGS, ...(opts.nodeFlags ?? [])];
   if (opts.cpuProfDir) flags.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir);
   return startProcess(name, process.execPath, [
     ...flags, opts.checkout ? join(opts.checkout, 'origin/cli/index.ts') : CLI, 'serve', '--bind', `127.0.0.1:${opts.port}`, '--store-root', opts.root, '--sign-key', opts.signKey,

@@ -1,5 +1,5 @@
 /** Runs wrk (bounded duration, loopback only) and reads the summary the Lua script prints. */
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runProcess } from '../../test/helpers/processes.ts';
 
@@ -39,6 +39,35 @@ export interface WrkRun {
   workDir: string;
   label: string;
   logFile: string;
+  /**
+   * Paced instead of saturated: each connection waits this long (ms, mean) after an answer before its next
+   * request (wrk's Lua `delay()`, whole ms: the fraction is made up by choosing the next whole ms at random),
+   * so the load is about `connections / (pace + latency)` req/s, below what the server can do, and the
+   * latencies are a server's answer time at that rate, not queueing behind wrk's closed loop.
+   */
+  paceMs?: number;
+}
+
+/**
+ * The pace (ms between an answer and a connection's next request) that offers about half of `refReqPerSec`
+ * over `connections`: the paced narinfo rows' rule, half of nginx's saturated req/s in the same round.
+ */
+export function narinfoPaceMs(connections: number, refReqPerSec: number): number {
+  return connections / (refReqPerSec / 2) * 1000;
+}
+
+/** rotate.lua plus a `delay()` of `paceMs` on average (a separate script: a `delay()` even of 0 ms costs wrk a timer a request). */
+function pacedScript(workDir: string, paceMs: number): string {
+  const file = join(workDir, `wrk-paced-${++counter}.lua`);
+  const lo = Math.floor(paceMs);
+  writeFileSync(file, readFileSync(SCRIPT, 'utf8') + `
+-- paced (bench/lib/wrk.ts): ${paceMs.toFixed(3)} ms between an answer and the connection's next request, on average
+function delay()
+  if math.random() < ${(paceMs - lo).toFixed(4)} then return ${lo + 1} end
+  return ${lo}
+end
+`);
+  return file;
 }
 
 let counter = 0;
@@ -46,11 +75,12 @@ let counter = 0;
 export async function runWrk(r: WrkRun): Promise<WrkResult> {
   const url = new URL(r.base);
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) throw new Error(`refusing to load a non-loopback address: ${r.base}`);
+  if (r.paceMs !== undefined && !(r.paceMs > 0)) throw new Error(`wrk (${r.label}): pace must be > 0 ms, not ${r.paceMs}`);
   const listFile = join(r.workDir, `wrk-paths-${++counter}.txt`);
   writeFileSync(listFile, r.paths.join('\n') + '\n');
   const args = ['-t', String(r.threads), '-c', String(r.connections), '-d', `${r.seconds}s`, '--timeout', `${r.timeoutSeconds}s`, '--latency'];
   for (const [k, v] of Object.entries(r.headers)) args.push('-H', `${k}: ${v}`);
-  args.push('-s', SCRIPT, r.base, '--', listFile);
+  args.push('-s', r.paceMs ? pacedScript(r.workDir, r.paceMs) : SCRIPT, r.base, '--', listFile);
 
   const limitMs = (r.seconds + r.timeoutSeconds + 30) * 1000;
   const run = await runProcess('wrk', args, { timeoutMs: limitMs }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: String(e), timedOut: false }));
