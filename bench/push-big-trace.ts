@@ -9,16 +9,13 @@
  *
  *   node bench/push-big-trace.ts        # TRACE_MIB=256 TRACE_CPU_PROF=1 TRACE_ARGS='--jobs 4'
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
+import { nixEnv, runNix } from '../test/helpers/nix.ts';
 import { ERIS_CLI, startOriginCli } from '../test/helpers/processes.ts';
-import { pushOriginStore } from './lib/push-origin.ts';
+import { addRandomPath, pushOriginStore, rssSampler, startTimingProxy } from './lib/push-origin.ts';
 import { topFunctions } from './lib/push-profile.ts';
 
 const MIB = Number(process.env.TRACE_MIB ?? 256);
@@ -27,30 +24,6 @@ const PROF_DIR = process.env.TRACE_PROF_DIR ?? '/tmp/eris-push-big-prof';
 const SECRET = 'bench-push-edge-secret-0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'eris-push-big-trace-'));
 const env = nixEnv();
-
-interface Seen { method: string; url: string; arrived: number; bodyEnd?: number; head?: number; status?: number }
-
-function addBig(): string {
-  const file = join(dir, `big-${randomBytes(4).toString('hex')}`);
-  const fd = openSync(file, 'w');
-  for (let left = MIB * 2 ** 20; left > 0; left -= 1 << 20) writeSync(fd, randomBytes(Math.min(left, 1 << 20)));
-  closeSync(fd);
-  const path = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', file], { env, encoding: 'utf8' }).trim();
-  rmSync(file);
-  return path;
-}
-
-/** Peak VmRSS (MiB) of a process, sampled every 20 ms until stopped. */
-function rssSampler(pid: () => number | undefined) {
-  let max = 0;
-  const timer = setInterval(() => {
-    try {
-      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid()}/status`, 'utf8'));
-      if (m) max = Math.max(max, Number(m[1]) / 1024);
-    } catch {}
-  }, 20);
-  return { stop: () => (clearInterval(timer), max) };
-}
 
 async function main() {
   const { sec, root } = pushOriginStore(dir, 'trace-1');
@@ -66,34 +39,21 @@ async function main() {
     root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--push-dir', join(dir, 'push')], logFile: log,
     env: PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${originProf}` } : {},
   });
-  const t = new URL(origin.url);
-  const seen: Seen[] = [];
-  let t0 = performance.now();
-  const proxy = createServer((req, res) => {
-    const s: Seen = { method: req.method!, url: req.url!.replace(/[0-9a-f]{32}|[0-9a-z]{52}/, 'H').replace(/sha256=[0-9a-f]+/, 'sha256=…'), arrived: performance.now() - t0 };
-    seen.push(s);
-    req.on('end', () => (s.bodyEnd = performance.now() - t0));
-    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, 'x-eris-edge-secret': SECRET } }, (r) => {
-      s.head = performance.now() - t0;
-      s.status = r.statusCode;
-      res.writeHead(r.statusCode!, r.headers);
-      r.pipe(res);
-    });
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const proxy = await startTimingProxy(origin.url, SECRET, (u) => u.replace(/[0-9a-f]{32}|[0-9a-z]{52}/, 'H').replace(/sha256=[0-9a-f]+/, 'sha256=…'));
+  const { seen } = proxy;
+  const proxyUrl = proxy.url;
   try {
-    const ref = addBig();
+    const ref = addRandomPath(dir, 'ref', MIB);
     const f0 = performance.now();
     await runNix(['copy', '--to', `file://${join(dir, 'file-cache')}?compression=zstd`, ref], { timeoutMs: 900_000 });
     console.log(`nix copy --to file://?compression=zstd: ${((performance.now() - f0) / 1000).toFixed(2)} s (load ${loadavg()[0]!.toFixed(2)})`);
-    const path = addBig();
+    const path = addRandomPath(dir, 'pushed', MIB);
     const logFrom = readFileSync(log, 'utf8').length;
     const extra = process.env.TRACE_ARGS?.split(' ').filter(Boolean) ?? [];
     const originRss = rssSampler(() => origin.child.pid);
     const load = loadavg()[0]!.toFixed(2);
-    t0 = performance.now();
+    const t0 = performance.now();
+    proxy.state.t0 = t0;
     const wall0 = Date.now();
     const child = spawn(process.execPath, [...(PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${clientProf}`] : []), ...ERIS_CLI, 'push', '--json', ...extra, '--edge-url', proxyUrl, path], {
       env: { ...env, ERIS_TOKEN: 'unused-origin-direct', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,13 +12,14 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
 import { ERIS_CLI, startEdge, startOriginCli } from '../test/helpers/processes.ts';
 import { startRecordingProxy } from '../test/helpers/recording-proxy.ts';
+import { addRandomPath } from './lib/push-origin.ts';
 
 const MIB = Number(process.env.BENCH_PUSH_CLI_MIB ?? 256);
 const MAX_UPLOAD = 100_000_000;
@@ -27,12 +28,7 @@ const dir = mkdtempSync(join(tmpdir(), 'eris-bench-push-cli-'));
 const env = nixEnv();
 
 function addBig(name: string): { path: string; narSize: number } {
-  const file = join(dir, name);
-  const fd = openSync(file, 'w');
-  for (let left = MIB * 1024 * 1024; left > 0; left -= 1 << 20) writeSync(fd, randomBytes(Math.min(left, 1 << 20)));
-  closeSync(fd);
-  const path = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', file], { env, encoding: 'utf8' }).trim();
-  rmSync(file);
+  const path = addRandomPath(dir, name, MIB);
   const [info] = JSON.parse(execFileSync('nix', [...NIX_FLAGS, 'path-info', '--json', path], { env, encoding: 'utf8' })) as { narSize: number }[];
   return { path, narSize: info!.narSize };
 }

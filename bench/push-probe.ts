@@ -14,13 +14,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
-import { pushOriginStore } from './lib/push-origin.ts';
+import { nixEnv, runNix } from '../test/helpers/nix.ts';
+import { addRandomPath, pushOriginStore, startTimingProxy } from './lib/push-origin.ts';
 import { startOriginCli } from '../test/helpers/processes.ts';
 import { startDoNothingCache } from './lib/do-nothing-cache.ts';
 
@@ -31,8 +29,6 @@ const PUSH_NIX = new URL('../test/fixtures/push.nix', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'eris-push-probe-'));
 const env = nixEnv();
 
-interface Seen { method: string; url: string; arrived: number; head?: number; end?: number; bodyEnd?: number; status?: number }
-
 async function main() {
   const { sec, root } = pushOriginStore(dir, 'probe-1');
   const profDir = join(dir, 'prof');
@@ -40,24 +36,10 @@ async function main() {
     root, keyFiles: [sec], edgeSecret: SECRET, extraArgs: ['--push-dir', join(dir, 'push')], logFile: join(dir, 'origin.log'),
     env: process.env.PROBE_CPU_PROF === '1' ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {},
   });
-  const t = new URL(origin.url);
-  const seen: Seen[] = [];
-  const t0 = performance.now();
-  const proxy = createServer((req, res) => {
-    const s: Seen = { method: req.method!, url: req.url!.replace(/[0-9a-z]{32,52}/, 'H'), arrived: performance.now() - t0 };
-    seen.push(s);
-    req.on('end', () => (s.bodyEnd = performance.now() - t0));
-    const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, 'x-eris-edge-secret': SECRET } }, (r) => {
-      s.head = performance.now() - t0;
-      s.status = r.statusCode;
-      res.writeHead(r.statusCode!, r.headers);
-      r.pipe(res);
-      r.on('end', () => (s.end = performance.now() - t0));
-    });
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}?compression=zstd`;
+  const proxy = await startTimingProxy(origin.url, SECRET, (u) => u.replace(/[0-9a-z]{32,52}/, 'H'));
+  const { seen } = proxy;
+  const t0 = proxy.state.t0;
+  const url = `${proxy.url}?compression=zstd`;
   let maxRss = 0;
   const rssTimer = setInterval(() => {
     try {
@@ -69,14 +51,7 @@ async function main() {
   const salt = randomBytes(4).toString('hex');
   if (WIDE) paths.push(execFileSync('nix-build', [PUSH_NIX, '-A', 'wide', '--argstr', 'salt', salt, '--arg', 'n', String(WIDE), '--arg', 'kib', '2',
     '--no-out-link', '--max-jobs', '4', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-  if (BIG) {
-    const file = join(dir, `big-${salt}`);
-    const fd = openSync(file, 'w');
-    for (let left = BIG * 2 ** 20; left > 0; left -= 1 << 20) writeSync(fd, randomBytes(Math.min(left, 1 << 20)));
-    closeSync(fd);
-    paths.push(execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', file], { env, encoding: 'utf8' }).trim());
-    rmSync(file);
-  }
+  if (BIG) paths.push(addRandomPath(dir, `big-${salt}`, BIG));
   const rssBefore = maxRss;
   const load = loadavg()[0]!.toFixed(2);
   let started = performance.now() - t0;

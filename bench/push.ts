@@ -29,12 +29,12 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addToken } from '../origin/tokens/cli.ts';
 import { NIX_FLAGS, nixEnv, runNix } from '../test/helpers/nix.ts';
-import { pushOriginStore } from './lib/push-origin.ts';
+import { addRandomPath, pushOriginStore } from './lib/push-origin.ts';
 import { ERIS_CLI, freePort, startEdge, startOriginCli } from '../test/helpers/processes.ts';
 import { ensureModernNix, modernNixBuilt, modernNixDir, runModernNix } from '../test/helpers/modern-nix.ts';
 import { startDoNothingCache } from './lib/do-nothing-cache.ts';
@@ -67,15 +67,7 @@ function buildWide(n: number, salt: string): string {
     '--no-out-link', '--max-jobs', '4', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 }
 
-function addBig(name: string): string {
-  const file = join(dir, name);
-  const fd = openSync(file, 'w');
-  for (let left = BIG_MIB * 2 ** 20; left > 0; left -= 1 << 20) writeSync(fd, randomBytes(Math.min(left, 1 << 20)));
-  closeSync(fd);
-  const path = execFileSync('nix', [...NIX_FLAGS, 'store', 'add-file', file], { env, encoding: 'utf8' }).trim();
-  rmSync(file);
-  return path;
-}
+const addBig = (name: string) => addRandomPath(dir, name, BIG_MIB);
 
 function narBytes(path: string, recursive: boolean): number {
   const info = JSON.parse(execFileSync('nix', [...NIX_FLAGS, 'path-info', '--json', ...(recursive ? ['-r'] : []), path], { env, encoding: 'utf8' })) as { narSize: number }[];
