@@ -75,6 +75,19 @@ describe('fast paths', () => {
     }
   });
 
+  it('answers a HEAD of a narinfo the store has with the GET\'s headers and no body, as the app does', async () => {
+    const path = `/${hash('top')}.narinfo`;
+    const before = answered;
+    const [fast, app] = [await overHttp(path, { method: 'HEAD' }), await origin.app.request(path, { method: 'HEAD', headers: { 'x-eris-edge-secret': EDGE_SECRET } })];
+    expect(answered).toBe(before + 1);
+    expect(fast.status).toBe(200);
+    expect(headerSet(fast)).toEqual(headerSet(app));
+    expect(fast.headers.get('content-length')).toBe(String((await (await viaApp(path)).arrayBuffer()).byteLength));
+    expect((await fast.arrayBuffer()).byteLength).toBe(0);
+    // the connection is still good for the next request (no stray body bytes on it)
+    expect((await overHttp(path)).status).toBe(200);
+  });
+
   it('leaves every other request to the app, which answers as always', async () => {
     const before = answered;
     const top = hash('top');
@@ -85,9 +98,8 @@ describe('fast paths', () => {
     expect((await overHttp(`/${top}.narinfo?x=1`)).status).toBe(200);
     expect((await overHttp(`/log/${top}.narinfo`)).status).toBe(400);
     expect((await overHttp(`/${top.slice(1)}.narinfo`)).status).toBe(400);
-    const head = await overHttp(`/${top}.narinfo`, { method: 'HEAD' });
-    expect(head.status).toBe(200);
-    expect(Number(head.headers.get('content-length'))).toBeGreaterThan(100);
+    expect((await overHttp(`/${top}.narinfo`, { method: 'HEAD' }, null)).status).toBe(403);
+    expect((await overHttp(`/${'0'.repeat(32)}.narinfo`, { method: 'HEAD' })).status).toBe(404);
     expect(answered).toBe(before);
   });
 
@@ -114,10 +126,17 @@ describe('fast paths', () => {
     await (await overHttp(`/${hash('top')}.narinfo`)).arrayBuffer();
     await (await overHttp(`/${hash('leaf')}.narinfo`)).arrayBuffer();
     await (await viaApp(`/${hash('top')}.narinfo`)).arrayBuffer();
-    expect(answered).toBe(before + 2);
+    await (await overHttp(`/${hash('top')}.narinfo`, { method: 'HEAD' })).arrayBuffer();
+    await (await origin.app.request(`/${hash('top')}.narinfo`, { method: 'HEAD', headers: { 'x-eris-edge-secret': EDGE_SECRET } })).arrayBuffer();
+    expect(answered).toBe(before + 3);
     const m1 = await metrics();
-    expect(count(m1, route) - count(m0, route)).toBe(3);
-    expect(count(m1, hits) - count(m0, hits)).toBe(3);
+    expect(count(m1, route) - count(m0, route)).toBe(5);
+    expect(count(m1, hits) - count(m0, hits)).toBe(5);
+    // bytes: the three GETs' bodies, nothing for either HEAD
+    const sent = /^eris_sent_bytes_total\{route="narinfo"\} (\d+)$/m;
+    const top = (await (await viaApp(`/${hash('top')}.narinfo`)).arrayBuffer()).byteLength;
+    const leaf = (await (await viaApp(`/${hash('leaf')}.narinfo`)).arrayBuffer()).byteLength;
+    expect(count(m1, sent) - count(m0, sent)).toBe(2 * top + leaf);
   });
 
   it('answers a small NAR with the bytes, headers and status the app answers, bare and under the cache name', async () => {

@@ -53,15 +53,15 @@ export function fastTarget(caches: CacheRegistry, ready: () => boolean, secret: 
 export type TargetOf = (restAt: number, route: string) => FastTarget | undefined;
 
 /**
- * A fast path for plain GETs of URLs ending in `suffix`; `answer` gets the URL and the request's
- * TargetOf, and every other request is left to the app at once.
+ * A fast path for plain GETs (and HEADs, with `head`) of URLs ending in `suffix`; `answer` gets the URL and
+ * the request's TargetOf, and every other request is left to the app at once.
  */
 export function fastGet(caches: CacheRegistry, settings: { edgeSecret: string }, suffix: string,
-  answer: (req: IncomingMessage, res: ServerResponse, url: string, target: TargetOf) => boolean | Promise<boolean>): FastPath {
+  answer: (req: IncomingMessage, res: ServerResponse, url: string, target: TargetOf) => boolean | Promise<boolean>, head = false): FastPath {
   const ready = readiness(caches);
   return (req, res) => {
     const url = req.url;
-    if (req.method !== 'GET' || url === undefined || !url.endsWith(suffix)) return false;
+    if ((req.method !== 'GET' && !(head && req.method === 'HEAD')) || url === undefined || !url.endsWith(suffix)) return false;
     return answer(req, res, url, (restAt, route) => fastTarget(caches, ready, settings.edgeSecret, req, restAt, route));
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The hot path, below Hono: a GET of a narinfo the store has, answered
+ * The hot path, below Hono: a GET (or HEAD) of a narinfo the store has, answered
  * straight on Node's request and response. A profile under load put Hono and
  * its Node adapter (a fetch Request and Context per request, four middleware
  * frames, the Response round trip) at about as much CPU per narinfo as all of
@@ -24,7 +24,7 @@ const SUFFIX = '.narinfo';
 const HASH = HASH_PART_LENGTH;
 
 export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSettings, 'edgeSecret'>): FastPath {
-  return fastGet(caches, settings, SUFFIX, function fastNarinfo(_req, res, url, targetOf) {
+  return fastGet(caches, settings, SUFFIX, function fastNarinfo(req, res, url, targetOf) {
     // `/<hash>.narinfo` or `/<cache>/<hash>.narinfo`, nothing else (no query, no dot segments, no encoding).
     const hashAt = url.length - SUFFIX.length - HASH;
     const hashPart = url.slice(hashAt, hashAt + HASH);
@@ -42,13 +42,15 @@ export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSetting
     if (!info) return false; // the app answers (and counts) the 404
     const { body, ascii } = renderedNarInfo(info, ctx.deps, ctx.settings);
     const { metrics, usage } = ctx.deps;
-    metrics.request(route, 200);
-    metrics.sent(route, body.byteLength);
+    const head = req.method === 'HEAD'; // Nix's "is this path there?" (a push asks it of every path): the GET's headers, no body
+    metrics.request(route, 200, req.method);
+    if (!head) metrics.sent(route, body.byteLength);
     usage?.narinfo(target.user, ctx.name, true, target.token);
     res.writeHead(200, { 'Content-Type': CONTENT_TYPE.narinfo, 'Content-Length': String(body.byteLength), 'Cache-Control': NO_STORE });
-    if (ascii !== undefined) res.end(ascii, 'latin1'); // headers and body in one write(2), not a writev of two buffers
+    if (head) res.end();
+    else if (ascii !== undefined) res.end(ascii, 'latin1'); // headers and body in one write(2), not a writev of two buffers
     else res.end(body);
     metrics.narinfo((performance.now() - started) / 1000, true);
     return true;
-  });
+  }, true);
 }
