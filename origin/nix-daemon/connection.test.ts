@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fingerprint } from '../../shared/fingerprint.ts';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { createSigner, generateKeyPair } from '../../shared/signing.ts';
@@ -18,6 +18,7 @@ import { fakeHashPart, regularFileNar } from '../../test/helpers/memory-store.ts
 import { NIX_FLAGS, nixEnv, nixMissing } from '../../test/helpers/nix.ts';
 import { DaemonError, type DaemonConnection, type NarToAdd } from './connection.ts';
 import { connectDaemon, daemonTarget } from './index.ts';
+import { createDaemonPool } from './pool.ts';
 import { formatProtocol } from './wire.ts';
 
 const STORE = '/nix/store';
@@ -192,5 +193,35 @@ describe.skipIf(nixMissing)('Nix daemon worker protocol (real nix-daemon --stdio
     });
     expect(valid(path)).toBe(true);
     expect(peak - before).toBeLessThan(32 * 1024 * 1024);
+  });
+});
+
+describe.skipIf(nixMissing)('daemon connection pool (real nix-daemon --stdio)', () => {
+  it('keeps a connection ready ahead of use; a used one idle too long is closed and a fresh one opened', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eris-pool-'));
+    const target = daemonTarget(join(dir, 'root'));
+    const opened: DaemonConnection[] = [];
+    const pool = createDaemonPool(target, { size: 2, ready: 1, idleMs: 200, open: async () => {
+      const c = await connectDaemon(target);
+      opened.push(c);
+      return c;
+    } });
+    try {
+      // Opened at creation, before anyone asked.
+      await vi.waitFor(() => expect(opened.length).toBe(1), { timeout: 20_000 });
+      const first = opened[0]!;
+      expect(await pool.use(async (c) => {
+        expect(c).toBe(first);
+        return c.isValidPath(`${STORE}/${fakeHashPart('pool-nothing')}-x`);
+      })).toBe(false);
+      expect(opened.length).toBe(1);
+      // Used, then idle past idleMs: closed (its temporary roots go with it), and a fresh one waits.
+      await vi.waitFor(() => expect(first.broken).toBe(true), { timeout: 20_000 });
+      await vi.waitFor(() => expect(opened.length).toBe(2), { timeout: 20_000 });
+      await pool.use(async (c) => expect(c).toBe(opened[1]));
+    } finally {
+      pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

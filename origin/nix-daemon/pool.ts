@@ -3,6 +3,10 @@
  * one (waiting while all are busy), opens them on demand, replaces a broken
  * one, and closes those idle or older than `maxAgeMs` — which also lets go of
  * the temporary GC roots a connection accumulates (they last as long as it).
+ *
+ * `ready` connections are opened in advance and kept open while unused (a fresh connection holds no roots):
+ * starting `nix-daemon --stdio` and its handshake take ~90 ms on a loaded box, which the first import after
+ * a quiet minute would otherwise wait for. A used one that goes idle is closed and a fresh one opened.
  */
 import type { ConnectOptions, DaemonConnection } from './connection.ts';
 import { connectDaemon, type DaemonTarget } from './index.ts';
@@ -20,6 +24,8 @@ export interface PoolOptions {
   /** An idle connection is closed after this (default 60 s). */
   idleMs?: number;
   connect?: ConnectOptions;
+  /** Connections opened ahead of use and kept while unused (default 0: opened on demand). */
+  ready?: number;
   /** For tests: how a connection is opened. */
   open?: () => Promise<DaemonConnection>;
 }
@@ -27,7 +33,8 @@ export interface PoolOptions {
 interface Idle {
   conn: DaemonConnection;
   born: number;
-  timer: NodeJS.Timeout;
+  /** Closes it when idle too long; none for a fresh connection nobody has used. */
+  timer?: NodeJS.Timeout;
 }
 
 export function createDaemonPool(target: DaemonTarget, o: PoolOptions): DaemonPool {
@@ -38,13 +45,35 @@ export function createDaemonPool(target: DaemonTarget, o: PoolOptions): DaemonPo
   const waiters: Array<() => void> = [];
   let count = 0;
   let closed = false;
+  const ready = Math.min(o.ready ?? 0, o.size);
+  let fresh = 0; // unused connections in idle (opened ahead)
+
+  /** Opens fresh connections until `ready` of them wait unused (an error is left for the next use to meet). */
+  function fill(): void {
+    while (!closed && fresh < ready && count < o.size) {
+      count++;
+      fresh++;
+      open().then((conn) => {
+        if (closed) {
+          conn.close();
+          return;
+        }
+        idle.push({ conn, born: Date.now() });
+        waiters.shift()?.();
+      }, () => {
+        count--;
+        fresh--;
+      });
+    }
+  }
 
   async function acquire(): Promise<{ conn: DaemonConnection; born: number }> {
     for (;;) {
       if (closed) throw new Error('the daemon connection pool is closed');
       const spare = idle.pop();
       if (spare) {
-        clearTimeout(spare.timer);
+        if (spare.timer) clearTimeout(spare.timer);
+        else fresh--;
         if (!spare.conn.broken && Date.now() - spare.born < maxAgeMs) return spare;
         spare.conn.close();
         count--;
@@ -68,6 +97,7 @@ export function createDaemonPool(target: DaemonTarget, o: PoolOptions): DaemonPo
     if (closed || conn.broken || Date.now() - born >= maxAgeMs) {
       conn.close();
       count--;
+      fill();
     } else {
       const entry: Idle = {
         conn,
@@ -78,15 +108,17 @@ export function createDaemonPool(target: DaemonTarget, o: PoolOptions): DaemonPo
             idle.splice(i, 1);
             conn.close();
             count--;
+            fill();
           }
         }, idleMs),
       };
-      entry.timer.unref();
+      entry.timer?.unref();
       idle.push(entry);
     }
     waiters.shift()?.();
   }
 
+  fill();
   return {
     size: o.size,
     async use(fn) {
@@ -100,7 +132,7 @@ export function createDaemonPool(target: DaemonTarget, o: PoolOptions): DaemonPo
     close() {
       closed = true;
       for (const e of idle.splice(0)) {
-        clearTimeout(e.timer);
+        if (e.timer) clearTimeout(e.timer);
         e.conn.close();
       }
       for (const w of waiters.splice(0)) w();

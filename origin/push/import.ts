@@ -76,7 +76,8 @@ export function createImporter(o: ImporterOptions): Importer {
     options['require-sigs'] = 'true';
   }
   const target = daemonTarget(o.storeUri, options);
-  const pool = o.pool ?? createDaemonPool(target, { size: o.connections ?? 2 });
+  // One connection opened ahead: the first import after a quiet minute does not wait for nix-daemon to start.
+  const pool = o.pool ?? createDaemonPool(target, { size: o.connections ?? 2, ready: 1 });
   const maxBatch = o.maxBatch ?? 64;
   const timeoutMs = o.timeoutMs ?? 600_000;
   const dontCheckSigs = o.trust === 'no-check-sigs';
