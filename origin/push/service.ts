@@ -130,6 +130,24 @@ export function checkNarInfo(text: string, hashPart: string | undefined, storeDi
   return info;
 }
 
+/**
+ * Milliseconds a batch's paths spent in each step of their commit, summed over the paths (they overlap: a
+ * level's paths wait for their imports together): the room and publication checks, the import with its GC
+ * root, the published set's refresh, the kept record.
+ */
+type StepTimes = Record<'checkMs' | 'importMs' | 'publishMs' | 'keepMs', number>;
+
+/** `lap(step)` adds the time since the last lap (or the start) to `step`; nothing without `steps`. */
+function stepClock(steps: StepTimes | undefined): (step: keyof StepTimes) => void {
+  let t = performance.now();
+  return (step) => {
+    if (!steps) return;
+    const now = performance.now();
+    steps[step] += now - t;
+    t = now;
+  };
+}
+
 /** The NAR file a narinfo names (its URL). */
 type NarFile = Exclude<ReturnType<typeof narFileOfUrl>, string>;
 
@@ -216,16 +234,21 @@ export function createPushService(o: PushServiceOptions): PushService {
   }
 
   /** The steps that change the store: room, GC root, import (when new), publication, the kept record. */
-  async function commit(p: NarInfoPush, found: FoundNar, { fileSize, existing, narBytes }: Checked): Promise<PushResult> {
+  async function commit(p: NarInfoPush, found: FoundNar, { fileSize, existing, narBytes }: Checked, steps?: StepTimes): Promise<PushResult> {
     const { info, target } = p;
+    const lap = stepClock(steps);
     // Before anything is written into the store: room for the unpacked NAR (the disk guard).
     if (!existing) await o.beforeImport?.(info.narSize);
     const published = existing ? await target.isPublished(info.storePath) : false;
+    lap('checkMs');
     const newRoot = existing ? await addGcRoot(o.storeRoot, target.name, info.storePath) : await importAndRoot(p, found, fileSize, narBytes);
+    lap('importMs');
     if (!published) await publish(p, newRoot);
+    lap('publishMs');
     await o.kept.keep(target.name, p.nar.file, 'staged' in found ? found.staged.path : undefined, {
       storePath: info.storePath, narHash: info.narHash, narSize: info.narSize, compression: p.nar.compression, fileSize,
     });
+    lap('keepMs');
     const what = !existing ? 'imported' : published ? 'already in the cache' : 'published (already in the store)';
     o.log.info({ msg: `push: ${what}`, cache: target.name, path: info.storePath, user: p.user ?? null, narSize: info.narSize });
     return { status: 200, message: `${storePathBaseName(info.storePath)}: ${what}`, path: { storePath: info.storePath, narSize: info.narSize } };
@@ -350,6 +373,7 @@ export function createPushService(o: PushServiceOptions): PushService {
       }
     }
     const checkedAt = performance.now();
+    const steps: StepTimes = { checkMs: 0, importMs: 0, publishMs: 0, keepMs: 0 };
     const outcomes = new Map<string, BatchOutcome>();
     for (let level = 1; outcomes.size < pushes.length; level++) {
       await Promise.all(pushes.filter((x) => x.level === level).map(async ({ p, found, checked }) => {
@@ -361,7 +385,7 @@ export function createPushService(o: PushServiceOptions): PushService {
         }
         try {
           // Under the path's lock, afresh: another push may have imported it since the checks.
-          const result = await serially(storePath, async () => commit(p, found, { ...checked, existing: await checkAgainstStore(p, inBatch) }));
+          const result = await serially(storePath, async () => commit(p, found, { ...checked, existing: await checkAgainstStore(p, inBatch) }, steps));
           outcomes.set(storePath, { storePath, result });
         } catch (err) {
           if (!(err instanceof PushError)) throw err;
@@ -370,7 +394,8 @@ export function createPushService(o: PushServiceOptions): PushService {
       }));
     }
     o.log.info({ msg: 'push: batch', cache: target.name, user: user ?? null, paths: pushes.length, levels: Math.max(...pushes.map((x) => x.level)),
-      checkMs: Math.round(checkedAt - started), importMs: Math.round(performance.now() - checkedAt) });
+      checkMs: Math.round(checkedAt - started), importMs: Math.round(performance.now() - checkedAt),
+      pathMs: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k.replace(/Ms$/, ''), Math.round(v)])) });
     return pushes.map(({ p }) => outcomes.get(p.info.storePath)!);
   }
 
