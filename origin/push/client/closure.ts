@@ -2,7 +2,7 @@
  * The client's view of what it pushes: the closure of the given paths with
  * each path's metadata, from the local Nix (`nix path-info --json --recursive`,
  * one process for the whole closure), ordered so every path comes after its
- * references; and each NAR as a stream (`nix-store --dump`), never held whole.
+ * references; and each NAR as a stream (`nix-store --dump`; `nix store dump-path` for a store given with --store), never held whole.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';

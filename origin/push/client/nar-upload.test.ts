@@ -1,6 +1,6 @@
 /**
  * A large NAR's bytes for its parts (nar-upload.ts's openNar), against real Nix 2.8 on a chroot store: read
- * from the path's files here, or from `nix-store --dump` when the store is not a directory here; the same
+ * from the path's files here, or dumped by Nix when the store is not a directory here; the same
  * bytes either way, and a NAR that is not the one Nix registered is refused before its last part.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,8 +1,8 @@
 /**
  * Uploads one NAR so the origin holds it staged for its narinfo. A NAR that
  * fits one request goes as the stock `PUT nar/<narHash>.nar`; a larger one in
- * parts (shared/push-protocol.ts), read in order from `nix-store --dump` and
- * sent several at once (bounded). After a failed part the client asks the
+ * parts (shared/push-protocol.ts), read in order (openNar: from the store's
+ * files, else Nix's dump) and sent several at once (bounded). After a failed part the client asks the
  * origin where the upload stands: a part it already holds is never sent
  * again, a part it lacks is sent again from memory, anything else (the upload
  * was swept or refused) starts over from the origin's answer to a new start,
@@ -60,7 +60,7 @@ async function narOfFiles(source: NixSource, info: LocalPath): Promise<Buffer | 
 
 /**
  * A large NAR as chunks, for parts: serialised here from the store's files when they are readable (1 MiB
- * chunks, no process), else from `nix-store --dump` — in Node a pipe delivers 64 KiB a read, which made the
+ * chunks, no process), else from Nix's dump (dumpNar) — in Node a pipe delivers 64 KiB a read, which made the
  * dump the push's slowest step (a 32 MiB NAR: 0.28 s through the pipe, 0.013-0.1 s from the files). Bytes
  * serialised here are hashed as they are read; `check()`, once all are read, throws unless they are the NAR
  * Nix registered (NarSize, NarHash), so a last part of a wrong NAR is never sent. Nix's own dump is trusted
@@ -99,7 +99,7 @@ export function openNar(source: NixSource, info: LocalPath): { chunks: AsyncIter
 /**
  * Reads the whole NAR of a path that fits one request: serialised in this process from the store's files
  * (the same NAR writer the origin serves with; no process per path, which made pushing a closure of small
- * paths slower than nix copy), checked against the NarHash Nix registered; else from `nix-store --dump`.
+ * paths slower than nix copy), checked against the NarHash Nix registered; else from Nix's dump (dumpNar).
  */
 export async function readSmallNar(ctx: Pick<NarUploadContext, 'source'>, info: LocalPath): Promise<Buffer> {
   const here = await narOfFiles(ctx.source, info);
@@ -107,7 +107,7 @@ export async function readSmallNar(ctx: Pick<NarUploadContext, 'source'>, info: 
   const dump = dumpNar(ctx.source, info.path);
   const buf = await new ExactReader(dump.stream).read(info.narSize + 1);
   await dump.done;
-  if (buf.length !== info.narSize) throw new Error(`${info.path}: nix-store --dump gave ${buf.length} bytes, the store says NarSize ${info.narSize}`);
+  if (buf.length !== info.narSize) throw new Error(`${info.path}: Nix's dump gave ${buf.length} bytes, the store says NarSize ${info.narSize}`);
   return buf;
 }
 
@@ -171,7 +171,7 @@ export function partBuffers(): PartBuffers {
 }
 
 /**
- * One pass over the NAR: the parts the origin does not hold, read in order from `nix-store --dump`, sent
+ * One pass over the NAR: the parts the origin does not hold, read in order (openNar), sent
  * several at once (as many as the slots allow); false when the upload vanished and must start again.
  */
 async function uploadInParts(ctx: NarUploadContext, info: LocalPath): Promise<boolean> {
