@@ -1,11 +1,13 @@
 /** The `eris` command as a user types it. */
-import { describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nixEnv, NIX_FLAGS } from '../../test/helpers/nix.ts';
-import { eris } from '../../test/helpers/processes.ts';
+import { eris, freePort } from '../../test/helpers/processes.ts';
 import { tempDir } from '../../test/helpers/temp-dir.ts';
+import { buildPackedCli } from '../../scripts/build-cli.ts';
+import { COMMANDS } from './index.ts';
 
 const fixture = inject('fixture');
 
@@ -79,5 +81,41 @@ describe('eris CLI', () => {
     const r = eris(['serve', '--store-root', dir, '--sign-key', join(dir, 'k.sec')], { env: { ...process.env, ERIS_EDGE_SECRET: 'a-long-enough-edge-secret' } });
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(`eris: store_root: no Nix store at ${dir}/nix/store`);
+  });
+});
+
+describe('the packed client (npm run build:cli)', () => {
+  const dir = tempDir('eris-packed-');
+  const file = join(dir, 'eris.mjs');
+  // Run from a directory with no node_modules above it, by path: the file must hold all it needs.
+  const packed = (args: string[]) => spawnSync(process.execPath, [file, ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  beforeAll(async () => {
+    await buildPackedCli(file);
+  });
+
+  it('is one executable file that runs push and client-config as the project\'s eris does', async () => {
+    expect(statSync(file).mode & 0o111).not.toBe(0);
+    expect(readFileSync(file, 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
+    const help = packed(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toBe('usage:\n' + [COMMANDS.push!.synopsis, COMMANDS['client-config']!.synopsis].join('\n') + '\n');
+    expect(packed(['push', '--help']).stdout).toBe(eris(['push', '--help']).stdout);
+    // client-config asks the edge (none listens on a free port): the same one line as the project's eris.
+    const port = await freePort();
+    const args = ['client-config', '--edge-url', `http://127.0.0.1:${port}`, '--token', 'eris_packed-test', '--json'];
+    const mine = packed(args);
+    expect(mine.status).toBe(1);
+    expect(mine.stderr).toMatch(new RegExp(`^eris: http://127\\.0\\.0\\.1:${port}/v1/cache-config: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\n$`));
+    expect(mine.stderr).toBe(eris(args).stderr);
+    // Bad input: the same exit status and line as the project's eris.
+    const noPaths = packed(['push', '--edge-url', 'https://cache.example.org']);
+    expect(noPaths.status).toBe(2);
+    expect(noPaths.stderr.split('\n')[0]).toBe(eris(['push', '--edge-url', 'https://cache.example.org']).stderr.split('\n')[0]);
+  });
+
+  it('names the project for the commands it does not have', () => {
+    const r = packed(['serve', '--store-root', dir]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('eris: unknown command "serve"\nthe packed eris has push and client-config; the rest run from the project: npm run eris -- serve\n');
   });
 });
