@@ -23,6 +23,7 @@ import { startRecordingProxy } from '../helpers/recording-proxy.ts';
 import { encodeBatch, partsNarFile, pushUrls, type BatchEntry, type UploadState } from '../../shared/push-protocol.ts';
 import { parsePathInfoJson } from '../../origin/push/client/closure.ts';
 import { narInfoFor } from '../../origin/push/client/run.ts';
+import { buildPackedCli } from '../../scripts/build-cli.ts';
 
 const fixture = inject('fixture');
 const MAX_UPLOAD = 1_000_000;
@@ -263,7 +264,9 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
     expect(staged()).toEqual([]);
   });
 
-  it('the post-build-hook recipe of docs/push.md: every path Nix builds is pushed as it finishes', async () => {
+  it('the post-build-hook recipe of docs/push.md, with the packed client: every path Nix builds is pushed as it finishes', async () => {
+    const packed = join(s.dir, 'opt-eris', 'eris.mjs'); // npm run build:cli's file, where the recipe keeps it
+    await buildPackedCli(packed);
     const hook = join(s.dir, 'eris-push-hook');
     const log = join(s.dir, 'eris-push-hook.log');
     writeFileSync(hook, [
@@ -273,7 +276,7 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       `export ERIS_TOKEN=${s.token}`,
       // Nix 2.8.0 leaves OUT_PATHS empty (seen here): the recipe falls back to the derivation's outputs.
       'paths=${OUT_PATHS:-$(nix-store --query --outputs "$DRV_PATH")}',
-      `${process.execPath} ${ERIS_CLI.join(' ')} push --cache default --retry-seconds 60 $paths >>${log} 2>&1 ||`,
+      `${process.execPath} ${packed} push --cache default --retry-seconds 60 $paths >>${log} 2>&1 ||`,
       '  echo "eris push failed" >&2',
       'exit 0',
       '',
