@@ -14,7 +14,9 @@
  *   do-nothing Worker   bench/lib/passthrough-worker.js under the same wrangler dev before the same origin:
  *                what wrangler dev itself costs nix copy's one-request-after-another upload (closures)
  *   eris push    `eris push` (one missing question, uploads several at once, the big path in parts)
- *                through the edge, when this checkout has the command
+ *                through the edge, when this checkout has the command: the packed client (`npm run build:cli`, built
+ *                into the run's directory), as docs/push.md's CI examples and post-build hook run it; the report gives
+ *                Node's start-up of it and of the project's TypeScript `eris` (`eris push --help`)
  *   eris push origin  the same client aimed at the same secret-adding proxy as `origin` (origin direct; its token is
  *                not checked there: the edge checks tokens, the origin trusts the edge secret the proxy adds)
  * file://, local store, do-nothing HTTP and origin get the same paths; each wrangler dev target and each eris push target
@@ -44,6 +46,7 @@ import { startRecordingProxy } from '../test/helpers/recording-proxy.ts';
 import type { PushClient, PushResults, PushRow } from './lib/push-report.ts';
 import { evaluatePushTargets, printPushReport } from './lib/push-report.ts';
 import { topFunctions } from './lib/push-profile.ts';
+import { buildPackedCli } from '../scripts/build-cli.ts';
 
 const KIB = Number(process.env.BENCH_PUSH_KIB ?? 2);
 const WIDE = (process.env.BENCH_PUSH_WIDE ?? '101,1001').split(',').map(Number).filter((n) => n > 1);
@@ -95,6 +98,17 @@ function erisPushAvailable(): boolean {
   return r.status === 0;
 }
 
+/** Median wall time of `node ARGS… push --help` (5 runs): Node starting a client and loading its push command. */
+function startupSeconds(args: string[]): number {
+  const times = Array.from({ length: 5 }, () => {
+    const started = performance.now();
+    const r = spawnSync(process.execPath, [...args, 'push', '--help'], { encoding: 'utf8', timeout: 30_000 });
+    if (r.status !== 0) throw new Error(`${args.join(' ')} push --help failed: ${r.stderr}`);
+    return (performance.now() - started) / 1000;
+  }).sort((a, b) => a - b);
+  return times[2]!;
+}
+
 /** Runs a command without blocking this process (its proxy and do-nothing server answer meanwhile): status, stdout, stderr. */
 function runAsync(cmd: string, args: string[], o: { env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -117,12 +131,12 @@ function runAsync(cmd: string, args: string[], o: { env: NodeJS.ProcessEnv; time
  * the CLI), the client's peak RSS (/usr/bin/time) and what the origin logged of its batches (how many, their
  * checks and imports). `url`: the edge, or the proxy before the origin (origin direct).
  */
-async function timeErisPush(url: string, token: string, paths: string[], originLog: string): Promise<{ seconds: number; note: string }> {
+async function timeErisPush(cli: string[], url: string, token: string, paths: string[], originLog: string): Promise<{ seconds: number; note: string }> {
   const logBefore = readFileSync(originLog, 'utf8').length;
   const extra = process.env.BENCH_PUSH_CLI_ARGS?.split(' ').filter(Boolean) ?? [];
   const started = performance.now();
   // Not spawnSync: the proxy of the origin-direct rows runs in this process.
-  const r = await runAsync('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, ...ERIS_CLI, 'push', '--json', ...extra, '--edge-url', url, ...paths], {
+  const r = await runAsync('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, ...cli, 'push', '--json', ...extra, '--edge-url', url, ...paths], {
     timeoutMs: 1_800_000, env: { ...env, ERIS_TOKEN: token, CI: 'true' },
   });
   const seconds = (performance.now() - started) / 1000;
@@ -148,6 +162,12 @@ async function main() {
   const { sec, root } = pushOriginStore(dir, 'bench-push-1');
   // Asked before the origin starts, of the same checkout (so the origin has the routes the client uses).
   const withErisPush = erisPushAvailable();
+  // The eris push rows run the packed client (one JavaScript file), as runners and hooks do.
+  const packed = join(dir, 'eris.mjs');
+  const hasPacked = withErisPush;
+  if (hasPacked) await buildPackedCli(packed);
+  const pushCli = hasPacked ? [packed] : ERIS_CLI;
+  const erisPushCli = withErisPush ? { packed: hasPacked, startup: { ...(hasPacked ? { packed: startupSeconds([packed]) } : {}), typescript: startupSeconds(ERIS_CLI) } } : undefined;
   const profDir = join(dir, 'prof');
   const originLog = join(dir, 'origin.log');
   const origin = await startOriginCli({
@@ -199,8 +219,8 @@ async function main() {
       await row(what, 'edge', n, bytes, () => timeCopy(`${edge.url}?compression=zstd`, [b], ['--option', 'netrc-file', netrc]));
       if (wanted('edge')) spans[`${what}, edge`] = importSpan(readFileSync(originLog, 'utf8').slice(before2));
       await row(what, 'do-nothing Worker', n, bytes, () => timeCopy(`http://127.0.0.1:${ptPort}?compression=zstd`, [wanted('do-nothing Worker') ? buildWide(n, `${run}-${n}-c`) : a]));
-      if (withErisPush) await row(what, 'eris push', n, bytes, () => timeErisPush(edge.url, token, [buildWide(n, `${run}-${n}-d`)], originLog));
-      if (withErisPush) await row(what, 'eris push origin', n, bytes, () => timeErisPush(proxy.url, token, [buildWide(n, `${run}-${n}-e`)], originLog));
+      if (withErisPush) await row(what, 'eris push', n, bytes, () => timeErisPush(pushCli, edge.url, token, [buildWide(n, `${run}-${n}-d`)], originLog));
+      if (withErisPush) await row(what, 'eris push origin', n, bytes, () => timeErisPush(pushCli, proxy.url, token, [buildWide(n, `${run}-${n}-e`)], originLog));
       rmSync(fileCache, { recursive: true, force: true });
       rmSync(join(dir, `local-${i++}`), { recursive: true, force: true });
     }
@@ -215,8 +235,8 @@ async function main() {
       await row(what, 'do-nothing HTTP', 1, bytes, () => timeCopy(`${floor.url}?compression=zstd`, [a]));
       await row(what, 'origin', 1, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
       if (withErisPush) {
-        await row(what, 'eris push', 1, bytes, () => timeErisPush(edge.url, token, [addBig(`big-${run}-b`)], originLog));
-        await row(what, 'eris push origin', 1, bytes, () => timeErisPush(proxy.url, token, [addBig(`big-${run}-c`)], originLog));
+        await row(what, 'eris push', 1, bytes, () => timeErisPush(pushCli, edge.url, token, [addBig(`big-${run}-b`)], originLog));
+        await row(what, 'eris push origin', 1, bytes, () => timeErisPush(pushCli, proxy.url, token, [addBig(`big-${run}-c`)], originLog));
       } else await row(what, 'eris push', 1, bytes, async () => undefined, 'eris push is not in this checkout');
     }
     if (MODERN) {
@@ -263,6 +283,7 @@ async function main() {
     rows,
     loadAverage: { start: loadAtStart, end: loadavg()[0]! },
     importSpans: spans,
+    ...(erisPushCli ? { erisPushCli } : {}),
     elapsedSeconds: Math.round((performance.now() - runStarted) / 1000),
     targets: [],
   };

@@ -35,6 +35,11 @@ export interface PushResults {
   loadAverage?: { start: number; end: number };
   /** The whole run's wall time (building the paths and starting the servers included). */
   elapsedSeconds?: number;
+  /**
+   * Which `eris push` the eris push rows ran — the packed client (`npm run build:cli`, one JavaScript file) or, in runs
+   * before it, the project's TypeScript `eris` — and Node's start-up of each (`eris push --help`, median of 5, seconds).
+   */
+  erisPushCli?: { packed: boolean; startup: { packed?: number; typescript: number } };
   /** Heaviest functions of the origin's CPU profile (BENCH_PUSH_PROFILE=1). */
   profileTop?: { fn: string; ms: number; pct: number }[];
   targets: TargetCheck[];
@@ -116,6 +121,8 @@ export function markdownPush(r: PushResults): string {
     `(paths of ${r.kibPerPath} KiB) and one big path, to a local \`file://\` cache, a local store directory, a do-nothing HTTP binary cache ` +
     '(every PUT drained and answered at once: the client\'s own HTTP upload, the floor for any server), the origin (direct) and through \`wrangler dev\` ' +
     '(the eris edge, and the do-nothing Worker: wrangler dev\'s own cost), and `eris push` through the edge and origin direct (the same proxy)' +
+    (r.erisPushCli?.packed ? ` — the packed client (\`npm run build:cli\`, as docs/push.md's CI examples and hook run it; Node starts it in ${f(r.erisPushCli.startup.packed ?? NaN)} s, ` +
+      `the project's TypeScript \`eris\` in ${f(r.erisPushCli.startup.typescript)} s)` : '') +
     (modern ? '; the "Nix 2.26" lines push the same kind of paths with Nix 2.26\'s `nix copy --from <a store dir> --to` (a chroot; same origin, same proxy)' : '') +
     '; seconds, the ratios of the origin (`nix copy`, `eris push`) and of the do-nothing HTTP server to the local store (closures) or to `file://` (the big path), and the edge\'s to the do-nothing Worker' +
     (r.loadAverage ? `; load average ${f(r.loadAverage.start, 1)} at the start, ${f(r.loadAverage.end, 1)} at the end (a shared machine: the ratios within the run are what count).` : '.'));
