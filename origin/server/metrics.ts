@@ -93,6 +93,18 @@ export function routeName(pattern: string, method = 'GET'): string {
   return name;
 }
 
+/** A rendered key from a two-level memo (a few entries per route or histogram: bounded). */
+function memoKey<K>(memo: Map<string, Map<K, string>>, a: string, b: K, render: (a: string, b: K) => string): string {
+  let inner = memo.get(a);
+  if (!inner) memo.set(a, (inner = new Map()));
+  let k = inner.get(b);
+  if (k === undefined) inner.set(b, (k = render(a, b)));
+  return k;
+}
+const histogramKey = (name: string, labelText: string) => `${name}\0${labelText}`;
+/** A request counter's key (`status` -1: the bytes-sent counter's, by route only). */
+const requestKey = (name: string, status: number) => status < 0 ? `route="${name}"` : `route="${name}",status="${status}"`;
+
 export class Metrics {
   private requests = new Map<string, number>();
   private bytes = new Map<string, number>();
@@ -115,6 +127,13 @@ export class Metrics {
   levels: Record<string, { help: string; read: () => number }> = {};
   private absorbedLevels: Map<string, number> | undefined;
   private histograms = new Map<string, HistogramData>();
+  /**
+   * The map keys above, rendered once per label set rather than per request (a new string per counter
+   * bumped, hashed for the lookup, was a measurable part of a narinfo's CPU): by route name, then by
+   * status (-1: the bytes-sent key); by histogram name, then by label text.
+   */
+  private requestKeys = new Map<string, Map<number, string>>();
+  private histogramKeys = new Map<string, Map<string, string>>();
 
   /** The counters as plain data, to send to another process. */
   snapshot(): MetricsSnapshot {
@@ -165,7 +184,7 @@ export class Metrics {
 
   /** One observation (seconds) of a histogram, with its labels (already rendered by labels()). */
   observe(name: HistogramName, labelText: string, seconds: number): void {
-    const key = `${name}\0${labelText}`;
+    const key = memoKey(this.histogramKeys, name, labelText, histogramKey);
     let h = this.histograms.get(key);
     if (!h) this.histograms.set(key, (h = { buckets: new Array<number>(HISTOGRAMS[name].buckets.length).fill(0), count: 0, sum: 0 }));
     const bounds = HISTOGRAMS[name].buckets;
@@ -214,12 +233,14 @@ export class Metrics {
 
   /** A request answered: `route` is the matched route's pattern (c.req.routePath), named by routeName. */
   request(route: string, status: number, method = 'GET'): void {
-    const k = `route="${routeName(route, method)}",status="${status}"`;
+    const name = routeName(route, method);
+    const k = memoKey(this.requestKeys, name, status, requestKey);
     this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
   }
 
   sent(route: string, n: number, method = 'GET'): void {
-    const k = `route="${routeName(route, method)}"`;
+    const name = routeName(route, method);
+    const k = memoKey(this.requestKeys, name, -1, requestKey);
     this.bytes.set(k, (this.bytes.get(k) ?? 0) + n);
   }
 

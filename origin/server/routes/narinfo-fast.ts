@@ -13,7 +13,6 @@
  * fast paths share; routes/nar-fast.ts: the other one, small NARs.)
  */
 import { HASH_PART_LENGTH, isHashPart } from '../../../shared/store-path.ts';
-import { NO_STORE, CONTENT_TYPE } from '../../../shared/contract.ts';
 import { NARINFO_ROUTE } from '../app.ts';
 import type { CacheRegistry } from '../../caches/registry.ts';
 import type { AppSettings } from '../types.ts';
@@ -40,13 +39,13 @@ export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSetting
       return false; // busy or broken store: the app waits for it or answers 503/500
     }
     if (!info) return false; // the app answers (and counts) the 404
-    const { body, ascii } = renderedNarInfo(info, ctx.deps, ctx.settings);
+    const { body, ascii, headers } = renderedNarInfo(info, ctx.deps, ctx.settings);
     const { metrics, usage } = ctx.deps;
     const head = req.method === 'HEAD'; // Nix's "is this path there?" (a push asks it of every path): the GET's headers, no body
     metrics.request(route, 200, req.method);
     if (!head) metrics.sent(route, body.byteLength);
     usage?.narinfo(target.user, ctx.name, true, target.token);
-    res.writeHead(200, { 'Content-Type': CONTENT_TYPE.narinfo, 'Content-Length': String(body.byteLength), 'Cache-Control': NO_STORE });
+    res.writeHead(200, headers);
     if (head) res.end();
     else if (ascii !== undefined) res.end(ascii, 'latin1'); // headers and body in one write(2), not a writev of two buffers
     else res.end(body);

@@ -10,7 +10,7 @@ import { URL_SUFFIX } from '../../compression/compress.ts';
 import { send } from '../respond.ts';
 import { narCacheKey } from '../../compression/nar-cache.ts';
 import type { SignatureCache } from '../signature-cache.ts';
-import { CONTENT_TYPE } from '../../../shared/contract.ts';
+import { CONTENT_TYPE, NO_STORE } from '../../../shared/contract.ts';
 
 /** The NAR URL we advertise: store hash part and NAR hash, nix-serve style, plus the compression suffix. */
 export function narUrl(info: PathInfo, suffix = '.nar'): string {
@@ -54,6 +54,11 @@ export interface Rendered {
   ascii: string | undefined;
   compression: string;
   fileHash: string | undefined;
+  /**
+   * The response headers respond.ts's send() gives a narinfo, as the flat `[name, value, …]` array
+   * `res.writeHead` takes without copying (the fast path's; rendered with the body, not per request).
+   */
+  headers: string[];
 }
 
 /**
@@ -81,7 +86,8 @@ export function renderedNarInfo(info: PathInfo, deps: Pick<OriginDeps, 'signatur
   if (hit && hit.compression === compression && hit.fileHash === fileHash) return hit;
   const text = narInfoText(info, deps, settings);
   const body = utf8.encode(text);
-  const rendered = { body, ascii: body.byteLength === text.length ? text : undefined, compression, fileHash };
+  const headers = ['Content-Type', CONTENT_TYPE.narinfo, 'Content-Length', String(body.byteLength), 'Cache-Control', NO_STORE];
+  const rendered = { body, ascii: body.byteLength === text.length ? text : undefined, compression, fileHash, headers };
   byPath.set(info, rendered);
   return rendered;
 }
