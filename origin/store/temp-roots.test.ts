@@ -88,6 +88,22 @@ describe.skipIf(nixMissing)('temporary roots: the private nix-daemon on a chroot
     }
   };
 
+  it('is ready only once the daemon accepts connections, not when its socket path appears', async () => {
+    // A daemon whose socket path exists half a second before it listens (bind(2) before listen(2), drawn out).
+    const slow = join(dir, 'slow-nix-daemon');
+    writeFileSync(slow, '#!/bin/sh\ntouch "$NIX_DAEMON_SOCKET_PATH"; sleep 0.5; rm -f "$NIX_DAEMON_SOCKET_PATH"; exec nix-daemon\n', { mode: 0o755 });
+    const d = startPrivateDaemon({ storeRoot: root, tmp: dir, nixDaemon: slow });
+    try {
+      await d.ready;
+      const conn = await connectDaemon({ kind: 'socket', socket: d.socket });
+      await conn.addTempRoot(path);
+      conn.close();
+    } finally {
+      d.stop();
+      expect(await until(() => dirsNow().length === 0, 10_000)).toBe(true);
+    }
+  });
+
   it('holds a root while the connection lives; stop() removes its socket directory', async () => {
     const d = startPrivateDaemon({ storeRoot: root, tmp: dir });
     await d.ready;

@@ -22,6 +22,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { connectDaemon, daemonSocketPath, type DaemonConnection } from '../nix-daemon/index.ts';
 import { ownsStore } from './ownership.ts';
 import { processAlive } from '../server/process-alive.ts';
@@ -195,6 +196,18 @@ export function removeStaleRootDirs(dir = tmpdir()): string[] {
   return removed;
 }
 
+/** Whether something accepts connections on the unix socket at `path` now (the connection is closed at once). */
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
 /**
  * `nix-daemon` on the store at storeRoot (as its owner), listening on a private socket. A shell between us
  * and it stops it, and removes the socket's directory, when our end of its stdin closes: it never outlives
@@ -215,9 +228,11 @@ export function startPrivateDaemon(o: { storeRoot: string; log?: Logger; nixDaem
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr.length < 10_000 ? (stderr += d) : undefined));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // Ready once it accepts a connection: the socket file appears at bind(2), before listen(2) — a connection
+  // in between is refused (seen under a loaded CI run: the first root's connection failed with ECONNREFUSED).
   const ready = (async () => {
     const started = Date.now();
-    while (!existsSync(socket)) {
+    while (!(existsSync(socket) && (await accepts(socket)))) {
       const done = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 20))]);
       if (done || Date.now() - started > 30_000) throw new Error(`nix-daemon for ${o.storeRoot} did not start: ${stderr.trim().split('\n').pop() ?? 'no output'}`);
     }
