@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectDaemon } from '../nix-daemon/index.ts';
-import { createTempRoots, removeStaleRootDirs, ROOTS_DIR_PREFIX, startPrivateDaemon, type RootConnection } from './temp-roots.ts';
+import { connectPrivateDaemon, createTempRoots, removeStaleRootDirs, ROOTS_DIR_PREFIX, startPrivateDaemon, type RootConnection } from './temp-roots.ts';
 import { nixEnv, nixMissing } from '../../test/helpers/nix.ts';
 import { until } from '../../test/helpers/faults.ts';
 
@@ -88,14 +88,13 @@ describe.skipIf(nixMissing)('temporary roots: the private nix-daemon on a chroot
     }
   };
 
-  it('is ready only once the daemon accepts connections, not when its socket path appears', async () => {
+  it('a connection right after its socket path appears, before the daemon listens, is tried again until it is accepted', async () => {
     // A daemon whose socket path exists half a second before it listens (bind(2) before listen(2), drawn out).
     const slow = join(dir, 'slow-nix-daemon');
     writeFileSync(slow, '#!/bin/sh\ntouch "$NIX_DAEMON_SOCKET_PATH"; sleep 0.5; rm -f "$NIX_DAEMON_SOCKET_PATH"; exec nix-daemon\n', { mode: 0o755 });
     const d = startPrivateDaemon({ storeRoot: root, tmp: dir, nixDaemon: slow });
     try {
-      await d.ready;
-      const conn = await connectDaemon({ kind: 'socket', socket: d.socket });
+      const conn = await connectPrivateDaemon(d);
       await conn.addTempRoot(path);
       conn.close();
     } finally {

@@ -22,7 +22,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { connectDaemon, daemonSocketPath, type DaemonConnection } from '../nix-daemon/index.ts';
 import { ownsStore } from './ownership.ts';
 import { processAlive } from '../server/process-alive.ts';
@@ -196,18 +195,6 @@ export function removeStaleRootDirs(dir = tmpdir()): string[] {
   return removed;
 }
 
-/** Whether something accepts connections on the unix socket at `path` now (the connection is closed at once). */
-function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 /**
  * `nix-daemon` on the store at storeRoot (as its owner), listening on a private socket. A shell between us
  * and it stops it, and removes the socket's directory, when our end of its stdin closes: it never outlives
@@ -228,11 +215,9 @@ export function startPrivateDaemon(o: { storeRoot: string; log?: Logger; nixDaem
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr.length < 10_000 ? (stderr += d) : undefined));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  // Ready once it accepts a connection: the socket file appears at bind(2), before listen(2) — a connection
-  // in between is refused (seen under a loaded CI run: the first root's connection failed with ECONNREFUSED).
   const ready = (async () => {
     const started = Date.now();
-    while (!(existsSync(socket) && (await accepts(socket)))) {
+    while (!existsSync(socket)) {
       const done = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 20))]);
       if (done || Date.now() - started > 30_000) throw new Error(`nix-daemon for ${o.storeRoot} did not start: ${stderr.trim().split('\n').pop() ?? 'no output'}`);
     }
@@ -248,6 +233,25 @@ export function startPrivateDaemon(o: { storeRoot: string; log?: Logger; nixDaem
   };
 }
 
+/**
+ * A connection to a private daemon. Its socket file appears at bind(2), before listen(2), so a connection
+ * refused just after `ready` is tried again for up to `retryMs` (seen under a loaded CI run: the first root's
+ * connection refused). Not probed ahead: every connection makes the daemon fork a worker that opens the store
+ * (and Nix may change the DB's journal mode as it does).
+ */
+export async function connectPrivateDaemon(d: Pick<PrivateDaemon, 'ready' | 'socket'>, retryMs = 10_000): Promise<DaemonConnection> {
+  await d.ready;
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await connectDaemon({ kind: 'socket', socket: d.socket });
+    } catch (e) {
+      if (!/ECONNREFUSED|ENOENT/.test((e as Error).message) || Date.now() - started > retryMs) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
 /** The origin's temporary roots as the config asks (undefined when off or unreachable), and how to stop them. */
 export function startTempRoots(o: { tempRoots: TempRootsMode; storeRoot: string; pushStore?: string; log: Logger }): { tempRoots?: TempRoots; stop: () => void } {
   const { mode, socket } = planTempRoots(o);
@@ -257,7 +261,7 @@ export function startTempRoots(o: { tempRoots: TempRootsMode; storeRoot: string;
   }
   if (mode === 'local') {
     const d = startPrivateDaemon({ storeRoot: o.storeRoot, log: o.log });
-    const tempRoots = createTempRoots({ connect: () => d.ready.then(() => connectDaemon({ kind: 'socket', socket: d.socket })) });
+    const tempRoots = createTempRoots({ connect: () => connectPrivateDaemon(d) });
     return {
       tempRoots,
       stop: () => {
