@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dispatch, load, runProcess, type CommandTable } from './dispatch.ts';
-import type { Command } from './args.ts';
+import type { CliIo, Command } from './args.ts';
 import { TOKEN_USAGE } from './token.ts';
 import { CLIENT_CONFIG_COMMAND, PUSH_COMMAND } from './client-commands.ts';
 import { GC_SYNOPSIS, PIN_SYNOPSIS, PINS_SYNOPSIS, UNPIN_SYNOPSIS } from '../retention/synopses.ts';
@@ -45,7 +45,7 @@ export const COMMANDS: Record<string, Command> = {
 const ERIS: CommandTable = { commands: COMMANDS };
 
 /** Runs one `eris` command; failures throw (ConfigError: a usage or configuration problem). */
-export const main = (args: readonly string[], io?: Parameters<typeof dispatch>[2]): Promise<void> => dispatch(ERIS, args, io);
+export const main = (args: readonly string[], io?: CliIo): Promise<void> => dispatch(ERIS, args, io);
 
 /** The process entry point: one line on stderr and exit 2 (usage, configuration) or 1 (anything else). */
 export const runCli = (args: readonly string[]): void => runProcess(ERIS, args);

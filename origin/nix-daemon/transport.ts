@@ -37,7 +37,7 @@ export function connectSocket(path: string, timeoutMs = 10_000): Promise<Transpo
     }, timeoutMs);
     socket.once('error', (e) => {
       clearTimeout(timer);
-      reject(new Error(`cannot connect to the Nix daemon at ${path}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+      reject(new Error(`cannot connect to the Nix daemon at ${path}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e }));
     });
     socket.once('connect', () => {
       clearTimeout(timer);

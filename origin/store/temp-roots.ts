@@ -169,7 +169,7 @@ export function planTempRoots(o: { tempRoots: TempRootsMode; storeRoot: string; 
 
 export interface PrivateDaemon {
   socket: string;
-  /** Resolves once the socket accepts connections. */
+  /** Resolves once the socket file exists: bind(2) makes it before listen(2), so connect with connectPrivateDaemon. */
   ready: Promise<void>;
   stop(): void;
 }
@@ -246,7 +246,8 @@ export async function connectPrivateDaemon(d: Pick<PrivateDaemon, 'ready' | 'soc
     try {
       return await connectDaemon({ kind: 'socket', socket: d.socket });
     } catch (e) {
-      if (!/ECONNREFUSED|ENOENT/.test((e as Error).message) || Date.now() - started > retryMs) throw e;
+      const code = ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+      if ((code !== 'ECONNREFUSED' && code !== 'ENOENT') || Date.now() - started > retryMs) throw e;
       await new Promise((r) => setTimeout(r, 20));
     }
   }
