@@ -67,6 +67,11 @@ export interface UploadStart {
   /** `sha256:<nix32>`. */
   narHash: string;
   narSize: number;
+  /**
+   * The narinfo that will end the upload (optional): given now, the origin may import the NAR while its parts
+   * arrive; the path still becomes valid only once that narinfo is PUT. Origins before it ignore it.
+   */
+  narinfo?: string;
 }
 
 export interface UploadState {
@@ -150,7 +155,8 @@ export function parseUploadStart(value: unknown): UploadStart | string {
     return 'narHash: expected sha256:<hash>';
   }
   if (typeof v.narSize !== 'number' || !Number.isSafeInteger(v.narSize) || v.narSize < 8) return 'narSize: expected the NAR size in bytes';
-  return { storePath: v.storePath, narHash, narSize: v.narSize };
+  if (v.narinfo !== undefined && (typeof v.narinfo !== 'string' || v.narinfo.length > MAX_BATCH_NARINFO_BYTES)) return `narinfo: expected the narinfo's text (at most ${MAX_BATCH_NARINFO_BYTES} bytes)`;
+  return { storePath: v.storePath, narHash, narSize: v.narSize, ...(v.narinfo === undefined ? {} : { narinfo: v.narinfo }) };
 }
 
 /** The offset and SHA-256 (hex) of a part from its query; a string says what is wrong. */

@@ -26,7 +26,7 @@ import { Readable } from 'node:stream';
 import { bytesToHex, formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
 import type { NarInfo } from '../../shared/narinfo.ts';
 import { narFileOfUrl } from '../../shared/upload.ts';
-import { DaemonConnectionError, DaemonError, daemonTarget, describeTarget, type DaemonConnection, type NarToAdd } from '../nix-daemon/index.ts';
+import { connectDaemon, DaemonConnectionError, DaemonError, daemonTarget, describeTarget, type DaemonConnection, type NarToAdd } from '../nix-daemon/index.ts';
 import { createDaemonPool, type DaemonPool } from '../nix-daemon/pool.ts';
 import { narChunks } from './decompress.ts';
 import { PushError, rejected, tryLater } from './errors.ts';
@@ -49,6 +49,8 @@ export interface ImporterOptions {
   timeoutMs?: number;
   /** For tests: the pool to use instead of one built from storeUri. */
   pool?: DaemonPool;
+  /** For tests: how importStream opens its connection (default: a new connection to storeUri's daemon). */
+  openStream?: () => Promise<DaemonConnection>;
 }
 
 export interface Importer {
@@ -57,6 +59,13 @@ export interface Importer {
    * (compressed as its URL says), or from the NAR itself when the caller already holds it. Resolves once it is valid.
    */
   importPath(info: NarInfo, nar: string | Buffer): Promise<void>;
+  /**
+   * Adds the path of `info` from NAR bytes that are still arriving (`nar`), on a daemon connection of its own
+   * (so the shared ones stay free for other imports while it waits for the bytes). `done` settles with the
+   * import (a PushError, as importPath's); `close()` ends the connection: before `done`, that abandons the
+   * import (nothing valid); after it, the temporary root the daemon took on the path goes with it.
+   */
+  importStream(info: NarInfo, nar: () => AsyncIterable<Buffer>): { done: Promise<void>; close(): void };
   close(): void;
 }
 
@@ -84,7 +93,7 @@ export function createImporter(o: ImporterOptions): Importer {
   const pending: Job[] = [];
   let running = 0;
 
-  function toDaemonInfo(info: NarInfo, source: string | Buffer): NarToAdd {
+  function toDaemonInfo(info: NarInfo, source: string | Buffer | (() => AsyncIterable<Buffer>)): NarToAdd {
     const nar = narFileOfUrl(info.url, info.compression);
     if (typeof nar === 'string') throw rejected(nar);
     const full = (base: string) => `${o.storeDir}/${base}`;
@@ -101,7 +110,7 @@ export function createImporter(o: ImporterOptions): Importer {
         sigs: info.sigs,
         ca: info.ca ?? '',
       },
-      nar: typeof source === 'string' ? () => narChunks(source, nar.compression, want) : () => Readable.from([source]),
+      nar: typeof source === 'string' ? () => narChunks(source, nar.compression, want) : typeof source === 'function' ? source : () => Readable.from([source]),
     };
   }
 
@@ -190,6 +199,32 @@ export function createImporter(o: ImporterOptions): Importer {
         pending.push({ item: toDaemonInfo(info, nar), resolve, reject });
         pump();
       });
+    },
+    importStream(info, nar) {
+      let conn: DaemonConnection | undefined;
+      let closed = false;
+      const item = toDaemonInfo(info, nar);
+      const done = (async () => {
+        try {
+          conn = await (o.openStream ?? (() => connectDaemon(target)))();
+        } catch (e) {
+          throw tryLater(`store unavailable: ${(e as Error).message}`);
+        }
+        if (closed) conn.close();
+        try {
+          await conn.addToStoreNar(item, { dontCheckSigs });
+        } catch (e) {
+          throw importFailure(e, item);
+        }
+      })();
+      done.catch(() => {});
+      return {
+        done,
+        close() {
+          closed = true;
+          conn?.close();
+        },
+      };
     },
     close: () => pool.close(),
   };

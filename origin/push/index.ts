@@ -10,6 +10,7 @@ import { createKeptFiles, type KeptFiles } from './kept.ts';
 import { createPushService, type PushService } from './service.ts';
 import { createStaging, type Staging } from './staging.ts';
 import { createParts, type Parts } from './parts.ts';
+import { createStreamImports } from './stream-import.ts';
 import { createDiskGuard, DiskFullError, type DiskGuard } from '../retention/disk.ts';
 import { diskFull } from './errors.ts';
 import { join } from 'node:path';
@@ -40,6 +41,12 @@ export interface PushOptions {
   refreshPublished: () => Promise<void>;
   /** The disk guard: writes that would leave less than this free are refused with 507. */
   minFreeBytes: number;
+  /**
+   * Import large uploads in parts while they arrive (stream-import.ts). Only with one process (`workers = 1`):
+   * with several, the narinfo may reach another process than the stream's, whose import would then wait on
+   * the stream's lock on the path until the stream gives up.
+   */
+  streamImports?: boolean;
 }
 
 export function createPush(config: PushConfig, o: PushOptions): PushDeps {
@@ -75,8 +82,9 @@ export function createPush(config: PushConfig, o: PushOptions): PushDeps {
     onPartAgain: (p) => o.log.info({ msg: 'push: part held already', ...p }),
     beforeWrite: guarded('push_dir'),
   });
+  const streams = o.streamImports === false ? undefined : createStreamImports({ importer, follow: parts.follow, log: (msg, fields) => o.log.info({ msg, ...fields }) });
   const service = createPushService({
-    store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, log: o.log, metrics: o.metrics, beforeImport: guarded('store'),
+    store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, streams, log: o.log, metrics: o.metrics, beforeImport: guarded('store'),
     onUnknownNar: (cache, file) => parts.discardIncomplete(cache, file),
   });
   return { service, staging, kept, parts, disk: guard, refreshPublished: o.refreshPublished, close: () => {

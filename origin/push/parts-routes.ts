@@ -82,7 +82,16 @@ export const postUpload = handle(async (c) => {
   } catch {
     throw rejected(`storePath ${JSON.stringify(start.storePath.slice(0, 120))} is not a store path in ${c.get('deps').store.storeDir}`);
   }
-  return json(c, await push.parts.begin(pushTarget(c).name, start));
+  const target = pushTarget(c);
+  const state = await push.parts.begin(target.name, start);
+  if (start.narinfo !== undefined && !state.complete) {
+    // Not waited for: the daemon's start overlaps the first parts. Why not (when not) is for the log only.
+    const deps = c.get('deps');
+    push.service.startStream(target, { id: state.id, storePath: start.storePath, narHash: start.narHash, narSize: start.narSize }, start.narinfo, c.req.header(USER_HEADER))
+      .then((why) => why && deps.log.info({ msg: 'push: import after the narinfo', storePath: start.storePath, reason: why }))
+      .catch((e: Error) => deps.log.error({ msg: 'push: streamed import failed to start', storePath: start.storePath, reason: e.message }));
+  }
+  return json(c, state);
 });
 
 function uploadId(c: Context<OriginEnv>): string {

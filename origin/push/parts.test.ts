@@ -12,7 +12,8 @@ import { Readable } from 'node:stream';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { partsNarFile } from '../../shared/push-protocol.ts';
 import { createStaging } from './staging.ts';
-import { createParts } from './parts.ts';
+import { createParts, FOLLOW_TAIL } from './parts.ts';
+import { until } from '../../test/helpers/faults.ts';
 import { tempDir } from '../../test/helpers/temp-dir.ts';
 
 const NAR = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 251));
@@ -111,5 +112,53 @@ describe('NAR uploads in parts', () => {
     expect(await staging.sweep()).toBe(4); // the record, the data, the held part's marker, the other file
     expect(files()).toEqual([]);
     await expect(parts.state('c', v.id)).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe('follow: an upload\'s NAR in order as its parts arrive (for a daemon importing it meanwhile)', () => {
+  const BIG = Buffer.from(Array.from({ length: 400_000 }, (_, i) => (i * 13) % 251));
+  const bigStart = { ...start, narHash: formatSha256Nix32(createHash('sha256').update(BIG).digest()), narSize: BIG.length };
+  const sendBig = (p: ReturnType<typeof setup>['parts'], id: string, from: number, to: number, sha = hex(BIG.subarray(from, to))) =>
+    p.part('c', id, from, sha, Readable.from([BIG.subarray(from, to)]), to - from);
+  const collect = (it: AsyncIterable<Buffer>, into: Buffer[]) => (async () => {
+    for await (const chunk of it) into.push(Buffer.from(chunk));
+  })();
+  const size = (bufs: Buffer[]) => bufs.reduce((a, b) => a + b.length, 0);
+
+  it('gives the bytes held from 0 on, also those another process took; the last ones only once the NAR is whole and its narinfo let them go', async () => {
+    const { staging, parts } = setup();
+    const other = createParts({ dir: staging.dir, maxBytes: 1_000_000, usedBytes: () => staging.usedBytes() });
+    const u = await parts.begin('c', bigStart);
+    let letGo!: () => void;
+    const mayEnd = new Promise<void>((resolve) => (letGo = resolve));
+    let tail = false;
+    const got: Buffer[] = [];
+    const reading = collect(parts.follow('c', u.id, mayEnd, { onTail: () => (tail = true) }), got);
+    await sendBig(parts, u.id, 100_000, 150_000);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(size(got)).toBe(0); // nothing held from 0 yet
+    await sendBig(other, u.id, 0, 100_000); // into the other process: seen on disk
+    expect(await until(() => size(got) === 150_000, 5_000, 10)).toBe(true);
+    expect(await sendBig(parts, u.id, 150_000, 400_000)).toMatchObject({ complete: true });
+    expect(await until(() => tail, 5_000, 10)).toBe(true);
+    expect(size(got)).toBe(BIG.length - FOLLOW_TAIL);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(size(got)).toBe(BIG.length - FOLLOW_TAIL); // held back until the narinfo
+    letGo();
+    await reading;
+    expect(Buffer.concat(got).equals(BIG)).toBe(true);
+  });
+
+  it('fails when the upload is removed (a part not of its declared hash), and when nothing arrives for its idle time', async () => {
+    const { parts } = setup();
+    const u = await parts.begin('c', bigStart);
+    const got: Buffer[] = [];
+    const reading = collect(parts.follow('c', u.id, new Promise(() => {})), got);
+    await sendBig(parts, u.id, 0, 100_000);
+    await expect(sendBig(parts, u.id, 100_000, 400_000, hex(Buffer.from('other')))).rejects.toThrow(/hashes to/);
+    await expect(reading).rejects.toThrow(/removed/);
+
+    const v = await parts.begin('c', bigStart);
+    await expect(collect(parts.follow('c', v.id, new Promise(() => {}), { idleMs: 300 }), [])).rejects.toThrow(/nothing arrived/);
   });
 });

@@ -21,6 +21,9 @@
  * both find it staged. Anything wrong with the bytes removes the upload.
  * The staging area's bounds apply: bytes (checked before a part is written)
  * and age (an upload no narinfo completes is swept with the other files).
+ *
+ * `follow` reads an upload's bytes in order as its parts arrive, for a Nix
+ * daemon to import while the rest is still on its way (stream-import.ts).
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -63,7 +66,28 @@ export interface Parts {
   part(cache: string, id: string, offset: number, sha256Hex: string, body: Readable, length: number | undefined): Promise<UploadState>;
   /** Removes an unfinished upload of this NAR (a narinfo named it before its last part). */
   discardIncomplete(cache: string, narFile: string): Promise<boolean>;
+  /**
+   * The upload's NAR as it arrives: the bytes held from offset 0 without a gap, in order, as the parts come
+   * (each checked against its own hash when it came), in this process or another. The last FOLLOW_TAIL bytes
+   * only once the whole NAR was checked (the upload complete) and `mayEnd` resolved. Throws when the upload is
+   * removed (a bad part, swept), when nothing arrives for `idleMs`, or when `signal` aborts. The chunk yielded
+   * is reused for the next one.
+   */
+  follow(cache: string, id: string, mayEnd: Promise<void>, o?: FollowOptions): AsyncGenerator<Buffer>;
 }
+
+export interface FollowOptions {
+  /** Give up after this long without a new part (or without `mayEnd` once complete); default 10 minutes. */
+  idleMs?: number;
+  signal?: AbortSignal;
+  /** Called once when all but the last bytes were read and the whole NAR is checked: only `mayEnd` is awaited. */
+  onTail?: () => void;
+}
+
+/** The bytes `follow` holds back until the NAR is whole and checked and its narinfo accepted. */
+export const FOLLOW_TAIL = 64 * 1024;
+/** How often `follow` looks at the staging directory when no part arrived in this process (another worker's parts). */
+const FOLLOW_POLL_MS = 100;
 
 /** The end of the parts held from offset 0 on without a gap. */
 function contiguous(held: readonly Held[]): number {
@@ -112,6 +136,36 @@ export function createParts(o: PartsOptions): Parts {
     await rm(recordOf(cache, id), { force: true });
     await rm(dataOf(cache, id), { force: true });
     await Promise.all((await held(cache, id)).map((h) => rm(markerOf(cache, id, h), { force: true })));
+    wake(`${cache} ${id}`);
+  }
+
+  /** Followers waiting for an upload to move on (a part held, the upload complete or removed), by `cache id`. */
+  const waiters = new Map<string, Set<() => void>>();
+  function wake(key: string): void {
+    const set = waiters.get(key);
+    waiters.delete(key);
+    for (const f of set ?? []) f();
+  }
+  /** Resolves on the next wake of `key` or after `ms`; rejects when `signal` aborts. */
+  function waitFor(key: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(new Error('stopped'));
+      let set = waiters.get(key);
+      if (!set) waiters.set(key, (set = new Set()));
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        signal?.removeEventListener('abort', aborted);
+        resolve();
+      };
+      const aborted = () => {
+        done();
+        reject(new Error('stopped'));
+      };
+      const timer = setTimeout(done, ms);
+      set.add(done);
+      signal?.addEventListener('abort', aborted, { once: true });
+    });
   }
 
   const stateOf = (r: UploadRecord, parts: Held[], complete = false): UploadState =>
@@ -316,11 +370,61 @@ export function createParts(o: PartsOptions): Parts {
       }
       const part: Held = [offset, length];
       await writeFile(markerOf(cache, id, part), '');
+      wake(`${cache} ${id}`);
       const parts = await held(cache, id);
       if (contiguous(parts) >= r.narSize) return complete(cache, r, part);
       advancePrefix(cache, id, parts);
       o.onPart?.({ cache, id, storePath: r.storePath, offset, size: length });
       return stateOf(r, parts);
+    },
+
+    async *follow(cache, id, mayEnd, fo = {}) {
+      const r = await load(cache, id);
+      if (!r) throw new Error(`no upload ${id} in cache ${cache}`);
+      const key = `${cache} ${id}`;
+      const idleMs = fo.idleMs ?? 600_000;
+      let ended = false;
+      void mayEnd.then(() => {
+        ended = true;
+        wake(key);
+      });
+      // Opened now: when the upload completes, its file is renamed (the staged NAR), and read on from here.
+      const fh = await open(dataOf(cache, id), 'r');
+      try {
+        const buf = Buffer.allocUnsafeSlow(Math.min(1024 * 1024, r.narSize));
+        const tailFrom = Math.max(0, r.narSize - FOLLOW_TAIL);
+        let at = 0;
+        let since = Date.now();
+        let told = false;
+        for (;;) {
+          if (fo.signal?.aborted) throw new Error('stopped');
+          let limit: number;
+          if (await load(cache, id)) limit = Math.min(tailFrom, contiguous(await held(cache, id)));
+          else if (await isStaged(cache, r.narHash, r.narSize)) {
+            // Complete: the whole file hashed to NarHash before it was renamed (in this process or another).
+            limit = ended ? r.narSize : tailFrom;
+            if (!told && at >= tailFrom) {
+              told = true;
+              fo.onTail?.();
+            }
+          } else throw new Error('the upload was removed');
+          if (limit > at) {
+            while (at < limit) {
+              const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, limit - at), at);
+              if (bytesRead === 0) throw new Error(`the upload's file ends at ${at} of ${r.narSize} bytes`);
+              at += bytesRead;
+              yield buf.subarray(0, bytesRead);
+            }
+            if (at >= r.narSize) return;
+            since = Date.now();
+            continue;
+          }
+          if (Date.now() - since > idleMs) throw new Error(`nothing arrived for ${Math.round(idleMs / 1000)} s`);
+          await waitFor(key, FOLLOW_POLL_MS, fo.signal);
+        }
+      } finally {
+        await fh.close();
+      }
     },
 
     async discardIncomplete(cache, narFile) {

@@ -15,7 +15,8 @@
 import type { Readable } from 'node:stream';
 import { fingerprint } from '../../shared/fingerprint.ts';
 import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
-import { parseNarInfo, type NarInfo } from '../../shared/narinfo.ts';
+import { parseNarInfo, renderNarInfo, type NarInfo } from '../../shared/narinfo.ts';
+import { partsNarFile } from '../../shared/push-protocol.ts';
 import { isStorePathBaseName, parseStorePath, storePathBaseName } from '../../shared/store-path.ts';
 import { narFileOfUrl, type Upload } from '../../shared/upload.ts';
 import type { Signer } from '../../shared/signing.ts';
@@ -26,6 +27,7 @@ import { PushError, rejected } from './errors.ts';
 import type { Staging } from './staging.ts';
 import type { KeptFiles, KeptRecord } from './kept.ts';
 import type { Importer } from './import.ts';
+import { MIN_STREAM_BYTES, type StreamImports, type StreamedImport } from './stream-import.ts';
 import { checkedInMemory, verifyNarBytes, verifyNarFile } from './verify.ts';
 import { addGcRoot, removeGcRoot } from '../store/gc-roots.ts';
 import { oneAtATime } from './one-at-a-time.ts';
@@ -57,6 +59,8 @@ export interface PushServiceOptions {
   beforeImport?: (narSize: number) => Promise<void>;
   /** Largest narinfo, .ls, log or realisation upload accepted (they are small files). */
   maxMetadataBytes?: number;
+  /** Imports that follow their upload in parts (startStream); without it, every import waits for its narinfo. */
+  streams?: StreamImports;
 }
 
 /** Nix 2.8 takes any 2xx; eris answers 200 with one line saying what happened. */
@@ -73,6 +77,12 @@ export interface PushService {
    * imported (references before referrers) and each answers for its own path.
    */
   putBatch(target: PushTarget, entries: readonly { narinfo: string; nar: Buffer }[], user?: string): Promise<BatchOutcome[]>;
+  /**
+   * An upload in parts began with the narinfo that will end it (eris push): when that narinfo checks as far
+   * as it can before its NAR is here, the daemon starts taking the NAR as the parts arrive (stream-import.ts).
+   * Resolves to why not, or undefined when it started; the narinfo PUT does the rest either way.
+   */
+  startStream(target: PushTarget, upload: { id: string; storePath: string; narHash: string; narSize: number }, narinfo: string, user?: string): Promise<string | undefined>;
 }
 
 /** One batch entry's fate after the checks: its path in the cache (200), or why not. */
@@ -203,6 +213,8 @@ export function createPushService(o: PushServiceOptions): PushService {
         // A refused push leaves nothing behind (Nix uploads the NAR again next time); after a temporary
         // failure (5xx) Nix retries the narinfo alone, so the NAR stays until the time bound.
         if (staged && e instanceof PushError && e.status < 500) await o.staging.remove(staged.path);
+        // A refused narinfo ends a stream of its path (after a temporary failure, its retry finishes it).
+        if (e instanceof PushError && e.status < 500) o.streams?.take(info.storePath)?.close();
         throw e;
       }
     });
@@ -241,7 +253,10 @@ export function createPushService(o: PushServiceOptions): PushService {
     if (!existing) await o.beforeImport?.(info.narSize);
     const published = existing ? await target.isPublished(info.storePath) : false;
     lap('checkMs');
-    const newRoot = existing ? await addGcRoot(o.storeRoot, target.name, info.storePath) : await importAndRoot(p, found, fileSize, narBytes);
+    // A stream that followed the path's upload: used for the import, or let go (its daemon holds Nix's lock on the path).
+    const stream = o.streams?.take(info.storePath);
+    if (existing) stream?.close();
+    const newRoot = existing ? await addGcRoot(o.storeRoot, target.name, info.storePath) : await importAndRoot(p, found, fileSize, narBytes, stream);
     lap('importMs');
     if (!published) await publish(p, newRoot);
     lap('publishMs');
@@ -301,24 +316,27 @@ export function createPushService(o: PushServiceOptions): PushService {
    * of its import for as long as the connection lasts, so the path is never unrooted while valid. The
    * answer waits for both. A failed import takes its new root away; true when the root is new.
    */
-  async function importAndRoot(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined): Promise<boolean> {
+  async function importAndRoot(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined, stream?: StreamedImport): Promise<boolean> {
     const rooted = addGcRoot(o.storeRoot, p.target.name, p.info.storePath);
     rooted.catch(() => {});
     try {
-      await importSigned(p, found, fileSize, narBytes);
+      await importSigned(p, found, fileSize, narBytes, stream);
     } catch (e) {
       if (await rooted.catch(() => false) && !(await o.store.isValid(p.info.storePath).catch(() => false))) {
         await removeGcRoot(o.storeRoot, p.target.name, p.info.storePath).catch(() => {});
       }
       throw e;
+    } finally {
+      // The stream's daemon held a temporary root on the path until now: the GC root is there (or the import failed).
+      if (stream) void rooted.catch(() => {}).finally(() => stream.close());
     }
     return rooted;
   }
 
-  /** Into the store through Nix, signed with the cache's key (which the store checks). */
-  async function importSigned(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined): Promise<void> {
+  /** The narinfo handed to Nix: signed with the cache's key (which the store checks). */
+  function signedInfo(p: NarInfoPush, fileSize: number): NarInfo {
     const { info } = p;
-    const signed: NarInfo = {
+    return {
       ...info,
       fileHash: p.nar.fileHash,
       fileSize,
@@ -326,8 +344,39 @@ export function createPushService(o: PushServiceOptions): PushService {
       sigs: [...info.sigs.filter((s) => /^[^:\s]+:[A-Za-z0-9+/=]+$/.test(s)),
         ...p.target.signers.slice(0, 1).map((s) => s.sign(fingerprint(info.storePath, info.narHash, info.narSize, [...p.refs].sort())))],
     };
+  }
+
+  /**
+   * The stream that followed this path's upload, when it was given this very narinfo: lets its last bytes go
+   * and waits for it. False when there is none, or it failed (then the staged NAR is imported as usual).
+   */
+  async function finishStream(stream: StreamedImport | undefined, signed: NarInfo): Promise<boolean> {
+    if (!stream) return false;
+    if (renderNarInfo(stream.info) !== renderNarInfo(signed)) {
+      stream.close();
+      o.log.info({ msg: 'push: streamed import dropped', path: signed.storePath, reason: 'its narinfo differs from the one given at the start' });
+      return false;
+    }
+    try {
+      await stream.finish();
+      return true;
+    } catch (e) {
+      stream.close();
+      o.log.info({ msg: 'push: streamed import dropped', path: signed.storePath, reason: (e as Error).message });
+      return false;
+    }
+  }
+
+  /** Into the store through Nix, signed with the cache's key (which the store checks); `stream` followed its upload. */
+  async function importSigned(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined, stream?: StreamedImport): Promise<void> {
+    const signed = signedInfo(p, fileSize);
     const started = performance.now();
     try {
+      if (await finishStream(stream, signed)) {
+        o.metrics?.pushImport((performance.now() - started) / 1000, true);
+        o.store.refresh?.();
+        return;
+      }
       await o.importer.importPath(signed, narBytes ?? ('staged' in found ? found.staged.path : 'kept' in found ? found.kept.path ?? '' : ''));
       o.metrics?.pushImport((performance.now() - started) / 1000, true);
       // An import over the daemon takes milliseconds: the lookups below must not answer from before it.
@@ -399,7 +448,34 @@ export function createPushService(o: PushServiceOptions): PushService {
     return pushes.map(({ p }) => outcomes.get(p.info.storePath)!);
   }
 
+  /** The upload's narinfo, checked as far as it can be before the NAR is here, then a stream started for it. */
+  async function startStream(target: PushTarget, upload: { id: string; storePath: string; narHash: string; narSize: number }, text: string, user: string | undefined): Promise<string | undefined> {
+    if (!o.streams) return 'no streams here';
+    if (upload.narSize < MIN_STREAM_BYTES) return 'small';
+    if (o.streams.has(upload.storePath)) return 'a stream runs for this path';
+    let p: NarInfoPush;
+    try {
+      const hashPart = parseStorePath(upload.storePath, o.storeDir).hashPart;
+      p = narInfoPush(target, hashPart, text, user);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    const { info } = p;
+    if (info.storePath !== upload.storePath || info.narHash !== upload.narHash || info.narSize !== upload.narSize) return 'the narinfo is not of this upload';
+    if (p.nar.compression !== 'none' || p.nar.file !== partsNarFile(upload.narHash)) return `the narinfo names ${info.url}, not this upload's NAR`;
+    if (info.fileSize !== undefined && info.fileSize !== upload.narSize) return 'the narinfo\'s FileSize is not the NAR\'s size';
+    // Checked again when the narinfo comes (and its references then): this is only whether to start.
+    if (await o.store.lookup(p.hashPart)) return 'in the store already';
+    try {
+      await o.beforeImport?.(info.narSize);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return o.streams.start(target.name, upload.id, signedInfo(p, upload.narSize)) ? undefined : 'streams busy';
+  }
+
   return {
+    startStream,
     putBatch: (target, entries, user) => putBatch(target, entries, user),
     async put(target, upload, body, length, user) {
       switch (upload.kind) {

@@ -471,23 +471,27 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
   describe('bad input: 4xx with one line, nothing valid, staging cleaned', () => {
     let x: string;
     let y: string;
+    let z: string;
     let narX: Buffer;
     let narY: Buffer;
     const PART = 800_000;
     beforeAll(() => {
-      // Two paths of the same NAR size (same layout, other random bytes), 2.4 MB each.
+      // Three paths of the same NAR size (same layout, other random bytes), 2.4 MB each.
       x = build('chain', `${salt}-x`, { n: 1, kib: 2300 });
       y = build('chain', `${salt}-y`, { n: 1, kib: 2300 });
+      z = build('chain', `${salt}-z`, { n: 1, kib: 2300 });
       narX = narOf(x);
       narY = narOf(y);
       expect(narX.length).toBe(narY.length);
     });
+    /** An upload's start, with the narinfo that will end it as eris push gives it (the origin imports as the parts arrive). */
     const start = async (p: string) => {
       const info = infoOf(p);
-      const res = await req('POST', pushUrls.uploads('default'), JSON.stringify({ storePath: p, narHash: info.narHash, narSize: info.narSize }));
+      const res = await req('POST', pushUrls.uploads('default'), JSON.stringify({ storePath: p, narHash: info.narHash, narSize: info.narSize, narinfo: narInfoFor(info) }));
       expect(res.status).toBe(200);
       return (await res.json()) as UploadState;
     };
+    const streamEvents = (msg: string, p: string) => events(s.origin.output(), `push: streamed import ${msg}`).filter((e) => e.storePath === p);
     const part = (id: string, offset: number, bytes: Buffer, sha = sha256Hex(bytes)) => req('PUT', pushUrls.part('default', id, offset, sha), bytes);
     const oneLine = async (res: Response) => {
       const text = await res.text();
@@ -524,6 +528,25 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       expect(staged()).toEqual([]);
     });
 
+    it('an upload started with its narinfo is imported while its parts arrive, and becomes valid only once that narinfo is PUT', async () => {
+      const narZ = narOf(z);
+      const u = await start(z);
+      for (let at = 0; at < narZ.length; at += PART) {
+        expect((await part(u.id, at, narZ.subarray(at, at + PART))).status).toBe(200);
+      }
+      // The daemon took every byte but the last ones before the narinfo came: the NAR whole and checked, only its narinfo awaited.
+      expect(await until(() => streamEvents('waits for its narinfo', z).length > 0, 60_000, 20)).toBe(true);
+      expect(streamEvents('started', z)).toHaveLength(1);
+      expect(await validInOrigin(z)).toBe(false);
+      const ni = await req('PUT', pushUrls.narinfo('default', z.slice(11, 43)), narInfoFor(infoOf(z)));
+      expect(ni.status).toBe(200);
+      expect(await oneLine(ni)).toMatch(/imported/);
+      expect(await validInOrigin(z)).toBe(true);
+      expect(streamEvents('dropped', z)).toEqual([]);
+      expect(staged()).toEqual([]);
+      await readBack([z]);
+    });
+
     it('a NAR assembled from parts of two uploads: 400 at the last part, the upload removed, nothing valid', async () => {
       const u = await start(y);
       await start(x); // another upload under way at the same time
@@ -533,6 +556,8 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       expect(last.status).toBe(400);
       expect(await oneLine(last)).toMatch(/hashes to .* not the declared/);
       await uploadGone(u.id);
+      // The daemon that was taking its parts let go of them.
+      expect(await until(() => streamEvents('dropped', y).length > 0, 30_000, 20)).toBe(true);
       const ni = await req('PUT', pushUrls.narinfo('default', y.slice(11, 43)), narInfoFor(infoOf(y)));
       expect(ni.status).toBe(400);
       expect(await validInOrigin(y)).toBe(false);

@@ -14,7 +14,7 @@ import { isAbsolute, join } from 'node:path';
 import { formatSha256Nix32 } from '../../../shared/hash.ts';
 import { checkedNar, narBuffer } from '../../store/nar-stream.ts';
 import { recycleChunk } from '../../store/buffer-pool.ts';
-import { missingParts, partsNarFile, pushUrls, type UploadState } from '../../../shared/push-protocol.ts';
+import { missingParts, partsNarFile, pushUrls, type UploadStart, type UploadState } from '../../../shared/push-protocol.ts';
 import { dumpNar, ExactReader, type LocalPath, type NixSource } from './closure.ts';
 import { isTemporary, PushRequestError, type EdgeClient } from './edge.ts';
 
@@ -30,6 +30,8 @@ export interface NarUploadContext {
   slot?: () => Promise<() => void>;
   /** Part buffers reused across the push (partBuffers); a pool of this NAR's own without it. */
   buffers?: PartBuffers;
+  /** The narinfo that ends a path's upload, given with the upload's start: the origin imports while the parts arrive. */
+  narinfoOf?: (info: LocalPath) => string;
   /** Bytes sent and acknowledged (progress). */
   onBytes?: (n: number) => void;
   onRetry?: (what: string, reason: string, waitMs: number) => void;
@@ -176,7 +178,8 @@ export function partBuffers(): PartBuffers {
  */
 async function uploadInParts(ctx: NarUploadContext, info: LocalPath): Promise<boolean> {
   const { edge, cache } = ctx;
-  const { value: state } = await edge.json<UploadState>('POST', pushUrls.uploads(cache), { storePath: info.path, narHash: info.narHash, narSize: info.narSize });
+  const start: UploadStart = { storePath: info.path, narHash: info.narHash, narSize: info.narSize, narinfo: ctx.narinfoOf?.(info) };
+  const { value: state } = await edge.json<UploadState>('POST', pushUrls.uploads(cache), start);
   if (state.complete) return true;
   const slot = ctx.slot ?? partSlots(1);
   const buffers = ctx.buffers ?? partBuffers();

@@ -115,6 +115,7 @@ export async function runPush(o: PushRunOptions): Promise<PushSummary> {
     // Parts of one NAR go several at once too; jobs bounds the parts in memory across all NARs.
     slot: partSlots(Math.max(1, o.jobs)),
     buffers: partBuffers(),
+    narinfoOf: narInfoFor,
     onBytes: (n: number) => o.progress.bytes(n),
     onRetry: (what: string, reason: string, ms: number) => o.progress.retry(what, reason, ms),
   };
