@@ -41,12 +41,6 @@ export interface PushOptions {
   refreshPublished: () => Promise<void>;
   /** The disk guard: writes that would leave less than this free are refused with 507. */
   minFreeBytes: number;
-  /**
-   * Import large uploads in parts while they arrive (stream-import.ts). Only with one process (`workers = 1`):
-   * with several, the narinfo may reach another process than the stream's, whose import would then wait on
-   * the stream's lock on the path until the stream gives up.
-   */
-  streamImports?: boolean;
 }
 
 export function createPush(config: PushConfig, o: PushOptions): PushDeps {
@@ -82,7 +76,13 @@ export function createPush(config: PushConfig, o: PushOptions): PushDeps {
     onPartAgain: (p) => o.log.info({ msg: 'push: part held already', ...p }),
     beforeWrite: guarded('push_dir'),
   });
-  const streams = o.streamImports === false ? undefined : createStreamImports({ importer, follow: parts.follow, log: (msg, fields) => o.log.info({ msg, ...fields }) });
+  const streams = createStreamImports({
+    importer, follow: parts.follow, dir: staging.dir, log: (msg, fields) => o.log.info({ msg, ...fields }),
+    isValid: (path) => {
+      o.store.refresh?.(); // the other process's daemon registered it: no answer from before
+      return o.store.isValid(path);
+    },
+  });
   const service = createPushService({
     store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, streams, log: o.log, metrics: o.metrics, beforeImport: guarded('store'),
     onUnknownNar: (cache, file) => parts.discardIncomplete(cache, file),

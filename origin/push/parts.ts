@@ -82,6 +82,8 @@ export interface FollowOptions {
   signal?: AbortSignal;
   /** Called once when all but the last bytes were read and the whole NAR is checked: only `mayEnd` is awaited. */
   onTail?: () => void;
+  /** Asked while only `mayEnd` is awaited: true lets the last bytes go as well (another process accepted the narinfo). */
+  mayEndElsewhere?: () => Promise<boolean>;
 }
 
 /** The bytes `follow` holds back until the NAR is whole and checked and its narinfo accepted. */
@@ -402,11 +404,12 @@ export function createParts(o: PartsOptions): Parts {
           if (await load(cache, id)) limit = Math.min(tailFrom, contiguous(await held(cache, id)));
           else if (await isStaged(cache, r.narHash, r.narSize)) {
             // Complete: the whole file hashed to NarHash before it was renamed (in this process or another).
-            limit = ended ? r.narSize : tailFrom;
-            if (!told && at >= tailFrom) {
+            if (!told && !ended && at >= tailFrom) {
               told = true;
               fo.onTail?.();
             }
+            if (!ended && at >= tailFrom && (await fo.mayEndElsewhere?.())) ended = true;
+            limit = ended ? r.narSize : tailFrom;
           } else throw new Error('the upload was removed');
           if (limit > at) {
             while (at < limit) {

@@ -320,7 +320,7 @@ export function createPushService(o: PushServiceOptions): PushService {
     const rooted = addGcRoot(o.storeRoot, p.target.name, p.info.storePath);
     rooted.catch(() => {});
     try {
-      await importSigned(p, found, fileSize, narBytes, stream);
+      await importSigned(p, found, fileSize, narBytes, stream, rooted);
     } catch (e) {
       if (await rooted.catch(() => false) && !(await o.store.isValid(p.info.storePath).catch(() => false))) {
         await removeGcRoot(o.storeRoot, p.target.name, p.info.storePath).catch(() => {});
@@ -367,12 +367,14 @@ export function createPushService(o: PushServiceOptions): PushService {
     }
   }
 
-  /** Into the store through Nix, signed with the cache's key (which the store checks); `stream` followed its upload. */
-  async function importSigned(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined, stream?: StreamedImport): Promise<void> {
+  /** Into the store through Nix, signed with the cache's key (which the store checks); `stream` followed its upload here. */
+  async function importSigned(p: NarInfoPush, found: FoundNar, fileSize: number, narBytes: Buffer | undefined, stream: StreamedImport | undefined,
+    rooted: Promise<unknown>): Promise<void> {
     const signed = signedInfo(p, fileSize);
     const started = performance.now();
     try {
-      if (await finishStream(stream, signed)) {
+      // Another process's stream follows the NAR (workers > 1): it imports, with this narinfo.
+      if (stream ? await finishStream(stream, signed) : await o.streams?.handOff(p.target.name, signed, rooted)) {
         o.metrics?.pushImport((performance.now() - started) / 1000, true);
         o.store.refresh?.();
         return;

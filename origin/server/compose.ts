@@ -176,7 +176,6 @@ export function composeOrigin(config: OriginConfig, o: ComposeOptions = {}): Com
       signers: config.caches.flatMap((c) => signersOf(c.name)),
       refreshPublished: () => publisher.then((p) => p.refresh()),
       minFreeBytes: config.minFreeBytes,
-      streamImports: config.workers === 1,
     }), (p) => p.close());
     deps.pins = createPinService({ storeRoot: config.storeRoot, storeDir: config.storeDir });
   }
