@@ -133,7 +133,7 @@ describe('follow: an upload\'s NAR in order as its parts arrive (for a daemon im
     const mayEnd = new Promise<void>((resolve) => (letGo = resolve));
     let tail = false;
     const got: Buffer[] = [];
-    const reading = collect(parts.follow('c', u.id, mayEnd, { onTail: () => (tail = true) }), got);
+    const reading = collect(parts.follow('c', u.id, bigStart, mayEnd, { onTail: () => (tail = true) }), got);
     await sendBig(parts, u.id, 100_000, 150_000);
     await new Promise((r) => setTimeout(r, 250));
     expect(size(got)).toBe(0); // nothing held from 0 yet
@@ -149,16 +149,30 @@ describe('follow: an upload\'s NAR in order as its parts arrive (for a daemon im
     expect(Buffer.concat(got).equals(BIG)).toBe(true);
   });
 
+  it('followed only once complete (every part came before the daemon was ready): the staged NAR, its last bytes once let go', async () => {
+    const { parts } = setup();
+    const u = await parts.begin('c', bigStart);
+    await sendBig(parts, u.id, 0, 200_000);
+    expect(await sendBig(parts, u.id, 200_000, 400_000)).toMatchObject({ complete: true });
+    let letGo!: () => void;
+    const got: Buffer[] = [];
+    const reading = collect(parts.follow('c', u.id, bigStart, new Promise<void>((resolve) => (letGo = resolve))), got);
+    expect(await until(() => size(got) === BIG.length - FOLLOW_TAIL, 5_000, 10)).toBe(true);
+    letGo();
+    await reading;
+    expect(Buffer.concat(got).equals(BIG)).toBe(true);
+  });
+
   it('fails when the upload is removed (a part not of its declared hash), and when nothing arrives for its idle time', async () => {
     const { parts } = setup();
     const u = await parts.begin('c', bigStart);
     const got: Buffer[] = [];
-    const reading = collect(parts.follow('c', u.id, new Promise(() => {})), got);
+    const reading = collect(parts.follow('c', u.id, bigStart, new Promise(() => {})), got);
     await sendBig(parts, u.id, 0, 100_000);
     await expect(sendBig(parts, u.id, 100_000, 400_000, hex(Buffer.from('other')))).rejects.toThrow(/hashes to/);
     await expect(reading).rejects.toThrow(/removed/);
 
     const v = await parts.begin('c', bigStart);
-    await expect(collect(parts.follow('c', v.id, new Promise(() => {}), { idleMs: 300 }), [])).rejects.toThrow(/nothing arrived/);
+    await expect(collect(parts.follow('c', v.id, bigStart, new Promise(() => {}), { idleMs: 300 }), [])).rejects.toThrow(/nothing arrived/);
   });
 });

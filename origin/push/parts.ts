@@ -71,9 +71,10 @@ export interface Parts {
    * (each checked against its own hash when it came), in this process or another. The last FOLLOW_TAIL bytes
    * only once the whole NAR was checked (the upload complete) and `mayEnd` resolved. Throws when the upload is
    * removed (a bad part, swept), when nothing arrives for `idleMs`, or when `signal` aborts. The chunk yielded
-   * is reused for the next one.
+   * is reused for the next one. `nar` is what the upload is of: an upload complete already is followed from
+   * its staged NAR.
    */
-  follow(cache: string, id: string, mayEnd: Promise<void>, o?: FollowOptions): AsyncGenerator<Buffer>;
+  follow(cache: string, id: string, nar: { narHash: string; narSize: number }, mayEnd: Promise<void>, o?: FollowOptions): AsyncGenerator<Buffer>;
 }
 
 export interface FollowOptions {
@@ -380,9 +381,9 @@ export function createParts(o: PartsOptions): Parts {
       return stateOf(r, parts);
     },
 
-    async *follow(cache, id, mayEnd, fo = {}) {
-      const r = await load(cache, id);
-      if (!r) throw new Error(`no upload ${id} in cache ${cache}`);
+    async *follow(cache, id, r, mayEnd, fo = {}) {
+      const record = await load(cache, id);
+      if (record && (record.narHash !== r.narHash || record.narSize !== r.narSize)) throw new Error(`upload ${id} is of another NAR`);
       const key = `${cache} ${id}`;
       const idleMs = fo.idleMs ?? 600_000;
       let ended = false;
@@ -391,7 +392,11 @@ export function createParts(o: PartsOptions): Parts {
         wake(key);
       });
       // Opened now: when the upload completes, its file is renamed (the staged NAR), and read on from here.
-      const fh = await open(dataOf(cache, id), 'r');
+      // Complete already (all parts came before the daemon was ready): its staged NAR, checked whole.
+      const fh = await open(dataOf(cache, id), 'r').catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT' && (await isStaged(cache, r.narHash, r.narSize))) return open(stagedNar(cache, r.narHash), 'r');
+        throw e.code === 'ENOENT' ? new Error(`no upload ${id} in cache ${cache}`) : e;
+      });
       try {
         const buf = Buffer.allocUnsafeSlow(Math.min(1024 * 1024, r.narSize));
         const tailFrom = Math.max(0, r.narSize - FOLLOW_TAIL);

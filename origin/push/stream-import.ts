@@ -111,7 +111,7 @@ export function createStreamImports(o: StreamImportsOptions): StreamImports {
       let letGo!: () => void;
       const mayEnd = new Promise<void>((resolve) => (letGo = resolve));
       const stop = new AbortController();
-      const stream = o.importer.importStream(info, () => o.follow(cache, id, mayEnd, {
+      const stream = o.importer.importStream(info, () => o.follow(cache, id, info, mayEnd, {
         signal: stop.signal, idleMs: o.idleMs, mayEndElsewhere: o.dir ? goneAhead(cache, info) : undefined,
         onTail: () => o.log?.('push: streamed import waits for its narinfo', { cache, id, storePath: info.storePath }),
       }));
