@@ -78,10 +78,7 @@ export function createPush(config: PushConfig, o: PushOptions): PushDeps {
   });
   const streams = createStreamImports({
     importer, follow: parts.follow, dir: staging.dir, log: (msg, fields) => o.log.info({ msg, ...fields }),
-    isValid: (path) => {
-      o.store.refresh?.(); // the other process's daemon registered it: no answer from before
-      return o.store.isValid(path);
-    },
+    isValid: (path) => o.store.isValid(path), // asks the DB each time (refresh() is for lookups, done after the import)
   });
   const service = createPushService({
     store: o.store, storeRoot: o.storeRoot, storeDir: o.storeDir, staging, kept, importer, streams, log: o.log, metrics: o.metrics, beforeImport: guarded('store'),

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
 import { partsNarFile } from '../../shared/push-protocol.ts';
 import { createStaging } from './staging.ts';
-import { createParts, FOLLOW_TAIL } from './parts.ts';
+import { createParts, FOLLOW_TAIL, type FollowOptions } from './parts.ts';
 import { until } from '../../test/helpers/faults.ts';
 import { tempDir } from '../../test/helpers/temp-dir.ts';
 
@@ -124,16 +124,20 @@ describe('follow: an upload\'s NAR in order as its parts arrive (for a daemon im
     for await (const chunk of it) into.push(Buffer.from(chunk));
   })();
   const size = (bufs: Buffer[]) => bufs.reduce((a, b) => a + b.length, 0);
+  /** Follows upload `id` into `got`; `finish` lets its last bytes go and resolves to all it gave. */
+  function follower(parts: ReturnType<typeof setup>['parts'], id: string, fo?: FollowOptions) {
+    let letGo!: () => void;
+    const got: Buffer[] = [];
+    const reading = collect(parts.follow('c', id, bigStart, new Promise<void>((resolve) => (letGo = resolve)), fo), got);
+    return { got, finish: async () => (letGo(), await reading, Buffer.concat(got)) };
+  }
 
   it('gives the bytes held from 0 on, also those another process took; the last ones only once the NAR is whole and its narinfo let them go', async () => {
     const { staging, parts } = setup();
     const other = createParts({ dir: staging.dir, maxBytes: 1_000_000, usedBytes: () => staging.usedBytes() });
     const u = await parts.begin('c', bigStart);
-    let letGo!: () => void;
-    const mayEnd = new Promise<void>((resolve) => (letGo = resolve));
     let tail = false;
-    const got: Buffer[] = [];
-    const reading = collect(parts.follow('c', u.id, bigStart, mayEnd, { onTail: () => (tail = true) }), got);
+    const { got, finish } = follower(parts, u.id, { onTail: () => (tail = true) });
     await sendBig(parts, u.id, 100_000, 150_000);
     await new Promise((r) => setTimeout(r, 250));
     expect(size(got)).toBe(0); // nothing held from 0 yet
@@ -144,9 +148,7 @@ describe('follow: an upload\'s NAR in order as its parts arrive (for a daemon im
     expect(size(got)).toBe(BIG.length - FOLLOW_TAIL);
     await new Promise((r) => setTimeout(r, 250));
     expect(size(got)).toBe(BIG.length - FOLLOW_TAIL); // held back until the narinfo
-    letGo();
-    await reading;
-    expect(Buffer.concat(got).equals(BIG)).toBe(true);
+    expect((await finish()).equals(BIG)).toBe(true);
   });
 
   it('followed only once complete (every part came before the daemon was ready): the staged NAR, its last bytes once let go', async () => {
@@ -154,13 +156,9 @@ describe('follow: an upload\'s NAR in order as its parts arrive (for a daemon im
     const u = await parts.begin('c', bigStart);
     await sendBig(parts, u.id, 0, 200_000);
     expect(await sendBig(parts, u.id, 200_000, 400_000)).toMatchObject({ complete: true });
-    let letGo!: () => void;
-    const got: Buffer[] = [];
-    const reading = collect(parts.follow('c', u.id, bigStart, new Promise<void>((resolve) => (letGo = resolve))), got);
+    const { got, finish } = follower(parts, u.id);
     expect(await until(() => size(got) === BIG.length - FOLLOW_TAIL, 5_000, 10)).toBe(true);
-    letGo();
-    await reading;
-    expect(Buffer.concat(got).equals(BIG)).toBe(true);
+    expect((await finish()).equals(BIG)).toBe(true);
   });
 
   it('fails when the upload is removed (a part not of its declared hash), and when nothing arrives for its idle time', async () => {

@@ -373,13 +373,9 @@ export function createPushService(o: PushServiceOptions): PushService {
     const signed = signedInfo(p, fileSize);
     const started = performance.now();
     try {
-      // Another process's stream follows the NAR (workers > 1): it imports, with this narinfo.
-      if (stream ? await finishStream(stream, signed) : await o.streams?.handOff(p.target.name, signed, rooted)) {
-        o.metrics?.pushImport((performance.now() - started) / 1000, true);
-        o.store.refresh?.();
-        return;
-      }
-      await o.importer.importPath(signed, narBytes ?? ('staged' in found ? found.staged.path : 'kept' in found ? found.kept.path ?? '' : ''));
+      // The stream that followed the upload imports, here or (workers > 1) in the process whose stream follows the NAR.
+      const streamed = stream ? await finishStream(stream, signed) : await o.streams?.handOff(p.target.name, signed, rooted);
+      if (!streamed) await o.importer.importPath(signed, narBytes ?? ('staged' in found ? found.staged.path : 'kept' in found ? found.kept.path ?? '' : ''));
       o.metrics?.pushImport((performance.now() - started) / 1000, true);
       // An import over the daemon takes milliseconds: the lookups below must not answer from before it.
       o.store.refresh?.();

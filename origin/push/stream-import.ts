@@ -95,14 +95,17 @@ export function createStreamImports(o: StreamImportsOptions): StreamImports {
   /** Who owns a stream's marker: this process's id, and this instance's (tests run two in one process). */
   const self = `${process.pid} ${randomBytes(8).toString('hex')}`;
   const fileOf = (cache: string, narHash: string, what: 'stream' | 'go') => o.dir && join(o.dir, cache, `${partsNarFile(narHash)}.${what}`);
-  /** The narinfo another process accepted for this NAR, when it is `info`. */
-  const goneAhead = (cache: string, info: NarInfo) => async () => {
+  /** True once another process accepted this very narinfo (`info`) for the NAR: asked every poll while the tail waits. */
+  const goneAhead = (cache: string, info: NarInfo) => {
     const go = fileOf(cache, info.narHash, 'go');
-    try {
-      return go !== undefined && readFileSync(go, 'utf8') === renderNarInfo(info);
-    } catch {
-      return false;
-    }
+    const text = renderNarInfo(info);
+    return async () => {
+      try {
+        return go !== undefined && readFileSync(go, 'utf8') === text;
+      } catch {
+        return false;
+      }
+    };
   };
 
   return {
