@@ -5,7 +5,7 @@
  * and `wrangler dev` is test/e2e/tokens-edge.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { formatTokenTable, selectForRevoke, tokenEntry, type ListedToken } from './cli.ts';
+import { formatTokenTable, LOCAL_TRIES, selectForRevoke, tokenEntry, wranglerKv, type ListedToken, type WranglerRun } from './cli.ts';
 import { tokenDigest, tokenExpired, tokenKey } from '../../shared/contract.ts';
 import { kvTokenStore } from '../../worker/tokens.ts';
 import { eris } from '../../test/helpers/processes.ts';
@@ -75,6 +75,36 @@ describe('eris token list table', () => {
         'aaaa11110000  alice  read        (default)      2026-01-02T03:04:05Z  never\n' +
         'bbbb11110000  bob    read,write  team-a,team-b  2026-01-02T03:04:05Z  2000-01-01T00:00:00Z (expired)\n',
     );
+  });
+});
+
+describe('wrangler kv runs', () => {
+  // The fault itself (workerd's "internal error" beside a running wrangler dev) cannot be caused at will; these runs stand in for wrangler.
+  const workerdFault: WranglerRun = { status: 1, stdout: '', stderr: 'stack: workerd@2b5edc0; sentryErrorContext = jsgInternalError\n✘ [ERROR] internal error; reference = mj6talb1\n' };
+  const ok: WranglerRun = { status: 0, stdout: '[]\n', stderr: '' };
+  const scripted = (answers: WranglerRun[]) => {
+    const calls: string[][] = [];
+    return { calls, run: (args: string[]) => { calls.push(args); return answers[calls.length - 1] ?? answers.at(-1)!; } };
+  };
+
+  it('runs a local command again after a workerd internal error, and reports it after LOCAL_TRIES runs', () => {
+    const once = scripted([workerdFault, ok]);
+    expect(wranglerKv({ mode: 'local', persistTo: '/tmp/x' }, ['key', 'list'], once.run)).toBe('[]\n');
+    expect(once.calls).toHaveLength(2);
+    expect(once.calls[1]).toContain('--local');
+
+    const always = scripted([workerdFault]);
+    expect(() => wranglerKv({ mode: 'local' }, ['key', 'list'], always.run)).toThrow(/^wrangler kv key list failed: .*internal error/);
+    expect(always.calls).toHaveLength(LOCAL_TRIES);
+  });
+
+  it('reports any other failure, and every remote one, at once', () => {
+    const refused = scripted([{ status: 1, stdout: '', stderr: '✘ [ERROR] Unknown arguments: bogus\n' }]);
+    expect(() => wranglerKv({ mode: 'local' }, ['key', 'list'], refused.run)).toThrow('wrangler kv key list failed: ✘ [ERROR] Unknown arguments: bogus');
+    expect(refused.calls).toHaveLength(1);
+    const remote = scripted([workerdFault, ok]);
+    expect(() => wranglerKv({ mode: 'remote' }, ['key', 'put'], remote.run)).toThrow(/internal error/);
+    expect(remote.calls).toHaveLength(1);
   });
 });
 

@@ -40,20 +40,40 @@ export const wranglerEnv = (): NodeJS.ProcessEnv => ({
   CLOUDFLARE_CF_FETCH_ENABLED: 'false',
 });
 
-export function wranglerKv(target: KvTarget, args: string[]): string {
+/** How one wrangler run ended: what wranglerKv needs of spawnSync's answer. */
+export interface WranglerRun { status: number | null; stdout: string; stderr: string; error?: Error }
+
+const runWrangler = (args: string[]): WranglerRun =>
+  // Run wrangler's script with this Node (>= 22), whatever `node` is first on PATH.
+  spawnSync(process.execPath, [WRANGLER, ...args], { encoding: 'utf8', env: wranglerEnv(), maxBuffer: 64 << 20 });
+
+/**
+ * `wrangler kv --local` starts a workerd of its own on the state a running
+ * `wrangler dev` has open; now and then that workerd answers "internal error"
+ * (seen in CI beside `npm start`'s wrangler dev), and the same command
+ * succeeds when run again. Such a failure is tried again, up to LOCAL_TRIES
+ * runs; any other failure, and every `--remote` one, is reported at once.
+ */
+export const LOCAL_TRIES = 3;
+const TRANSIENT_LOCAL = /\binternal error\b|SQLITE_BUSY|database is locked/i;
+
+export function wranglerKv(target: KvTarget, args: string[], run: (args: string[]) => WranglerRun = runWrangler): string {
   const full = ['kv', ...args, '--binding', 'TOKENS', '--config', target.config ?? join(PROJECT_DIR, 'wrangler.toml')];
   if (target.mode === 'remote') full.push('--remote');
   else {
     full.push('--local');
     if (target.persistTo) full.push('--persist-to', target.persistTo);
   }
-  // Run wrangler's script with this Node (>= 22), whatever `node` is first on PATH.
-  const r = spawnSync(process.execPath, [WRANGLER, ...full], { encoding: 'utf8', env: wranglerEnv(), maxBuffer: 64 << 20 });
-  if (r.status !== 0) {
+  for (let attempt = 1; ; attempt++) {
+    const r = run(full);
+    if (r.status === 0) return r.stdout;
     const why = (r.stderr || r.stdout || String(r.error)).trim().split('\n').filter(Boolean).slice(-3).join(' ');
+    if (target.mode === 'local' && attempt < LOCAL_TRIES && TRANSIENT_LOCAL.test(why)) {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500 * attempt);
+      continue;
+    }
     throw new Error(`wrangler kv ${args[0]} ${args[1]} failed: ${why}`);
   }
-  return r.stdout;
 }
 
 const USER_RE = /^[A-Za-z0-9._@-]{1,64}$/;
