@@ -151,6 +151,37 @@ describe('follow: an upload\'s NAR in order as its parts arrive (for a daemon im
     expect((await finish()).equals(BIG)).toBe(true);
   });
 
+  it('the follower hashes what it reads in place of the background pass: parts in any order, a slow reader, the whole still checked', async () => {
+    const { parts } = setup();
+    const u = await parts.begin('c', bigStart);
+    // A reader slower than the parts: the running hash is fed partly by it, partly at completion.
+    const got: Buffer[] = [];
+    let letGo!: () => void;
+    const reading = (async () => {
+      for await (const chunk of parts.follow('c', u.id, bigStart, new Promise<void>((r) => (letGo = r)))) {
+        got.push(Buffer.from(chunk));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    for (const [from, to] of [[50_000, 100_000], [0, 50_000], [100_000, 300_000]]) await sendBig(parts, u.id, from!, to!);
+    expect(await until(() => size(got) >= 100_000, 5_000, 10)).toBe(true);
+    expect(await sendBig(parts, u.id, 300_000, 400_000)).toMatchObject({ complete: true });
+    letGo();
+    await reading;
+    expect(Buffer.concat(got).equals(BIG)).toBe(true);
+
+    // Parts each of their own hash, of a NAR that is not the declared one: refused at completion, followed or not.
+    const wrong = { ...bigStart, narHash: formatSha256Nix32(createHash('sha256').update('another NAR').digest()) };
+    const v = await parts.begin('c', wrong);
+    const read: Buffer[] = [];
+    const following = collect(parts.follow('c', v.id, wrong, new Promise(() => {})), read);
+    following.catch(() => {});
+    await sendBig(parts, v.id, 0, 200_000);
+    expect(await until(() => size(read) === 200_000, 5_000, 10)).toBe(true);
+    await expect(sendBig(parts, v.id, 200_000, 400_000)).rejects.toThrow(/hashes to .*not the declared/);
+    await expect(following).rejects.toThrow(/removed/);
+  });
+
   it('followed only once complete (every part came before the daemon was ready): the staged NAR, its last bytes once let go', async () => {
     const { parts } = setup();
     const u = await parts.begin('c', bigStart);
