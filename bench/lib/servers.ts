@@ -70,6 +70,8 @@ ${opts.accessLog ? `    access_log ${opts.accessLog} timing;\n` : ''}    locatio
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
+      proxy_request_buffering off;
+      client_max_body_size 0;
 ${Object.entries(p.headers).map(([k, v]) => `      proxy_set_header ${k} "${v}";\n`).join('')}    }
   }
 `).join('')}}
