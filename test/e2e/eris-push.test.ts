@@ -11,7 +11,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nixCopy, nixEnv, runNix } from '../helpers/nix.ts';
 import { ERIS_CLI } from '../helpers/processes.ts';
@@ -562,6 +562,26 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       expect(ni.status).toBe(400);
       expect(await validInOrigin(y)).toBe(false);
       expect(staged().filter((f) => f.includes(partsNarFile(infoOf(y).narHash)))).toEqual([]);
+    });
+
+    it('a local path whose files are no longer the NAR Nix registered (a changed store file): the push fails naming it, nothing valid, the upload removed', async () => {
+      const w = build('chain', `${salt}-w`, { n: 1, kib: 2300 });
+      const file = join(w, 'data');
+      const bytes = readFileSync(file);
+      bytes[1000] = bytes[1000]! ^ 0xff; // same size, other bytes: only the whole NAR's hash tells
+      chmodSync(w, 0o755);
+      chmodSync(file, 0o644);
+      writeFileSync(file, bytes);
+      const before = new Set(staged()); // uploads other cases left under way
+      try {
+        const r = await erisPush(['--part-size', String(PART), w], env()).done;
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`${w}: the NAR of ${w} is not the NAR the store registered \\(NarHash sha256:[0-9a-z]{52}\\): the origin refused it`));
+        expect(await validInOrigin(w)).toBe(false);
+        expect(staged().filter((f) => !before.has(f))).toEqual([]);
+      } finally {
+        execFileSync('nix-store', ['--delete', w], { env: nixEnv(), stdio: 'ignore' });
+      }
     });
 
     it('a narinfo naming a NAR whose parts are incomplete: 400, the upload removed, nothing valid', async () => {

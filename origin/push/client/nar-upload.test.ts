@@ -1,7 +1,8 @@
 /**
  * A large NAR's bytes for its parts (nar-upload.ts's openNar), against real Nix 2.8 on a chroot store: read
  * from the path's files here, or dumped by Nix when the store is not a directory here; the same
- * bytes either way, and a NAR that is not the one Nix registered is refused before its last part.
+ * bytes either way, and files of another NarSize than Nix registered are refused before the last part goes (a NAR
+ * of the right size but not of its NarHash is refused by the origin: test/e2e/eris-push.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -34,7 +35,7 @@ describe.skipIf(nixMissing)('the NAR of a large path for its parts', () => {
   const info: LocalPath = parsePathInfoJson(execFileSync('nix', [...NIX_FLAGS, 'path-info', '--json', '--store', root, path], { env, encoding: 'utf8' }))[0]!;
   const dumped = execFileSync('nix', [...NIX_FLAGS, 'store', 'dump-path', '--store', root, path], { env, maxBuffer: 64 << 20 });
 
-  it('reads the files of a chroot store in process: the bytes nix-store --dump gives, checked against NarHash', async () => {
+  it('reads the files of a chroot store in process: the bytes nix-store --dump gives, checked against NarSize', async () => {
     const nar = openNar({ store: root }, info);
     expect(nar.what).toContain(join(root, path));
     expect((await readAll(nar)).equals(dumped)).toBe(true);
@@ -47,10 +48,7 @@ describe.skipIf(nixMissing)('the NAR of a large path for its parts', () => {
     expect((await readAll(nar)).equals(dumped)).toBe(true);
   });
 
-  it('files that are not the NAR Nix registered are refused once read (before the last part goes)', async () => {
-    const wrong = openNar({ store: root }, { ...info, narHash: 'sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s' });
-    await readAll(wrong);
-    expect(() => wrong.check()).toThrow(/not the store's NarHash/);
+  it('files of another size than the NAR Nix registered are refused once read (before the last part goes)', async () => {
     const short = openNar({ store: root }, { ...info, narSize: info.narSize + 8 });
     await expect(readAll(short)).rejects.toThrow(/registered/);
   });

@@ -64,18 +64,18 @@ async function narOfFiles(source: NixSource, info: LocalPath): Promise<Buffer | 
  * A large NAR as chunks, for parts: serialised here from the store's files when they are readable (1 MiB
  * chunks, no process), else from Nix's dump (dumpNar) — in Node a pipe delivers 64 KiB a read, which made the
  * dump the push's slowest step (a 32 MiB NAR: 0.28 s through the pipe, 0.013-0.1 s from the files). Bytes
- * serialised here are hashed as they are read; `check()`, once all are read, throws unless they are the NAR
- * Nix registered (NarSize, NarHash), so a last part of a wrong NAR is never sent. Nix's own dump is trusted
- * as is (the origin checks every NAR whole anyway).
+ * serialised here are counted: `check()`, once all are read, throws unless there are NarSize of them. Their
+ * hash is not computed here: each part's own hash is (it goes with the part), and the origin hashes the whole
+ * NAR before it lets the last part complete the upload — a NAR that is not the one Nix registered is refused
+ * there and its upload removed (uploadInParts says so in the store's terms), so the client no longer hashes
+ * every byte twice (a 256 MiB push: about 0.2 s of CPU less). Nix's dump is trusted as is.
  */
 export function openNar(source: NixSource, info: LocalPath): { chunks: AsyncIterable<Buffer>; what: string; check: () => void; stop: () => Promise<void> } {
   const files = localFiles(source, info.path);
   if (files !== undefined && existsSync(files)) {
-    const hash = createHash('sha256');
     let size = 0;
     const chunks = (async function* () {
       for await (const chunk of checkedNar(files, info.narSize)) {
-        hash.update(chunk);
         size += chunk.length;
         yield chunk;
         // Asked for the next one: the reader copied all of this one (ExactReader reads on only when it has).
@@ -86,8 +86,7 @@ export function openNar(source: NixSource, info: LocalPath): { chunks: AsyncIter
       chunks,
       what: `the NAR of ${files}`,
       check: () => {
-        const got = size === info.narSize ? formatSha256Nix32(hash.copy().digest()) : `${size} bytes`;
-        if (got !== info.narHash) throw new Error(`${info.path}: the NAR read from its files is ${got}, not the store's NarHash ${info.narHash} (NarSize ${info.narSize})`);
+        if (size !== info.narSize) throw new Error(`${info.path}: the NAR read from its files is ${size} bytes, not the store's NarSize ${info.narSize}`);
       },
       stop: async () => {
         await chunks.return(undefined);
@@ -230,6 +229,10 @@ async function uploadInParts(ctx: NarUploadContext, info: LocalPath): Promise<bo
       sending.add(sent);
     }
     await Promise.all(sending);
+    if (failure instanceof PushRequestError && failure.status === 400 && /not the declared/.test(failure.message)) {
+      // The whole NAR refused by its hash: what was read here is not the NAR Nix registered (a changed store file).
+      throw new PushRequestError(`${info.path}: ${nar.what} is not the NAR the store registered (NarHash ${info.narHash}): the origin refused it and removed the upload; \`nix-store --verify-path ${info.path}\` checks the store (${failure.message.slice(info.path.length + 2)})`, 400);
+    }
     if (failure !== undefined) throw failure;
     if (gone) return false;
     if (completed) return true;
