@@ -194,6 +194,37 @@ describe.skipIf(nixMissing)('Nix daemon worker protocol (real nix-daemon --stdio
     expect(valid(path)).toBe(true);
     expect(peak - before).toBeLessThan(32 * 1024 * 1024);
   });
+
+  it('takes a NAR from a source that refills one buffer for every chunk (as a streamed import\'s follower does): the bytes the daemon gets are the ones given', async () => {
+    const blocks = 12;
+    const block = 1024 * 1024;
+    const fill = (buf: Buffer, i: number) => {
+      for (let at = 0; at < buf.length; at += 4) buf.writeUInt32LE((i * 2654435761 + at) >>> 0, at);
+      return buf;
+    };
+    const { nar: empty } = regularFileNar(Buffer.alloc(0));
+    const head = empty.subarray(0, empty.length - 8 - 16);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(blocks * block));
+    const tail = empty.subarray(empty.length - 16);
+    const hash = createHash('sha256').update(head).update(len);
+    for (let i = 0; i < blocks; i++) hash.update(fill(Buffer.alloc(block), i));
+    hash.update(tail);
+    const narSize = head.length + 8 + blocks * block + tail.length;
+    const path = `${STORE}/${fakeHashPart(`refilled-${process.pid}`)}-refilled`;
+    const digest = hash.digest();
+    const one = Buffer.alloc(block);
+    await conn.addToStoreNar({
+      info: { path, deriver: '', narHash: digest.toString('hex'), references: [], registrationTime: 0, narSize, ultimate: false,
+        sigs: [signer.sign(fingerprint(path, formatSha256Nix32(digest), narSize, []))], ca: '' },
+      nar: () => (async function* () {
+        yield Buffer.concat([head, len]);
+        for (let i = 0; i < blocks; i++) yield fill(one, i); // the next block overwrites it as soon as it is asked for
+        yield tail;
+      })(),
+    });
+    expect(valid(path)).toBe(true);
+  });
 });
 
 describe.skipIf(nixMissing)('daemon connection pool (real nix-daemon --stdio)', () => {

@@ -115,13 +115,17 @@ export class WireWriter {
 /** The header of one frame of `length` bytes (a length of 0 ends the framed data). */
 export const frameHeader = (length: number): Buffer => new WireWriter().u64(length).toBuffer();
 
+/** How many bytes `data.length` bytes take as frames of at most `frameBytes` (a length word each). */
+export const framedLength = (length: number, frameBytes: number): number => length + 8 * Math.ceil(length / frameBytes);
+
 /**
  * `data` as frames of at most `frameBytes` each (length word, bytes), in one buffer: one write per
  * chunk however many frames it holds. Empty data gives no frame (an empty frame ends the stream).
+ * Written into `into` when it is large enough (a buffer the caller reuses), else into a new one.
  */
-export function frames(data: Buffer, frameBytes: number): Buffer {
-  const count = Math.ceil(data.length / frameBytes);
-  const out = Buffer.allocUnsafe(data.length + 8 * count);
+export function frames(data: Buffer, frameBytes: number, into?: Buffer): Buffer {
+  const size = framedLength(data.length, frameBytes);
+  const out = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
   let at = 0;
   for (let off = 0; off < data.length; off += frameBytes) {
     const n = Math.min(frameBytes, data.length - off);
