@@ -8,7 +8,7 @@ import {
   BATCH_HEADER_BYTES, batchEntryBytes, encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_NAR_BYTES, MAX_BATCH_PATHS, pushUrls, type BatchResponse,
 } from '../../../shared/push-protocol.ts';
 import type { LocalPath } from './closure.ts';
-import { isTemporary, PushRequestError, type EdgeClient } from './edge.ts';
+import { answerHeaders, isTemporary, PushRequestError, type EdgeClient } from './edge.ts';
 
 /** Default paths per batch: a 101-path closure is one request, a 1001-path one goes as several at once. */
 export const DEFAULT_BATCH_PATHS = 250;
@@ -69,7 +69,7 @@ export async function sendBatch(edge: EdgeClient, cache: string, entries: { path
       throw new PushRequestError(`batch of ${entries.length} paths: the answer is not {"results": [...]}`);
     }
     const byPath = new Map(answer.results.map((r) => [r.storePath, r]));
-    const temporary = answer.results.find((r) => isTemporary({ status: r.status, text: '', headers: new Headers() }));
+    const temporary = answer.results.find((r) => isTemporary({ status: r.status, text: '', headers: answerHeaders() }));
     if (temporary && Date.now() + wait < deadline) {
       o.onRetry?.(`batch of ${entries.length} paths`, `${temporary.status} ${temporary.storePath}: ${temporary.message}`, wait);
       await new Promise((r) => setTimeout(r, wait));

@@ -4,14 +4,38 @@
  * cloudflared needs), and retries of what is temporary — no answer, 5xx, 429
  * (Retry-After honoured, bounded) — until a deadline. A 4xx is the answer.
  */
-import http from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { CONTENT_TYPE } from '../../../shared/contract.ts';
-import https from 'node:https';
+
+// Required, not imported: an ES import of node:http builds its module namespace, whose lazy WebSocket,
+// CloseEvent and MessageEvent exports load undici (about 50 ms of every run's start-up, for nothing here).
+const require = createRequire(import.meta.url);
+const http = require('node:http') as typeof import('node:http');
+const https = require('node:https') as typeof import('node:https');
+
+/**
+ * An answer's headers by name. Not the web's Headers class: its first use loads undici, about 50 ms of
+ * every `eris push` run's start-up (a post-build hook pays that after every build), for two header reads.
+ */
+export interface AnswerHeaders {
+  get(name: string): string | null;
+}
+
+/** node:http's headers as AnswerHeaders (no headers: an answer that never came). */
+export function answerHeaders(h: IncomingHttpHeaders = {}): AnswerHeaders {
+  return {
+    get(name) {
+      const v = h[name.toLowerCase()];
+      return typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : null;
+    },
+  };
+}
 
 export interface EdgeAnswer {
   status: number;
   text: string;
-  headers: Headers;
+  headers: AnswerHeaders;
 }
 
 export interface EdgeClientOptions {
@@ -41,7 +65,7 @@ export interface EdgeClient {
   /** One attempt, no retries: status 0 when no answer came (the reason in `text`); a 5xx is returned as is. */
   once(method: string, path: string, body?: Buffer | string, contentType?: string): Promise<EdgeAnswer>;
   /** The same, where any non-2xx is an error (its one line in the message). */
-  json<T>(method: string, path: string, body?: unknown): Promise<{ value: T; headers: Headers }>;
+  json<T>(method: string, path: string, body?: unknown): Promise<{ value: T; headers: AnswerHeaders }>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -61,17 +85,13 @@ export function createEdgeClient(o: EdgeClientOptions): EdgeClient {
       const headers: Record<string, string> = { Authorization: o.authorization, Accept: '*/*' };
       if (contentType) headers['Content-Type'] = contentType;
       if (payload) headers['Content-Length'] = String(payload.length);
-      const failed = (reason: string) => resolve({ status: 0, text: reason, headers: new Headers() });
+      const failed = (reason: string) => resolve({ status: 0, text: reason, headers: answerHeaders() });
       const req = transport.request(new URL(base.pathname.replace(/\/+$/, '') + path, base), { method, headers, agent, timeout: o.timeoutMs ?? 300_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));
         res.on('error', (e) => failed((e as NodeJS.ErrnoException).code ?? e.message));
         res.on('aborted', () => failed('answer cut'));
-        res.on('end', () => {
-          const h = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: h });
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: answerHeaders(res.headers) }));
       });
       req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', (e) => failed((e as NodeJS.ErrnoException).code ?? e.message));
