@@ -104,6 +104,13 @@ export function missingParts(state: Pick<UploadState, 'offset' | 'narSize' | 're
   return out;
 }
 
+/**
+ * How the origin's 400 to the part that completes an upload begins when the whole NAR is not of the declared
+ * NarHash (every part was of its own hash). The client tells it by this from a part refused for its own bytes
+ * (changed on the way), which says "part at offset … hashes to …".
+ */
+export const WHOLE_NAR_REFUSED = 'the uploaded NAR hashes to';
+
 /** The narinfo `URL:` (and staged file) of a NAR uploaded in parts: uncompressed, named by its NAR hash. */
 export function partsNarFile(narHash: string): string {
   return `${formatSha256Nix32(parseSha256(narHash)).slice('sha256:'.length)}.nar`;

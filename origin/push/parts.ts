@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatSha256Nix32 } from '../../shared/hash.ts';
-import { partsNarFile, type UploadStart, type UploadState } from '../../shared/push-protocol.ts';
+import { partsNarFile, WHOLE_NAR_REFUSED, type UploadStart, type UploadState } from '../../shared/push-protocol.ts';
 import { PushError, rejected, tryLater } from './errors.ts';
 import { hashingMeter } from './meter.ts';
 import { oneAtATime } from './one-at-a-time.ts';
@@ -307,7 +307,7 @@ export function createParts(o: PartsOptions): Parts {
         if (!(await isStaged(cache, r.narHash, r.narSize))) {
           if (narHash !== r.narHash) {
             await remove(cache, r.id);
-            throw rejected(`the uploaded NAR hashes to ${narHash}, not the declared ${r.narHash} (parts of another NAR?); upload removed`);
+            throw rejected(`${WHOLE_NAR_REFUSED} ${narHash}, not the declared ${r.narHash} (parts of another NAR?); upload removed`);
           }
           await rename(dataOf(cache, r.id), stagedNar(cache, r.narHash)).catch(async (e: NodeJS.ErrnoException) => {
             if (!(e.code === 'ENOENT' && (await isStaged(cache, r.narHash, r.narSize)))) throw e;

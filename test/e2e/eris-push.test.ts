@@ -8,7 +8,8 @@
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { createServer, request as httpRequest } from 'node:http';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -582,6 +583,40 @@ describe.skipIf(!fixture)('eris push: any size, in parts, through wrangler dev',
       } finally {
         execFileSync('nix-store', ['--delete', w], { env: nixEnv(), stdio: 'ignore' });
       }
+    });
+
+    it('a part whose bytes change on the way: the push fails with the origin\'s line for that part, not as a changed store file; nothing valid', async () => {
+      const v = build('chain', `${salt}-v`, { n: 1, kib: 2300 });
+      // Before the edge: the second part's body reaches it with one byte flipped (its declared hash unchanged).
+      let parts = 0;
+      const flipper = createServer((inReq, inRes) => {
+        const corrupt = inReq.method === 'PUT' && inReq.url!.includes('/v1/push/uploads/') && ++parts === 2;
+        const chunks: Buffer[] = [];
+        inReq.on('data', (d: Buffer) => chunks.push(d));
+        inReq.on('end', () => {
+          const body = Buffer.concat(chunks);
+          if (corrupt) body[10] = body[10]! ^ 0xff;
+          const up = httpRequest(s.edge.url + inReq.url, { method: inReq.method, headers: { ...inReq.headers, host: new URL(s.edge.url).host } }, (upRes) => {
+            inRes.writeHead(upRes.statusCode!, upRes.headers);
+            upRes.pipe(inRes);
+          });
+          up.on('error', () => inRes.destroy());
+          up.end(body);
+        });
+      });
+      await new Promise<void>((r) => flipper.listen(0, '127.0.0.1', r));
+      const before = new Set(staged());
+      try {
+        const url = `http://127.0.0.1:${(flipper.address() as AddressInfo).port}`;
+        const r = await erisPush(['--edge-url', url, '--jobs', '1', '--part-size', String(PART), v], { ERIS_TOKEN: s.token }).done;
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`${v}: part at ${PART} refused: 400 part at offset ${PART} hashes to [0-9a-f]{64}, not the declared [0-9a-f]{64}; upload removed`));
+        expect(r.stderr).not.toMatch(/not the NAR the store registered/);
+      } finally {
+        flipper.close();
+      }
+      expect(await validInOrigin(v)).toBe(false);
+      expect(staged().filter((f) => !before.has(f))).toEqual([]);
     });
 
     it('a narinfo naming a NAR whose parts are incomplete: 400, the upload removed, nothing valid', async () => {

@@ -14,7 +14,7 @@ import { isAbsolute, join } from 'node:path';
 import { formatSha256Nix32 } from '../../../shared/hash.ts';
 import { checkedNar, narBuffer } from '../../store/nar-stream.ts';
 import { recycleChunk } from '../../store/buffer-pool.ts';
-import { missingParts, partsNarFile, pushUrls, type UploadStart, type UploadState } from '../../../shared/push-protocol.ts';
+import { missingParts, partsNarFile, pushUrls, WHOLE_NAR_REFUSED, type UploadStart, type UploadState } from '../../../shared/push-protocol.ts';
 import { dumpNar, ExactReader, type LocalPath, type NixSource } from './closure.ts';
 import { isTemporary, PushRequestError, type EdgeClient } from './edge.ts';
 
@@ -229,7 +229,7 @@ async function uploadInParts(ctx: NarUploadContext, info: LocalPath): Promise<bo
       sending.add(sent);
     }
     await Promise.all(sending);
-    if (failure instanceof PushRequestError && failure.status === 400 && /not the declared/.test(failure.message)) {
+    if (failure instanceof PushRequestError && failure.status === 400 && failure.message.includes(WHOLE_NAR_REFUSED)) {
       // The whole NAR refused by its hash: what was read here is not the NAR Nix registered (a changed store file).
       throw new PushRequestError(`${info.path}: ${nar.what} is not the NAR the store registered (NarHash ${info.narHash}): the origin refused it and removed the upload; \`nix-store --verify-path ${info.path}\` checks the store (${failure.message.slice(info.path.length + 2)})`, 400);
     }
