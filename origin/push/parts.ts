@@ -205,11 +205,13 @@ export function createParts(o: PartsOptions): Parts {
   const prefixes = new Map<string, Prefix>();
   const MAX_PREFIXES = 64; // uploads under way at once in one process; past it the oldest hashes from 0 at completion
 
+  const newPrefix = (): Prefix => ({ hash: createHash('sha256'), upTo: 0, failed: false, chain: Promise.resolve(), followers: 0 });
+
   function prefixOf(key: string): Prefix {
     let st = prefixes.get(key);
     if (!st) {
       if (prefixes.size >= MAX_PREFIXES) prefixes.delete(prefixes.keys().next().value!);
-      st = { hash: createHash('sha256'), upTo: 0, failed: false, chain: Promise.resolve(), followers: 0 };
+      st = newPrefix();
       prefixes.set(key, st);
     }
     return st;
@@ -274,7 +276,7 @@ export function createParts(o: PartsOptions): Parts {
       }
       prefixes.delete(key);
     }
-    const fresh: Prefix = { hash: createHash('sha256'), upTo: 0, failed: false, chain: Promise.resolve(), followers: 0 };
+    const fresh = newPrefix();
     await hashUpTo(dataOf(cache, id), fresh, narSize);
     return fresh.hash.digest();
   }
