@@ -116,7 +116,7 @@ function startupSeconds(args: string[]): number {
   return times[2]!;
 }
 
-/** Runs a command without blocking this process (its proxy and do-nothing server answer meanwhile): status, stdout, stderr. */
+/** Runs a command without blocking this process (its do-nothing HTTP server answers meanwhile): status, stdout, stderr. */
 function runAsync(cmd: string, args: string[], o: { env: NodeJS.ProcessEnv; timeoutMs: number }): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -142,7 +142,7 @@ async function timeErisPush(cli: string[], url: string, token: string, paths: st
   const logBefore = readFileSync(originLog, 'utf8').length;
   const extra = process.env.BENCH_PUSH_CLI_ARGS?.split(' ').filter(Boolean) ?? [];
   const started = performance.now();
-  // Not spawnSync: the proxy of the origin-direct rows runs in this process.
+  // Not spawnSync: this process goes on answering for its do-nothing HTTP server meanwhile.
   const r = await runAsync('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, ...cli, 'push', '--json', ...extra, '--edge-url', url, ...paths], {
     timeoutMs: 1_800_000, env: { ...env, ERIS_TOKEN: token, CI: 'true' },
   });
