@@ -2,7 +2,11 @@
  * Push throughput (issues #11, #23): real `nix copy --to <url>` of
  *   - wide closures of small paths (BENCH_PUSH_WIDE, default "101,1001": one path referring to all the
  *     others, each BENCH_PUSH_KIB KiB of random bytes, default 2 — a wide CI output), and
- *   - one big path (BENCH_PUSH_BIG_MIB MiB of random bytes, default 256),
+ *   - one big path (BENCH_PUSH_BIG_MIB MiB of random bytes, default 256): a build output (test/fixtures/push.nix's
+ *     `big`, input-addressed), as CI pushes one; BENCH_PUSH_BIG_KIND=added makes it a `nix store add-file` path
+ *     instead (content-addressed, flat: the Nix daemon hashes such a file once more on import, after the NarHash
+ *     check — Nix's own cost, which `nix copy --to file://` does not pay; the eris push origin row's note gives
+ *     one push of such a path either way),
  * from this machine's store, to these targets measured in the same run:
  *   file://      a local binary cache directory (zstd): the client's own cost — the reference for the big path
  *   local store  `nix copy --to <a chroot store dir>`: Nix importing into a store, no network — the reference for closures
@@ -22,7 +26,7 @@
  *   eris push origin  the same client aimed at the same secret-adding proxy as `origin` (origin direct; its token is
  *                not checked there: the edge checks tokens, the origin trusts the edge secret the proxy adds)
  * The big path's file:// and eris push origin rows (issue #23's "≤ 3× file://") are BENCH_PUSH_BIG_ROUNDS
- * (default 3) alternating runs each, a fresh path per eris push run, and give the fastest of each (every run is in
+ * (default 5) alternating runs each, a fresh path per eris push run, and give the fastest of each (every run is in
  * the note): on this VM a run that writes 256 MiB right after another freed as much can take twice its time in the
  * kernel (file:// 0.22 s of system time in a first run, 0.9-1.0 s after a push round; bench/README.md), and the
  * fastest run is the one least disturbed, for both.
@@ -57,7 +61,7 @@ import { buildPackedCli } from '../scripts/build-cli.ts';
 const KIB = Number(process.env.BENCH_PUSH_KIB ?? 2);
 const WIDE = (process.env.BENCH_PUSH_WIDE ?? '101,1001').split(',').map(Number).filter((n) => n > 1);
 const BIG_MIB = Number(process.env.BENCH_PUSH_BIG_MIB ?? 256);
-const BIG_ROUNDS = Math.max(1, Number(process.env.BENCH_PUSH_BIG_ROUNDS ?? 3));
+const BIG_ROUNDS = Math.max(1, Number(process.env.BENCH_PUSH_BIG_ROUNDS ?? 5));
 const MAX_UPLOAD = 100_000_000;
 const PROFILE = process.env.BENCH_PUSH_PROFILE === '1';
 /** Which targets to run (BENCH_PUSH_TARGETS="file://,local store,origin" skips the edge); all by default. */
@@ -77,7 +81,21 @@ function buildWide(n: number, salt: string): string {
     '--no-out-link', '--max-jobs', '4', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 }
 
-const addBig = (name: string) => addRandomPath(dir, name, BIG_MIB);
+/** What the big path is: `built` (a build output, input-addressed; the default) or `added` (nix store add-file). */
+const BIG_KIND = process.env.BENCH_PUSH_BIG_KIND ?? 'built';
+if (BIG_KIND !== 'built' && BIG_KIND !== 'added') throw new Error(`BENCH_PUSH_BIG_KIND must be built or added, not ${BIG_KIND}`);
+
+function buildBig(salt: string): string {
+  return execFileSync('nix-build', [PUSH_NIX, '-A', 'big', '--argstr', 'salt', salt, '--arg', 'mib', String(BIG_MIB),
+    '--no-out-link', '--option', 'sandbox', 'false', '--option', 'substituters', ''], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+}
+
+/** The big paths this run made in this machine's store, deleted at its end (a run makes about 10: 2.5 GB at 256 MiB). */
+const bigPaths: string[] = [];
+const made = (path: string) => (bigPaths.push(path), path);
+const addBig = (name: string) => made(BIG_KIND === 'built' ? buildBig(name) : addRandomPath(dir, name, BIG_MIB));
+/** The other kind's path, for the one push the eris push origin row's note gives of it. */
+const addOtherBig = (name: string) => made(BIG_KIND === 'built' ? addRandomPath(dir, name, BIG_MIB) : buildBig(name));
 
 function narBytes(path: string, recursive: boolean): number {
   const info = JSON.parse(execFileSync('nix', [...NIX_FLAGS, 'path-info', '--json', ...(recursive ? ['-r'] : []), path], { env, encoding: 'utf8' })) as { narSize: number }[];
@@ -268,7 +286,14 @@ async function main() {
       await row(what, 'origin', 1, bytes, () => timeCopy(`${proxy.url}?compression=zstd`, [a]));
       if (withErisPush) {
         await row(what, 'eris push', 1, bytes, () => timeErisPush(pushCli, edge.url, token, [addBig(`big-${run}-b`)], originLog));
-        await row(what, 'eris push origin', 1, bytes, () => fastest(pushRuns));
+        await row(what, 'eris push origin', 1, bytes, async () => {
+          const best = await fastest(pushRuns);
+          // One push of the other kind of path, for the note (not in the ratio): what a content-addressed path costs more.
+          const other = await timed(() => timeErisPush(pushCli, proxy.url, token, [addOtherBig(`big-${run}-o`)], originLog));
+          const kind = BIG_KIND === 'built' ? 'a content-addressed path (nix store add-file), which the daemon hashes once more on import' : 'a build output (input-addressed)';
+          const said = other instanceof Error ? `failed: ${other.message.split('\n')[0]}` : `${other.seconds.toFixed(2)} s`;
+          return { seconds: best.seconds, note: `${best.note}; one push of ${kind}: ${said}` };
+        });
       } else await row(what, 'eris push', 1, bytes, async () => undefined, 'eris push is not in this checkout');
     }
     if (MODERN) {
@@ -307,6 +332,8 @@ async function main() {
     if (passthrough) await stopProcess(passthrough);
     await edge.stop();
     await origin.stop();
+    // Nothing refers to them (no GC root: nix-build --no-out-link); what cannot be deleted is left to the GC.
+    if (bigPaths.length) spawnSync('nix-store', ['--delete', ...bigPaths], { env, stdio: 'ignore' });
   }
   const results: PushResults = {
     when: new Date().toISOString(),
