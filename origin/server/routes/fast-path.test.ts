@@ -93,14 +93,48 @@ describe('fast paths', () => {
     const top = hash('top');
     expect((await overHttp(`/${top}.narinfo`, {}, null)).status).toBe(403);
     expect((await overHttp(`/${top}.narinfo`, {}, EDGE_SECRET + 'x')).status).toBe(403);
-    expect((await overHttp(`/${'0'.repeat(32)}.narinfo`)).status).toBe(404);
     expect((await overHttp(`/nope/${top}.narinfo`)).status).toBe(404);
     expect((await overHttp(`/${top}.narinfo?x=1`)).status).toBe(200);
     expect((await overHttp(`/log/${top}.narinfo`)).status).toBe(400);
     expect((await overHttp(`/${top.slice(1)}.narinfo`)).status).toBe(400);
     expect((await overHttp(`/${top}.narinfo`, { method: 'HEAD' }, null)).status).toBe(403);
-    expect((await overHttp(`/${'0'.repeat(32)}.narinfo`, { method: 'HEAD' })).status).toBe(404);
+    expect((await overHttp(`/${'0'.repeat(32)}.narinfo`, { method: 'HEAD' }, null)).status).toBe(403);
     expect(answered).toBe(before);
+  });
+
+  it('answers a miss (GET and HEAD, bare and under the cache name) with the status, bytes and headers the app answers, counted as the app counts it', async () => {
+    const metrics = async () => (await overHttp('/metrics')).text();
+    const count = (text: string, line: RegExp) => Number(text.match(line)?.[1] ?? 0);
+    const route = /^eris_requests_total\{route="narinfo",status="404"\} (\d+)$/m;
+    const misses = /^eris_cache_requests_total\{cache="default",kind="narinfo_miss"\} (\d+)$/m;
+    const timed = /^eris_narinfo_seconds_count\{result="miss"\} (\d+)$/m;
+    const sent = /^eris_sent_bytes_total\{route="narinfo"\} (\d+)$/m;
+    const m0 = await metrics();
+    const before = answered;
+    const absent = '0'.repeat(32);
+    for (const path of [`/${absent}.narinfo`, `/default/${absent}.narinfo`]) {
+      const [fast, app] = [await overHttp(path), await viaApp(path)];
+      expect(fast.status).toBe(404);
+      expect(app.status).toBe(404);
+      expect(headerSet(fast)).toEqual(headerSet(app));
+      expect(await fast.text()).toBe(await app.text());
+      const [fastHead, appHead] = [await overHttp(path, { method: 'HEAD' }), await origin.app.request(path, { method: 'HEAD', headers: { 'x-eris-edge-secret': EDGE_SECRET } })];
+      expect(fastHead.status).toBe(404);
+      expect(headerSet(fastHead)).toEqual(headerSet(appHead));
+      expect((await fastHead.arrayBuffer()).byteLength).toBe(0);
+    }
+    expect(answered).toBe(before + 4);
+    // the connection is still good after a HEAD miss
+    expect((await overHttp(`/${hash('top')}.narinfo`)).status).toBe(200);
+    const m1 = await metrics();
+    const line = (await (await viaApp(`/${absent}.narinfo`)).arrayBuffer()).byteLength;
+    // 4 answered here, 4 by the app (2 GETs and 2 HEADs each); `line`'s request came after m1
+    expect(count(m1, route) - count(m0, route)).toBe(8);
+    expect(count(m1, misses) - count(m0, misses)).toBe(8);
+    expect(count(m1, timed) - count(m0, timed)).toBe(8);
+    // bytes: the 4 miss GETs' lines (none for the HEADs), and the hit's narinfo after the HEAD miss
+    const top = (await (await viaApp(`/${hash('top')}.narinfo`)).arrayBuffer()).byteLength;
+    expect(count(m1, sent) - count(m0, sent)).toBe(4 * line + top);
   });
 
   it('leaves a narinfo to the app while the store DB is busy (the app waits for it, then answers 503)', async () => {

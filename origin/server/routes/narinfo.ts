@@ -92,12 +92,15 @@ export function renderedNarInfo(info: PathInfo, deps: Pick<OriginDeps, 'signatur
   return rendered;
 }
 
+/** The line of a narinfo (or listing) miss: 404, as Nix takes it (narinfo-fast.ts answers the same). */
+export const NO_SUCH_PATH = 'no such path';
+
 async function lookupOr404(c: Context<OriginEnv>, ext: string): Promise<PathInfo> {
   const file = c.req.param('file') ?? '';
   const hashPart = file.slice(0, -ext.length);
   if (!isHashPart(hashPart)) throw badRequest(`malformed name: expected <32-character nix32 hash>${ext}`);
   const info = await c.get('deps').store.lookup(hashPart);
-  if (!info) throw notFound('no such path');
+  if (!info) throw notFound(NO_SUCH_PATH);
   return info;
 }
 
