@@ -3,8 +3,15 @@
  * immutable), so paths registered after start — `nix copy --to ssh://…` — are
  * visible at once. Queries are prepared once.
  */
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync as Database, StatementSync } from 'node:sqlite';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+/**
+ * node:sqlite, loaded when a DB is opened, not when this module is: the packed client (origin/cli/packed.ts)
+ * holds this module for `eris push`'s closure query, and most of its commands open no DB.
+ */
+const sqlite = () => createRequire(import.meta.url)('node:sqlite') as { DatabaseSync: typeof Database };
 
 export interface PathRow {
   id: number;
@@ -28,6 +35,8 @@ export interface StoreDb {
   dataVersion(): number;
   /** A realisation of a content-addressed derivation output, when the store has the table (ca-derivations). */
   realisation(drvHash: string, outputName: string): RealisationRow | undefined;
+  /** Runs `fn` in one read transaction: its queries see one state of the DB and take its read lock once. */
+  snapshot<T>(fn: () => T): T;
   /** How many paths are valid (`eris doctor`). */
   validPathCount(): number;
   /** The most recently registered valid path that is not a .drv, as an example (`eris dev`). */
@@ -56,7 +65,7 @@ export interface OpenStoreDbOptions {
 
 export function openStoreDb(dbPath: string, storeDir: string, options: OpenStoreDbOptions = {}): StoreDb {
   if (!existsSync(dbPath)) throw new Error(`no Nix store database at ${dbPath}`);
-  const db = new DatabaseSync(dbPath, { readOnly: true });
+  const db = new (sqlite().DatabaseSync)(dbPath, { readOnly: true });
   db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 0))}`);
   // Fails fast on a file that is not a Nix database.
   db.prepare('SELECT id, path, hash, deriver, narSize, sigs, ca FROM ValidPaths LIMIT 0').all();
@@ -109,6 +118,14 @@ export function openStoreDb(dbPath: string, storeDir: string, options: OpenStore
     },
     dataVersion() {
       return (run(() => version.get()) as { data_version: number }).data_version;
+    },
+    snapshot(fn) {
+      run(() => db.exec('BEGIN'));
+      try {
+        return fn();
+      } finally {
+        db.exec('COMMIT');
+      }
     },
     validPathCount() {
       return (run(() => db.prepare('SELECT COUNT(*) AS n FROM ValidPaths').get()) as { n: number }).n;

@@ -9,28 +9,12 @@ import type { Readable } from 'node:stream';
 import { realpathSync } from 'node:fs';
 import { formatSha256Nix32, parseSha256 } from '../../../shared/hash.ts';
 import { DEFAULT_STORE_DIR, parseStorePath } from '../../../shared/store-path.ts';
+import { closureFromStoreDb } from './store-db-closure.ts';
 
 export const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
 
-export interface LocalPath {
-  path: string;
-  /** `sha256:<nix32>`. */
-  narHash: string;
-  narSize: number;
-  /** Full store paths. */
-  references: string[];
-  deriver?: string;
-  signatures: string[];
-  ca?: string;
-}
-
-export interface NixSource {
-  /** `--store` for Nix (a chroot store root, `daemon`, …); undefined: Nix's default. */
-  store?: string;
-  nixBin?: string;
-  nixStoreBin?: string;
-  env?: NodeJS.ProcessEnv;
-}
+export type { LocalPath, NixSource } from './local-path.ts';
+import type { LocalPath, NixSource } from './local-path.ts';
 
 const storeArgs = (s: NixSource) => (s.store ? ['--store', s.store] : []);
 
@@ -124,9 +108,14 @@ export function storePathOf(arg: string, storeDir = DEFAULT_STORE_DIR): string {
   return candidate;
 }
 
-/** The closure of `roots` in the local store, references first. */
+/**
+ * The closure of `roots` in the local store, references first: from the store's DB when it is this machine's
+ * and readable here (store-db-closure.ts), else from `nix path-info`.
+ */
 export async function localClosure(s: NixSource, roots: readonly string[]): Promise<LocalPath[]> {
   if (!roots.length) return [];
+  const fromDb = closureFromStoreDb(s, roots);
+  if (fromDb) return referencesFirst(fromDb);
   return referencesFirst(parsePathInfoJson(await run(s, ['path-info', '--json', '--recursive', ...storeArgs(s), ...roots])));
 }
 
