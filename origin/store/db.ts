@@ -6,6 +6,7 @@
 import type { DatabaseSync as Database, StatementSync } from 'node:sqlite';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
 
 /**
  * node:sqlite, loaded when a DB is opened, not when this module is: the packed client (origin/cli/packed.ts)
@@ -22,6 +23,22 @@ export interface PathRow {
   narSize: number | null;
   sigs: string | null;
   ca: string | null;
+}
+
+/** What a row says of its path as eris and Nix's JSON write it: NarHash `sha256:<nix32>`, NarSize, signatures, deriver and CA when set. */
+export interface RowFacts {
+  narHash: string;
+  narSize: number;
+  sigs: string[];
+  deriver?: string;
+  ca?: string;
+}
+
+export function rowFacts(row: PathRow): RowFacts {
+  const facts: RowFacts = { narHash: formatSha256Nix32(parseSha256(row.hash)), narSize: Number(row.narSize ?? 0), sigs: row.sigs ? row.sigs.split(' ').filter(Boolean) : [] };
+  if (row.deriver) facts.deriver = row.deriver;
+  if (row.ca) facts.ca = row.ca;
+  return facts;
 }
 
 export interface StoreDb {

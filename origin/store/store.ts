@@ -5,11 +5,10 @@
 import { join } from 'node:path';
 import { existsSync, lstatSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { formatSha256Nix32, parseSha256 } from '../../shared/hash.ts';
 import { isHashPart, storePathBaseName } from '../../shared/store-path.ts';
 import { parseRealisationId, type Realisation } from '../../shared/realisation.ts';
 import type { PathMetadata } from '../../shared/narinfo.ts';
-import { openStoreDb, StoreBusyError, type StoreDb } from './db.ts';
+import { openStoreDb, rowFacts, StoreBusyError, type StoreDb } from './db.ts';
 import { checkedNar, narBuffer, narListing, narStream, type ListingNode } from './nar-stream.ts';
 import { findBuildLog, type BuildLog } from './build-log.ts';
 
@@ -126,17 +125,7 @@ export function createStore(options: StoreOptions): Store {
   function query(hashPart: string): PathInfo | undefined {
     const row = db.byHashPart(hashPart);
     if (!row) return undefined;
-    const info: PathInfo = {
-      storePath: row.path,
-      hashPart,
-      narHash: formatSha256Nix32(parseSha256(row.hash)),
-      narSize: Number(row.narSize ?? 0),
-      references: db.references(row.id),
-      sigs: row.sigs ? row.sigs.split(' ').filter(Boolean) : [],
-    };
-    if (row.deriver) info.deriver = row.deriver;
-    if (row.ca) info.ca = row.ca;
-    return info;
+    return { storePath: row.path, hashPart, ...rowFacts(row), references: db.references(row.id) };
   }
 
   /** The cached answer (null: known miss), or undefined when the DB must be asked. Drops the cache when Nix wrote. */

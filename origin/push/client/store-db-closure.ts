@@ -8,9 +8,8 @@
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { formatSha256Nix32, parseSha256 } from '../../../shared/hash.ts';
 import { DEFAULT_STORE_DIR, parseStorePath } from '../../../shared/store-path.ts';
-import { openStoreDb, type StoreDb } from '../../store/db.ts';
+import { openStoreDb, rowFacts, type StoreDb } from '../../store/db.ts';
 import type { LocalPath, NixSource } from './local-path.ts';
 
 /**
@@ -73,15 +72,8 @@ function walk(db: StoreDb, roots: readonly string[]): LocalPath[] | undefined {
     if (out.has(path)) continue;
     const row = db.byHashPart(parseStorePath(path, DEFAULT_STORE_DIR).hashPart);
     if (!row || row.path !== path) return undefined;
-    const info: LocalPath = {
-      path,
-      narHash: formatSha256Nix32(parseSha256(row.hash)),
-      narSize: Number(row.narSize ?? 0),
-      references: db.references(row.id),
-      signatures: row.sigs ? row.sigs.split(' ').filter(Boolean) : [],
-    };
-    if (row.deriver) info.deriver = row.deriver;
-    if (row.ca) info.ca = row.ca;
+    const { sigs, ...facts } = rowFacts(row);
+    const info: LocalPath = { path, ...facts, references: db.references(row.id), signatures: sigs };
     out.set(path, info);
     for (const r of info.references) if (!out.has(r)) todo.push(r);
   }
