@@ -11,6 +11,7 @@
  *   BENCH_NARINFO_BASE_WORKERS=N …              # the base target with N worker processes (with BENCH_NARINFO_BASE=. : an A/B of worker counts)
  *   BENCH_NARINFO_BASE_NODE_FLAGS='--max-semi-space-size=16' …  # node/V8 flags for the base target (with BENCH_NARINFO_BASE=. : an A/B of flags)
  *   BENCH_NARINFO_PROFILE=1 …                   # also a one-process origin under --cpu-prof with the same load
+ *   BENCH_NARINFO_MISS=1 …                      # also rounds of narinfos no path has (404: nginx's missing file, the origin's miss)
  *
  * Same BENCH_* settings and fixture as bench/run.ts (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ORIGIN_WORKERS, …).
  */
@@ -40,8 +41,8 @@ benchScript('narinfo', say, async (work) => {
   const fx = ensureFixture(c, say);
   const wrkLog = join(work, 'wrk.log');
   const paths = fx.small.map((p) => `/${hashPart(p)}.narinfo`);
-  const wrk = async (t: Pick<T, 'base' | 'headers'> & { proc?: Started }, label: string, paceMs?: number): Promise<WrkResult> => {
-    const common = { base: t.base, paths, headers: t.headers, threads: c.threads, connections: c.connections, timeoutSeconds: 5, workDir: work, logFile: wrkLog, ...(paceMs ? { paceMs } : {}) };
+  const wrk = async (t: Pick<T, 'base' | 'headers'> & { proc?: Started }, label: string, paceMs?: number, list = paths): Promise<WrkResult> => {
+    const common = { base: t.base, paths: list, headers: t.headers, threads: c.threads, connections: c.connections, timeoutSeconds: 5, workDir: work, logFile: wrkLog, ...(paceMs ? { paceMs } : {}) };
     if (c.warmupSeconds > 0) await runWrk({ ...common, seconds: c.warmupSeconds, label: `${label} (warm-up)` });
     const cpu0 = t.proc ? treeJiffies(t.proc.pid) : 0;
     const { value: r, otherCpuPct } = await withOtherCpu(() => runWrk({ ...common, seconds: c.seconds, label }));
@@ -110,6 +111,29 @@ benchScript('narinfo', say, async (work) => {
     const [a, b] = [rounds.get('origin')!, rounds.get('base')!];
     const ratios = a.map((x, i) => x.r.reqPerSec / b[i]!.r.reqPerSec);
     out += `  origin ÷ base req/s per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×; CPU/req ${median(a.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} vs ${median(b.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} µs\n`;
+  }
+  if (env.BENCH_NARINFO_MISS === '1') {
+    // Narinfos no path has (each small path's hash part reversed): nginx's 404 for a missing file against the origin's.
+    const misses = paths.map((p) => `/${p.slice(1, 33).split('').reverse().join('')}.narinfo`);
+    const missRounds = new Map<string, WrkResult[]>(targets.map((t) => [t.name, []]));
+    for (let i = 0; i < c.rounds; i++) {
+      for (const t of i % 2 ? [...targets].reverse() : targets) {
+        const r = await wrk(t, `round ${i + 1}: ${t.name} misses`, undefined, misses);
+        missRounds.get(t.name)!.push(r);
+        line(i, `${t.name} misses`, r, load());
+      }
+    }
+    out += `narinfo misses (404) at ${c.connections} connections, ${c.rounds} alternating rounds:\n`;
+    const refMiss = missRounds.get('nginx')!;
+    for (const t of targets) {
+      const rs = missRounds.get(t.name)!;
+      const reqs = rs.map((x) => x.reqPerSec);
+      out += `  ${t.name.padEnd(6)} req/s median ${median(reqs).toFixed(0).padStart(6)} [${reqs.map((x) => x.toFixed(0)).join(', ')}]  p99 median ${median(rs.map((x) => x.latencyUs.p99 / 1000)).toFixed(2)} ms  CPU/req median ${median(rs.map((x) => x.serverCpuUsPerReq ?? NaN)).toFixed(1)} µs\n`;
+      if (t.name !== 'nginx') {
+        const ratios = rs.map((x, i) => x.reqPerSec / refMiss[i]!.reqPerSec);
+        out += `         req/s ÷ nginx per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×\n`;
+      }
+    }
   }
   process.stdout.write(out);
   for (const t of targets.slice(1)) await stopProcess(t.proc);
