@@ -29,7 +29,8 @@
  * (default 5) alternating runs each, a fresh path per eris push run, and give the fastest of each (every run is in
  * the note): on this VM a run that writes 256 MiB right after another freed as much can take twice its time in the
  * kernel (file:// 0.22 s of system time in a first run, 0.9-1.0 s after a push round; bench/README.md), and the
- * fastest run is the one least disturbed, for both.
+ * fastest run is the one least disturbed, for both. Each of these runs starts BENCH_PUSH_SETTLE_MS (default 8000)
+ * after the step before it, for both rows alike: the VM hands freed memory back to its host in the meantime.
  * file://, local store, do-nothing HTTP and origin get the same paths; each wrangler dev target and each eris push target
  * gets paths of its own.
  * Nix 2.26 (the chroot of test/helpers/modern-nix.ts, ERIS_MODERN_NIX_DIR) pushes closures and a big path of its own
@@ -62,6 +63,8 @@ const KIB = Number(process.env.BENCH_PUSH_KIB ?? 2);
 const WIDE = (process.env.BENCH_PUSH_WIDE ?? '101,1001').split(',').map(Number).filter((n) => n > 1);
 const BIG_MIB = Number(process.env.BENCH_PUSH_BIG_MIB ?? 256);
 const BIG_ROUNDS = Math.max(1, Number(process.env.BENCH_PUSH_BIG_ROUNDS ?? 5));
+/** A pause before each timed run of the big rows: what the previous step freed is handed back to the host meanwhile. */
+const SETTLE_MS = Math.max(0, Number(process.env.BENCH_PUSH_SETTLE_MS ?? 8000));
 const MAX_UPLOAD = 100_000_000;
 const PROFILE = process.env.BENCH_PUSH_PROFILE === '1';
 /** Which targets to run (BENCH_PUSH_TARGETS="file://,local store,origin" skips the edge); all by default. */
@@ -262,11 +265,14 @@ async function main() {
       const pushRuns: Run[] = [];
       const timed = (f: () => Promise<number | { seconds: number; note: string }>): Promise<Run> =>
         f().then((t) => (typeof t === 'number' ? { seconds: t } : t), (e: Error) => e);
+      const settle = () => new Promise((res) => setTimeout(res, SETTLE_MS));
       for (let r = 0; r < BIG_ROUNDS; r++) {
+        await settle();
         if (wanted('file://')) fileRuns.push(await timed(() => timeCopy(`file://${join(dir, 'file-cache-big')}?compression=zstd`, [a])));
         rmSync(join(dir, 'file-cache-big'), { recursive: true, force: true });
         if (withErisPush && wanted('eris push origin')) {
           const p = addBig(`big-${run}-c${r}`);
+          await settle();
           pushRuns.push(await timed(() => timeErisPush(pushCli, proxy.url, token, [p], originLog)));
         }
       }
