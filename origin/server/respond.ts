@@ -26,3 +26,11 @@ export function send(c: Context, status: ContentfulStatusCode, body: string | Ui
     ...extra,
   });
 }
+
+/**
+ * The headers send() gives a body of `length` bytes, as the flat `[name, value, …]` array Node's
+ * `res.writeHead` takes as is: for the answers made below Hono (routes/narinfo-fast.ts), rendered once.
+ */
+export function sentHeaders(contentType: string, length: number): string[] {
+  return ['Content-Type', contentType, 'Content-Length', String(length), 'Cache-Control', NO_STORE];
+}

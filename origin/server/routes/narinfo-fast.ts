@@ -18,7 +18,7 @@ import type { CacheRegistry } from '../../caches/registry.ts';
 import type { AppSettings } from '../types.ts';
 import { NO_SUCH_PATH, renderedNarInfo } from './narinfo.ts';
 import { fastGet, type FastPath } from './fast-path.ts';
-import { NO_STORE, TEXT } from '../respond.ts';
+import { sentHeaders, TEXT } from '../respond.ts';
 
 const SUFFIX = '.narinfo';
 const HASH = HASH_PART_LENGTH;
@@ -28,7 +28,7 @@ const HASH = HASH_PART_LENGTH;
  * app one cost about twice a hit (bench/README.md).
  */
 const MISS = `${NO_SUCH_PATH}\n`;
-const MISS_HEADERS = ['Content-Type', TEXT, 'Content-Length', String(Buffer.byteLength(MISS)), 'Cache-Control', NO_STORE];
+const MISS_HEADERS = sentHeaders(TEXT, Buffer.byteLength(MISS));
 
 export function narinfoFastPath(caches: CacheRegistry, settings: Pick<AppSettings, 'edgeSecret'>): FastPath {
   return fastGet(caches, settings, SUFFIX, function fastNarinfo(req, res, url, targetOf) {

@@ -7,10 +7,10 @@ import type { PathInfo } from '../../store/store.ts';
 import type { OriginEnv, OriginDeps, AppSettings } from '../types.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { URL_SUFFIX } from '../../compression/compress.ts';
-import { send } from '../respond.ts';
+import { send, sentHeaders } from '../respond.ts';
 import { narCacheKey } from '../../compression/nar-cache.ts';
 import type { SignatureCache } from '../signature-cache.ts';
-import { CONTENT_TYPE, NO_STORE } from '../../../shared/contract.ts';
+import { CONTENT_TYPE } from '../../../shared/contract.ts';
 
 /** The NAR URL we advertise: store hash part and NAR hash, nix-serve style, plus the compression suffix. */
 export function narUrl(info: PathInfo, suffix = '.nar'): string {
@@ -86,7 +86,7 @@ export function renderedNarInfo(info: PathInfo, deps: Pick<OriginDeps, 'signatur
   if (hit && hit.compression === compression && hit.fileHash === fileHash) return hit;
   const text = narInfoText(info, deps, settings);
   const body = utf8.encode(text);
-  const headers = ['Content-Type', CONTENT_TYPE.narinfo, 'Content-Length', String(body.byteLength), 'Cache-Control', NO_STORE];
+  const headers = sentHeaders(CONTENT_TYPE.narinfo, body.byteLength);
   const rendered = { body, ascii: body.byteLength === text.length ? text : undefined, compression, fileHash, headers };
   byPath.set(info, rendered);
   return rendered;
