@@ -10,13 +10,14 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { formatSha256Nix32 } from '../../../shared/hash.ts';
 import { checkedNar, narBuffer } from '../../store/nar-stream.ts';
 import { recycleChunk } from '../../store/buffer-pool.ts';
 import { missingParts, partsNarFile, pushUrls, WHOLE_NAR_REFUSED, type UploadStart, type UploadState } from '../../../shared/push-protocol.ts';
 import { dumpNar, ExactReader, type LocalPath, type NixSource } from './closure.ts';
 import { isTemporary, PushRequestError, type EdgeClient } from './edge.ts';
+import { localStoreRoot } from './local-path.ts';
 
 export interface NarUploadContext {
   edge: EdgeClient;
@@ -44,8 +45,8 @@ const oneLine = (text: string) => text.trim().split('\n')[0] ?? '';
  * chroot store root given with --store); undefined for any other store.
  */
 function localFiles(source: NixSource, path: string): string | undefined {
-  if (source.store === undefined) return path;
-  return isAbsolute(source.store) ? join(source.store, path) : undefined;
+  const root = localStoreRoot(source);
+  return root === undefined ? undefined : join(root, path);
 }
 
 /** The NAR serialised here from the path's files, when that gives exactly the NAR the store registered; else undefined. */

@@ -7,10 +7,10 @@
  * (closure.ts), which also says what is wrong.
  */
 import { existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { DEFAULT_STORE_DIR, parseStorePath } from '../../../shared/store-path.ts';
 import { openStoreDb, rowFacts, type StoreDb } from '../../store/db.ts';
-import type { LocalPath, NixSource } from './local-path.ts';
+import { localStoreRoot, type LocalPath, type NixSource } from './local-path.ts';
 
 /**
  * The store DB of `s`, when Nix's store for it is this machine's files under /nix/store: no --store and no
@@ -18,8 +18,10 @@ import type { LocalPath, NixSource } from './local-path.ts';
  * store root. Undefined for anything else (ssh-ng://, another store dir, …).
  */
 export function storeDbOf(s: NixSource): string | undefined {
+  const root = localStoreRoot(s);
+  if (root === undefined) return undefined;
+  if (root) return join(root, 'nix/var/nix/db/db.sqlite');
   const env = s.env ?? process.env;
-  if (s.store !== undefined) return isAbsolute(s.store) ? join(s.store, 'nix/var/nix/db/db.sqlite') : undefined;
   const remote = env.NIX_REMOTE ?? '';
   if (!['', 'daemon', 'local', 'auto'].includes(remote)) return undefined;
   if (env.NIX_STORE_DIR !== undefined && env.NIX_STORE_DIR !== DEFAULT_STORE_DIR) return undefined;
