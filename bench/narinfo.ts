@@ -12,6 +12,8 @@
  *   BENCH_NARINFO_BASE_NODE_FLAGS='--max-semi-space-size=16' …  # node/V8 flags for the base target (with BENCH_NARINFO_BASE=. : an A/B of flags)
  *   BENCH_NARINFO_PROFILE=1 …                   # also a one-process origin under --cpu-prof with the same load
  *   BENCH_NARINFO_MISS=1 …                      # also rounds of narinfos no path has (404: nginx's missing file, the origin's miss)
+ *   BENCH_NARINFO_BARE=1 …                      # a target "node": plain node:http answering the same narinfos from memory
+ *                                               # (bench/lib/bare-narinfo.ts): what Node's HTTP server costs, beside the origin
  *
  * Same BENCH_* settings and fixture as bench/run.ts (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ORIGIN_WORKERS, …).
  */
@@ -21,13 +23,14 @@ import { loadavg } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { benchConfig } from './lib/config.ts';
 import { ensureFixture, hashPart } from './lib/fixture.ts';
-import { freePort, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
+import { freePort, startProcess, stopProcess, treeJiffies, withOtherCpu, type Started } from './lib/procs.ts';
 import { benchScript } from './lib/script.ts';
 import { narinfoPaceMs, runWrk, type WrkResult } from './lib/wrk.ts';
 import { keygen, startNginx, startOrigin, waitOk } from './lib/servers.ts';
 import { summarizeProfile } from './lib/profile.ts';
 import { median, printProfile } from './lib/report.ts';
 
+const BARE_SERVER = new URL('./lib/bare-narinfo.ts', import.meta.url).pathname;
 const t0 = Date.now();
 const say = (s: string) => process.stderr.write(`[narinfo ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
 const load = () => loadavg()[0]!.toFixed(2);
@@ -63,6 +66,12 @@ benchScript('narinfo', say, async (work) => {
     const port = await freePort();
     const proc = startOrigin(name, { workDir: work, root: fx.root, port, signKey: key, edgeSecret: secret, workers, nodeFlags, ...(checkout ? { checkout } : {}) });
     targets.push({ name, base: `http://127.0.0.1:${port}`, headers, proc });
+  }
+  if (env.BENCH_NARINFO_BARE === '1') {
+    const port = await freePort();
+    const proc = startProcess('node', process.execPath, ['--disable-warning=ExperimentalWarning', BARE_SERVER, fx.staticDir, `127.0.0.1:${port}`, String(c.originWorkers)],
+      { env: { ...process.env, ERIS_EDGE_SECRET: secret }, logDir: work });
+    targets.push({ name: 'node', base: `http://127.0.0.1:${port}`, headers, proc });
   }
   await waitOk('nginx', `${targets[0]!.base}/nix-cache-info`, {}, 30_000, [nginx]);
   for (const t of targets.slice(1)) await waitOk(t.name, `${t.base}/health`, headers, 30_000, [t.proc]);
@@ -111,6 +120,11 @@ benchScript('narinfo', say, async (work) => {
     const [a, b] = [rounds.get('origin')!, rounds.get('base')!];
     const ratios = a.map((x, i) => x.r.reqPerSec / b[i]!.r.reqPerSec);
     out += `  origin ÷ base req/s per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×; CPU/req ${median(a.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} vs ${median(b.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} µs\n`;
+  }
+  if (env.BENCH_NARINFO_BARE === '1') {
+    const [a, b] = [rounds.get('origin')!, rounds.get('node')!];
+    const ratios = a.map((x, i) => x.r.reqPerSec / b[i]!.r.reqPerSec);
+    out += `  origin ÷ plain node:http req/s per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×; CPU/req ${median(a.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} vs ${median(b.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} µs\n`;
   }
   if (env.BENCH_NARINFO_MISS === '1') {
     // Narinfos no path has (each small path's hash part reversed): nginx's 404 for a missing file against the origin's.
