@@ -45,7 +45,7 @@ benchScript('narinfo', say, async (work) => {
   const wrkLog = join(work, 'wrk.log');
   const paths = fx.small.map((p) => `/${hashPart(p)}.narinfo`);
   const wrk = async (t: Pick<T, 'base' | 'headers'> & { proc?: Started }, label: string, paceMs?: number, list = paths): Promise<WrkResult> => {
-    const common = { base: t.base, paths: list, headers: t.headers, threads: c.threads, connections: c.connections, timeoutSeconds: 5, workDir: work, logFile: wrkLog, ...(paceMs ? { paceMs } : {}) };
+    const common = { base: t.base, paths: list, headers: t.headers, threads: c.threads, connections: c.connections, timeoutSeconds: 5, workDir: work, logFile: wrkLog, cpus: c.wrkCpus, ...(paceMs ? { paceMs } : {}) };
     if (c.warmupSeconds > 0) await runWrk({ ...common, seconds: c.warmupSeconds, label: `${label} (warm-up)` });
     const cpu0 = t.proc ? treeJiffies(t.proc.pid) : 0;
     const { value: r, otherCpuPct } = await withOtherCpu(() => runWrk({ ...common, seconds: c.seconds, label }));
@@ -75,7 +75,7 @@ benchScript('narinfo', say, async (work) => {
   }
   await waitOk('nginx', `${targets[0]!.base}/nix-cache-info`, {}, 30_000, [nginx]);
   for (const t of targets.slice(1)) await waitOk(t.name, `${t.base}/health`, headers, 30_000, [t.proc]);
-  say(`${c.rounds} alternating rounds of ${c.seconds} s (+${c.warmupSeconds} s warm-up), wrk -t${c.threads} -c${c.connections}, origin with ${c.originWorkers} worker(s)${env.BENCH_NARINFO_BASE ? `, base = ${env.BENCH_NARINFO_BASE} with ${origins[1]![2]}${baseFlags.length ? ` and ${baseFlags.join(' ')}` : ''}` : ''}`);
+  say(`${c.rounds} alternating rounds of ${c.seconds} s (+${c.warmupSeconds} s warm-up), wrk -t${c.threads} -c${c.connections}${c.wrkCpus ? ` pinned to CPU ${c.wrkCpus}` : ''}, origin with ${c.originWorkers} worker(s)${env.BENCH_NARINFO_BASE ? `, base = ${env.BENCH_NARINFO_BASE} with ${origins[1]![2]}${baseFlags.length ? ` and ${baseFlags.join(' ')}` : ''}` : ''}`);
   const rounds = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
   const paced = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
   const line = (i: number, name: string, r: WrkResult, l: string) => say(`  round ${i + 1} ${name.padEnd(13)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s  p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms  ${r.serverCpuUsPerReq?.toFixed(1)} µs CPU/req  load ${l}  other ${r.otherCpuPct?.toFixed(0)}% CPU${r.totalErrors ? `  ${r.totalErrors} errors` : ''}`);

@@ -113,7 +113,7 @@ interface Ctx {
 const JIFFY_US = 1e6 / 100; // USER_HZ is 100 on Linux
 
 async function wrk(ctx: Ctx, label: string, t: { base: string; headers: Record<string, string>; proc?: Started }, paths: string[], threads: number, connections: number, timeoutSeconds: number, paceMs?: number): Promise<WrkResult> {
-  const common = { base: t.base, paths, headers: t.headers, threads, connections, timeoutSeconds, workDir: ctx.work, logFile: ctx.wrkLog, ...(paceMs ? { paceMs } : {}) };
+  const common = { base: t.base, paths, headers: t.headers, threads, connections, timeoutSeconds, workDir: ctx.work, logFile: ctx.wrkLog, cpus: ctx.c.wrkCpus, ...(paceMs ? { paceMs } : {}) };
   await waitQuiet(label, ctx.c.quietWaitSeconds);
   if (ctx.c.warmupSeconds > 0) await runWrk({ ...common, seconds: ctx.c.warmupSeconds, label: `${label} (warm-up)` });
   const cpu0 = t.proc ? treeJiffies(t.proc.pid) : 0;
@@ -416,7 +416,7 @@ async function main() {
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGb: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version },
       params: {
         smallPaths: fx.small.length, largeMb: c.largeMb, largeNarBytes: narBytes, huge: c.huge, hugeMb: fx.hugeMb ?? null,
-        seconds: c.seconds, warmupSeconds: c.warmupSeconds, threads: c.threads, connections: c.connections, narParallel: c.narParallel, originWorkers: c.originWorkers,
+        seconds: c.seconds, warmupSeconds: c.warmupSeconds, threads: c.threads, connections: c.connections, wrkCpus: c.wrkCpus, narParallel: c.narParallel, originWorkers: c.originWorkers,
         wideRefs: fx.small.length, closurePaths: closure.length, copyRuns: c.copyRuns, rounds: c.rounds,
         loadAverage: loadavg().map((x) => x.toFixed(2)).join(' '),
         workerAuth: c.skipWorker ? 'skipped' : c.anonymous ? 'anonymous' : 'bearer token (KV lookup per request)',

@@ -19,6 +19,11 @@ export interface BenchConfig {
   /** wrk threads / connections for the loaded narinfo run. */
   threads: number;
   connections: number;
+  /**
+   * CPUs wrk is pinned to (`taskset -c`), e.g. "1"; empty: wherever the kernel puts it, on the servers' cores
+   * too. The servers are never pinned.
+   */
+  wrkCpus: string;
   /** Parallel NAR streams. */
   narParallel: number;
   /** `nix copy` runs of the whole closure per target (the median counts), in rounds alternating with the reference. */
@@ -62,11 +67,19 @@ function flag(env: NodeJS.ProcessEnv, name: string): boolean {
   throw new BenchConfigError(`${name} must be 1 or 0, got ${JSON.stringify(env[name])}`);
 }
 
+/** A `taskset -c` CPU list ("1", "0,2", "2-3"), or "" when unset. */
+function cpuList(env: NodeJS.ProcessEnv, name: string): string {
+  const v = env[name] ?? '';
+  if (v !== '' && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) throw new BenchConfigError(`${name} must be a CPU list such as 1 or 0,2 or 2-3, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 export function benchConfig(env: NodeJS.ProcessEnv): BenchConfig {
   const threads = int(env, 'BENCH_THREADS', 2, 1, 64);
   const connections = int(env, 'BENCH_CONNECTIONS', 32, 1, 4096);
   if (connections < threads) throw new BenchConfigError('BENCH_CONNECTIONS must be at least BENCH_THREADS');
   return {
+    wrkCpus: cpuList(env, 'BENCH_WRK_CPUS'),
     smallPaths: int(env, 'BENCH_PATHS', 300, 10, 5000),
     largeMb: int(env, 'BENCH_LARGE_MB', 256, 1, 65536),
     huge: flag(env, 'BENCH_HUGE'),

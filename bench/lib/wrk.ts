@@ -46,6 +46,8 @@ export interface WrkRun {
    * latencies are a server's answer time at that rate, not queueing behind wrk's closed loop.
    */
   paceMs?: number;
+  /** CPUs to pin wrk to (`taskset -c`, BENCH_WRK_CPUS); unpinned when empty or absent. */
+  cpus?: string;
 }
 
 /**
@@ -83,10 +85,10 @@ export async function runWrk(r: WrkRun): Promise<WrkResult> {
   args.push('-s', r.paceMs ? pacedScript(r.workDir, r.paceMs) : SCRIPT, r.base, '--', listFile);
 
   const limitMs = (r.seconds + r.timeoutSeconds + 30) * 1000;
-  const run = await runProcess('wrk', args, { timeoutMs: limitMs }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: String(e), timedOut: false }));
+  const run = await runProcess(r.cpus ? 'taskset' : 'wrk', r.cpus ? ['-c', r.cpus, 'wrk', ...args] : args, { timeoutMs: limitMs }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: String(e), timedOut: false }));
   const { stdout: out, stderr: err } = run;
   const code = run.timedOut ? null : run.code;
-  appendFileSync(r.logFile, `\n=== ${r.label}: wrk ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}\n${out}${err}`);
+  appendFileSync(r.logFile, `\n=== ${r.label}: ${r.cpus ? `taskset -c ${r.cpus} ` : ''}wrk ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}\n${out}${err}`);
   if (code !== 0) throw new Error(`wrk (${r.label}) ${code === null ? `did not finish within ${limitMs / 1000} s` : `exited with ${code}`}: ${err.trim() || out.trim()}`);
   const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));
   if (!line) throw new Error(`wrk (${r.label}) printed no summary:\n${out}${err}`);
