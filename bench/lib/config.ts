@@ -90,7 +90,7 @@ export function benchConfig(env: NodeJS.ProcessEnv): BenchConfig {
     threads,
     connections,
     narParallel: int(env, 'BENCH_NAR_PARALLEL', 8, 2, 256),
-    copyRuns: int(env, 'BENCH_COPY_RUNS', 3, 0, 50),
+    copyRuns: int(env, 'BENCH_COPY_RUNS', 5, 0, 50),
     rounds: int(env, 'BENCH_ROUNDS', 3, 1, 50),
     originWorkers: int(env, 'BENCH_ORIGIN_WORKERS', cpus().length, 1, 64),
     profile: flag(env, 'BENCH_PROFILE'),
