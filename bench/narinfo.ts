@@ -28,7 +28,7 @@ import { benchScript } from './lib/script.ts';
 import { narinfoPaceMs, runWrk, type WrkResult } from './lib/wrk.ts';
 import { keygen, startNginx, startOrigin, waitOk } from './lib/servers.ts';
 import { summarizeProfile } from './lib/profile.ts';
-import { median, printProfile } from './lib/report.ts';
+import { median, printProfile, wrkPinned } from './lib/report.ts';
 
 const BARE_SERVER = new URL('./lib/bare-narinfo.ts', import.meta.url).pathname;
 const t0 = Date.now();
@@ -75,7 +75,7 @@ benchScript('narinfo', say, async (work) => {
   }
   await waitOk('nginx', `${targets[0]!.base}/nix-cache-info`, {}, 30_000, [nginx]);
   for (const t of targets.slice(1)) await waitOk(t.name, `${t.base}/health`, headers, 30_000, [t.proc]);
-  say(`${c.rounds} alternating rounds of ${c.seconds} s (+${c.warmupSeconds} s warm-up), wrk -t${c.threads} -c${c.connections}${c.wrkCpus ? ` pinned to CPU ${c.wrkCpus}` : ''}, origin with ${c.originWorkers} worker(s)${env.BENCH_NARINFO_BASE ? `, base = ${env.BENCH_NARINFO_BASE} with ${origins[1]![2]}${baseFlags.length ? ` and ${baseFlags.join(' ')}` : ''}` : ''}`);
+  say(`${c.rounds} alternating rounds of ${c.seconds} s (+${c.warmupSeconds} s warm-up), wrk -t${c.threads} -c${c.connections}${wrkPinned(c.wrkCpus)}, origin with ${c.originWorkers} worker(s)${env.BENCH_NARINFO_BASE ? `, base = ${env.BENCH_NARINFO_BASE} with ${origins[1]![2]}${baseFlags.length ? ` and ${baseFlags.join(' ')}` : ''}` : ''}`);
   const rounds = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
   const paced = new Map<string, Round[]>(targets.map((t) => [t.name, []]));
   const line = (i: number, name: string, r: WrkResult, l: string) => say(`  round ${i + 1} ${name.padEnd(13)} ${r.reqPerSec.toFixed(0).padStart(6)} req/s  p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms  ${r.serverCpuUsPerReq?.toFixed(1)} µs CPU/req  load ${l}  other ${r.otherCpuPct?.toFixed(0)}% CPU${r.totalErrors ? `  ${r.totalErrors} errors` : ''}`);
@@ -116,16 +116,14 @@ benchScript('narinfo', say, async (work) => {
     const p99 = rs.map((x) => x.r.latencyUs.p99 / 1000);
     out += `  ${t.name.padEnd(6)} req/s [${rs.map((x) => x.r.reqPerSec.toFixed(0)).join(', ')}]  p50 median ${median(rs.map((x) => x.r.latencyUs.p50 / 1000)).toFixed(2)} ms  p99 median ${median(p99).toFixed(2)} ms [${p99.map((x) => x.toFixed(2)).join(', ')}]  CPU/req median ${median(rs.map((x) => x.r.serverCpuUsPerReq ?? NaN)).toFixed(1)} µs\n`;
   }
-  if (env.BENCH_NARINFO_BASE) {
-    const [a, b] = [rounds.get('origin')!, rounds.get('base')!];
+  /** The origin against another target, round by round. */
+  const originVersus = (name: string, label: string) => {
+    const [a, b] = [rounds.get('origin')!, rounds.get(name)!];
     const ratios = a.map((x, i) => x.r.reqPerSec / b[i]!.r.reqPerSec);
-    out += `  origin ÷ base req/s per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×; CPU/req ${median(a.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} vs ${median(b.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} µs\n`;
-  }
-  if (env.BENCH_NARINFO_BARE === '1') {
-    const [a, b] = [rounds.get('origin')!, rounds.get('node')!];
-    const ratios = a.map((x, i) => x.r.reqPerSec / b[i]!.r.reqPerSec);
-    out += `  origin ÷ plain node:http req/s per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×; CPU/req ${median(a.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} vs ${median(b.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} µs\n`;
-  }
+    out += `  origin ÷ ${label} req/s per round ${ratios.map((x) => x.toFixed(2)).join(', ')}: median ${median(ratios).toFixed(2)}×; CPU/req ${median(a.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} vs ${median(b.map((x) => x.r.serverCpuUsPerReq!)).toFixed(1)} µs\n`;
+  };
+  if (env.BENCH_NARINFO_BASE) originVersus('base', 'base');
+  if (env.BENCH_NARINFO_BARE === '1') originVersus('node', 'plain node:http');
   if (env.BENCH_NARINFO_MISS === '1') {
     // Narinfos no path has (each small path's hash part reversed): nginx's 404 for a missing file against the origin's.
     const misses = paths.map((p) => `/${p.slice(1, 33).split('').reverse().join('')}.narinfo`);

@@ -11,7 +11,8 @@ import cluster from 'node:cluster';
 import { createServer } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EDGE_SECRET_HEADER } from '../../shared/contract.ts';
+import { CONTENT_TYPE, EDGE_SECRET_HEADER } from '../../shared/contract.ts';
+import { parseBind } from '../../origin/config/index.ts';
 import { sentHeaders } from '../../origin/server/respond.ts';
 import { sameSecret } from '../../origin/server/middleware/edge-auth/index.ts';
 
@@ -27,13 +28,13 @@ if (cluster.isPrimary && workers > 1) {
   for (const f of readdirSync(staticDir)) {
     if (!f.endsWith('.narinfo')) continue;
     const text = readFileSync(join(staticDir, f), 'latin1');
-    answers.set(`/${f}`, { text, headers: sentHeaders('text/x-nix-narinfo', text.length) });
+    answers.set(`/${f}`, { text, headers: sentHeaders(CONTENT_TYPE.narinfo, text.length) });
   }
-  const [host, port] = [bind.slice(0, bind.lastIndexOf(':')), Number(bind.slice(bind.lastIndexOf(':') + 1))];
+  const { host, port } = parseBind('bind', bind);
   const server = createServer((req, res) => {
+    if (req.url === '/health') return void res.end('ok\n');
     const given = req.headers[EDGE_SECRET_HEADER];
     const a = answers.get(req.url ?? '');
-    if (req.url === '/health') return void res.end('ok\n');
     if (typeof given !== 'string' || !sameSecret(given, secret) || !a) {
       res.writeHead(404);
       return void res.end();

@@ -76,10 +76,10 @@ export const median = (xs: number[]) => {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** The median over the alternating rounds (narinfoRounds), or the single loaded run of an older results file. */
-/** How wrk ran, when pinned (BENCH_WRK_CPUS): " pinned to CPU 1"; "" otherwise (and in results from before the setting). */
-const wrkPinned = (p: Results['params']) => (p.wrkCpus ? ` pinned to CPU ${p.wrkCpus} (taskset; the servers unpinned)` : '');
+/** How wrk ran, when pinned (BENCH_WRK_CPUS): " pinned to CPU 1 (…)"; "" otherwise (and in results from before the setting). */
+export const wrkPinned = (cpus: unknown) => (cpus ? ` pinned to CPU ${cpus} (taskset; the servers unpinned)` : '');
 
+/** The median over the alternating rounds (narinfoRounds), or the single loaded run of an older results file. */
 export function roundsMedian(x: TargetRuns, get: (r: WrkResult) => number): number {
   return x.narinfoRounds?.length ? median(x.narinfoRounds.map(get)) : get(x.narinfoLoaded);
 }
@@ -193,7 +193,7 @@ export function printReport(r: Results, write: (s: string) => void) {
   const n = m.targets.nginx!;
   const p = r.params;
   write(`\neris benchmark ${r.date} (commit ${r.commit}) on ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}\n`);
-  write(`${p.smallPaths} small paths, ${p.largeMb} MiB NAR, ${p.seconds} s per run, wrk -t${p.threads} -c${p.connections}${wrkPinned(p)} for loaded narinfo, ${p.narParallel} parallel NAR streams; Worker auth: ${p.workerAuth}\n\n`);
+  write(`${p.smallPaths} small paths, ${p.largeMb} MiB NAR, ${p.seconds} s per run, wrk -t${p.threads} -c${p.connections}${wrkPinned(p.wrkCpus)} for loaded narinfo, ${p.narParallel} parallel NAR streams; Worker auth: ${p.workerAuth}\n\n`);
   const cols: { t: TargetName; label: string }[] = [
     { t: 'origin', label: 'origin' },
     { t: 'worker', label: 'eris edge' },
@@ -465,7 +465,7 @@ export function markdownSummary(r: Results): string {
   const out: string[] = [];
   const other = Math.max(0, ...Object.values(m.targets).flatMap((t) => [t!.narinfoLoaded, t!.narinfoWide, t!.narinfoSingle, t!.narSingle, t!.narParallel].map((x) => x?.otherCpuPct ?? 0)));
   out.push(`Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC (commit ${r.commit}) on ${r.machine.cpus} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}; ` +
-    `wrk -t${p.threads} -c${p.connections}${wrkPinned(p)}, ${p.seconds} s per run, origin with ${p.originWorkers} worker processes; other processes took up to ${f(other)}% of the CPUs during a run` +
+    `wrk -t${p.threads} -c${p.connections}${wrkPinned(p.wrkCpus)}, ${p.seconds} s per run, origin with ${p.originWorkers} worker processes; other processes took up to ${f(other)}% of the CPUs during a run` +
     `${other > 10 ? ' (a busy machine: the ratios are rougher than usual)' : ''}; load average ${p.loadAverage ?? '?'} at the end. Measure again with \`npm run bench\` (${Math.round(r.elapsedSeconds / 60)} minutes this time; it writes bench/results/latest.json), then regenerate this table with \`node bench/render.ts bench/results/latest.json --readme docs/performance.md\`.`);
   out.push('');
   out.push('| | nginx | origin | × nginx | do-nothing Worker | eris edge | edge ÷ do-nothing | target (issue 20) |');
