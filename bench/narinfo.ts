@@ -39,7 +39,7 @@ interface T { name: string; base: string; headers: Record<string, string>; proc:
 interface Round { r: WrkResult; load: string }
 
 benchScript('narinfo', say, async (work) => {
-  const env: NodeJS.ProcessEnv = { BENCH_ROUNDS: '5', ...process.env };
+  const env = process.env;
   const c = benchConfig(env);
   const fx = ensureFixture(c, say);
   const wrkLog = join(work, 'wrk.log');

@@ -91,7 +91,7 @@ export function benchConfig(env: NodeJS.ProcessEnv): BenchConfig {
     connections,
     narParallel: int(env, 'BENCH_NAR_PARALLEL', 8, 2, 256),
     copyRuns: int(env, 'BENCH_COPY_RUNS', 5, 0, 50),
-    rounds: int(env, 'BENCH_ROUNDS', 3, 1, 50),
+    rounds: int(env, 'BENCH_ROUNDS', 5, 1, 50),
     originWorkers: int(env, 'BENCH_ORIGIN_WORKERS', cpus().length, 1, 64),
     profile: flag(env, 'BENCH_PROFILE'),
     quietWaitSeconds: int(env, 'BENCH_QUIET_WAIT', 30, 0, 3600),
