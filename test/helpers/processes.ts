@@ -59,13 +59,45 @@ export function runProcess(cmd: string, args: string[], o: { env?: NodeJS.Proces
   });
 }
 
-export function freePort(): Promise<number> {
+/**
+ * A loopback port for a child process to bind later. A port from listen(0) lies in the kernel's ephemeral range
+ * (net.ipv4.ip_local_port_range), where any outgoing connection may take it as its source port in the seconds
+ * before the child binds — wrangler dev takes several, and once found its port so taken ("Address already in
+ * use"). So: a random port in the 10 000 below that range, checked free now, never the same twice from this
+ * process; listen(0) only where the range starts too low to leave room.
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  if (low < 11_024) return bindable(0) as Promise<number>;
+  for (let i = 0; i < 200; i++) {
+    const port = low - 10_000 + Math.floor(Math.random() * 10_000);
+    if (handedOut.has(port)) continue;
+    if ((await bindable(port)) !== undefined) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free loopback port found in ${low - 10_000}–${low - 1}`);
+}
+
+const handedOut = new Set<number>();
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** The port, once bound and released on 127.0.0.1 (0: whatever the kernel gives); undefined when it is taken. */
+function bindable(port: number): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+    srv.once('error', (e: NodeJS.ErrnoException) => (port !== 0 && (e.code === 'EADDRINUSE' || e.code === 'EACCES') ? resolve(undefined) : reject(e)));
+    srv.listen(port, '127.0.0.1', () => {
+      const bound = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(bound));
     });
   });
 }
