@@ -117,19 +117,8 @@ export function run(cmd: string, args: string[], opts: SpawnSyncOptions & { time
   return String(r.stdout ?? '');
 }
 
-/** A loopback port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A loopback port for a server started later (below the ephemeral range: see the test helper). */
+export { freePort } from '../../test/helpers/processes.ts';
 
 /** Busy and total jiffies of the whole machine, from /proc/stat. */
 export function machineJiffies(): { busy: number; total: number } {
